@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/gitgate/gitgate/policy"
+	"github.com/spf13/pflag"
+)
+
+// gateFlags are the policy flags shared by every command that judges.
+type gateFlags struct {
+	policyDirs []string
+	noBuiltin  bool
+	registries []string
+	values     string
+}
+
+func (f *gateFlags) BindFlags(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&f.policyDirs, "policies", nil, "policy file or directory (repeatable; default: the built-in bundle plus ROOT/policies/ if present)")
+	fs.BoolVar(&f.noBuiltin, "no-builtin", false, "leave the built-in policy bundle out")
+	fs.StringSliceVar(&f.registries, "registry", nil, "allowed image registry, e.g. harbor.example.com (repeatable; default: registries: in .gitgate.yaml)")
+	fs.StringVar(&f.values, "values", "", "Kyverno values file supplying cluster data (apiCall/configMap results, namespace labels)")
+}
+
+// osSource names an OS path as a policy.Source shown as the user typed it.
+func osSource(p string) policy.Source {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		abs = p
+	}
+	return policy.Source{FS: os.DirFS(filepath.Dir(abs)), Root: filepath.Base(abs), Display: filepath.ToSlash(filepath.Clean(p))}
+}
+
+// open builds the gate for a repository root: flags first, then .gitgate.yaml.
+// It returns the policy directories it used, so callers can keep them out of the manifests.
+func (f *gateFlags) open(root string, stderr io.Writer) (*policy.Gate, []string, error) {
+	cfg := &policy.Config{}
+	if st, err := os.Stat(root); err == nil && st.IsDir() {
+		c, err := policy.LoadConfig(os.DirFS(root))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", root, err)
+		}
+		cfg = c
+	}
+	opts := policy.GateOptions{NoBuiltin: f.noBuiltin || cfg.NoBuiltin, Registries: f.registries}
+	if len(opts.Registries) == 0 {
+		opts.Registries = cfg.Registries
+	}
+	dirs := f.policyDirs
+	if len(dirs) == 0 {
+		for _, d := range cfg.Policies {
+			dirs = append(dirs, filepath.Join(root, d))
+		}
+	}
+	if len(dirs) == 0 {
+		if st, err := os.Stat(filepath.Join(root, "policies")); err == nil && st.IsDir() {
+			dirs = []string{filepath.Join(root, "policies")}
+		}
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err != nil {
+			return nil, nil, fmt.Errorf("--policies %s: %w", d, err)
+		}
+		opts.PolicyDirs = append(opts.PolicyDirs, osSource(d))
+	}
+	valuesFile := f.values
+	if valuesFile == "" && cfg.Values != "" {
+		valuesFile = filepath.Join(root, cfg.Values)
+	}
+	if valuesFile != "" {
+		src := osSource(valuesFile)
+		v, err := policy.LoadValues(src.FS, src.Root)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.Values = v
+	}
+	g, err := policy.OpenGate(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range g.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	var shown []string
+	for _, s := range opts.PolicyDirs {
+		shown = append(shown, s.Display)
+	}
+	return g, shown, nil
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/gitgate/gitgate/policy"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+type testOptions struct {
+	registries []string
+	all        bool
+}
+
+func (o *testOptions) BindFlags(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&o.registries, "registry", nil, "allowed image registry made available to policies as gitgate.registries (a test's values file can set it too)")
+	fs.BoolVar(&o.all, "all", false, "print every row, not only mismatches")
+}
+
+func newTestCmd(stdout, stderr io.Writer) *cobra.Command {
+	o := &testOptions{}
+	cmd := &cobra.Command{
+		Use:   "test PATH...",
+		Short: "Run Kyverno CLI test manifests (kyverno-test.yaml) so policies are tested like code",
+		Long: `Test finds every kyverno-test.yaml (cli.kyverno.io/v1alpha1 Test) under the given
+directories and runs it with gitgate's engine: the listed policies, resources, exceptions,
+values and user info, comparing each expected result with the actual one, as 'kyverno test'
+does for validation policies.
+
+Exit codes: 0 all pass, 1 a result did not match, 2 a test could not run.`,
+		Example: `  gitgate test policies/
+  gitgate test --all ./kyverno-policies/pod-security`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, args, stdout, stderr)
+		},
+	}
+	o.BindFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *testOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.Writer) error {
+	var vars map[string]any
+	if regs := policy.RegistryPatterns(o.registries); len(regs) > 0 {
+		vars = map[string]any{policy.RegistriesVariable: regs}
+	}
+	total := &policy.TestOutcome{}
+	for _, a := range args {
+		src := osSource(a)
+		out := policy.RunTests(cmd.Context(), src.FS, src.Root, policy.TestOptions{Variables: vars, Display: src.Display})
+		total.Rows = append(total.Rows, out.Rows...)
+		total.Errors = append(total.Errors, out.Errors...)
+		total.Tests += out.Tests
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TEST\tPOLICY\tRULE\tRESOURCE\tEXPECTED\tACTUAL\tRESULT")
+	for _, r := range total.Rows {
+		if r.Pass && !o.all {
+			continue
+		}
+		verdict := "ok"
+		if !r.Pass {
+			verdict = "MISMATCH: " + r.Message
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Test, r.Policy, r.Rule, r.Resource, r.Expected, r.Actual, verdict)
+	}
+	tw.Flush()
+	for _, e := range total.Errors {
+		fmt.Fprintf(stderr, "%v\n", e)
+	}
+	failed := total.Failed()
+	fmt.Fprintf(stdout, "%d tests, %d results: %d passed, %d failed\n", total.Tests, len(total.Rows), len(total.Rows)-failed, failed)
+	switch {
+	case len(total.Errors) > 0:
+		return exitCodeError{exitError}
+	case total.Tests == 0:
+		fmt.Fprintf(stderr, "gitgate test: no %s found\n", policy.TestFileName)
+		return exitCodeError{exitError}
+	case failed > 0:
+		return exitCodeError{exitViolations}
+	}
+	return nil
+}

@@ -1,0 +1,386 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"sigs.k8s.io/yaml"
+)
+
+// DefaultMaxFileSize is the largest manifest file read unless raised.
+const DefaultMaxFileSize = 16 << 20
+
+// CheckOptions configure a check. Start from DefaultCheckOptions.
+type CheckOptions struct {
+	// Workers evaluate files in parallel; default: all cores.
+	Workers int
+	// MaxFileSize refuses larger files with an error naming the limit.
+	MaxFileSize int64
+	// Schema strictly decodes built-in kinds against their k8s.io/api types.
+	Schema bool
+	// KeepPasses keeps pass and skip results in the report; otherwise only counted.
+	KeepPasses bool
+	// Request is the admission request every resource is evaluated as.
+	Request Request
+	// Exclude lists paths (as shown, slash-separated) that are not manifests, such as
+	// the policy directories.
+	Exclude []string
+	// Progress, when set, is called as files complete.
+	Progress func(done, total int)
+}
+
+// DefaultCheckOptions uses every core, a 16 MiB file limit and the schema check.
+func DefaultCheckOptions() CheckOptions {
+	return CheckOptions{Workers: runtime.GOMAXPROCS(0), MaxFileSize: DefaultMaxFileSize, Schema: true}
+}
+
+// Source is a tree of manifests: Root inside FS, shown to the user as Display
+// (Display/relative/path). Root may name a single file.
+type Source struct {
+	FS      fs.FS
+	Root    string
+	Display string
+}
+
+// Duplicate is one identity defined more than once.
+type Duplicate struct {
+	Resource string   `json:"resource"`
+	Origins  []Origin `json:"origins"`
+}
+
+// Summary counts a report.
+type Summary struct {
+	Files     int `json:"files"`
+	Resources int `json:"resources"`
+	Policies  int `json:"policies"`
+	Pass      int `json:"pass"`
+	Fail      int `json:"fail"`
+	Warn      int `json:"warn"`
+	Error     int `json:"error"`
+	Skip      int `json:"skip"`
+	// Blocking counts failures and errors of Enforce rules.
+	Blocking int `json:"blocking"`
+}
+
+// Report is the outcome of a check.
+type Report struct {
+	Summary Summary
+	// Results are sorted by file, position, resource, policy and rule.
+	Results []Result
+	// Errors are inputs that could not be checked (*InputError).
+	Errors []error
+	// Duplicates are identities defined more than once, with every origin.
+	Duplicates []Duplicate
+	// Unchecked counts resources by apiVersion/kind that have no known schema.
+	Unchecked map[string]int
+	// Notices are things the user should know that are not findings.
+	Notices []string
+}
+
+// Blocking reports whether any Enforce rule failed.
+func (r *Report) Blocking() bool { return r.Summary.Blocking > 0 }
+
+type fileJob struct {
+	src  Source
+	name string // inside src.FS
+	show string // as displayed
+}
+
+// Check walks the sources, decodes every manifest, checks its schema and evaluates it.
+// Files are processed in parallel and streamed: a file's YAML tree is dropped once its
+// findings carry positions. One bad file never hides the results of the others.
+func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions) *Report {
+	rep := &Report{Unchecked: map[string]int{}}
+	var jobs []fileJob
+	for _, src := range sources {
+		j, errs, notices := walk(src, opts.Exclude)
+		jobs = append(jobs, j...)
+		rep.Errors = append(rep.Errors, errs...)
+		rep.Notices = append(rep.Notices, notices...)
+	}
+	workers := max(opts.Workers, 1)
+	var (
+		mu    sync.Mutex
+		next  atomic.Int64
+		done  atomic.Int64
+		wg    sync.WaitGroup
+		seen  = map[string][]Origin{}
+		names = map[string]string{}
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local Report
+			local.Unchecked = map[string]int{}
+			type ident struct {
+				key, id string
+				o       Origin
+			}
+			var ids []ident
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(jobs) || ctx.Err() != nil {
+					break
+				}
+				resources, err := readJob(jobs[i], opts.MaxFileSize)
+				if err != nil {
+					local.Errors = append(local.Errors, err)
+				}
+				for _, r := range resources {
+					if skipKind(r) {
+						continue
+					}
+					local.Summary.Resources++
+					ids = append(ids, ident{r.key(), r.ID(), r.Origin})
+					e.checkOne(ctx, r, opts, &local)
+				}
+				if opts.Progress != nil {
+					opts.Progress(int(done.Add(1)), len(jobs))
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			rep.Results = append(rep.Results, local.Results...)
+			rep.Errors = append(rep.Errors, local.Errors...)
+			addSummary(&rep.Summary, local.Summary)
+			for k, n := range local.Unchecked {
+				rep.Unchecked[k] += n
+			}
+			for _, id := range ids {
+				seen[id.key] = append(seen[id.key], id.o)
+				names[id.key] = id.id
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		rep.Errors = append(rep.Errors, fmt.Errorf("check interrupted: %w", err))
+	}
+	rep.Summary.Files = len(jobs)
+	rep.Summary.Policies = e.set.Len()
+	for key, origins := range seen {
+		if len(origins) > 1 {
+			slices.SortFunc(origins, func(a, b Origin) int { return strings.Compare(a.String(), b.String()) })
+			rep.Duplicates = append(rep.Duplicates, Duplicate{Resource: names[key], Origins: origins})
+		}
+	}
+	sort.Slice(rep.Duplicates, func(i, j int) bool { return rep.Duplicates[i].Resource < rep.Duplicates[j].Resource })
+	SortResults(rep.Results)
+	sort.Slice(rep.Errors, func(i, j int) bool { return rep.Errors[i].Error() < rep.Errors[j].Error() })
+	return rep
+}
+
+// CheckResources evaluates resources that are already decoded (rendered output).
+func (e *Engine) CheckResources(ctx context.Context, resources []Resource, opts CheckOptions) *Report {
+	rep := &Report{Unchecked: map[string]int{}}
+	for _, r := range resources {
+		if skipKind(r) {
+			continue
+		}
+		rep.Summary.Resources++
+		e.checkOne(ctx, r, opts, rep)
+	}
+	rep.Summary.Policies = e.set.Len()
+	SortResults(rep.Results)
+	return rep
+}
+
+func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, rep *Report) {
+	var results []Result
+	if opts.Schema {
+		rs, checked := CheckSchema(r)
+		if !checked {
+			rep.Unchecked[r.Object.GetAPIVersion()+"/"+r.Object.GetKind()]++
+		}
+		results = append(results, rs...)
+	}
+	results = append(results, e.Evaluate(ctx, r, opts.Request)...)
+	for _, res := range results {
+		count(&rep.Summary, res)
+		if opts.KeepPasses || res.Finding() {
+			rep.Results = append(rep.Results, res)
+		}
+	}
+}
+
+func count(s *Summary, r Result) {
+	switch r.Status {
+	case StatusPass:
+		s.Pass++
+	case StatusFail:
+		s.Fail++
+	case StatusWarn:
+		s.Warn++
+	case StatusError:
+		s.Error++
+	case StatusSkip:
+		s.Skip++
+	}
+	if r.Blocking() {
+		s.Blocking++
+	}
+}
+
+func addSummary(dst *Summary, s Summary) {
+	dst.Resources += s.Resources
+	dst.Pass += s.Pass
+	dst.Fail += s.Fail
+	dst.Warn += s.Warn
+	dst.Error += s.Error
+	dst.Skip += s.Skip
+	dst.Blocking += s.Blocking
+}
+
+// skipKind reports documents that are tooling configuration, not cluster objects.
+func skipKind(r Resource) bool {
+	switch r.Object.GroupVersionKind().Group {
+	case "kustomize.config.k8s.io", "cli.kyverno.io", "config.kubernetes.io":
+		return true
+	}
+	return false
+}
+
+func walk(src Source, exclude []string) ([]fileJob, []error, []string) {
+	var (
+		jobs    []fileJob
+		errs    []error
+		notices []string
+		patches = map[string]bool{}
+	)
+	show := displayFunc(src)
+	excluded := func(p string) bool {
+		s := show(p)
+		for _, x := range exclude {
+			if s == x || strings.HasPrefix(s, strings.TrimSuffix(x, "/")+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	err := fs.WalkDir(src.FS, src.Root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			errs = append(errs, &InputError{Origin: Origin{File: show(p)}, Err: fmt.Errorf("cannot read: %w", unwrapPathErr(err))})
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			if p != src.Root && (strings.HasPrefix(d.Name(), ".") || excluded(p)) {
+				return fs.SkipDir
+			}
+			if _, err := fs.Stat(src.FS, path.Join(p, "Chart.yaml")); err == nil {
+				notices = append(notices, fmt.Sprintf("%s: Helm chart skipped: plain-manifest mode does not render charts", show(p)))
+				return fs.SkipDir
+			}
+			for _, patch := range kustomizePatches(src.FS, p) {
+				patches[patch] = true
+			}
+			return nil
+		}
+		if p != src.Root && (!isManifestFile(p) || excluded(p)) {
+			return nil
+		}
+		switch path.Base(p) {
+		case "kustomization.yaml", "kustomization.yml", "Kustomization":
+			return nil
+		}
+		if patches[p] {
+			notices = append(notices, fmt.Sprintf("%s: kustomize patch skipped: it is a fragment, checked once rendered", show(p)))
+			return nil
+		}
+		jobs = append(jobs, fileJob{src: src, name: p, show: show(p)})
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, &InputError{Origin: Origin{File: show(src.Root)}, Err: err})
+	}
+	return jobs, errs, notices
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func readJob(j fileJob, limit int64) ([]Resource, error) {
+	info, err := fs.Stat(j.src.FS, j.name)
+	if err != nil {
+		return nil, &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("cannot read: %w", unwrapPathErr(err))}
+	}
+	if limit > 0 && info.Size() > limit {
+		return nil, &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("file is %d bytes, over the %d-byte limit; raise it with --max-file-size if the file is legitimate", info.Size(), limit)}
+	}
+	data, err := fs.ReadFile(j.src.FS, j.name)
+	if err != nil {
+		return nil, &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("cannot read: %w", unwrapPathErr(err))}
+	}
+	return Decode(j.show, data)
+}
+
+// displayFunc maps a path inside src.FS to the path shown to the user.
+func displayFunc(src Source) func(string) string {
+	return func(p string) string {
+		if src.Display == "" {
+			return p
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, src.Root), "/")
+		if rel == "" || src.Root == "." && p == "." {
+			return src.Display
+		}
+		if src.Root == "." {
+			rel = p
+		}
+		return path.Join(src.Display, rel)
+	}
+}
+
+// kustomizePatches lists the patch files a directory's kustomization names: fragments
+// of objects, not objects, so plain-manifest mode must not judge them.
+func kustomizePatches(fsys fs.FS, dir string) []string {
+	var data []byte
+	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
+		if b, err := fs.ReadFile(fsys, path.Join(dir, n)); err == nil {
+			data = b
+			break
+		}
+	}
+	if data == nil {
+		return nil
+	}
+	var k struct {
+		Patches               []struct{ Path string } `json:"patches"`
+		PatchesStrategicMerge []string                `json:"patchesStrategicMerge"`
+		PatchesJSON6902       []struct{ Path string } `json:"patchesJson6902"`
+	}
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		return nil // rendering reports a broken kustomization; here it only filters
+	}
+	var out []string
+	add := func(p string) {
+		if p != "" && !strings.Contains(p, "\n") && !strings.HasPrefix(p, "/") {
+			out = append(out, path.Clean(path.Join(dir, p)))
+		}
+	}
+	for _, p := range k.Patches {
+		add(p.Path)
+	}
+	for _, p := range k.PatchesStrategicMerge {
+		add(p)
+	}
+	for _, p := range k.PatchesJSON6902 {
+		add(p.Path)
+	}
+	return out
+}

@@ -1,0 +1,315 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// InputError is a file that could not be read or decoded. It names the position when
+// the decoder reported one.
+type InputError struct {
+	Origin Origin
+	Err    error
+}
+
+func (e *InputError) Error() string { return e.Origin.String() + ": " + e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// ErrAliasExpansion is returned for documents whose YAML aliases expand far beyond the
+// size of the file (the "billion laughs" attack).
+var ErrAliasExpansion = errors.New("yaml aliases expand too far (alias bomb?); refusing to decode")
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// Decode reads every Kubernetes object of a YAML or JSON file: multi-document files,
+// empty documents skipped, List kinds expanded. Documents that are not Kubernetes objects
+// (no apiVersion or kind) are skipped. On a malformed document the objects decoded before
+// it are returned together with an *InputError that names the line.
+func Decode(file string, data []byte) ([]Resource, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	// Every node of the expanded tree costs at least a byte of input unless aliases
+	// multiply it; allow generous reuse of anchors but not exponential growth.
+	budget := 64*len(data) + 4096
+	var out []Resource
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, decodeErr(file, err)
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		root := doc.Content[0]
+		c := converter{budget: budget}
+		v, err := c.value(root)
+		if err != nil {
+			return out, &InputError{Origin: Origin{File: file, Line: root.Line, Col: root.Column}, Err: err}
+		}
+		budget = c.budget
+		obj, ok := v.(map[string]any)
+		if !ok {
+			if v == nil {
+				continue
+			}
+			return out, &InputError{Origin: Origin{File: file, Line: root.Line, Col: root.Column},
+				Err: fmt.Errorf("document is a %s, not a Kubernetes object", kindOfNode(root))}
+		}
+		out = appendObject(out, file, root, obj)
+	}
+}
+
+func appendObject(out []Resource, file string, node *yaml.Node, obj map[string]any) []Resource {
+	kind, _ := obj["kind"].(string)
+	apiVersion, _ := obj["apiVersion"].(string)
+	if kind == "" || apiVersion == "" {
+		return out
+	}
+	if items, ok := obj["items"].([]any); ok && strings.HasSuffix(kind, "List") {
+		itemsNode := mapValue(node, "items")
+		for i, it := range items {
+			m, ok := it.(map[string]any)
+			if !ok {
+				continue
+			}
+			var n *yaml.Node
+			if itemsNode != nil && i < len(itemsNode.Content) {
+				n = resolveAlias(itemsNode.Content[i])
+			} else {
+				n = node
+			}
+			out = appendObject(out, file, n, m)
+		}
+		return out
+	}
+	return append(out, Resource{
+		Object: &unstructured.Unstructured{Object: obj},
+		Origin: Origin{File: file, Line: node.Line, Col: node.Column},
+		Fields: nodeLocator{node},
+	})
+}
+
+func decodeErr(file string, err error) error {
+	o := Origin{File: file}
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		o.Line, _ = strconv.Atoi(m[1])
+		o.Col = 1
+		msg = strings.TrimPrefix(msg, m[0])
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	return &InputError{Origin: o, Err: fmt.Errorf("malformed YAML: %s", msg)}
+}
+
+func kindOfNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "scalar"
+	}
+	return "value"
+}
+
+// converter turns a yaml.Node into JSON-normalised Go values, expanding aliases and
+// merge keys within a budget.
+type converter struct {
+	budget int
+}
+
+func (c *converter) value(n *yaml.Node) (any, error) {
+	c.budget--
+	if c.budget < 0 {
+		return nil, ErrAliasExpansion
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		return c.value(n.Alias)
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil, nil
+		}
+		return c.value(n.Content[0])
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for _, e := range n.Content {
+			v, err := c.value(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case yaml.MappingNode:
+		out := make(map[string]any, len(n.Content)/2)
+		if err := c.mapping(n, out, false); err != nil {
+			return nil, err
+		}
+		return out, nil
+	case yaml.ScalarNode:
+		return scalar(n), nil
+	}
+	return nil, fmt.Errorf("line %d: unsupported YAML node", n.Line)
+}
+
+// mapping fills out with n's pairs. Merge keys ("<<") contribute pairs that explicit
+// keys override, as YAML 1.1 specifies.
+func (c *converter) mapping(n *yaml.Node, out map[string]any, merging bool) error {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge" {
+			if err := c.merge(v, out); err != nil {
+				return err
+			}
+			continue
+		}
+		key := keyString(k)
+		if merging {
+			if _, exists := out[key]; exists {
+				continue
+			}
+		}
+		val, err := c.value(v)
+		if err != nil {
+			return err
+		}
+		out[key] = val
+	}
+	return nil
+}
+
+func (c *converter) merge(v *yaml.Node, out map[string]any) error {
+	v = resolveAlias(v)
+	switch v.Kind {
+	case yaml.MappingNode:
+		return c.mapping(v, out, true)
+	case yaml.SequenceNode:
+		for _, e := range v.Content {
+			if err := c.merge(e, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("line %d: merge key needs a mapping or a list of mappings", v.Line)
+}
+
+func keyString(k *yaml.Node) string {
+	k = resolveAlias(k)
+	if k.Kind == yaml.ScalarNode {
+		return k.Value
+	}
+	return fmt.Sprint(k.Value)
+}
+
+func scalar(n *yaml.Node) any {
+	switch n.ShortTag() {
+	case "!!null":
+		return nil
+	case "!!bool":
+		b, err := strconv.ParseBool(strings.ToLower(n.Value))
+		if err != nil {
+			return n.Value
+		}
+		return b
+	case "!!int":
+		if i, err := strconv.ParseInt(n.Value, 0, 64); err == nil {
+			return i
+		}
+		if f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64); err == nil {
+			return f
+		}
+		return n.Value
+	case "!!float":
+		if strings.Contains(strings.ToLower(n.Value), "inf") || strings.Contains(strings.ToLower(n.Value), "nan") {
+			return n.Value // JSON has no Inf or NaN; keep the text
+		}
+		if f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64); err == nil {
+			return f
+		}
+		return n.Value
+	}
+	return n.Value
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 64; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	n = resolveAlias(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return resolveAlias(n.Content[i+1])
+		}
+	}
+	return nil
+}
+
+// nodeLocator finds field positions in a decoded YAML tree.
+type nodeLocator struct{ root *yaml.Node }
+
+func (l nodeLocator) Locate(path []string) (int, int, bool) {
+	n := resolveAlias(l.root)
+	var key *yaml.Node
+	pending := ""
+	for j, seg := range path {
+		if n == nil {
+			return 0, 0, false
+		}
+		switch n.Kind {
+		case yaml.MappingNode:
+			if pending != "" {
+				seg = pending + "/" + seg // keys holding a slash, like app.kubernetes.io/name
+			}
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == seg {
+					key, n, found = n.Content[i], resolveAlias(n.Content[i+1]), true
+					break
+				}
+			}
+			if !found {
+				if pending == "" && j+1 < len(path) {
+					pending = seg
+					continue
+				}
+				return 0, 0, false
+			}
+			pending = ""
+		case yaml.SequenceNode:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(n.Content) {
+				return 0, 0, false
+			}
+			n, key = resolveAlias(n.Content[i]), nil
+		default:
+			return 0, 0, false
+		}
+	}
+	if key != nil {
+		return key.Line, key.Column, true
+	}
+	if n != nil {
+		return n.Line, n.Column, true
+	}
+	return 0, 0, false
+}

@@ -1,0 +1,544 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	policiesv1beta1 "github.com/kyverno/api/api/policies.kyverno.io/v1beta1"
+	kyvernov1 "github.com/kyverno/kyverno/api/kyverno/v1"
+	kyvernov2 "github.com/kyverno/kyverno/api/kyverno/v2"
+	"github.com/kyverno/kyverno/pkg/autogen"
+	celengine "github.com/kyverno/kyverno/pkg/cel/engine"
+	"github.com/kyverno/kyverno/pkg/cel/libs"
+	"github.com/kyverno/kyverno/pkg/cel/matching"
+	vpolcompiler "github.com/kyverno/kyverno/pkg/cel/policies/vpol/compiler"
+	vpolengine "github.com/kyverno/kyverno/pkg/cel/policies/vpol/engine"
+	"github.com/kyverno/kyverno/pkg/config"
+	"github.com/kyverno/kyverno/pkg/engine"
+	engineapi "github.com/kyverno/kyverno/pkg/engine/api"
+	enginecontext "github.com/kyverno/kyverno/pkg/engine/context"
+	"github.com/kyverno/kyverno/pkg/engine/factories"
+	"github.com/kyverno/kyverno/pkg/engine/jmespath"
+	"github.com/kyverno/kyverno/pkg/engine/policycontext"
+	"github.com/kyverno/kyverno/pkg/exceptions"
+	imageverifycache "github.com/kyverno/kyverno/pkg/image/verification/cache"
+	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Annotations gitgate reads from policies.
+const (
+	AnnotationRemediation = "gitgate.dev/remediation"
+	AnnotationSeverity    = "policies.kyverno.io/severity"
+	AnnotationCategory    = "policies.kyverno.io/category"
+	AnnotationAutogen     = "pod-policies.kyverno.io/autogen-controllers"
+)
+
+// Options configure an Engine. Start from DefaultOptions.
+type Options struct {
+	// Values supplies cluster data offline (Kyverno's values-file format).
+	Values *Values
+	// Variables are added to every rule's context, e.g. gitgate.registries.
+	Variables map[string]any
+}
+
+// DefaultOptions is an engine with no values and no extra variables.
+func DefaultOptions() Options { return Options{} }
+
+// Request describes the admission request a resource is evaluated as. The zero value
+// is a CREATE by nobody, which is what a pre-commit check is.
+type Request struct {
+	// Operation is CREATE, UPDATE, DELETE or CONNECT; empty means CREATE.
+	Operation string
+	// OldObject is the stored object for UPDATE and DELETE.
+	OldObject *unstructured.Unstructured
+	// UserInfo is who asks, with their roles, as Kyverno's match/exclude sees them.
+	UserInfo *kyvernov2.RequestInfo
+	// NamespaceLabels are the labels of the resource's namespace; when nil the values
+	// file's namespaceSelector entries are used.
+	NamespaceLabels map[string]string
+	// DryRun marks a dry-run admission request.
+	DryRun bool
+}
+
+// Engine evaluates resources against a Set with Kyverno's engine. It is safe for
+// concurrent use; each Evaluate call builds one policy context for its resource.
+type Engine struct {
+	set      *Set
+	opts     Options
+	cfg      config.Configuration
+	jp       jmespath.Interface
+	kyverno  engineapi.Engine
+	policies []compiledPolicy
+	vpol     vpolengine.Engine
+	celCtx   libs.Context
+}
+
+type compiledPolicy struct {
+	policy kyvernov1.PolicyInterface // with autogen rules computed once
+	meta   policyMeta
+	rules  map[string]*kyvernov1.Rule
+}
+
+type policyMeta struct {
+	severity, category, remediation string
+}
+
+func metaOf(ann map[string]string) policyMeta {
+	return policyMeta{severity: ann[AnnotationSeverity], category: ann[AnnotationCategory], remediation: ann[AnnotationRemediation]}
+}
+
+// NewEngine compiles the set once: autogen rules for pod controllers (including a
+// policy's own autogen-controllers annotation) and CEL programs.
+func NewEngine(set *Set, opts Options) (*Engine, error) {
+	cfg := config.NewDefaultConfiguration(false)
+	jp := jmespath.New(cfg)
+	e := &Engine{set: set, opts: opts, cfg: cfg, jp: jp}
+	isCluster := false
+	e.kyverno = engine.NewEngine(
+		cfg,
+		jp,
+		nil, // no cluster client: never a network call
+		nil, // no registry client
+		imageverifycache.DisabledImageVerifyCache(),
+		e.contextLoader,
+		exceptions.New(exceptionLister(set.Exceptions)),
+		&isCluster,
+	)
+	for _, p := range set.Policies {
+		e.policies = append(e.policies, compile(p))
+	}
+	if len(set.ValidatingPolicies) > 0 {
+		provider, err := vpolengine.NewProvider(vpolcompiler.NewCompiler(), set.ValidatingPolicies, set.CELExceptions)
+		if err != nil {
+			return nil, fmt.Errorf("compile validating policies: %w", err)
+		}
+		e.vpol = vpolengine.NewEngine(provider, func(ns string) *corev1.Namespace { return namespaceObject(opts.Values, ns) }, matching.NewMatcher())
+		e.celCtx = libs.NewFakeContextProvider()
+	}
+	return e, nil
+}
+
+// compile materialises a policy's autogen rules once. Kyverno's engine recomputes them
+// on every call (a deep copy and JSON round trip per rule); with the rules expanded and
+// the controllers annotation set to "none" it uses them as they are.
+func compile(p kyvernov1.PolicyInterface) compiledPolicy {
+	rules := computeRules(p)
+	c := p.CreateDeepCopy()
+	c.GetSpec().Rules = rules
+	ann := map[string]string{}
+	for k, v := range c.GetAnnotations() {
+		ann[k] = v
+	}
+	ann[AnnotationAutogen] = "none"
+	c.SetAnnotations(ann)
+	cp := compiledPolicy{policy: c, meta: metaOf(p.GetAnnotations()), rules: map[string]*kyvernov1.Rule{}}
+	for i := range c.GetSpec().Rules {
+		r := &c.GetSpec().Rules[i]
+		cp.rules[r.Name] = r
+	}
+	return cp
+}
+
+// kyvernoControllers are the controllers Kyverno's autogen knows; it silently drops
+// others named in the autogen-controllers annotation.
+var kyvernoControllers = map[string]bool{
+	"DaemonSet": true, "Deployment": true, "Job": true, "StatefulSet": true,
+	"ReplicaSet": true, "ReplicationController": true, "CronJob": true, "all": true, "none": true,
+}
+
+// computeRules is Kyverno's autogen, extended to controllers it does not know that
+// keep their pod template at spec.template, such as Argo Rollouts: a policy annotated
+// "Deployment,Rollout" gets autogen rules matching both.
+func computeRules(p kyvernov1.PolicyInterface) []kyvernov1.Rule {
+	ann := p.GetAnnotations()[AnnotationAutogen]
+	var known, extra []string
+	for _, k := range strings.Split(ann, ",") {
+		k = strings.TrimSpace(k)
+		switch {
+		case k == "":
+		case kyvernoControllers[k]:
+			known = append(known, k)
+		default:
+			extra = append(extra, k)
+		}
+	}
+	if len(extra) == 0 {
+		return autogen.Default.ComputeRules(p, "")
+	}
+	q := p.CreateDeepCopy()
+	a := map[string]string{}
+	for k, v := range q.GetAnnotations() {
+		a[k] = v
+	}
+	placeholder := !slices.ContainsFunc(known, func(k string) bool { return k != "CronJob" })
+	if placeholder {
+		known = append(known, "Deployment") // generates the spec.template rule we re-target
+	}
+	a[AnnotationAutogen] = strings.Join(known, ",")
+	q.SetAnnotations(a)
+	rules := autogen.Default.ComputeRules(q, "")
+	for i := range rules {
+		r := &rules[i]
+		if !strings.HasPrefix(r.Name, "autogen-") || strings.HasPrefix(r.Name, "autogen-cronjob-") {
+			continue
+		}
+		kindName := func(k string) string { return k[strings.LastIndex(k, "/")+1:] } // apps/v1/Deployment
+		retarget := func(kinds []string) []string {
+			if !slices.ContainsFunc(kinds, func(k string) bool { return kyvernoControllers[kindName(k)] }) {
+				return kinds
+			}
+			if placeholder {
+				kinds = slices.DeleteFunc(kinds, func(k string) bool { return kindName(k) == "Deployment" })
+			}
+			return append(kinds, extra...)
+		}
+		r.MatchResources.Kinds = retarget(r.MatchResources.Kinds)
+		for j := range r.MatchResources.Any {
+			r.MatchResources.Any[j].Kinds = retarget(r.MatchResources.Any[j].Kinds)
+		}
+		for j := range r.MatchResources.All {
+			r.MatchResources.All[j].Kinds = retarget(r.MatchResources.All[j].Kinds)
+		}
+	}
+	return rules
+}
+
+// Evaluate runs every policy on one resource and returns one Result per policy rule that
+// applied. Rules whose match does not select the resource produce no result.
+func (e *Engine) Evaluate(ctx context.Context, r Resource, req Request) []Result {
+	var out []Result
+	if len(e.policies) > 0 {
+		out = append(out, e.evaluateKyverno(ctx, r, req)...)
+	}
+	if e.vpol != nil {
+		out = append(out, e.evaluateCEL(ctx, r, req)...)
+	}
+	return out
+}
+
+func operation(op string) kyvernov1.AdmissionOperation {
+	switch strings.ToUpper(op) {
+	case "UPDATE":
+		return kyvernov1.Update
+	case "DELETE":
+		return kyvernov1.Delete
+	case "CONNECT":
+		return kyvernov1.Connect
+	}
+	return kyvernov1.Create
+}
+
+func (e *Engine) evaluateKyverno(ctx context.Context, r Resource, req Request) []Result {
+	op := operation(req.Operation)
+	obj := *r.Object
+	newObj := obj
+	if op == kyvernov1.Delete {
+		newObj = unstructured.Unstructured{}
+		if req.OldObject != nil {
+			obj = *req.OldObject
+		}
+	}
+	userInfo := req.UserInfo
+	if userInfo == nil {
+		userInfo = &kyvernov2.RequestInfo{}
+	}
+	pc, err := policycontext.NewPolicyContext(e.jp, obj, op, userInfo, e.cfg)
+	if err != nil {
+		return e.allErrors(r, fmt.Errorf("build policy context: %w", err))
+	}
+	if op == kyvernov1.Delete {
+		pc = pc.WithNewResource(newObj).WithOldResource(obj)
+	}
+	if req.OldObject != nil && op == kyvernov1.Update {
+		pc = pc.WithOldResource(*req.OldObject)
+		if err := pc.JSONContext().AddOldResource(req.OldObject.Object); err != nil {
+			return e.allErrors(r, fmt.Errorf("add old object to context: %w", err))
+		}
+	}
+	if err := pc.JSONContext().AddOperation(string(op)); err != nil {
+		return e.allErrors(r, fmt.Errorf("add operation to context: %w", err))
+	}
+	nsLabels := req.NamespaceLabels
+	if nsLabels == nil {
+		nsLabels = namespaceLabels(e.opts.Values, obj.GetNamespace())
+	}
+	pc = pc.WithResourceKind(obj.GroupVersionKind(), "").WithNamespaceLabels(nsLabels)
+	for k, v := range e.opts.Variables {
+		if err := pc.JSONContext().AddVariable(k, v); err != nil {
+			return e.allErrors(r, fmt.Errorf("add variable %s: %w", k, err))
+		}
+	}
+	var out []Result
+	for i := range e.policies {
+		cp := &e.policies[i]
+		ppc := pc
+		if vals := resourceValues(e.opts.Values, cp.policy.GetName(), obj.GetName()); len(vals) > 0 {
+			ppc = pc.WithPolicy(cp.policy)
+			ppc.JSONContext().Checkpoint()
+			for k, v := range vals {
+				if err := ppc.JSONContext().AddVariable(k, v); err != nil {
+					out = append(out, e.result(r, cp, "", StatusError, fmt.Sprintf("add value %s: %v", k, err), ""))
+				}
+			}
+			resp := e.kyverno.Validate(ctx, ppc)
+			ppc.JSONContext().Restore()
+			out = append(out, e.kyvernoResults(r, cp, resp)...)
+			continue
+		}
+		resp := e.kyverno.Validate(ctx, ppc.WithPolicy(cp.policy))
+		out = append(out, e.kyvernoResults(r, cp, resp)...)
+	}
+	return out
+}
+
+func (e *Engine) allErrors(r Resource, err error) []Result {
+	var out []Result
+	for i := range e.policies {
+		out = append(out, e.result(r, &e.policies[i], "", StatusError, err.Error(), ""))
+	}
+	return out
+}
+
+var failedAtPath = regexp.MustCompile(`failed at path (/\S*)`)
+
+func (e *Engine) kyvernoResults(r Resource, cp *compiledPolicy, resp engineapi.EngineResponse) []Result {
+	var out []Result
+	for _, rr := range resp.PolicyResponse.Rules {
+		if rr.RuleType() != engineapi.Validation && rr.RuleType() != engineapi.ImageVerify {
+			continue
+		}
+		status := Status(rr.Status())
+		msg := rr.Message()
+		path := ""
+		if m := failedAtPath.FindStringSubmatch(msg); m != nil {
+			path = m[1]
+		}
+		res := e.result(r, cp, rr.Name(), status, msg, path)
+		if exc := rr.Exceptions(); len(exc) > 0 {
+			var names []string
+			for _, x := range exc {
+				names = append(names, x.GetNamespace()+"/"+x.GetName())
+			}
+			res.Exception = strings.Join(names, ",")
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+func (e *Engine) result(r Resource, cp *compiledPolicy, rule string, status Status, msg, path string) Result {
+	obj := r.Object
+	return Result{
+		Origin:      r.position(path),
+		APIVersion:  obj.GetAPIVersion(),
+		Kind:        obj.GetKind(),
+		Namespace:   obj.GetNamespace(),
+		Name:        obj.GetName(),
+		Policy:      cp.policy.GetName(),
+		Rule:        rule,
+		Status:      status,
+		Action:      cp.action(rule, obj.GetNamespace()),
+		Message:     msg,
+		Path:        fieldPath(path),
+		Severity:    cp.meta.severity,
+		Category:    cp.meta.category,
+		Remediation: cp.meta.remediation,
+	}
+}
+
+// action resolves the failure action as Kyverno does: the rule's own failureAction and
+// its namespace overrides, then the policy's overrides, then the policy's action.
+func (cp *compiledPolicy) action(rule, namespace string) Action {
+	spec := cp.policy.GetSpec()
+	if r := cp.rules[rule]; r != nil && r.Validation != nil {
+		if a, ok := override(r.Validation.FailureActionOverrides, namespace); ok {
+			return a
+		}
+		if r.Validation.FailureAction != nil {
+			return normAction(*r.Validation.FailureAction)
+		}
+	}
+	if a, ok := override(spec.ValidationFailureActionOverrides, namespace); ok {
+		return a
+	}
+	return normAction(spec.ValidationFailureAction)
+}
+
+func override(ovs []kyvernov1.ValidationFailureActionOverride, namespace string) (Action, bool) {
+	for _, o := range ovs {
+		if slices.Contains(o.Namespaces, namespace) {
+			return normAction(o.Action), true
+		}
+		for _, pat := range o.Namespaces {
+			if ok, _ := matchWildcard(pat, namespace); ok {
+				return normAction(o.Action), true
+			}
+		}
+	}
+	return "", false
+}
+
+func matchWildcard(pattern, s string) (bool, error) {
+	re, err := regexp.Compile("^" + strings.ReplaceAll(regexp.QuoteMeta(pattern), `\*`, ".*") + "$")
+	if err != nil {
+		return false, err
+	}
+	return re.MatchString(s), nil
+}
+
+func normAction(a kyvernov1.ValidationFailureAction) Action {
+	if a.Enforce() {
+		return Enforce
+	}
+	return Audit
+}
+
+// contextLoader loads a rule's context entries offline: variables and values-file data
+// only. An apiCall, configMap, global or image-registry entry with no value supplied is
+// a "needs cluster data" error for that rule, never a network call.
+func (e *Engine) contextLoader(pol kyvernov1.PolicyInterface, rule kyvernov1.Rule) engineapi.ContextLoader {
+	vals := ruleValues(e.opts.Values, pol.GetName(), rule.Name)
+	init := func(jc enginecontext.Interface) error {
+		for k, v := range vals {
+			if err := jc.AddVariable(k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	inner := factories.DefaultContextLoaderFactory(nil, factories.WithInitializer(init))(pol, rule)
+	return offlineLoader{inner: inner, policy: pol.GetName(), rule: rule.Name}
+}
+
+type offlineLoader struct {
+	inner        engineapi.ContextLoader
+	policy, rule string
+}
+
+func (l offlineLoader) Load(ctx context.Context, jp jmespath.Interface, _ engineapi.RawClient, _ engineapi.RegistryClientFactory, entries []kyvernov1.ContextEntry, jc enginecontext.Interface) error {
+	if err := factories.RunContextLoaderInitializers(l.inner, jc); err != nil {
+		return err
+	}
+	local := make([]kyvernov1.ContextEntry, 0, len(entries))
+	for _, entry := range entries {
+		source := clusterSource(entry)
+		if source == "" {
+			local = append(local, entry)
+			continue
+		}
+		if v, err := jc.Query(entry.Name); err == nil && v != nil {
+			continue // supplied by the values file
+		}
+		return &NeedsClusterDataError{Policy: l.policy, Rule: l.rule, Entry: entry.Name, Source: source}
+	}
+	return factories.LoadContextLoaderEntriesWithoutInitializers(l.inner, ctx, jp, nil, nil, local, jc)
+}
+
+// NeedsClusterDataError is a context entry that only a cluster can answer.
+type NeedsClusterDataError struct {
+	Policy, Rule, Entry, Source string
+}
+
+func (e *NeedsClusterDataError) Error() string {
+	return fmt.Sprintf("needs cluster data: context entry %q is a %s lookup; gitgate evaluates offline, so supply its value in a values file (--values, policies[name=%s].rules[name=%s].values.%s)",
+		e.Entry, e.Source, e.Policy, e.Rule, e.Entry)
+}
+
+func clusterSource(entry kyvernov1.ContextEntry) string {
+	switch {
+	case entry.APICall != nil:
+		return "apiCall"
+	case entry.ConfigMap != nil:
+		return "configMap"
+	case entry.GlobalReference != nil:
+		return "globalReference"
+	case entry.ImageRegistry != nil:
+		return "imageRegistry"
+	}
+	return ""
+}
+
+type exceptionLister []*kyvernov2.PolicyException
+
+func (l exceptionLister) List(labels.Selector) ([]*kyvernov2.PolicyException, error) { return l, nil }
+
+// evaluateCEL runs the CEL ValidatingPolicies, compiled once in NewEngine.
+func (e *Engine) evaluateCEL(ctx context.Context, r Resource, req Request) []Result {
+	obj := r.Object
+	gvk := obj.GroupVersionKind()
+	gvr, _ := meta.UnsafeGuessKindToResource(gvk)
+	var user authenticationv1.UserInfo
+	if req.UserInfo != nil {
+		user = req.UserInfo.AdmissionUserInfo
+	}
+	op := admissionv1.Operation(strings.ToUpper(req.Operation))
+	if op == "" {
+		op = admissionv1.Create
+	}
+	var object, old runtime.Object = obj, nil
+	if req.OldObject != nil {
+		old = req.OldObject
+	}
+	if op == admissionv1.Delete {
+		object, old = nil, obj
+		if req.OldObject != nil {
+			old = req.OldObject
+		}
+	}
+	request := celengine.Request(e.celCtx, gvk, gvr, "", obj.GetName(), obj.GetNamespace(), op, user, object, old, req.DryRun, nil)
+	resp, err := e.vpol.Handle(ctx, request, nil)
+	if err != nil {
+		var out []Result
+		for _, p := range e.set.ValidatingPolicies {
+			out = append(out, e.celResult(r, p, nil, "", StatusError, err.Error()))
+		}
+		return out
+	}
+	var out []Result
+	for _, pr := range resp.Policies {
+		for _, rr := range pr.Rules {
+			out = append(out, e.celResult(r, pr.Policy, pr.Actions.UnsortedList(), rr.Name(), Status(rr.Status()), rr.Message()))
+		}
+	}
+	return out
+}
+
+func (e *Engine) celResult(r Resource, p policiesv1beta1.ValidatingPolicyLike, actions []admissionregistrationv1.ValidationAction, rule string, status Status, msg string) Result {
+	obj := r.Object
+	if rule == "" {
+		rule = p.GetName()
+	}
+	if actions == nil {
+		actions = p.GetValidatingPolicySpec().ValidationActions()
+	}
+	action := Audit
+	if slices.Contains(actions, admissionregistrationv1.Deny) {
+		action = Enforce
+	}
+	m := metaOf(p.GetAnnotations())
+	return Result{
+		Origin:      r.Origin,
+		APIVersion:  obj.GetAPIVersion(),
+		Kind:        obj.GetKind(),
+		Namespace:   obj.GetNamespace(),
+		Name:        obj.GetName(),
+		Policy:      p.GetName(),
+		Rule:        rule,
+		Status:      status,
+		Action:      action,
+		Message:     msg,
+		Severity:    m.severity,
+		Category:    m.category,
+		Remediation: m.remediation,
+	}
+}

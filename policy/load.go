@@ -1,0 +1,296 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	policiesv1beta1 "github.com/kyverno/api/api/policies.kyverno.io/v1beta1"
+	kyvernov1 "github.com/kyverno/kyverno/api/kyverno/v1"
+	kyvernov2 "github.com/kyverno/kyverno/api/kyverno/v2"
+	vpolcompiler "github.com/kyverno/kyverno/pkg/cel/policies/vpol/compiler"
+	"github.com/kyverno/kyverno/pkg/config"
+	policyvalidation "github.com/kyverno/kyverno/pkg/validation/policy"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// PolicyError is a policy, or a policy file, that could not be loaded. A policy that
+// does not load is never skipped silently: callers report it and exit 2.
+type PolicyError struct {
+	Origin Origin
+	Kind   string
+	Policy string
+	Err    error
+}
+
+func (e *PolicyError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Origin.String())
+	b.WriteString(": ")
+	if e.Policy != "" {
+		b.WriteString(e.Kind + "/" + e.Policy + ": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *PolicyError) Unwrap() error { return e.Err }
+
+// Set is a loaded and validated set of policies and exceptions.
+type Set struct {
+	// Policies are Kyverno ClusterPolicy and Policy objects (kyverno.io/v1).
+	Policies []kyvernov1.PolicyInterface
+	// ValidatingPolicies are Kyverno CEL policies (policies.kyverno.io).
+	ValidatingPolicies []policiesv1beta1.ValidatingPolicyLike
+	// Exceptions are kyverno.io/v2 PolicyExceptions; CELExceptions apply to ValidatingPolicies.
+	Exceptions    []*kyvernov2.PolicyException
+	CELExceptions []*policiesv1beta1.PolicyException
+	// Warnings are notices about the set that do not stop a check (deprecations, rules
+	// gitgate does not run, an overridden built-in policy).
+	Warnings []string
+
+	origins map[string]Origin // kind/name -> where the policy came from
+}
+
+// Origin returns where the named policy ("ClusterPolicy/name") was loaded from.
+func (s *Set) Origin(kind, name string) Origin { return s.origins[kind+"/"+name] }
+
+// Len is the number of policies (not exceptions) in the set.
+func (s *Set) Len() int { return len(s.Policies) + len(s.ValidatingPolicies) }
+
+// Merge adds other's policies to s. A policy in other with the same kind and name as one
+// in s replaces it, with a warning: a repository may override a built-in policy.
+func (s *Set) Merge(other *Set) {
+	if s.origins == nil {
+		s.origins = map[string]Origin{}
+	}
+	replaced := map[string]bool{}
+	for _, p := range other.Policies {
+		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
+	}
+	for _, p := range other.ValidatingPolicies {
+		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
+	}
+	keep := s.Policies[:0]
+	for _, p := range s.Policies {
+		if replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s/%s from %s replaces the one from %s",
+				p.GetKind(), p.GetName(), other.origins[p.GetKind()+"/"+p.GetName()].File, s.origins[p.GetKind()+"/"+p.GetName()].File))
+			continue
+		}
+		keep = append(keep, p)
+	}
+	s.Policies = keep
+	keepV := s.ValidatingPolicies[:0]
+	for _, p := range s.ValidatingPolicies {
+		if !replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] {
+			keepV = append(keepV, p)
+		}
+	}
+	s.ValidatingPolicies = keepV
+	s.Policies = append(s.Policies, other.Policies...)
+	s.ValidatingPolicies = append(s.ValidatingPolicies, other.ValidatingPolicies...)
+	s.Exceptions = append(s.Exceptions, other.Exceptions...)
+	s.CELExceptions = append(s.CELExceptions, other.CELExceptions...)
+	s.Warnings = append(s.Warnings, other.Warnings...)
+	for k, v := range other.origins {
+		s.origins[k] = v
+	}
+}
+
+// Load reads policies and exceptions from the named files and directories of fsys
+// (directories recursively; *.yaml, *.yml and *.json). Documents of other kinds
+// (kyverno-test.yaml, test resources) are ignored, so a Kyverno policy library checkout
+// loads as it is. Every policy is validated as Kyverno's CLI validates it; the returned
+// error joins one *PolicyError per policy or file that failed, and the Set holds the rest.
+func Load(fsys fs.FS, paths ...string) (*Set, error) {
+	srcs := make([]Source, 0, len(paths))
+	for _, p := range paths {
+		srcs = append(srcs, Source{FS: fsys, Root: p, Display: p})
+	}
+	return LoadSources(srcs...)
+}
+
+// LoadSources is Load over sources whose files are shown under their Display path.
+func LoadSources(srcs ...Source) (*Set, error) {
+	s := &Set{origins: map[string]Origin{}}
+	var errs []error
+	for _, src := range srcs {
+		show := displayFunc(src)
+		err := fs.WalkDir(src.FS, src.Root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				errs = append(errs, &PolicyError{Origin: Origin{File: show(p)}, Err: unwrapPathErr(err)})
+				return nil
+			}
+			if d.IsDir() {
+				if p != src.Root && strings.HasPrefix(d.Name(), ".") {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if p != src.Root && !isManifestFile(p) {
+				return nil
+			}
+			data, err := fs.ReadFile(src.FS, p)
+			if err != nil {
+				errs = append(errs, &PolicyError{Origin: Origin{File: show(p)}, Err: unwrapPathErr(err)})
+				return nil
+			}
+			errs = append(errs, s.addFile(show(p), data)...)
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, &PolicyError{Origin: Origin{File: show(src.Root)}, Err: err})
+		}
+	}
+	return s, errors.Join(errs...)
+}
+
+func isManifestFile(p string) bool {
+	switch strings.ToLower(path.Ext(p)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
+}
+
+func (s *Set) addFile(file string, data []byte) []error {
+	docs, err := Decode(file, data)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, d := range docs {
+		if err := s.add(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+var serviceAccount = config.KyvernoUserName(config.KyvernoServiceAccountName())
+
+func (s *Set) add(r Resource) error {
+	gvk := r.Object.GroupVersionKind()
+	perr := func(err error) error {
+		return &PolicyError{Origin: r.Origin, Kind: gvk.Kind, Policy: r.Object.GetName(), Err: err}
+	}
+	switch {
+	case gvk.Group == "kyverno.io" && (gvk.Kind == "ClusterPolicy" || gvk.Kind == "Policy"):
+		var pol kyvernov1.PolicyInterface
+		if gvk.Kind == "ClusterPolicy" {
+			p := &kyvernov1.ClusterPolicy{}
+			if err := fromUnstructured(r.Object, p); err != nil {
+				return perr(err)
+			}
+			pol = p
+		} else {
+			p := &kyvernov1.Policy{}
+			if err := fromUnstructured(r.Object, p); err != nil {
+				return perr(err)
+			}
+			pol = p
+		}
+		if err := validateKyverno(pol); err != nil {
+			return perr(err)
+		}
+		if !hasValidate(pol) {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s has no validate rules; gitgate runs validation only, so it checks nothing",
+				r.Origin, gvk.Kind, pol.GetName()))
+		}
+		s.Policies = append(s.Policies, pol)
+	case gvk.Group == "policies.kyverno.io" && (gvk.Kind == "ValidatingPolicy" || gvk.Kind == "NamespacedValidatingPolicy"):
+		var pol policiesv1beta1.ValidatingPolicyLike
+		if gvk.Kind == "ValidatingPolicy" {
+			p := &policiesv1beta1.ValidatingPolicy{}
+			if err := fromUnstructured(r.Object, p); err != nil {
+				return perr(err)
+			}
+			if m := p.Spec.EvaluationMode(); m != "" && m != "Kubernetes" {
+				s.Warnings = append(s.Warnings, fmt.Sprintf("%s: ValidatingPolicy/%s evaluates %s payloads, not Kubernetes objects; skipped", r.Origin, p.Name, m))
+				return nil
+			}
+			pol = p
+		} else {
+			p := &policiesv1beta1.NamespacedValidatingPolicy{}
+			if err := fromUnstructured(r.Object, p); err != nil {
+				return perr(err)
+			}
+			pol = p
+		}
+		if _, errs := vpolcompiler.NewCompiler().Compile(pol, nil); len(errs) > 0 {
+			return perr(fmt.Errorf("CEL does not compile: %w", errs.ToAggregate()))
+		}
+		s.ValidatingPolicies = append(s.ValidatingPolicies, pol)
+	case gvk.Group == "kyverno.io" && gvk.Kind == "PolicyException":
+		p := &kyvernov2.PolicyException{}
+		if err := fromUnstructured(r.Object, p); err != nil {
+			return perr(err)
+		}
+		if errs := p.Validate(); len(errs) > 0 {
+			return perr(errs.ToAggregate())
+		}
+		s.Exceptions = append(s.Exceptions, p)
+	case gvk.Group == "policies.kyverno.io" && gvk.Kind == "PolicyException":
+		p := &policiesv1beta1.PolicyException{}
+		if err := fromUnstructured(r.Object, p); err != nil {
+			return perr(err)
+		}
+		s.CELExceptions = append(s.CELExceptions, p)
+	case gvk.Group == "kyverno.io" || gvk.Group == "policies.kyverno.io":
+		s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s: kind %s is not evaluated by gitgate (validation policies only); skipped",
+			r.Origin, gvk.Kind, r.Object.GetName(), gvk.Kind))
+		return nil
+	default:
+		return nil // not a policy: test resources, values files, kyverno-test.yaml
+	}
+	key := gvk.Kind + "/" + r.Object.GetName()
+	if prev, dup := s.origins[key]; dup && gvk.Kind != "PolicyException" {
+		return perr(fmt.Errorf("defined twice (also at %s); rename one", prev))
+	}
+	s.origins[key] = r.Origin
+	return nil
+}
+
+// fromUnstructured converts strictly: unknown fields are errors, as kubectl would say.
+func fromUnstructured(u *unstructured.Unstructured, into any) error {
+	return runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, into, true)
+}
+
+func validateKyverno(pol kyvernov1.PolicyInterface) (err error) {
+	defer func() {
+		// Kyverno's validation reaches for a cluster client in a few corners (webhook
+		// match conditions); offline there is none.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("policy validation needs a cluster for this policy: %v", r)
+		}
+	}()
+	_, err = policyvalidation.Validate(pol, nil, nil, true, serviceAccount, serviceAccount)
+	return err
+}
+
+func hasValidate(pol kyvernov1.PolicyInterface) bool {
+	for _, r := range pol.GetSpec().Rules {
+		if r.HasValidate() {
+			return true
+		}
+	}
+	return false
+}
+
+// Names lists the policies of the set, sorted, as kind/name.
+func (s *Set) Names() []string {
+	var out []string
+	for _, p := range s.Policies {
+		out = append(out, p.GetKind()+"/"+p.GetName())
+	}
+	for _, p := range s.ValidatingPolicies {
+		out = append(out, p.GetKind()+"/"+p.GetName())
+	}
+	sort.Strings(out)
+	return out
+}

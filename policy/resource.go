@@ -1,0 +1,117 @@
+// Package policy is gitgate's gate: the Resource every producer hands in, policy
+// loading, evaluation with Kyverno's engine, exceptions, the Report and its formats.
+//
+// It is the domain root of the module: render, admission, reconcile, runner and cmd
+// import it; it imports none of them.
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Origin says where a resource, or a field of it, came from.
+type Origin struct {
+	// File is the path of the source file, slash-separated, as the user named it.
+	File string `json:"file,omitempty"`
+	// Line and Col are 1-based; 0 means unknown.
+	Line int `json:"line,omitempty"`
+	Col  int `json:"column,omitempty"`
+	// Target is the render target that produced the resource (empty for plain files).
+	Target string `json:"target,omitempty"`
+}
+
+// String formats the origin the way the Go toolchain prints positions: file:line:col.
+func (o Origin) String() string {
+	var b strings.Builder
+	b.WriteString(o.File)
+	if o.Line > 0 {
+		b.WriteByte(':')
+		b.WriteString(strconv.Itoa(o.Line))
+		if o.Col > 0 {
+			b.WriteByte(':')
+			b.WriteString(strconv.Itoa(o.Col))
+		}
+	}
+	return b.String()
+}
+
+// Locator maps a field path of a resource (segments such as "spec", "containers", "0")
+// to the position of that field in its source.
+type Locator interface {
+	Locate(path []string) (line, col int, ok bool)
+}
+
+// Resource is one Kubernetes object and where it came from. Object holds JSON-normalised
+// values only (map[string]any, []any, string, bool, int64, float64, nil), which is what
+// Kyverno's engine requires.
+type Resource struct {
+	Object *unstructured.Unstructured
+	Origin Origin
+	// Fields, when set, locates fields of Object in the source so findings can point at
+	// the offending line instead of the document start.
+	Fields Locator
+}
+
+// ID returns the resource's identity as Kind/namespace/name (Kind/name when cluster-scoped).
+func (r Resource) ID() string {
+	return FormatID(r.Object.GetKind(), r.Object.GetNamespace(), r.Object.GetName())
+}
+
+// key is the identity used to detect duplicates: apiVersion's group, kind, namespace, name.
+func (r Resource) key() string {
+	gvk := r.Object.GroupVersionKind()
+	return gvk.Group + "|" + FormatID(gvk.Kind, r.Object.GetNamespace(), r.Object.GetName())
+}
+
+// FormatID formats Kind/namespace/name, omitting an empty namespace.
+func FormatID(kind, namespace, name string) string {
+	if namespace == "" {
+		return kind + "/" + name
+	}
+	return kind + "/" + namespace + "/" + name
+}
+
+// position returns the origin of the field at path (Kyverno's "/a/b/0/" form), falling
+// back to the deepest field of the path that exists, then to the resource itself.
+func (r Resource) position(path string) Origin {
+	o := r.Origin
+	if r.Fields == nil || path == "" {
+		return o
+	}
+	segs := splitPath(path)
+	for n := len(segs); n > 0; n-- {
+		if line, col, ok := r.Fields.Locate(segs[:n]); ok {
+			o.Line, o.Col = line, col
+			return o
+		}
+	}
+	return o
+}
+
+func splitPath(path string) []string {
+	path = strings.Trim(path, "/")
+	if path == "" {
+		return nil
+	}
+	return strings.Split(path, "/")
+}
+
+// fieldPath turns Kyverno's "/spec/containers/0/image/" into "spec.containers[0].image".
+func fieldPath(path string) string {
+	var b strings.Builder
+	for _, s := range splitPath(path) {
+		if _, err := strconv.Atoi(s); err == nil {
+			fmt.Fprintf(&b, "[%s]", s)
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}

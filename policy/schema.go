@@ -1,0 +1,107 @@
+package policy
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	nodev1 "k8s.io/api/node/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// SchemaPolicy is the policy name schema findings are reported under.
+const SchemaPolicy = "schema"
+
+// builtinScheme knows the Go types of the built-in Kubernetes APIs that manifests use.
+var builtinScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		admissionregistrationv1.AddToScheme, appsv1.AddToScheme, autoscalingv1.AddToScheme,
+		autoscalingv2.AddToScheme, batchv1.AddToScheme, certificatesv1.AddToScheme,
+		coordinationv1.AddToScheme, corev1.AddToScheme, discoveryv1.AddToScheme,
+		eventsv1.AddToScheme, flowcontrolv1.AddToScheme, networkingv1.AddToScheme,
+		nodev1.AddToScheme, policyv1.AddToScheme, rbacv1.AddToScheme,
+		schedulingv1.AddToScheme, storagev1.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			panic(err) // the scheme is static; failing here is a programming error
+		}
+	}
+	return s
+}()
+
+var (
+	unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
+	typeMismatch = regexp.MustCompile(`(?:Go struct field|field) ([A-Za-z0-9_.\[\]]+)`)
+)
+
+// CheckSchema strictly decodes an object of a built-in kind into its k8s.io/api type.
+// It returns findings for unknown fields and wrong types, and checked=false for kinds
+// with no known schema (CRDs), which are reported as not schema-checked, not failed.
+func CheckSchema(r Resource) (results []Result, checked bool) {
+	gvk := r.Object.GroupVersionKind()
+	if !builtinScheme.Recognizes(gvk) {
+		return nil, false
+	}
+	typed, err := builtinScheme.New(gvk)
+	if err != nil {
+		return nil, false
+	}
+	err = runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(r.Object.Object, typed, true)
+	if err == nil {
+		return nil, true
+	}
+	mk := func(path, msg string) Result {
+		return Result{
+			Origin:      r.position(dottedToSlash(path)),
+			APIVersion:  r.Object.GetAPIVersion(),
+			Kind:        r.Object.GetKind(),
+			Namespace:   r.Object.GetNamespace(),
+			Name:        r.Object.GetName(),
+			Policy:      SchemaPolicy,
+			Rule:        strings.ToLower(gvk.Kind),
+			Status:      StatusFail,
+			Action:      Enforce,
+			Message:     msg,
+			Path:        path,
+			Remediation: "fix or remove the field; the API server rejects objects that do not match the " + gvk.GroupVersion().String() + " " + gvk.Kind + " schema",
+		}
+	}
+	msg := err.Error()
+	if ms := unknownField.FindAllStringSubmatch(msg, -1); ms != nil {
+		for _, m := range ms {
+			results = append(results, mk(m[1], fmt.Sprintf("unknown field %q in %s %s; check its spelling and indentation", m[1], gvk.GroupVersion(), gvk.Kind)))
+		}
+		return results, true
+	}
+	path := ""
+	if m := typeMismatch.FindStringSubmatch(msg); m != nil {
+		path = m[1]
+	}
+	return []Result{mk(path, "does not match the schema: "+msg)}, true
+}
+
+// dottedToSlash turns "spec.containers[0].image" into "/spec/containers/0/image".
+func dottedToSlash(p string) string {
+	if p == "" {
+		return ""
+	}
+	p = strings.NewReplacer("[", ".", "]", "").Replace(p)
+	return "/" + strings.ReplaceAll(p, ".", "/")
+}

@@ -1,0 +1,102 @@
+package policy
+
+import (
+	"fmt"
+	"io/fs"
+
+	"github.com/kyverno/kyverno/cmd/cli/kubectl-kyverno/apis/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// Values is cluster data supplied offline, in Kyverno's values-file format
+// (cli.kyverno.io/v1alpha1 Values): global values, per-policy resource values, per-rule
+// values (the results of apiCall and configMap context entries) and namespace labels.
+type Values = v1alpha1.ValuesSpec
+
+// LoadValues reads a Kyverno values file.
+func LoadValues(fsys fs.FS, name string) (*Values, error) {
+	data, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("read values file: %w", err)
+	}
+	var v v1alpha1.Values
+	if err := yaml.UnmarshalStrict(data, &v); err != nil {
+		return nil, fmt.Errorf("%s: values file: %w", name, err)
+	}
+	if v.Kind != "" && v.Kind != "Values" {
+		return nil, fmt.Errorf("%s: values file has kind %q, want Values (cli.kyverno.io/v1alpha1)", name, v.Kind)
+	}
+	return &v.ValuesSpec, nil
+}
+
+// resourceValues are the variables Kyverno's CLI adds for one policy and resource:
+// global values, then the policy's values for that resource name.
+func resourceValues(v *Values, policy, resource string) map[string]any {
+	if v == nil {
+		return nil
+	}
+	out := map[string]any{}
+	for k, val := range v.GlobalValues {
+		out[k] = val
+	}
+	for _, p := range v.Policies {
+		if p.Name != policy {
+			continue
+		}
+		for _, r := range p.Resources {
+			if r.Name == resource {
+				for k, val := range r.Values {
+					out[k] = val
+				}
+			}
+		}
+	}
+	return out
+}
+
+func ruleValues(v *Values, policy, rule string) map[string]any {
+	if v == nil {
+		return nil
+	}
+	for _, p := range v.Policies {
+		if p.Name != policy {
+			continue
+		}
+		for _, r := range p.Rules {
+			if r.Name == rule {
+				return r.Values
+			}
+		}
+	}
+	return nil
+}
+
+// namespaceLabels returns the labels the values file gives a namespace.
+func namespaceLabels(v *Values, ns string) map[string]string {
+	if v == nil || ns == "" {
+		return nil
+	}
+	for _, s := range v.NamespaceSelectors {
+		if s.Name == ns {
+			return s.Labels
+		}
+	}
+	for _, n := range v.Namespaces {
+		if n.Name == ns {
+			return n.Labels
+		}
+	}
+	return nil
+}
+
+func namespaceObject(v *Values, ns string) *corev1.Namespace {
+	if ns == "" {
+		return nil
+	}
+	return &corev1.Namespace{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: namespaceLabels(v, ns)},
+	}
+}
