@@ -49,6 +49,9 @@ type Options struct {
 	Values *Values
 	// Variables are added to every rule's context, e.g. gitgate.registries.
 	Variables map[string]any
+
+	// eagerContext turns the copy-on-write JSON context off, so tests can compare.
+	eagerContext bool
 }
 
 // DefaultOptions is an engine with no values and no extra variables.
@@ -278,24 +281,37 @@ func (e *Engine) evaluateKyverno(ctx context.Context, r Resource, req Request) [
 			return e.allErrors(r, fmt.Errorf("add variable %s: %w", k, err))
 		}
 	}
+	// One policy context per resource, shared by every policy: its JSON context is
+	// built once and checkpointed copy-on-write between policies and rules.
+	var lazy *lazyContext
+	if !e.opts.eagerContext {
+		lazy = &lazyContext{Interface: pc.JSONContext(), object: obj.Object}
+		if op == kyvernov1.Delete {
+			lazy.object = nil
+		}
+	}
 	var out []Result
 	for i := range e.policies {
 		cp := &e.policies[i]
-		ppc := pc
-		if vals := resourceValues(e.opts.Values, cp.policy.GetName(), obj.GetName()); len(vals) > 0 {
+		var ppc engineapi.PolicyContext
+		if lazy != nil {
+			ppc = lazyPolicyContext{PolicyContext: pc.WithPolicy(cp.policy), jc: lazy}
+		} else {
 			ppc = pc.WithPolicy(cp.policy)
+		}
+		vals := resourceValues(e.opts.Values, cp.policy.GetName(), obj.GetName())
+		if len(vals) > 0 {
 			ppc.JSONContext().Checkpoint()
 			for k, v := range vals {
 				if err := ppc.JSONContext().AddVariable(k, v); err != nil {
 					out = append(out, e.result(r, cp, "", StatusError, fmt.Sprintf("add value %s: %v", k, err), ""))
 				}
 			}
-			resp := e.kyverno.Validate(ctx, ppc)
-			ppc.JSONContext().Restore()
-			out = append(out, e.kyvernoResults(r, cp, resp)...)
-			continue
 		}
-		resp := e.kyverno.Validate(ctx, ppc.WithPolicy(cp.policy))
+		resp := e.kyverno.Validate(ctx, ppc)
+		if len(vals) > 0 {
+			ppc.JSONContext().Restore()
+		}
 		out = append(out, e.kyvernoResults(r, cp, resp)...)
 	}
 	return out
