@@ -287,8 +287,8 @@ func walk(src Source, exclude []string) ([]fileJob, []error, []string) {
 			}
 			return nil
 		}
-		if p != src.Root && (!isManifestFile(p) || excluded(p)) {
-			return nil
+		if p != src.Root && (!isManifestFile(p) || excluded(p) || strings.HasPrefix(d.Name(), ".")) {
+			return nil // .gitgate.yaml and other dotfiles are configuration, not manifests
 		}
 		switch path.Base(p) {
 		case "kustomization.yaml", "kustomization.yml", "Kustomization":

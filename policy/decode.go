@@ -46,7 +46,7 @@ func Decode(file string, data []byte) ([]Resource, error) {
 			return out, nil
 		}
 		if err != nil {
-			return out, decodeErr(file, err)
+			return out, decodeErr(file, data, err)
 		}
 		if len(doc.Content) == 0 {
 			continue
@@ -100,17 +100,56 @@ func appendObject(out []Resource, file string, node *yaml.Node, obj map[string]a
 	})
 }
 
-func decodeErr(file string, err error) error {
+// parserProblems are the errors of libyaml's parser (parserc.go), as opposed to its
+// scanner. yaml.v3 reports the parser's 0-based line as it is, one line too early
+// (go-yaml/yaml#205); the scanner's lines are already 1-based.
+var parserProblems = []string{
+	"did not find expected node content", "did not find expected '-' indicator",
+	"did not find expected key", "did not find expected ',' or ']'", "did not find expected ',' or '}'",
+	"did not find expected <document start>", "did not find expected <stream-start>",
+	"found undefined tag handle", "found duplicate %YAML directive", "found duplicate %TAG directive",
+	"found incompatible YAML document",
+}
+
+func decodeErr(file string, data []byte, err error) error {
 	o := Origin{File: file}
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		o.Line, _ = strconv.Atoi(m[1])
-		o.Col = 1
 		msg = strings.TrimPrefix(msg, m[0])
+		for _, p := range parserProblems {
+			if strings.HasPrefix(msg, p) {
+				o.Line++
+				break
+			}
+		}
+		// libyaml gives no column for these errors: point at where the line's content
+		// starts, which is where the construct it complains about begins.
+		o.Col = firstColumn(data, o.Line)
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
 	return &InputError{Origin: o, Err: fmt.Errorf("malformed YAML: %s", msg)}
+}
+
+// firstColumn is the 1-based column of the first non-blank character of a 1-based line.
+func firstColumn(data []byte, line int) int {
+	for l := 1; l < line; l++ {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return 1
+		}
+		data = data[i+1:]
+	}
+	for i, c := range data {
+		if c != ' ' && c != '\t' {
+			return i + 1
+		}
+		if c == '\n' {
+			break
+		}
+	}
+	return 1
 }
 
 func kindOfNode(n *yaml.Node) string {

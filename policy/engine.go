@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	policiesv1beta1 "github.com/kyverno/api/api/policies.kyverno.io/v1beta1"
 	kyvernov1 "github.com/kyverno/kyverno/api/kyverno/v1"
@@ -25,6 +27,7 @@ import (
 	"github.com/kyverno/kyverno/pkg/engine/policycontext"
 	"github.com/kyverno/kyverno/pkg/exceptions"
 	imageverifycache "github.com/kyverno/kyverno/pkg/image/verification/cache"
+	"github.com/kyverno/kyverno/pkg/toggle"
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -100,9 +103,17 @@ func metaOf(ann map[string]string) policyMeta {
 	return policyMeta{severity: ann[AnnotationSeverity], category: ann[AnnotationCategory], remediation: ann[AnnotationRemediation]}
 }
 
+// offlineHTTP makes the CEL http library refuse every URL before it resolves or dials
+// anything: an allowlist entry no URL can match. Kyverno builds its HTTP context from
+// this toggle on first use, process-wide; gitgate never lets policies reach the network.
+var offlineHTTP = sync.OnceFunc(func() {
+	_ = toggle.HTTPAllowlist.Parse("https://gitgate-evaluates-offline.invalid")
+})
+
 // NewEngine compiles the set once: autogen rules for pod controllers (including a
 // policy's own autogen-controllers annotation) and CEL programs.
 func NewEngine(set *Set, opts Options) (*Engine, error) {
+	offlineHTTP()
 	cfg := config.NewDefaultConfiguration(false)
 	jp := jmespath.New(cfg)
 	e := &Engine{set: set, opts: opts, cfg: cfg, jp: jp}
@@ -452,7 +463,7 @@ func (l offlineLoader) Load(ctx context.Context, jp jmespath.Interface, _ engine
 			local = append(local, entry)
 			continue
 		}
-		if v, err := jc.Query(entry.Name); err == nil && v != nil {
+		if v, err := jc.Query(strconv.Quote(entry.Name)); err == nil && v != nil { // names like roles-dictionary are not JMESPath
 			continue // supplied by the values file
 		}
 		return &NeedsClusterDataError{Policy: l.policy, Rule: l.rule, Entry: entry.Name, Source: source}
@@ -466,7 +477,7 @@ type NeedsClusterDataError struct {
 }
 
 func (e *NeedsClusterDataError) Error() string {
-	return fmt.Sprintf("needs cluster data: context entry %q is a %s lookup; gitgate evaluates offline, so supply its value in a values file (--values, policies[name=%s].rules[name=%s].values.%s)",
+	return fmt.Sprintf("needs cluster data: context entry %q (%s) can only be answered by a cluster; gitgate evaluates offline, so supply its value in a values file (--values, policies[name=%s].rules[name=%s].values.%s)",
 		e.Entry, e.Source, e.Policy, e.Rule, e.Entry)
 }
 

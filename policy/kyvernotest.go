@@ -1,15 +1,20 @@
 package policy
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"sort"
 	"strings"
 
 	"github.com/kyverno/kyverno/cmd/cli/kubectl-kyverno/apis/v1alpha1"
-	"sigs.k8s.io/yaml"
+	yaml3 "go.yaml.in/yaml/v3"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // TestFileName is the name of a Kyverno CLI test manifest.
@@ -34,8 +39,10 @@ type TestOutcome struct {
 	// Errors are tests that could not run: unreadable manifests, policies that do not
 	// load, missing files.
 	Errors []error
-	// Tests counts the kyverno-test.yaml files found.
+	// Tests counts the tests run (a kyverno-test.yaml may hold several documents).
 	Tests int
+	// Warnings are notices from loading the tests' policies (kinds gitgate skips).
+	Warnings []string
 }
 
 // Failed counts the rows whose actual result differs from the expected one.
@@ -76,17 +83,25 @@ func RunTests(ctx context.Context, fsys fs.FS, root string, opts TestOptions) *T
 			out.Errors = append(out.Errors, &InputError{Origin: Origin{File: show(p)}, Err: unwrapPathErr(err)})
 			return nil
 		}
-		if d.IsDir() && p != root && strings.HasPrefix(d.Name(), ".") {
-			return fs.SkipDir
+		if d.IsDir() && p != root && d.Name() == ".git" {
+			return fs.SkipDir // hidden test directories (.kyverno-test) are tests too
 		}
 		if d.IsDir() || d.Name() != TestFileName {
 			return nil
 		}
-		out.Tests++
-		rows, err := runTest(ctx, fsys, p, show, opts)
-		out.Rows = append(out.Rows, rows...)
+		tests, err := readTests(fsys, p)
 		if err != nil {
-			out.Errors = append(out.Errors, err)
+			out.Errors = append(out.Errors, &InputError{Origin: Origin{File: show(p)}, Err: err})
+			return nil
+		}
+		for _, t := range tests {
+			out.Tests++
+			rows, warnings, err := runTest(ctx, fsys, p, t, show, opts)
+			out.Rows = append(out.Rows, rows...)
+			out.Warnings = append(out.Warnings, warnings...)
+			if err != nil {
+				out.Errors = append(out.Errors, err)
+			}
 		}
 		return nil
 	})
@@ -96,16 +111,47 @@ func RunTests(ctx context.Context, fsys fs.FS, root string, opts TestOptions) *T
 	return out
 }
 
-func runTest(ctx context.Context, fsys fs.FS, file string, show func(string) string, opts TestOptions) ([]TestRow, error) {
-	shown := show(file)
-	fail := func(err error) error { return &InputError{Origin: Origin{File: shown}, Err: err} }
+// readTests reads every document of a kyverno-test.yaml as a Test.
+func readTests(fsys fs.FS, file string) ([]v1alpha1.Test, error) {
 	data, err := fs.ReadFile(fsys, file)
 	if err != nil {
-		return nil, fail(unwrapPathErr(err))
+		return nil, unwrapPathErr(err)
 	}
-	var t v1alpha1.Test
-	if err := yaml.Unmarshal(data, &t); err != nil {
-		return nil, fail(fmt.Errorf("not a Kyverno test manifest: %w", err))
+	dec := yaml3.NewDecoder(bytes.NewReader(data))
+	var out []v1alpha1.Test
+	for {
+		var doc yaml3.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, decodeErr(file, data, err)
+		}
+		c := converter{budget: 64*len(data) + 4096}
+		v, err := c.value(&doc)
+		if err != nil || v == nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		var t v1alpha1.Test
+		if err := json.Unmarshal(b, &t); err != nil {
+			return nil, fmt.Errorf("not a Kyverno test manifest: %w", err)
+		}
+		out = append(out, t)
+	}
+}
+
+func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show func(string) string, opts TestOptions) ([]TestRow, []string, error) {
+	shown := show(file)
+	fail := func(err error) ([]TestRow, []string, error) {
+		return nil, nil, &InputError{Origin: Origin{File: shown}, Err: err}
 	}
 	dir := path.Dir(file)
 	rel := func(p string) (string, error) {
@@ -118,27 +164,35 @@ func runTest(ctx context.Context, fsys fs.FS, file string, show func(string) str
 	for _, p := range append(append([]string{}, t.Policies...), t.PolicyExceptions...) {
 		rp, err := rel(p)
 		if err != nil {
-			return nil, fail(err)
+			return fail(err)
 		}
 		paths = append(paths, rp)
 	}
 	set, err := Load(fsys, paths...)
 	if err != nil {
-		return nil, fail(fmt.Errorf("policies do not load: %w", err))
+		return fail(fmt.Errorf("policies do not load: %w", err))
 	}
 	var resources []Resource
 	for _, p := range t.Resources {
 		rp, err := rel(p)
 		if err != nil {
-			return nil, fail(err)
+			return fail(err)
 		}
 		b, err := fs.ReadFile(fsys, rp)
 		if err != nil {
-			return nil, fail(fmt.Errorf("resources: %w", unwrapPathErr(err)))
+			return fail(fmt.Errorf("resources: %w", unwrapPathErr(err)))
 		}
 		rs, err := Decode(show(rp), b)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		for _, r := range rs {
+			// As Kyverno's CLI loads test resources: namespaced objects without a
+			// namespace land in "default", and every number is a float64.
+			if r.Object.GetNamespace() == "" && !clusterScoped[r.Object.GetKind()] {
+				r.Object.SetNamespace("default")
+			}
+			r.Object.Object = toFloat(r.Object.Object).(map[string]any)
 		}
 		resources = append(resources, rs...)
 	}
@@ -146,25 +200,25 @@ func runTest(ctx context.Context, fsys fs.FS, file string, show func(string) str
 	if t.Variables != "" {
 		rp, err := rel(t.Variables)
 		if err != nil {
-			return nil, fail(err)
+			return fail(err)
 		}
 		if values, err = LoadValues(fsys, rp); err != nil {
-			return nil, fail(err)
+			return fail(err)
 		}
 	}
 	var req Request
 	if t.UserInfo != "" {
 		rp, err := rel(t.UserInfo)
 		if err != nil {
-			return nil, fail(err)
+			return fail(err)
 		}
 		b, err := fs.ReadFile(fsys, rp)
 		if err != nil {
-			return nil, fail(fmt.Errorf("userinfo: %w", unwrapPathErr(err)))
+			return fail(fmt.Errorf("userinfo: %w", unwrapPathErr(err)))
 		}
 		var ui v1alpha1.UserInfo
-		if err := yaml.Unmarshal(b, &ui); err != nil {
-			return nil, fail(fmt.Errorf("userinfo %s: %w", t.UserInfo, err))
+		if err := sigsyaml.Unmarshal(b, &ui); err != nil {
+			return fail(fmt.Errorf("userinfo %s: %w", t.UserInfo, err))
 		}
 		req.UserInfo = &ui.RequestInfo
 	}
@@ -175,7 +229,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, show func(string) str
 	}
 	eng, err := NewEngine(set, Options{Values: values, Variables: opts.Variables})
 	if err != nil {
-		return nil, fail(err)
+		return fail(err)
 	}
 	type evaluated struct {
 		r       Resource
@@ -189,12 +243,33 @@ func runTest(ctx context.Context, fsys fs.FS, file string, show func(string) str
 	if name == "" {
 		name = t.GetName()
 	}
+	unscored := map[string]bool{}
+	known := map[string]bool{}
+	for _, p := range set.Policies {
+		known[p.GetName()] = true
+		unscored[p.GetName()] = p.GetAnnotations()[annotationScored] == "false"
+	}
+	for _, p := range set.ValidatingPolicies {
+		known[p.GetName()] = true
+		unscored[p.GetName()] = p.GetAnnotations()[annotationScored] == "false"
+	}
 	var rows []TestRow
 	for _, exp := range t.Results {
 		want := Status(exp.Result)
+		policyName := exp.Policy[strings.LastIndex(exp.Policy, "/")+1:]
+		if !known[policyName] {
+			rows = append(rows, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Resource: strings.Join(exp.Resources, ","), Expected: want,
+				Message: "policy not found among the test's policies, or of a kind gitgate does not evaluate"})
+			continue
+		}
 		names := append([]string{}, exp.Resources...)
 		for _, spec := range exp.ResourceSpecs {
 			names = append(names, spec.Namespace+"/"+spec.Name)
+		}
+		if len(names) == 0 { // no resources named: every resource, as Kyverno's CLI does
+			for _, ev := range all {
+				names = append(names, ev.r.Object.GetNamespace()+"/"+ev.r.Object.GetName())
+			}
 		}
 		for _, resName := range names {
 			found := false
@@ -218,7 +293,10 @@ func runTest(ctx context.Context, fsys fs.FS, file string, show func(string) str
 					rr := row
 					rr.Rule = m.Rule
 					rr.Actual = m.Status
-					rr.Pass = m.Status == want
+					if rr.Actual == StatusFail && unscored[m.Policy] {
+						rr.Actual = StatusWarn // policies.kyverno.io/scored: "false" reports a failure as a warning
+					}
+					rr.Pass = rr.Actual == want
 					rr.Message = CleanMessage(m.Message)
 					rows = append(rows, rr)
 				}
@@ -230,7 +308,42 @@ func runTest(ctx context.Context, fsys fs.FS, file string, show func(string) str
 		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Policy < rows[j].Policy })
-	return rows, nil
+	return rows, set.Warnings, nil
+}
+
+const annotationScored = "policies.kyverno.io/scored"
+
+// clusterScoped are the built-in kinds that have no namespace.
+var clusterScoped = map[string]bool{
+	"Namespace": true, "Node": true, "PersistentVolume": true, "ClusterRole": true,
+	"ClusterRoleBinding": true, "CustomResourceDefinition": true, "StorageClass": true,
+	"PriorityClass": true, "ValidatingWebhookConfiguration": true, "MutatingWebhookConfiguration": true,
+	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true,
+	"MutatingAdmissionPolicy": true, "MutatingAdmissionPolicyBinding": true, "APIService": true,
+	"CSIDriver": true, "CSINode": true, "VolumeAttachment": true, "IngressClass": true,
+	"RuntimeClass": true, "PodSecurityPolicy": true, "CertificateSigningRequest": true,
+	"ComponentStatus": true, "FlowSchema": true, "PriorityLevelConfiguration": true,
+	"ClusterPolicy": true, "ClusterPolicyReport": true, "ClusterCleanupPolicy": true,
+	"ValidatingPolicy": true, "ClusterReport": true,
+}
+
+// toFloat turns every number into a float64, as Kyverno's CLI does with test resources.
+func toFloat(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = toFloat(e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = toFloat(e)
+		}
+		return x
+	case int64:
+		return float64(x)
+	}
+	return v
 }
 
 func resourceNamed(r Resource, name string) bool {

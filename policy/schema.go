@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -46,30 +45,24 @@ var builtinScheme = func() *runtime.Scheme {
 	return s
 }()
 
-var (
-	unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
-	typeMismatch = regexp.MustCompile(`(?:Go struct field|field) ([A-Za-z0-9_.\[\]]+)`)
-)
-
-// CheckSchema strictly decodes an object of a built-in kind into its k8s.io/api type.
-// It returns findings for unknown fields and wrong types, and checked=false for kinds
-// with no known schema (CRDs), which are reported as not schema-checked, not failed.
+// CheckSchema strictly checks an object of a built-in kind against its k8s.io/api type:
+// unknown fields and wrong types are findings with their field path, as the API
+// server's strict field validation would reject them. Kinds with no known schema
+// (CRDs) return checked=false: reported as not schema-checked, not failed.
 func CheckSchema(r Resource) (results []Result, checked bool) {
 	gvk := r.Object.GroupVersionKind()
-	if !builtinScheme.Recognizes(gvk) {
+	sh := kindShape(gvk)
+	if sh == nil {
 		return nil, false
 	}
-	typed, err := builtinScheme.New(gvk)
-	if err != nil {
-		return nil, false
-	}
-	err = runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(r.Object.Object, typed, true)
-	if err == nil {
-		return nil, true
-	}
-	mk := func(path, msg string) Result {
-		return Result{
-			Origin:      r.position(dottedToSlash(path)),
+	errs := sh.check(r.Object.Object, "", nil)
+	for _, e := range errs {
+		msg := e.msg
+		if e.unknown {
+			msg = fmt.Sprintf("unknown field %q in %s %s; check its spelling and indentation", e.path, gvk.GroupVersion(), gvk.Kind)
+		}
+		results = append(results, Result{
+			Origin:      r.position(dottedToSlash(e.path)),
 			APIVersion:  r.Object.GetAPIVersion(),
 			Kind:        r.Object.GetKind(),
 			Namespace:   r.Object.GetNamespace(),
@@ -79,22 +72,22 @@ func CheckSchema(r Resource) (results []Result, checked bool) {
 			Status:      StatusFail,
 			Action:      Enforce,
 			Message:     msg,
-			Path:        path,
+			Path:        e.path,
 			Remediation: "fix or remove the field; the API server rejects objects that do not match the " + gvk.GroupVersion().String() + " " + gvk.Kind + " schema",
-		}
+		})
 	}
-	msg := err.Error()
-	if ms := unknownField.FindAllStringSubmatch(msg, -1); ms != nil {
-		for _, m := range ms {
-			results = append(results, mk(m[1], fmt.Sprintf("unknown field %q in %s %s; check its spelling and indentation", m[1], gvk.GroupVersion(), gvk.Kind)))
-		}
-		return results, true
+	SortResults(results)
+	return results, true
+}
+
+// strictDecodeError is the slow reference check: converting into the Go type with
+// field validation. Tests compare it with CheckSchema.
+func strictDecodeError(r Resource) error {
+	typed, err := builtinScheme.New(r.Object.GroupVersionKind())
+	if err != nil {
+		return nil
 	}
-	path := ""
-	if m := typeMismatch.FindStringSubmatch(msg); m != nil {
-		path = m[1]
-	}
-	return []Result{mk(path, "does not match the schema: "+msg)}, true
+	return runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(r.Object.Object, typed, true)
 }
 
 // dottedToSlash turns "spec.containers[0].image" into "/spec/containers/0/image".

@@ -17,15 +17,23 @@ type Values = v1alpha1.ValuesSpec
 
 // LoadValues reads a Kyverno values file.
 func LoadValues(fsys fs.FS, name string) (*Values, error) {
-	data, err := fs.ReadFile(fsys, name)
+	return LoadValuesSource(Source{FS: fsys, Root: name, Display: name})
+}
+
+// LoadValuesSource reads the values file src.Root, naming it src.Display in errors.
+func LoadValuesSource(src Source) (*Values, error) {
+	name := src.Display
+	data, err := fs.ReadFile(src.FS, src.Root)
 	if err != nil {
-		return nil, fmt.Errorf("read values file: %w", err)
+		return nil, fmt.Errorf("%s: cannot read values file: %w", name, unwrapPathErr(err))
 	}
 	var v v1alpha1.Values
 	if err := yaml.UnmarshalStrict(data, &v); err != nil {
 		return nil, fmt.Errorf("%s: values file: %w", name, err)
 	}
-	if v.Kind != "" && v.Kind != "Values" {
+	switch v.Kind {
+	case "", "Values", "Value": // Kyverno's CLI never checks the kind; its own tests use both
+	default:
 		return nil, fmt.Errorf("%s: values file has kind %q, want Values (cli.kyverno.io/v1alpha1)", name, v.Kind)
 	}
 	return &v.ValuesSpec, nil
@@ -65,9 +73,20 @@ func ruleValues(v *Values, policy, rule string) map[string]any {
 			continue
 		}
 		for _, r := range p.Rules {
-			if r.Name == rule {
-				return r.Values
+			// As Kyverno's CLI: values given for a rule apply to its autogen variants.
+			if rule != r.Name && rule != "autogen-"+r.Name && rule != "autogen-cronjob-"+r.Name {
+				continue
 			}
+			vals := map[string]any{}
+			for k, v := range r.Values {
+				vals[k] = v
+			}
+			for k, v := range r.ForeachValues {
+				if len(v) > 0 {
+					vals[k] = v[0] // Kyverno's CLI never advances its foreach element index
+				}
+			}
+			return vals
 		}
 	}
 	return nil

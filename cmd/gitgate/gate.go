@@ -71,8 +71,7 @@ func (f *gateFlags) open(root string, stderr io.Writer) (*policy.Gate, []string,
 		valuesFile = filepath.Join(root, cfg.Values)
 	}
 	if valuesFile != "" {
-		src := osSource(valuesFile)
-		v, err := policy.LoadValues(src.FS, src.Root)
+		v, err := policy.LoadValuesSource(osSource(valuesFile))
 		if err != nil {
 			return nil, nil, err
 		}

@@ -62,7 +62,7 @@ Exit codes: 0 clean (audit findings are warnings), 1 enforced violations,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		fmt.Fprintf(stderr, "gitgate %s: %v\nRun 'gitgate %s --help' for usage.\n", c.Name(), err, c.Name())
+		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", c.CommandPath(), err, c.CommandPath())
 		return exitCodeError{exitError}
 	})
 	root.AddCommand(newCheckCmd(stdout, stderr), newTestCmd(stdout, stderr), newVersionCmd(stdout))

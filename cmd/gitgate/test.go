@@ -54,6 +54,14 @@ func (o *testOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.W
 		total.Rows = append(total.Rows, out.Rows...)
 		total.Errors = append(total.Errors, out.Errors...)
 		total.Tests += out.Tests
+		total.Warnings = append(total.Warnings, out.Warnings...)
+	}
+	seen := map[string]bool{}
+	for _, w := range total.Warnings {
+		if !seen[w] {
+			seen[w] = true
+			fmt.Fprintf(stderr, "warning: %s\n", w)
+		}
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TEST\tPOLICY\tRULE\tRESOURCE\tEXPECTED\tACTUAL\tRESULT")
