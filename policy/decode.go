@@ -34,39 +34,49 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 // (no apiVersion or kind) are skipped. On a malformed document the objects decoded before
 // it are returned together with an *InputError that names the line.
 func Decode(file string, data []byte) ([]Resource, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	// Every node of the expanded tree costs at least a byte of input unless aliases
-	// multiply it; allow generous reuse of anchors but not exponential growth.
-	budget := 64*len(data) + 4096
 	var out []Resource
+	err := eachDocument(file, data, func(root *yaml.Node, v any) error {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			if v == nil {
+				return nil
+			}
+			return &InputError{Origin: Origin{File: file, Line: root.Line, Col: root.Column},
+				Err: fmt.Errorf("document is a %s, not a Kubernetes object", kindOfNode(root))}
+		}
+		out = appendObject(out, file, root, obj)
+		return nil
+	})
+	return out, err
+}
+
+// eachDocument calls fn with the root node and the JSON-normalised value of every
+// non-empty document of a YAML stream. Alias expansion is budgeted over the whole file:
+// every node costs at least a byte of input unless aliases multiply it, so generous
+// reuse of anchors passes and exponential growth does not.
+func eachDocument(file string, data []byte, fn func(root *yaml.Node, v any) error) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	c := converter{budget: 64*len(data) + 4096}
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return out, decodeErr(file, data, err)
+			return decodeErr(file, data, err)
 		}
 		if len(doc.Content) == 0 {
 			continue
 		}
 		root := doc.Content[0]
-		c := converter{budget: budget}
 		v, err := c.value(root)
 		if err != nil {
-			return out, &InputError{Origin: Origin{File: file, Line: root.Line, Col: root.Column}, Err: err}
+			return &InputError{Origin: Origin{File: file, Line: root.Line, Col: root.Column}, Err: err}
 		}
-		budget = c.budget
-		obj, ok := v.(map[string]any)
-		if !ok {
-			if v == nil {
-				continue
-			}
-			return out, &InputError{Origin: Origin{File: file, Line: root.Line, Col: root.Column},
-				Err: fmt.Errorf("document is a %s, not a Kubernetes object", kindOfNode(root))}
+		if err := fn(root, v); err != nil {
+			return err
 		}
-		out = appendObject(out, file, root, obj)
 	}
 }
 

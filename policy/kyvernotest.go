@@ -1,12 +1,9 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"sort"
@@ -117,35 +114,23 @@ func readTests(fsys fs.FS, file string) ([]v1alpha1.Test, error) {
 	if err != nil {
 		return nil, unwrapPathErr(err)
 	}
-	dec := yaml3.NewDecoder(bytes.NewReader(data))
 	var out []v1alpha1.Test
-	for {
-		var doc yaml3.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, decodeErr(file, data, err)
-		}
-		c := converter{budget: 64*len(data) + 4096}
-		v, err := c.value(&doc)
-		if err != nil || v == nil {
-			if err != nil {
-				return nil, err
-			}
-			continue
+	err = eachDocument(file, data, func(_ *yaml3.Node, v any) error {
+		if v == nil {
+			return nil
 		}
 		b, err := json.Marshal(v)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		var t v1alpha1.Test
 		if err := json.Unmarshal(b, &t); err != nil {
-			return nil, fmt.Errorf("not a Kyverno test manifest: %w", err)
+			return fmt.Errorf("not a Kyverno test manifest: %w", err)
 		}
 		out = append(out, t)
-	}
+		return nil
+	})
+	return out, err
 }
 
 func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show func(string) string, opts TestOptions) ([]TestRow, []string, error) {

@@ -83,10 +83,11 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 		sources = append(sources, osSource(a))
 	}
 	rep := gate.Check(cmd.Context(), sources, opts)
+	rep.Notices = append(append([]string{}, gate.Warnings...), rep.Notices...) // in the JSON report too
 	if opts.Progress != nil {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
-	for _, n := range rep.Notices {
+	for _, n := range rep.Notices[len(gate.Warnings):] { // the warnings were printed when the gate opened
 		fmt.Fprintf(stderr, "notice: %s\n", n)
 	}
 	for _, e := range rep.Errors {
