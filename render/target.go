@@ -1,0 +1,118 @@
+// Package render finds the render targets of a GitOps repository (Argo CD Applications
+// and ApplicationSets, kustomizations, Helm charts, plain manifest directories, Tekton
+// resources) and renders each one, in-process and offline, into policy.Resources that
+// carry their origin: the target, the source file and the line of the object in it.
+//
+// render reads files and never calls a cluster or the network: a remote base, chart or
+// repository is an error naming the URL.
+package render
+
+import (
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+)
+
+// Kind is how a target is rendered.
+type Kind string
+
+const (
+	// Kustomize targets are built with kustomize's krusty.
+	Kustomize Kind = "kustomize"
+	// Helm targets are templated with Helm's engine.
+	Helm Kind = "helm"
+	// Directory targets are plain manifests (Argo CD's directory source type).
+	Directory Kind = "directory"
+	// Tekton targets are Tekton Tasks and Pipelines, checked as they are.
+	Tekton Kind = "tekton"
+)
+
+// Target is one thing to render: a kustomization, a chart with one set of values, a
+// directory of manifests, or an Argo CD Application's source.
+type Target struct {
+	// Name is stable across runs: order-service/production, charts/api (values-prod.yaml).
+	Name string `json:"name"`
+	Kind Kind   `json:"kind"`
+	// Path is the source directory (or file), slash-separated, relative to the repo root.
+	Path string `json:"path"`
+	// DefinedIn is the Application or ApplicationSet file that produced the target, if any.
+	DefinedIn string `json:"definedIn,omitempty"`
+	// Namespace is the destination namespace objects without one are placed in.
+	Namespace string `json:"namespace,omitempty"`
+
+	// Helm: release name, value files (repo-relative), inline values, --set parameters.
+	ReleaseName string         `json:"releaseName,omitempty"`
+	ValueFiles  []string       `json:"valueFiles,omitempty"`
+	Values      map[string]any `json:"values,omitempty"`
+	Parameters  map[string]string `json:"parameters,omitempty"`
+
+	// Kustomize: what an Argo CD Application overrides.
+	Images       []string          `json:"images,omitempty"`
+	NamePrefix   string            `json:"namePrefix,omitempty"`
+	NameSuffix   string            `json:"nameSuffix,omitempty"`
+	CommonLabels map[string]string `json:"commonLabels,omitempty"`
+
+	// Directory: Argo CD's directory options.
+	Recurse bool   `json:"recurse,omitempty"`
+	Include string `json:"include,omitempty"`
+	Exclude string `json:"exclude,omitempty"`
+}
+
+// String is the target's name and kind, for messages.
+func (t Target) String() string { return fmt.Sprintf("%s (%s %s)", t.Name, t.Kind, t.Path) }
+
+// Repo is a repository checkout to discover and render.
+type Repo struct {
+	// FS is the repository root.
+	FS fs.FS
+	// Dir is the repository root on disk (kustomize and Helm read files themselves);
+	// every path they read is confined to it.
+	Dir string
+	// Clusters are the clusters known to the ApplicationSet clusters generator
+	// (from .gitgate.yaml); with none, that generator is skipped with a notice.
+	Clusters []Cluster
+	// KubeVersion and APIVersions are Helm's .Capabilities.
+	KubeVersion string
+	APIVersions []string
+}
+
+// Cluster is a destination cluster as the ApplicationSet clusters generator sees it.
+type Cluster struct {
+	Name   string            `json:"name"`
+	Server string            `json:"server"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// SortTargets orders targets by name, then kind and path.
+func SortTargets(ts []Target) {
+	sort.Slice(ts, func(i, j int) bool {
+		a, b := ts[i], ts[j]
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		return a.Path < b.Path
+	})
+}
+
+// RemoteError is a source outside the repository that an offline render refuses.
+type RemoteError struct {
+	URL string
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("%s: remote sources are not fetched offline; vendor it into the repository", e.URL)
+}
+
+// isRemote reports whether a kustomize resource, chart or repo reference is a URL.
+func isRemote(ref string) bool {
+	for _, p := range []string{"http://", "https://", "git::", "git@", "ssh://", "oci://", "github.com/", "gitlab.com/", "bitbucket.org/"} {
+		if strings.HasPrefix(ref, p) {
+			return true
+		}
+	}
+	return strings.Contains(ref, "?ref=") || strings.Contains(ref, ".git//")
+}
