@@ -1,0 +1,179 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/gitgate/gitgate/policy"
+	"github.com/gitgate/gitgate/render"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+)
+
+type repoFlags struct {
+	repo string
+}
+
+func (f *repoFlags) BindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.repo, "repo", ".", "repository root")
+}
+
+func (f *repoFlags) open() (render.Repo, error) {
+	abs, err := filepath.Abs(f.repo)
+	if err != nil {
+		return render.Repo{}, err
+	}
+	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+		return render.Repo{}, fmt.Errorf("--repo %s: not a directory", f.repo)
+	}
+	return render.Repo{FS: os.DirFS(abs), Dir: abs}, nil
+}
+
+func newTargetsCmd(stdout, stderr io.Writer) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "targets [DIR]",
+		Short: "List the render targets of a GitOps repository",
+		Long: `Targets discovers what a repository renders, with no configuration for a repository
+shaped like apps/<svc>/base + overlays/<env>: every leaf kustomization (one no other
+kustomization references), every Helm chart with its default values, each values-<env>.yaml
+beside it and environments/<env>/<chart>/values.yaml, and the plain manifest directories and
+Tekton files left over.`,
+		Example: `  gitgate targets .
+  gitgate targets -o json ~/src/gitops`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rf := repoFlags{repo: "."}
+			if len(args) == 1 {
+				rf.repo = args[0]
+			}
+			repo, err := rf.open()
+			if err != nil {
+				fmt.Fprintf(stderr, "gitgate targets: %v\n", err)
+				return exitCodeError{exitError}
+			}
+			d := render.Discover(cmd.Context(), repo, discoverOptions(repo))
+			for _, n := range d.Notices {
+				fmt.Fprintf(stderr, "notice: %s\n", n)
+			}
+			for _, e := range d.Errors {
+				fmt.Fprintf(stderr, "%v\n", e)
+			}
+			switch output {
+			case "json":
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(d.Targets); err != nil {
+					return err
+				}
+			case "text":
+				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tKIND\tPATH\tVALUES")
+				for _, t := range d.Targets {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Kind, t.Path, strings.Join(t.ValueFiles, ","))
+				}
+				tw.Flush()
+			default:
+				fmt.Fprintf(stderr, "gitgate targets: unknown output format %q; use text or json\n", output)
+				return exitCodeError{exitError}
+			}
+			if len(d.Errors) > 0 {
+				return exitCodeError{exitError}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func newRenderCmd(stdout, stderr io.Writer) *cobra.Command {
+	rf := &repoFlags{}
+	cmd := &cobra.Command{
+		Use:   "render TARGET|DIR",
+		Short: "Print what a target renders to, as kustomize build would",
+		Long: `Render prints a target's rendered YAML. TARGET is a name from 'gitgate targets'
+(order-service/production) or a directory of the repository holding a kustomization.
+Rendering is in-process and offline: a remote base is an error naming its URL.`,
+		Example: `  gitgate render order-service/production
+  gitgate render --repo ~/src/gitops apps/api/overlays/dev`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			repo, err := rf.open()
+			if err != nil {
+				fmt.Fprintf(stderr, "gitgate render: %v\n", err)
+				return exitCodeError{exitError}
+			}
+			t, err := findTarget(cmd, repo, args[0])
+			if err != nil {
+				fmt.Fprintf(stderr, "gitgate render: %v\n", err)
+				return exitCodeError{exitError}
+			}
+			var out []byte
+			switch t.Kind {
+			case render.Kustomize:
+				out, err = render.RenderedKustomizeYAML(cmd.Context(), repo, t)
+			default:
+				rs, rerr := render.Render(cmd.Context(), repo, t)
+				err = rerr
+				for i, r := range rs {
+					y, merr := yaml.Marshal(r.Object.Object)
+					if merr != nil {
+						err = merr
+						break
+					}
+					if i > 0 {
+						out = append(out, "---\n"...)
+					}
+					out = append(out, y...)
+				}
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "gitgate render: %s: %v\n", t.Name, err)
+				return exitCodeError{exitError}
+			}
+			_, err = stdout.Write(out)
+			return err
+		},
+	}
+	rf.BindFlags(cmd.Flags())
+	return cmd
+}
+
+// findTarget resolves a target name, or a repository directory, to a target.
+func findTarget(cmd *cobra.Command, repo render.Repo, arg string) (render.Target, error) {
+	d := render.Discover(cmd.Context(), repo, discoverOptions(repo))
+	for _, t := range d.Targets {
+		if t.Name == arg {
+			return t, nil
+		}
+	}
+	rel := filepath.ToSlash(filepath.Clean(arg))
+	for _, t := range d.Targets {
+		if t.Path == rel {
+			return t, nil
+		}
+	}
+	for _, k := range render.KustomizationFiles {
+		if _, err := os.Stat(filepath.Join(repo.Dir, arg, k)); err == nil {
+			return render.Target{Name: rel, Kind: render.Kustomize, Path: rel}, nil
+		}
+	}
+	return render.Target{}, fmt.Errorf("%s: no such target in %s; 'gitgate targets' lists them", arg, repo.Dir)
+}
+
+// discoverOptions keeps the repository's policy directories (.gitgate.yaml policies:,
+// default policies/) out of the targets: they are the gate, not manifests.
+func discoverOptions(repo render.Repo) render.DiscoverOptions {
+	opts := render.DiscoverOptions{Exclude: []string{"policies"}}
+	if cfg, err := policy.LoadConfig(repo.FS); err == nil && len(cfg.Policies) > 0 {
+		opts.Exclude = cfg.Policies
+	}
+	return opts
+}

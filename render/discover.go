@@ -1,0 +1,250 @@
+package render
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/gitgate/gitgate/policy"
+	"sigs.k8s.io/yaml"
+)
+
+// Discovery is what a repository holds to render.
+type Discovery struct {
+	Targets []Target
+	// Apps are the Argo CD Applications and ApplicationSets found (the input of AppTargets).
+	Apps []policy.Resource
+	// Notices are things skipped on purpose (a generator with no data, a source in
+	// another repository).
+	Notices []string
+	// Errors are inputs that could not be understood; every other target is still listed.
+	Errors []error
+}
+
+// DiscoverOptions configure Discover.
+type DiscoverOptions struct {
+	// Exclude lists repo-relative directories that are not manifests (policy directories).
+	Exclude []string
+	// MaxFileSize bounds the manifest files read while looking for Applications.
+	MaxFileSize int64
+}
+
+// repoScan is one walk of the repository.
+type repoScan struct {
+	kustomizations map[string]bool // dir -> has a kustomization
+	referenced     map[string]bool // dirs another kustomization uses as a base or component
+	charts         map[string]bool // chart dirs
+	manifests      map[string][]string
+	tekton         map[string]bool // files holding Tekton objects
+	apps           []policy.Resource
+	errs           []error
+}
+
+// Discover walks the repository once and lists its targets: the Argo CD Applications'
+// sources (when an AppTargets function is wired), every leaf kustomization (one no other
+// kustomization references) not reached otherwise, every Helm chart not reached
+// otherwise (default values, each values-<env>.yaml beside it, and
+// environments/<env>/<chart>/values.yaml), and the plain manifest directories and Tekton
+// files left over. It needs no configuration for a repository shaped like the seed's.
+func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
+	sc := scanRepo(repo, opts)
+	d := &Discovery{Apps: sc.apps, Errors: sc.errs}
+	reached := map[string]bool{}
+	if appTargets != nil && len(sc.apps) > 0 {
+		ts, notices, errs := appTargets(repo, sc.apps)
+		d.Targets = append(d.Targets, ts...)
+		d.Notices = append(d.Notices, notices...)
+		d.Errors = append(d.Errors, errs...)
+		for _, t := range ts {
+			reached[t.Path] = true
+		}
+	}
+	// Kustomizations: leaves only; a base is rendered through its overlays.
+	for dir := range sc.kustomizations {
+		if sc.referenced[dir] || reached[dir] || underAny(dir, sc.charts) {
+			continue
+		}
+		d.Targets = append(d.Targets, Target{Name: kustomizeName(dir), Kind: Kustomize, Path: dir})
+	}
+	// Charts: defaults, values-<env>.yaml beside, environments/<env>/<chart>/values.yaml.
+	for dir := range sc.charts {
+		if reached[dir] || underAny(path.Dir(dir), sc.charts) && path.Base(path.Dir(dir)) == "charts" {
+			continue // reached by an Application, or a subchart rendered with its parent
+		}
+		name := path.Base(dir)
+		d.Targets = append(d.Targets, Target{Name: name, Kind: Helm, Path: dir})
+		entries, _ := fs.ReadDir(repo.FS, dir)
+		for _, e := range entries {
+			n := e.Name()
+			if env, ok := strings.CutPrefix(n, "values-"); ok && !e.IsDir() && (strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) {
+				env = strings.TrimSuffix(strings.TrimSuffix(env, ".yaml"), ".yml")
+				d.Targets = append(d.Targets, Target{Name: name + "/" + env, Kind: Helm, Path: dir, ValueFiles: []string{path.Join(dir, n)}})
+			}
+		}
+		envs, _ := fs.ReadDir(repo.FS, "environments")
+		for _, e := range envs {
+			vf := path.Join("environments", e.Name(), name, "values.yaml")
+			if _, err := fs.Stat(repo.FS, vf); err == nil {
+				d.Targets = append(d.Targets, Target{Name: name + "/" + e.Name(), Kind: Helm, Path: dir, ValueFiles: []string{vf}, Namespace: e.Name()})
+			}
+		}
+	}
+	// Plain manifests and Tekton: whatever no kustomization, chart or Application covers.
+	for dir, files := range sc.manifests {
+		if reached[dir] || underAny(dir, sc.kustomizations) || underAny(dir, sc.charts) {
+			continue // a kustomization's files and patches are rendered through it
+		}
+		var plain, tekton []string
+		for _, f := range files {
+			if sc.tekton[f] {
+				tekton = append(tekton, f)
+			} else {
+				plain = append(plain, f)
+			}
+		}
+		if len(plain) > 0 {
+			d.Targets = append(d.Targets, Target{Name: dir, Kind: Directory, Path: dir})
+		}
+		for _, f := range tekton {
+			d.Targets = append(d.Targets, Target{Name: strings.TrimSuffix(strings.TrimSuffix(f, ".yaml"), ".yml"), Kind: Tekton, Path: f})
+		}
+	}
+	SortTargets(d.Targets)
+	dedupeNames(d.Targets)
+	return d
+}
+
+// appTargets is AppTargets once the Argo CD support is compiled in.
+var appTargets func(repo Repo, apps []policy.Resource) ([]Target, []string, []error)
+
+func underAny(dir string, set map[string]bool) bool {
+	for p := dir; p != "." && p != "/" && p != ""; p = path.Dir(p) {
+		if set[p] {
+			return true
+		}
+	}
+	return false
+}
+
+// kustomizeName names apps/<svc>/overlays/<env> as <svc>/<env>, else the directory.
+func kustomizeName(dir string) string {
+	parts := strings.Split(dir, "/")
+	if n := len(parts); n >= 3 && parts[n-2] == "overlays" {
+		return parts[n-3] + "/" + parts[n-1]
+	}
+	return dir
+}
+
+// dedupeNames keeps names unique: a second "api/prod" becomes "api/prod (path)".
+func dedupeNames(ts []Target) {
+	seen := map[string]int{}
+	for _, t := range ts {
+		seen[t.Name]++
+	}
+	for i := range ts {
+		if seen[ts[i].Name] > 1 {
+			ts[i].Name = fmt.Sprintf("%s (%s)", ts[i].Name, ts[i].Path)
+		}
+	}
+	sort.SliceStable(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+}
+
+func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
+	sc := &repoScan{
+		kustomizations: map[string]bool{}, referenced: map[string]bool{}, charts: map[string]bool{},
+		manifests: map[string][]string{}, tekton: map[string]bool{},
+	}
+	excluded := func(p string) bool {
+		for _, x := range opts.Exclude {
+			if p == x || strings.HasPrefix(p, strings.TrimSuffix(x, "/")+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	_ = fs.WalkDir(repo.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			sc.errs = append(sc.errs, &policy.InputError{Origin: policy.Origin{File: p}, Err: err})
+			return nil
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if p != "." && (strings.HasPrefix(name, ".") || name == "node_modules" || excluded(p)) {
+				return fs.SkipDir
+			}
+			if _, err := fs.Stat(repo.FS, path.Join(p, "Chart.yaml")); err == nil {
+				sc.charts[p] = true
+			}
+			for _, k := range KustomizationFiles {
+				if data, err := fs.ReadFile(repo.FS, path.Join(p, k)); err == nil {
+					sc.kustomizations[p] = true
+					for _, ref := range kustomizeRefs(data) {
+						sc.referenced[path.Clean(path.Join(p, ref))] = true
+					}
+					break
+				}
+			}
+			return nil
+		}
+		if strings.HasPrefix(name, ".") || isKustomizationFile(name) || !isYAML(name) || excluded(p) {
+			return nil
+		}
+		dir := path.Dir(p)
+		if underAny(dir, sc.charts) {
+			return nil // chart templates and values are rendered with the chart
+		}
+		info, err := d.Info()
+		if err != nil || opts.MaxFileSize > 0 && info.Size() > opts.MaxFileSize {
+			sc.manifests[dir] = append(sc.manifests[dir], p) // the check reports the size
+			return nil
+		}
+		data, err := fs.ReadFile(repo.FS, p)
+		if err != nil {
+			return nil
+		}
+		rs, _ := policy.Decode(p, data) // decode errors surface when the target is checked
+		if len(rs) == 0 {
+			return nil // values files, configuration
+		}
+		for _, r := range rs {
+			gvk := r.Object.GroupVersionKind()
+			switch {
+			case gvk.Group == "argoproj.io" && (gvk.Kind == "Application" || gvk.Kind == "ApplicationSet"):
+				sc.apps = append(sc.apps, r)
+			case gvk.Group == "tekton.dev":
+				sc.tekton[p] = true
+			}
+		}
+		sc.manifests[dir] = append(sc.manifests[dir], p)
+		return nil
+	})
+	return sc
+}
+
+func isYAML(name string) bool {
+	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml") || strings.HasSuffix(name, ".json")
+}
+
+// kustomizeRefs are the directories a kustomization builds on.
+func kustomizeRefs(data []byte) []string {
+	var k struct {
+		Resources  []string `json:"resources"`
+		Bases      []string `json:"bases"`
+		Components []string `json:"components"`
+	}
+	if yaml.Unmarshal(data, &k) != nil {
+		return nil
+	}
+	var out []string
+	for _, group := range [][]string{k.Resources, k.Bases, k.Components} {
+		for _, r := range group {
+			if !isRemote(r) && !isYAML(r) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,540 @@
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/gitgate/gitgate/policy"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+// originAnnotation is where kustomize records where a resource came from.
+const originAnnotation = "config.kubernetes.io/origin"
+
+// KustomizationFiles are the names kustomize accepts, in its order of preference.
+var KustomizationFiles = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
+
+// EscapeError is a file reference that leaves the repository, by path or by symlink.
+type EscapeError struct {
+	Path string // as referenced
+	Root string
+}
+
+func (e *EscapeError) Error() string {
+	return fmt.Sprintf("%s: refers outside the repository root %s; keep bases, patches and files inside the repository", e.Path, e.Root)
+}
+
+// RenderKustomize builds the kustomization at t.Path with krusty, confined to the
+// repository, and returns its resources with their origins: the repo-relative source
+// file and the line of the object in it, from kustomize's origin annotations (which are
+// then stripped, so the objects are what `kustomize build` prints).
+func RenderKustomize(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
+	objs, err := buildKustomize(repo, t)
+	if err != nil {
+		return nil, err
+	}
+	src := newSourceIndex(repo)
+	out := make([]policy.Resource, 0, len(objs))
+	for _, u := range objs {
+		o := policy.Origin{File: path.Join(t.Path, KustomizationFiles[0]), Line: 1, Col: 1, Target: t.Name}
+		var fields policy.Locator
+		if ann, ok := u.GetAnnotations()[originAnnotation]; ok {
+			o, fields = src.locate(t, ann, u)
+			stripAnnotation(u, originAnnotation)
+		}
+		out = append(out, policy.Resource{Object: u, Origin: o, Fields: fields})
+	}
+	return out, nil
+}
+
+// RenderedKustomizeYAML is what `kustomize build` prints for the target, serialised by
+// kustomize itself.
+func RenderedKustomizeYAML(ctx context.Context, repo Repo, t Target) ([]byte, error) {
+	m, err := runKustomize(repo, t)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.RemoveOriginAnnotations(); err != nil {
+		return nil, err
+	}
+	return m.AsYaml()
+}
+
+func buildKustomize(repo Repo, t Target) ([]*unstructured.Unstructured, error) {
+	m, err := runKustomize(repo, t)
+	if err != nil {
+		return nil, err
+	}
+	var out []*unstructured.Unstructured
+	for _, r := range m.Resources() {
+		obj, err := r.Map()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Path, err)
+		}
+		// Through JSON, so numbers are int64/float64 as the policy engine needs.
+		u, err := normalise(obj)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Path, err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+func runKustomize(repo Repo, t Target) (resmap.ResMap, error) {
+	root, err := filepath.EvalSymlinks(repo.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("repository root %s: %w", repo.Dir, err)
+	}
+	root, _ = filepath.Abs(root)
+	dir := filepath.Join(root, filepath.FromSlash(t.Path))
+	if err := scanRemote(root, dir, map[string]bool{}); err != nil {
+		return nil, err
+	}
+	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), root: root, target: dir, t: t}
+	opts := krusty.MakeDefaultOptions()
+	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
+	opts.Reorder = krusty.ReorderOptionLegacy // what the kustomize CLI prints by default
+	k := krusty.MakeKustomizer(opts)
+	m, err := k.Run(fsys, dir)
+	if esc := fsys.escaped(); esc != nil {
+		return nil, esc
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: kustomize build: %w", t.Path, err)
+	}
+	return m, nil
+}
+
+func normalise(obj map[string]any) (*unstructured.Unstructured, error) {
+	b, err := yaml.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := policy.Decode("", b)
+	if err != nil || len(rs) != 1 {
+		return nil, fmt.Errorf("rendered object does not decode: %v", err)
+	}
+	return rs[0].Object, nil
+}
+
+func stripAnnotation(u *unstructured.Unstructured, key string) {
+	ann := u.GetAnnotations()
+	if _, ok := ann[key]; !ok {
+		return
+	}
+	delete(ann, key)
+	if len(ann) == 0 {
+		unstructured.RemoveNestedField(u.Object, "metadata", "annotations")
+		return
+	}
+	u.SetAnnotations(ann)
+}
+
+// scanRemote walks the kustomization graph before kustomize does, so a remote base or
+// resource is refused with its URL instead of being cloned or fetched.
+func scanRemote(root, dir string, seen map[string]bool) error {
+	if seen[dir] {
+		return nil
+	}
+	seen[dir] = true
+	var data []byte
+	var file string
+	for _, n := range KustomizationFiles {
+		if b, err := os.ReadFile(filepath.Join(dir, n)); err == nil {
+			data, file = b, filepath.Join(dir, n)
+			break
+		}
+	}
+	if data == nil {
+		return nil
+	}
+	var k struct {
+		Resources  []string `json:"resources"`
+		Bases      []string `json:"bases"`
+		Components []string `json:"components"`
+		HelmCharts []struct {
+			Name string `json:"name"`
+			Repo string `json:"repo"`
+		} `json:"helmCharts"`
+	}
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		return fmt.Errorf("%s: %w", rel(root, file), err)
+	}
+	for _, h := range k.HelmCharts {
+		if h.Repo != "" {
+			return &RemoteError{URL: h.Repo}
+		}
+		return fmt.Errorf("%s: helmCharts (%s) are not supported yet; render the chart as its own target", rel(root, file), h.Name)
+	}
+	for _, group := range [][]string{k.Resources, k.Bases, k.Components} {
+		for _, r := range group {
+			if isRemote(r) {
+				return &RemoteError{URL: r}
+			}
+			p := filepath.Join(dir, r)
+			if st, err := os.Stat(p); err == nil && st.IsDir() {
+				if !within(root, p) {
+					continue // the confined filesystem reports it with the path
+				}
+				if err := scanRemote(root, p, seen); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func rel(root, p string) string {
+	r, err := filepath.Rel(root, p)
+	if err != nil {
+		return p
+	}
+	return filepath.ToSlash(r)
+}
+
+func within(root, p string) bool {
+	r, err := filepath.Rel(root, p)
+	return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
+}
+
+// confinedFS is the on-disk filesystem kustomize reads, refusing every path that
+// resolves (symlinks followed) outside the repository. It serves the target's own
+// kustomization with origin annotations on and the Argo CD Application's overrides
+// (images, name prefix and suffix, common labels, namespace) applied, as Argo CD applies
+// them, without touching the file on disk.
+type confinedFS struct {
+	filesys.FileSystem
+	root   string
+	target string
+	t      Target
+
+	mu  sync.Mutex
+	esc *EscapeError
+}
+
+func (c *confinedFS) escaped() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.esc == nil {
+		return nil
+	}
+	return c.esc
+}
+
+func (c *confinedFS) allowed(p string) bool {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return false
+	}
+	resolved := abs
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		resolved = r
+	}
+	if within(c.root, abs) && within(c.root, resolved) {
+		return true
+	}
+	c.mu.Lock()
+	if c.esc == nil {
+		shown := p
+		if within(c.root, abs) {
+			shown = rel(c.root, abs) + " (a symlink to " + resolved + ")"
+		}
+		c.esc = &EscapeError{Path: shown, Root: c.root}
+	}
+	c.mu.Unlock()
+	return false
+}
+
+var errEscape = errors.New("outside the repository")
+
+func (c *confinedFS) Open(p string) (filesys.File, error) {
+	if !c.allowed(p) {
+		return nil, errEscape
+	}
+	return c.FileSystem.Open(p)
+}
+
+func (c *confinedFS) ReadFile(p string) ([]byte, error) {
+	if !c.allowed(p) {
+		return nil, fmt.Errorf("%s: %w", p, errEscape)
+	}
+	data, err := c.FileSystem.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	if filepath.Dir(p) == c.target && isKustomizationFile(filepath.Base(p)) {
+		return c.augment(data)
+	}
+	return data, nil
+}
+
+func (c *confinedFS) IsDir(p string) bool { return c.allowed(p) && c.FileSystem.IsDir(p) }
+func (c *confinedFS) Exists(p string) bool { return c.allowed(p) && c.FileSystem.Exists(p) }
+
+func (c *confinedFS) ReadDir(p string) ([]string, error) {
+	if !c.allowed(p) {
+		return nil, fmt.Errorf("%s: %w", p, errEscape)
+	}
+	return c.FileSystem.ReadDir(p)
+}
+
+func (c *confinedFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
+	if !c.allowed(p) {
+		return "", "", fmt.Errorf("%s: %w", p, errEscape)
+	}
+	return c.FileSystem.CleanedAbs(p)
+}
+
+func (c *confinedFS) Glob(pattern string) ([]string, error) {
+	matches, err := c.FileSystem.Glob(pattern)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range matches {
+		if c.allowed(m) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func (c *confinedFS) Create(p string) (filesys.File, error) {
+	return nil, fmt.Errorf("%s: rendering never writes to the repository", p)
+}
+func (c *confinedFS) WriteFile(p string, _ []byte) error {
+	return fmt.Errorf("%s: rendering never writes to the repository", p)
+}
+func (c *confinedFS) Mkdir(p string) error    { return fmt.Errorf("%s: read-only", p) }
+func (c *confinedFS) MkdirAll(p string) error { return fmt.Errorf("%s: read-only", p) }
+func (c *confinedFS) RemoveAll(p string) error {
+	return fmt.Errorf("%s: read-only", p)
+}
+
+func isKustomizationFile(name string) bool {
+	for _, n := range KustomizationFiles {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// augment turns origin annotations on and applies the Application's overrides.
+func (c *confinedFS) augment(data []byte) ([]byte, error) {
+	var k map[string]any
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		return data, nil // kustomize reports the syntax error itself
+	}
+	if k == nil {
+		k = map[string]any{}
+	}
+	meta, _ := k["buildMetadata"].([]any)
+	has := false
+	for _, m := range meta {
+		if m == types.OriginAnnotations {
+			has = true
+		}
+	}
+	if !has {
+		k["buildMetadata"] = append(meta, types.OriginAnnotations)
+	}
+	t := c.t
+	if t.NamePrefix != "" {
+		k["namePrefix"] = t.NamePrefix + fmt.Sprint(orEmpty(k["namePrefix"]))
+	}
+	if t.NameSuffix != "" {
+		k["nameSuffix"] = fmt.Sprint(orEmpty(k["nameSuffix"])) + t.NameSuffix
+	}
+	if len(t.CommonLabels) > 0 {
+		labels, _ := k["commonLabels"].(map[string]any)
+		if labels == nil {
+			labels = map[string]any{}
+		}
+		for key, v := range t.CommonLabels {
+			labels[key] = v
+		}
+		k["commonLabels"] = labels
+	}
+	if len(t.Images) > 0 {
+		images, _ := k["images"].([]any)
+		for _, img := range t.Images {
+			images = append(images, imageOverride(img))
+		}
+		k["images"] = images
+	}
+	return yaml.Marshal(k)
+}
+
+func orEmpty(v any) any {
+	if v == nil {
+		return ""
+	}
+	return v
+}
+
+// imageOverride parses Argo CD's kustomize image syntax: [old=]new[:tag|@digest].
+func imageOverride(s string) map[string]any {
+	old, img, ok := strings.Cut(s, "=")
+	if !ok {
+		img = old
+		old = ""
+	}
+	out := map[string]any{}
+	name, digest, hasDigest := strings.Cut(img, "@")
+	tag := ""
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name, tag = name[:i], name[i+1:]
+	}
+	if old == "" {
+		old = name
+	}
+	out["name"] = old
+	if name != old {
+		out["newName"] = name
+	}
+	if tag != "" {
+		out["newTag"] = tag
+	}
+	if hasDigest {
+		out["digest"] = digest
+	}
+	return out
+}
+
+// sourceIndex finds rendered objects in the source files kustomize read them from.
+type sourceIndex struct {
+	repo  Repo
+	files map[string][]policy.Resource
+}
+
+func newSourceIndex(repo Repo) *sourceIndex {
+	return &sourceIndex{repo: repo, files: map[string][]policy.Resource{}}
+}
+
+func (s *sourceIndex) load(file string) []policy.Resource {
+	if rs, ok := s.files[file]; ok {
+		return rs
+	}
+	data, err := os.ReadFile(filepath.Join(s.repo.Dir, filepath.FromSlash(file)))
+	var rs []policy.Resource
+	if err == nil {
+		rs, _ = policy.Decode(file, data)
+	}
+	s.files[file] = rs
+	return rs
+}
+
+type kustomizeOrigin struct {
+	Path         string `json:"path"`
+	ConfiguredIn string `json:"configuredIn"`
+}
+
+// locate turns an origin annotation into a repo-relative file and line, and a field
+// locator that only answers for fields whose rendered value is the source's.
+func (s *sourceIndex) locate(t Target, ann string, u *unstructured.Unstructured) (policy.Origin, policy.Locator) {
+	var ko kustomizeOrigin
+	_ = yaml.Unmarshal([]byte(ann), &ko)
+	p := ko.Path
+	if p == "" {
+		p = ko.ConfiguredIn
+	}
+	if p == "" {
+		return policy.Origin{File: path.Join(t.Path, KustomizationFiles[0]), Line: 1, Col: 1, Target: t.Name}, nil
+	}
+	file := path.Clean(path.Join(t.Path, filepath.ToSlash(p)))
+	o := policy.Origin{File: file, Line: 1, Col: 1, Target: t.Name}
+	if ko.Path == "" { // generated: point at the generator's kustomization
+		return o, nil
+	}
+	// The object in its file: same kind and name, else the one whose name the rendered
+	// name contains (namePrefix, nameSuffix), else the only one of its kind.
+	best, partial, ofKind := -1, -1, []int{}
+	rs := s.load(file)
+	for i, r := range rs {
+		if r.Object.GetKind() != u.GetKind() {
+			continue
+		}
+		ofKind = append(ofKind, i)
+		name := r.Object.GetName()
+		if name == u.GetName() {
+			best = i
+			break
+		}
+		if partial < 0 && name != "" && strings.Contains(u.GetName(), name) {
+			partial = i
+		}
+	}
+	if best < 0 {
+		best = partial
+	}
+	if best < 0 && len(ofKind) == 1 {
+		best = ofKind[0]
+	}
+	if best < 0 {
+		return o, nil
+	}
+	src := rs[best]
+	o.Line, o.Col = src.Origin.Line, src.Origin.Col
+	return o, sameValueLocator{src: src, rendered: u.Object}
+}
+
+// sameValueLocator points at a field of the source object only where the rendered
+// object still holds the source's value: a field a patch changed is not located in the
+// base it came from, which would point at the wrong file.
+type sameValueLocator struct {
+	src      policy.Resource
+	rendered map[string]any
+}
+
+func (l sameValueLocator) Locate(segs []string) (int, int, bool) {
+	sv, sok := lookup(l.src.Object.Object, segs)
+	rv, rok := lookup(l.rendered, segs)
+	if sok && rok && !equalJSON(sv, rv) {
+		return 0, 0, false
+	}
+	if !sok {
+		return 0, 0, false
+	}
+	return l.src.Fields.Locate(segs)
+}
+
+func lookup(v any, segs []string) (any, bool) {
+	for _, s := range segs {
+		switch x := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = x[s]; !ok {
+				return nil, false
+			}
+		case []any:
+			i := 0
+			if _, err := fmt.Sscan(s, &i); err != nil || i < 0 || i >= len(x) {
+				return nil, false
+			}
+			v = x[i]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+func equalJSON(a, b any) bool {
+	ya, err1 := yaml.Marshal(a)
+	yb, err2 := yaml.Marshal(b)
+	return err1 == nil && err2 == nil && string(ya) == string(yb)
+}

@@ -1,0 +1,126 @@
+package render
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"github.com/gitgate/gitgate/policy"
+)
+
+// Render renders one target into resources carrying their origin. Objects without a
+// namespace get the target's destination namespace, as Argo CD applies it, unless their
+// kind is cluster-scoped.
+func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
+	var (
+		rs  []policy.Resource
+		err error
+	)
+	switch t.Kind {
+	case Kustomize:
+		rs, err = RenderKustomize(ctx, repo, t)
+	case Helm:
+		if renderHelm == nil {
+			return nil, fmt.Errorf("%s: Helm rendering is not available in this build", t.Path)
+		}
+		rs, err = renderHelm(ctx, repo, t)
+	case Directory, Tekton:
+		rs, err = renderFiles(repo, t)
+	default:
+		return nil, fmt.Errorf("%s: unknown target kind %q", t.Name, t.Kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i := range rs {
+		rs[i].Origin.Target = t.Name
+		if t.Namespace != "" && rs[i].Object.GetNamespace() == "" && !clusterScoped(rs[i].Object.GetKind()) {
+			rs[i].Object.SetNamespace(t.Namespace)
+		}
+	}
+	return rs, nil
+}
+
+// renderHelm is RenderHelm once the Helm support is compiled in.
+var renderHelm func(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
+
+// renderFiles reads a directory target (or one file) as Argo CD's directory source does:
+// recurse, include and exclude globs.
+func renderFiles(repo Repo, t Target) ([]policy.Resource, error) {
+	var out []policy.Resource
+	var errs []string
+	st, err := fs.Stat(repo.FS, t.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.Path, err)
+	}
+	read := func(p string) {
+		data, err := fs.ReadFile(repo.FS, p)
+		if err != nil {
+			errs = append(errs, err.Error())
+			return
+		}
+		rs, err := policy.Decode(p, data)
+		out = append(out, rs...)
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if !st.IsDir() {
+		read(t.Path)
+	} else {
+		_ = fs.WalkDir(repo.FS, t.Path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				errs = append(errs, err.Error())
+				return nil
+			}
+			if d.IsDir() {
+				if p != t.Path && !t.Recurse {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if !isYAML(d.Name()) || strings.HasPrefix(d.Name(), ".") {
+				return nil
+			}
+			rel := strings.TrimPrefix(strings.TrimPrefix(p, t.Path), "/")
+			if t.Include != "" && !globAny(t.Include, rel) || t.Exclude != "" && globAny(t.Exclude, rel) {
+				return nil
+			}
+			read(p)
+			return nil
+		})
+	}
+	if len(errs) > 0 {
+		return out, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return out, nil
+}
+
+// globAny matches Argo CD's include/exclude: a glob or {a,b} list of globs.
+func globAny(pattern, name string) bool {
+	pattern = strings.TrimSuffix(strings.TrimPrefix(pattern, "{"), "}")
+	for _, p := range strings.Split(pattern, ",") {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+		if ok, _ := path.Match(p, path.Base(name)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// clusterScoped are the built-in kinds without a namespace.
+func clusterScoped(kind string) bool {
+	switch kind {
+	case "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
+		"CustomResourceDefinition", "StorageClass", "PriorityClass", "IngressClass", "RuntimeClass",
+		"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
+		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "CSIDriver",
+		"ClusterPolicy", "ClusterIssuer", "ClusterSecretStore":
+		return true
+	}
+	return false
+}
