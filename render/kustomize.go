@@ -281,7 +281,7 @@ func (c *confinedFS) ReadFile(p string) ([]byte, error) {
 	return data, nil
 }
 
-func (c *confinedFS) IsDir(p string) bool { return c.allowed(p) && c.FileSystem.IsDir(p) }
+func (c *confinedFS) IsDir(p string) bool  { return c.allowed(p) && c.FileSystem.IsDir(p) }
 func (c *confinedFS) Exists(p string) bool { return c.allowed(p) && c.FileSystem.Exists(p) }
 
 func (c *confinedFS) ReadDir(p string) ([]string, error) {

@@ -49,7 +49,7 @@ spec:
       - name: web
         image: nginx:1.27
 `,
-	"apps/web/base/service.yaml":              "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports: [{port: 80}]\n",
+	"apps/web/base/service.yaml":                "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports: [{port: 80}]\n",
 	"apps/web/overlays/prod/kustomization.yaml": "namespace: prod\nnamePrefix: prod-\nresources: [../../base]\nimages:\n- name: nginx\n  newTag: \"1.28\"\nconfigMapGenerator:\n- name: web-env\n  literals: [MODE=prod]\n",
 }
 

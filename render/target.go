@@ -42,9 +42,9 @@ type Target struct {
 	Namespace string `json:"namespace,omitempty"`
 
 	// Helm: release name, value files (repo-relative), inline values, --set parameters.
-	ReleaseName string         `json:"releaseName,omitempty"`
-	ValueFiles  []string       `json:"valueFiles,omitempty"`
-	Values      map[string]any `json:"values,omitempty"`
+	ReleaseName string            `json:"releaseName,omitempty"`
+	ValueFiles  []string          `json:"valueFiles,omitempty"`
+	Values      map[string]any    `json:"values,omitempty"`
 	Parameters  map[string]string `json:"parameters,omitempty"`
 
 	// Kustomize: what an Argo CD Application overrides.
