@@ -17,8 +17,8 @@ build:
 # built-in policies. Exit 1 (enforced violations: the seed has them on purpose) is the
 # expected result; only exit 2 (could not check) fails the target.
 example: build
-	@echo '$$ gitgate check --registry $(EXAMPLE_REGISTRY) testdata/seed'
-	@./$(BIN) check --registry $(EXAMPLE_REGISTRY) testdata/seed; rc=$$?; \
+	@echo '$$ gitgate check --plain --registry $(EXAMPLE_REGISTRY) testdata/seed'
+	@./$(BIN) check --plain --registry $(EXAMPLE_REGISTRY) testdata/seed; rc=$$?; \
 	  echo "exit code $$rc (0 clean, 1 enforced violations, 2 could not check)"; test $$rc -le 1
 
 # Every test: formatting, vet, unit and end-to-end tests, the bundle's kyverno tests

@@ -58,6 +58,8 @@ type Duplicate struct {
 
 // Summary counts a report.
 type Summary struct {
+	// Targets counts render targets in repository mode (0 for plain manifests).
+	Targets   int `json:"targets,omitempty"`
 	Files     int `json:"files"`
 	Resources int `json:"resources"`
 	Policies  int `json:"policies"`
@@ -98,15 +100,33 @@ type fileJob struct {
 // Files are processed in parallel and streamed: a file's YAML tree is dropped once its
 // findings carry positions. One bad file never hides the results of the others.
 func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions) *Report {
-	rep := &Report{Unchecked: map[string]int{}}
 	var jobs []fileJob
+	var errs []error
+	var notices []string
 	for _, src := range sources {
-		j, errs, notices := walk(src, opts.Exclude)
+		j, es, ns := walk(src, opts.Exclude)
 		jobs = append(jobs, j...)
-		rep.Errors = append(rep.Errors, errs...)
-		rep.Notices = append(rep.Notices, notices...)
+		errs = append(errs, es...)
+		notices = append(notices, ns...)
 	}
-	workers := max(opts.Workers, 1)
+	rep := e.run(ctx, len(jobs), func(i int) ([]Resource, error) { return readJob(jobs[i], opts.MaxFileSize) }, opts)
+	rep.Errors = append(rep.Errors, errs...)
+	rep.Notices = append(notices, rep.Notices...)
+	rep.Summary.Files = len(jobs)
+	sortErrors(rep.Errors)
+	return rep
+}
+
+// CheckResources evaluates resources that are already decoded (rendered output), in
+// parallel. Identities are compared within a render target: the same object rendered by
+// two targets is not a duplicate.
+func (e *Engine) CheckResources(ctx context.Context, resources []Resource, opts CheckOptions) *Report {
+	return e.run(ctx, len(resources), func(i int) ([]Resource, error) { return resources[i : i+1], nil }, opts)
+}
+
+// run evaluates n units of work (a file, or one resource) on opts.Workers goroutines.
+func (e *Engine) run(ctx context.Context, n int, load func(i int) ([]Resource, error), opts CheckOptions) *Report {
+	rep := &Report{Unchecked: map[string]int{}}
 	var (
 		mu    sync.Mutex
 		next  atomic.Int64
@@ -115,7 +135,7 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 		seen  = map[string][]Origin{}
 		names = map[string]string{}
 	)
-	for range workers {
+	for range max(opts.Workers, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -128,10 +148,10 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 			var ids []ident
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(jobs) || ctx.Err() != nil {
+				if i >= n || ctx.Err() != nil {
 					break
 				}
-				resources, err := readJob(jobs[i], opts.MaxFileSize)
+				resources, err := load(i)
 				if err != nil {
 					local.Errors = append(local.Errors, err)
 				}
@@ -140,11 +160,11 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 						continue
 					}
 					local.Summary.Resources++
-					ids = append(ids, ident{r.key(), r.ID(), r.Origin})
+					ids = append(ids, ident{r.Origin.Target + "|" + r.key(), r.ID(), r.Origin})
 					e.checkOne(ctx, r, opts, &local)
 				}
 				if opts.Progress != nil {
-					opts.Progress(int(done.Add(1)), len(jobs))
+					opts.Progress(int(done.Add(1)), n)
 				}
 			}
 			mu.Lock()
@@ -152,8 +172,8 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 			rep.Results = append(rep.Results, local.Results...)
 			rep.Errors = append(rep.Errors, local.Errors...)
 			addSummary(&rep.Summary, local.Summary)
-			for k, n := range local.Unchecked {
-				rep.Unchecked[k] += n
+			for k, c := range local.Unchecked {
+				rep.Unchecked[k] += c
 			}
 			for _, id := range ids {
 				seen[id.key] = append(seen[id.key], id.o)
@@ -165,7 +185,6 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 	if err := ctx.Err(); err != nil {
 		rep.Errors = append(rep.Errors, fmt.Errorf("check interrupted: %w", err))
 	}
-	rep.Summary.Files = len(jobs)
 	rep.Summary.Policies = e.set.Len()
 	for key, origins := range seen {
 		if len(origins) > 1 {
@@ -175,23 +194,12 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 	}
 	sort.Slice(rep.Duplicates, func(i, j int) bool { return rep.Duplicates[i].Resource < rep.Duplicates[j].Resource })
 	SortResults(rep.Results)
-	sort.Slice(rep.Errors, func(i, j int) bool { return rep.Errors[i].Error() < rep.Errors[j].Error() })
+	sortErrors(rep.Errors)
 	return rep
 }
 
-// CheckResources evaluates resources that are already decoded (rendered output).
-func (e *Engine) CheckResources(ctx context.Context, resources []Resource, opts CheckOptions) *Report {
-	rep := &Report{Unchecked: map[string]int{}}
-	for _, r := range resources {
-		if skipKind(r) {
-			continue
-		}
-		rep.Summary.Resources++
-		e.checkOne(ctx, r, opts, rep)
-	}
-	rep.Summary.Policies = e.set.Len()
-	SortResults(rep.Results)
-	return rep
+func sortErrors(errs []error) {
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 }
 
 func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, rep *Report) {

@@ -71,9 +71,16 @@ func FindingLine(r Result) string {
 // WriteText prints one line per finding, blocking ones first within each file order,
 // then duplicates, then a one-line summary.
 func WriteText(w io.Writer, rep *Report) error {
+	target := ""
 	for _, r := range rep.Results {
 		if !r.Finding() {
 			continue
+		}
+		if r.Origin.Target != target { // grouped by render target
+			target = r.Origin.Target
+			if _, err := fmt.Fprintf(w, "# %s\n", target); err != nil {
+				return err
+			}
 		}
 		if _, err := fmt.Fprintln(w, FindingLine(r)); err != nil {
 			return err
@@ -96,7 +103,11 @@ func WriteText(w io.Writer, rep *Report) error {
 func SummaryLine(rep *Report) string {
 	s := rep.Summary
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d resources in %d files, %d policies: ", s.Resources, s.Files, s.Policies)
+	if s.Targets > 0 {
+		fmt.Fprintf(&b, "%d resources from %d targets, %d policies: ", s.Resources, s.Targets, s.Policies)
+	} else {
+		fmt.Fprintf(&b, "%d resources in %d files, %d policies: ", s.Resources, s.Files, s.Policies)
+	}
 	fmt.Fprintf(&b, "%d blocking, %d warnings, %d passed", s.Blocking, s.Fail+s.Warn+s.Error-s.Blocking, s.Pass)
 	if s.Error > 0 {
 		fmt.Fprintf(&b, ", %d rule errors", s.Error)

@@ -64,6 +64,7 @@ func (r Result) Finding() bool {
 
 func compareResults(a, b Result) int {
 	return cmp.Or(
+		cmp.Compare(a.Origin.Target, b.Origin.Target),
 		cmp.Compare(a.Origin.File, b.Origin.File),
 		cmp.Compare(a.Origin.Line, b.Origin.Line),
 		cmp.Compare(a.Origin.Col, b.Origin.Col),
@@ -77,5 +78,6 @@ func compareResults(a, b Result) int {
 	)
 }
 
-// SortResults orders results deterministically: by file, position, resource, policy, rule.
+// SortResults orders results deterministically: by render target, file, position,
+// resource, policy, rule.
 func SortResults(rs []Result) { slices.SortFunc(rs, compareResults) }

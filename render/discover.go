@@ -14,7 +14,10 @@ import (
 
 // Discovery is what a repository holds to render.
 type Discovery struct {
-	Targets []Target
+	// NeedsRendering is set when a target must be rendered (a kustomization, a chart, an
+	// Argo CD Application); otherwise the repository is plain manifests.
+	NeedsRendering bool
+	Targets        []Target
 	// Apps are the Argo CD Applications and ApplicationSets found (the input of AppTargets).
 	Apps []policy.Resource
 	// Notices are things skipped on purpose (a generator with no data, a source in
@@ -114,6 +117,12 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	}
 	SortTargets(d.Targets)
 	dedupeNames(d.Targets)
+	for _, t := range d.Targets {
+		if t.Kind == Kustomize || t.Kind == Helm {
+			d.NeedsRendering = true
+		}
+	}
+	d.NeedsRendering = d.NeedsRendering || len(d.Apps) > 0
 	return d
 }
 
@@ -205,10 +214,11 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 		if err != nil {
 			return nil
 		}
-		rs, _ := policy.Decode(p, data) // decode errors surface when the target is checked
-		if len(rs) == 0 {
+		rs, err := policy.Decode(p, data)
+		if len(rs) == 0 && err == nil {
 			return nil // values files, configuration
 		}
+		// A file that does not decode stays a manifest: its target reports the error.
 		for _, r := range rs {
 			gvk := r.Object.GroupVersionKind()
 			switch {

@@ -502,14 +502,22 @@ type sameValueLocator struct {
 
 func (l sameValueLocator) Locate(segs []string) (int, int, bool) {
 	sv, sok := lookup(l.src.Object.Object, segs)
-	rv, rok := lookup(l.rendered, segs)
-	if sok && rok && !equalJSON(sv, rv) {
-		return 0, 0, false
-	}
 	if !sok {
 		return 0, 0, false
 	}
+	rv, rok := lookup(l.rendered, segs)
+	if rok && isScalar(sv) && !equalJSON(sv, rv) {
+		return 0, 0, false // a value the overlay changed: not where it came from
+	}
 	return l.src.Fields.Locate(segs)
+}
+
+func isScalar(v any) bool {
+	switch v.(type) {
+	case map[string]any, []any:
+		return false
+	}
+	return true
 }
 
 func lookup(v any, segs []string) (any, bool) {

@@ -2,6 +2,7 @@ package render
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -27,11 +28,11 @@ func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 		}
 		rs, err = renderHelm(ctx, repo, t)
 	case Directory, Tekton:
-		rs, err = renderFiles(repo, t)
+		rs, err = renderFiles(repo, t) // a bad file spoils only itself: keep the others
 	default:
 		return nil, fmt.Errorf("%s: unknown target kind %q", t.Name, t.Kind)
 	}
-	if err != nil {
+	if err != nil && t.Kind != Directory && t.Kind != Tekton {
 		return nil, err
 	}
 	for i := range rs {
@@ -40,7 +41,7 @@ func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 			rs[i].Object.SetNamespace(t.Namespace)
 		}
 	}
-	return rs, nil
+	return rs, err
 }
 
 // renderHelm is RenderHelm once the Helm support is compiled in.
@@ -50,21 +51,25 @@ var renderHelm func(ctx context.Context, repo Repo, t Target) ([]policy.Resource
 // recurse, include and exclude globs.
 func renderFiles(repo Repo, t Target) ([]policy.Resource, error) {
 	var out []policy.Resource
-	var errs []string
+	var errs []error
 	st, err := fs.Stat(repo.FS, t.Path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.Path, err)
 	}
 	read := func(p string) {
+		if info, err := fs.Stat(repo.FS, p); err == nil && repo.MaxFileSize > 0 && info.Size() > repo.MaxFileSize {
+			errs = append(errs, &policy.InputError{Origin: policy.Origin{File: p}, Err: fmt.Errorf("file is %d bytes, over the %d-byte limit; raise it with --max-file-size if the file is legitimate", info.Size(), repo.MaxFileSize)})
+			return
+		}
 		data, err := fs.ReadFile(repo.FS, p)
 		if err != nil {
-			errs = append(errs, err.Error())
+			errs = append(errs, &policy.InputError{Origin: policy.Origin{File: p}, Err: err})
 			return
 		}
 		rs, err := policy.Decode(p, data)
 		out = append(out, rs...)
 		if err != nil {
-			errs = append(errs, err.Error())
+			errs = append(errs, err) // an *policy.InputError with the line
 		}
 	}
 	if !st.IsDir() {
@@ -72,7 +77,7 @@ func renderFiles(repo Repo, t Target) ([]policy.Resource, error) {
 	} else {
 		_ = fs.WalkDir(repo.FS, t.Path, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
-				errs = append(errs, err.Error())
+				errs = append(errs, &policy.InputError{Origin: policy.Origin{File: p}, Err: err})
 				return nil
 			}
 			if d.IsDir() {
@@ -92,10 +97,7 @@ func renderFiles(repo Repo, t Target) ([]policy.Resource, error) {
 			return nil
 		})
 	}
-	if len(errs) > 0 {
-		return out, fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // globAny matches Argo CD's include/exclude: a glob or {a,b} list of globs.

@@ -1,20 +1,25 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
 
 	"github.com/gitgate/gitgate/policy"
+	"github.com/gitgate/gitgate/render"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
 type checkOptions struct {
 	gate        gateFlags
+	plain       bool
 	output      string
 	maxFileSize int64
 	workers     int
@@ -28,6 +33,7 @@ func (o *checkOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.maxFileSize, "max-file-size", def.MaxFileSize, "refuse manifest files larger than this many bytes")
 	fs.IntVar(&o.workers, "workers", def.Workers, "files evaluated in parallel")
 	fs.BoolVar(&o.noSchema, "no-schema", false, "skip the strict schema check of built-in kinds")
+	fs.BoolVar(&o.plain, "plain", false, "check files as plain manifests even when one directory is given (no rendering)")
 }
 
 func newCheckCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -35,10 +41,12 @@ func newCheckCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check [PATH...]",
 		Short: "Check manifests against the policies (pre-commit and CI)",
-		Long: `Check decodes every Kubernetes manifest under the given files and directories
-(default: the current directory), checks built-in kinds strictly against their schema, and
-evaluates them with Kyverno's engine against the built-in policy bundle plus the policies/
-directory of the first path, if present.
+		Long: `Given one directory (default: the current one), check treats it as a GitOps repository:
+it discovers the render targets (leaf kustomizations, Helm charts with their values, plain
+manifest directories, Tekton files; see 'gitgate targets'), renders each in-process and
+offline, checks built-in kinds strictly against their schema and evaluates every object with
+Kyverno's engine against the built-in policy bundle plus the repository's policies/.
+Given files, several paths or --plain, the manifests are checked as they are.
 
 Each finding prints as file:line:col: Kind/namespace/name: policy/rule: message.
 Audit findings are warnings; Enforce findings fail the check.
@@ -78,11 +86,17 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	if isTerminal(stderr) {
 		opts.Progress = progress(stderr)
 	}
-	var sources []policy.Source
-	for _, a := range args {
-		sources = append(sources, osSource(a))
+	var rep *policy.Report
+	if st, err := os.Stat(args[0]); len(args) == 1 && !o.plain && err == nil && st.IsDir() {
+		rep = checkRepo(cmd, args[0], gate, policyDirs, opts)
 	}
-	rep := gate.Check(cmd.Context(), sources, opts)
+	if rep == nil { // files, several paths, --plain, or a directory with nothing to render
+		var sources []policy.Source
+		for _, a := range args {
+			sources = append(sources, osSource(a))
+		}
+		rep = gate.Check(cmd.Context(), sources, opts)
+	}
 	rep.Notices = append(append([]string{}, gate.Warnings...), rep.Notices...) // in the JSON report too
 	if opts.Progress != nil {
 		fmt.Fprint(stderr, "\r\033[K")
@@ -135,4 +149,71 @@ func tuneGC() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(512 << 20)
 	}
+}
+
+// checkRepo is repository mode: discover, render every target in parallel, gate.
+func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []string, opts policy.CheckOptions) *policy.Report {
+	abs, _ := filepath.Abs(root)
+	repo := render.Repo{FS: os.DirFS(abs), Dir: abs}
+	display := filepath.ToSlash(filepath.Clean(root))
+	var exclude []string
+	for _, d := range policyDirs {
+		if r, err := filepath.Rel(display, d); err == nil && !strings.HasPrefix(r, "..") {
+			exclude = append(exclude, filepath.ToSlash(r))
+		}
+	}
+	d := render.Discover(cmd.Context(), repo, render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize})
+	if !d.NeedsRendering {
+		return nil // plain manifests: checked file by file, with no render targets
+	}
+	repo.MaxFileSize = opts.MaxFileSize
+	rendered := render.RenderAll(cmd.Context(), repo, d.Targets, opts.Workers, nil)
+	show := func(p string) string {
+		if display == "." {
+			return p
+		}
+		return path.Join(display, p)
+	}
+	var all []policy.Resource
+	var errs []error
+	for _, r := range rendered {
+		for i := range r.Resources {
+			r.Resources[i].Origin.File = show(r.Resources[i].Origin.File)
+		}
+		all = append(all, r.Resources...)
+		if r.Err == nil {
+			continue
+		}
+		// Input errors keep their own file:line; anything else is the target's.
+		var plain []error
+		for _, e := range unjoin(r.Err) {
+			var ie *policy.InputError
+			if errors.As(e, &ie) {
+				ie.Origin.File = show(ie.Origin.File)
+				ie.Origin.Target = r.Target.Name
+				errs = append(errs, ie)
+			} else {
+				plain = append(plain, e)
+			}
+		}
+		if len(plain) > 0 {
+			errs = append(errs, &policy.InputError{
+				Origin: policy.Origin{File: show(r.Target.Path), Target: r.Target.Name},
+				Err:    fmt.Errorf("target %s (%s) does not render: %w", r.Target.Name, r.Target.Kind, errors.Join(plain...)),
+			})
+		}
+	}
+	rep := gate.CheckResources(cmd.Context(), all, opts)
+	rep.Summary.Targets = len(d.Targets)
+	rep.Errors = append(rep.Errors, errs...)
+	rep.Errors = append(rep.Errors, d.Errors...)
+	rep.Notices = append(rep.Notices, d.Notices...)
+	return rep
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -33,7 +33,7 @@ const (
 
 // seedArgs is the check the seed golden file records. It runs from the directory that
 // holds seed/, so the paths it prints are relative and the same on every machine.
-var seedArgs = []string{"check", "--registry", "harbor.internal.company.com", "seed"}
+var seedArgs = []string{"check", "--plain", "--registry", "harbor.internal.company.com", "seed"}
 
 // TestMain makes the test binary double as the gitgate command: testscript installs it
 // in $PATH as "gitgate", and when it runs under that name it is the real CLI.
