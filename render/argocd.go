@@ -27,12 +27,6 @@ import (
 // repository becomes a Target. Nothing is rendered here; App-of-apps is the caller's loop
 // over ChildApps.
 
-func init() {
-	appTargets = func(repo Repo, apps []policy.Resource) ([]Target, []string, []error) {
-		return AppTargets(repo, apps, AppOptions{})
-	}
-}
-
 // AppOptions configure AppTargets. The zero value is ready to use.
 type AppOptions struct {
 	// RepoURLs identify this repository (https, ssh and scp-like forms of one URL are the

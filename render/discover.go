@@ -33,6 +33,8 @@ type DiscoverOptions struct {
 	Exclude []string
 	// MaxFileSize bounds the manifest files read while looking for Applications.
 	MaxFileSize int64
+	// RepoURLs identify this repository in Applications' sources (see AppOptions).
+	RepoURLs []string
 }
 
 // repoScan is one walk of the repository.
@@ -47,7 +49,7 @@ type repoScan struct {
 }
 
 // Discover walks the repository once and lists its targets: the Argo CD Applications'
-// sources (when an AppTargets function is wired), every leaf kustomization (one no other
+// sources, every leaf kustomization (one no other
 // kustomization references) not reached otherwise, every Helm chart not reached
 // otherwise (default values, each values-<env>.yaml beside it, and
 // environments/<env>/<chart>/values.yaml), and the plain manifest directories and Tekton
@@ -56,8 +58,8 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	sc := scanRepo(repo, opts)
 	d := &Discovery{Apps: sc.apps, Errors: sc.errs}
 	reached := map[string]bool{}
-	if appTargets != nil && len(sc.apps) > 0 {
-		ts, notices, errs := appTargets(repo, sc.apps)
+	if len(sc.apps) > 0 {
+		ts, notices, errs := AppTargets(repo, sc.apps, AppOptions{RepoURLs: opts.RepoURLs})
 		d.Targets = append(d.Targets, ts...)
 		d.Notices = append(d.Notices, notices...)
 		d.Errors = append(d.Errors, errs...)
@@ -125,9 +127,6 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	d.NeedsRendering = d.NeedsRendering || len(d.Apps) > 0
 	return d
 }
-
-// appTargets is AppTargets once the Argo CD support is compiled in.
-var appTargets func(repo Repo, apps []policy.Resource) ([]Target, []string, []error)
 
 func underAny(dir string, set map[string]bool) bool {
 	for p := dir; p != "." && p != "/" && p != ""; p = path.Dir(p) {

@@ -30,8 +30,6 @@ import (
 // DefaultKubeVersion is .Capabilities.KubeVersion when the repository names none.
 const DefaultKubeVersion = "v1.36.3"
 
-func init() { renderHelm = RenderHelm }
-
 // TemplateError is a chart template that could not be parsed or executed, or whose
 // output is not YAML. File is the template's path relative to the repository (for a
 // subchart vendored as an archive, the archive's path, and Line and Col are 0); Line and

@@ -23,10 +23,7 @@ func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 	case Kustomize:
 		rs, err = RenderKustomize(ctx, repo, t)
 	case Helm:
-		if renderHelm == nil {
-			return nil, fmt.Errorf("%s: Helm rendering is not available in this build", t.Path)
-		}
-		rs, err = renderHelm(ctx, repo, t)
+		rs, err = RenderHelm(ctx, repo, t)
 	case Directory, Tekton:
 		rs, err = renderFiles(repo, t) // a bad file spoils only itself: keep the others
 	default:
@@ -43,9 +40,6 @@ func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 	}
 	return rs, err
 }
-
-// renderHelm is RenderHelm once the Helm support is compiled in.
-var renderHelm func(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 
 // renderFiles reads a directory target (or one file) as Argo CD's directory source does:
 // recurse, include and exclude globs.
