@@ -29,6 +29,24 @@ type Config struct {
 	NoBuiltin bool `json:"noBuiltin,omitempty"`
 	// Values is a Kyverno values file, relative to the repo root.
 	Values string `json:"values,omitempty"`
+
+	// Rendering settings, read by the render package through the CLI.
+
+	// RepoURLs are the URLs Argo CD Applications use for this repository.
+	RepoURLs []string `json:"repoURLs,omitempty"`
+	// Clusters are what the ApplicationSet clusters generator iterates over.
+	Clusters []ClusterConfig `json:"clusters,omitempty"`
+	// KubeVersion and APIVersions are Helm's .Capabilities (default: a current release
+	// and its built-in APIs).
+	KubeVersion string   `json:"kubeVersion,omitempty"`
+	APIVersions []string `json:"apiVersions,omitempty"`
+}
+
+// ClusterConfig is one destination cluster in .gitgate.yaml.
+type ClusterConfig struct {
+	Name   string            `json:"name"`
+	Server string            `json:"server"`
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // LoadConfig reads .gitgate.yaml from the root of fsys. A missing file is an empty config.

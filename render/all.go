@@ -2,6 +2,7 @@ package render
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/gitgate/gitgate/policy"
@@ -47,5 +48,49 @@ func RenderAll(ctx context.Context, repo Repo, targets []Target, workers int, pr
 	}
 	close(jobs)
 	wg.Wait()
+	return out
+}
+
+// maxAppDepth bounds app-of-apps: an Application rendering Applications rendering ...
+const maxAppDepth = 5
+
+// RenderRepo renders a discovery's targets and follows app-of-apps: Applications and
+// ApplicationSets found in rendered output become targets too (Argo CD would apply and
+// then sync them), to a depth of 5. Targets already rendered are not rendered twice.
+func RenderRepo(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptions, workers int) []Rendered {
+	seen := map[string]bool{}
+	for _, t := range d.Targets {
+		seen[t.Name+"|"+t.Path] = true
+	}
+	out := RenderAll(ctx, repo, d.Targets, workers, nil)
+	next := out
+	for depth := 0; depth < maxAppDepth && ctx.Err() == nil; depth++ {
+		var apps []policy.Resource
+		for _, r := range next {
+			apps = append(apps, ChildApps(r.Resources)...)
+		}
+		if len(apps) == 0 {
+			return out
+		}
+		ts, notices, errs := AppTargets(repo, apps, AppOptions{RepoURLs: opts.RepoURLs})
+		d.Notices = append(d.Notices, notices...)
+		d.Errors = append(d.Errors, errs...)
+		var fresh []Target
+		for _, t := range ts {
+			if key := t.Name + "|" + t.Path; !seen[key] {
+				seen[key] = true
+				fresh = append(fresh, t)
+			}
+		}
+		if len(fresh) == 0 {
+			return out
+		}
+		d.Targets = append(d.Targets, fresh...)
+		next = RenderAll(ctx, repo, fresh, workers, nil)
+		out = append(out, next...)
+	}
+	if len(next) > 0 && ctx.Err() == nil {
+		d.Notices = append(d.Notices, fmt.Sprintf("app-of-apps deeper than %d levels not followed", maxAppDepth))
+	}
 	return out
 }

@@ -73,7 +73,7 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 		args = []string{"."}
 	}
 	tuneGC()
-	gate, policyDirs, err := o.gate.open(args[0], stderr)
+	gate, policyDirs, cfg, err := o.gate.openWithConfig(args[0], stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "gitgate check: %v\n", err)
 		return exitCodeError{exitError}
@@ -88,7 +88,7 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	}
 	var rep *policy.Report
 	if st, err := os.Stat(args[0]); len(args) == 1 && !o.plain && err == nil && st.IsDir() {
-		rep = checkRepo(cmd, args[0], gate, policyDirs, opts)
+		rep = checkRepo(cmd, args[0], gate, policyDirs, cfg, opts)
 	}
 	if rep == nil { // files, several paths, --plain, or a directory with nothing to render
 		var sources []policy.Source
@@ -152,9 +152,9 @@ func tuneGC() {
 }
 
 // checkRepo is repository mode: discover, render every target in parallel, gate.
-func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []string, opts policy.CheckOptions) *policy.Report {
+func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []string, cfg *policy.Config, opts policy.CheckOptions) *policy.Report {
 	abs, _ := filepath.Abs(root)
-	repo := render.Repo{FS: os.DirFS(abs), Dir: abs}
+	repo := renderRepo(abs, cfg)
 	display := filepath.ToSlash(filepath.Clean(root))
 	var exclude []string
 	for _, d := range policyDirs {
@@ -162,12 +162,13 @@ func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []
 			exclude = append(exclude, filepath.ToSlash(r))
 		}
 	}
-	d := render.Discover(cmd.Context(), repo, render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize})
+	dopts := render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize, RepoURLs: cfg.RepoURLs}
+	d := render.Discover(cmd.Context(), repo, dopts)
 	if !d.NeedsRendering {
 		return nil // plain manifests: checked file by file, with no render targets
 	}
 	repo.MaxFileSize = opts.MaxFileSize
-	rendered := render.RenderAll(cmd.Context(), repo, d.Targets, opts.Workers, nil)
+	rendered := render.RenderRepo(cmd.Context(), repo, d, dopts, opts.Workers)
 	show := func(p string) string {
 		if display == "." {
 			return p
@@ -216,4 +217,13 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// renderRepo is the repository at dir with the rendering settings of .gitgate.yaml.
+func renderRepo(dir string, cfg *policy.Config) render.Repo {
+	repo := render.Repo{FS: os.DirFS(dir), Dir: dir, KubeVersion: cfg.KubeVersion, APIVersions: cfg.APIVersions}
+	for _, c := range cfg.Clusters {
+		repo.Clusters = append(repo.Clusters, render.Cluster{Name: c.Name, Server: c.Server, Labels: c.Labels})
+	}
+	return repo
 }

@@ -37,11 +37,17 @@ func osSource(p string) policy.Source {
 // open builds the gate for a repository root: flags first, then .gitgate.yaml.
 // It returns the policy directories it used, so callers can keep them out of the manifests.
 func (f *gateFlags) open(root string, stderr io.Writer) (*policy.Gate, []string, error) {
+	g, dirs, _, err := f.openWithConfig(root, stderr)
+	return g, dirs, err
+}
+
+// openWithConfig is open that also returns the .gitgate.yaml it read.
+func (f *gateFlags) openWithConfig(root string, stderr io.Writer) (*policy.Gate, []string, *policy.Config, error) {
 	cfg := &policy.Config{}
 	if st, err := os.Stat(root); err == nil && st.IsDir() {
 		c, err := policy.LoadConfig(os.DirFS(root))
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", root, err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", root, err)
 		}
 		cfg = c
 	}
@@ -62,7 +68,7 @@ func (f *gateFlags) open(root string, stderr io.Writer) (*policy.Gate, []string,
 	}
 	for _, d := range dirs {
 		if _, err := os.Stat(d); err != nil {
-			return nil, nil, fmt.Errorf("--policies %s: %w", d, err)
+			return nil, nil, nil, fmt.Errorf("--policies %s: %w", d, err)
 		}
 		opts.PolicyDirs = append(opts.PolicyDirs, osSource(d))
 	}
@@ -73,13 +79,13 @@ func (f *gateFlags) open(root string, stderr io.Writer) (*policy.Gate, []string,
 	if valuesFile != "" {
 		v, err := policy.LoadValuesSource(osSource(valuesFile))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		opts.Values = v
 	}
 	g, err := policy.OpenGate(opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	for _, w := range g.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
@@ -88,5 +94,5 @@ func (f *gateFlags) open(root string, stderr io.Writer) (*policy.Gate, []string,
 	for _, s := range opts.PolicyDirs {
 		shown = append(shown, s.Display)
 	}
-	return g, shown, nil
+	return g, shown, cfg, nil
 }

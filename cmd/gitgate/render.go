@@ -32,7 +32,11 @@ func (f *repoFlags) open() (render.Repo, error) {
 	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
 		return render.Repo{}, fmt.Errorf("--repo %s: not a directory", f.repo)
 	}
-	return render.Repo{FS: os.DirFS(abs), Dir: abs}, nil
+	cfg, err := policy.LoadConfig(os.DirFS(abs))
+	if err != nil {
+		return render.Repo{}, fmt.Errorf("%s: %w", f.repo, err)
+	}
+	return renderRepo(abs, cfg), nil
 }
 
 func newTargetsCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -172,8 +176,11 @@ func findTarget(cmd *cobra.Command, repo render.Repo, arg string) (render.Target
 // default policies/) out of the targets: they are the gate, not manifests.
 func discoverOptions(repo render.Repo) render.DiscoverOptions {
 	opts := render.DiscoverOptions{Exclude: []string{"policies"}}
-	if cfg, err := policy.LoadConfig(repo.FS); err == nil && len(cfg.Policies) > 0 {
-		opts.Exclude = cfg.Policies
+	if cfg, err := policy.LoadConfig(repo.FS); err == nil {
+		if len(cfg.Policies) > 0 {
+			opts.Exclude = cfg.Policies
+		}
+		opts.RepoURLs = cfg.RepoURLs
 	}
 	return opts
 }
