@@ -3,22 +3,13 @@ GO      ?= go
 BIN     := bin/gitgate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
-# The seed's GitOps repo pulls from this registry; the example allows it.
-EXAMPLE_REGISTRY := harbor.internal.company.com
-
-.PHONY: all build example test lint unit bundle fuzz bench clean
-
-all: build
-
-build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gitgate
-
-# The main job on the bundled example: check the seed article's manifests with the
-# built-in policies. Exit 1 (enforced violations: the seed has them on purpose) is the
-# expected result; only exit 2 (could not check) fails the target.
+# The main job on the bundled example: check testdata/gitops, a seed-shaped repository
+# (ApplicationSet, kustomize overlays, a Helm chart, Tekton tasks), rendered and gated with
+# the built-in policies. Exit 1 (enforced violations: planted on purpose) is the expected
+# result; only exit 2 (could not check) fails the target.
 example: build
-	@echo '$$ gitgate check --plain --registry $(EXAMPLE_REGISTRY) testdata/seed'
-	@./$(BIN) check --plain --registry $(EXAMPLE_REGISTRY) testdata/seed; rc=$$?; \
+	@echo '$$ gitgate check testdata/gitops'
+	@./$(BIN) check testdata/gitops; rc=$$?; \
 	  echo "exit code $$rc (0 clean, 1 enforced violations, 2 could not check)"; test $$rc -le 1
 
 # Every test: formatting, vet, unit and end-to-end tests, the bundle's kyverno tests

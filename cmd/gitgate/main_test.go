@@ -137,32 +137,45 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 // with testdata/golden/check-seed.txt; with -update it rewrites the golden file.
 // check_seed.txtar makes the same comparison through the installed binary.
 func TestGoldenSeed(t *testing.T) {
-	golden, err := filepath.Abs(filepath.Join(goldenDir, seedGolden))
+	golden(t, filepath.Dir(seedDir), seedArgs, filepath.Join(goldenDir, seedGolden))
+}
+
+// TestGoldenExample checks the bundled example repository (testdata/gitops) in
+// repository mode: ApplicationSet, kustomize overlays, a Helm chart with per-environment
+// values and Tekton tasks, rendered and gated. It is what make example prints.
+func TestGoldenExample(t *testing.T) {
+	golden(t, filepath.Join(filepath.Dir(seedDir)), []string{"check", "gitops"}, filepath.Join(goldenDir, "check-example.txt"))
+}
+
+// golden runs gitgate in dir and compares stdout with the golden file (-update rewrites it).
+func golden(t *testing.T, dir string, args []string, file string) {
+	t.Helper()
+	goldenFile, err := filepath.Abs(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Chdir(filepath.Dir(seedDir))
+	t.Chdir(dir)
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), seedArgs, &stdout, &stderr)
+	code := run(t.Context(), args, &stdout, &stderr)
 	if code != exitViolations {
-		t.Errorf("gitgate %v: exit code %d, want %d; stderr:\n%s", seedArgs, code, exitViolations, stderr.String())
+		t.Errorf("gitgate %v: exit code %d, want %d; stderr:\n%s", args, code, exitViolations, stderr.String())
 	}
 	if *update {
-		if err := os.MkdirAll(filepath.Dir(golden), 0o777); err != nil {
+		if err := os.MkdirAll(filepath.Dir(goldenFile), 0o777); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(golden, stdout.Bytes(), 0o666); err != nil {
+		if err := os.WriteFile(goldenFile, stdout.Bytes(), 0o666); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("wrote %s", golden)
+		t.Logf("wrote %s", goldenFile)
 		return
 	}
-	want, err := os.ReadFile(golden)
+	want, err := os.ReadFile(goldenFile)
 	if err != nil {
 		t.Fatalf("%v (create it with -update)", err)
 	}
 	if diff := cmp.Diff(string(want), stdout.String()); diff != "" {
-		t.Errorf("gitgate %v: stdout differs from %s (-want +got):\n%s\nIf the change is intended, run: go test ./cmd/gitgate -run TestGoldenSeed -update",
-			seedArgs, golden, diff)
+		t.Errorf("gitgate %v: stdout differs from %s (-want +got):\n%s\nIf the change is intended, run: go test ./cmd/gitgate -run %s -update",
+			args, goldenFile, diff, t.Name())
 	}
 }
