@@ -3,6 +3,14 @@ GO      ?= go
 BIN     := bin/gitgate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build example test lint unit bundle fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gitgate
+
 # The main job on the bundled example: check testdata/gitops, a seed-shaped repository
 # (ApplicationSet, kustomize overlays, a Helm chart, Tekton tasks), rendered and gated with
 # the built-in policies. Exit 1 (enforced violations: planted on purpose) is the expected
