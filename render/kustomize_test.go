@@ -14,23 +14,7 @@ import (
 // writeRepo lays files out in a temporary repository; "->target" makes a symlink.
 func writeRepo(t *testing.T, files map[string]string) Repo {
 	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if target, ok := strings.CutPrefix(content, "->"); ok {
-			if err := os.Symlink(target, p); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return Repo{FS: os.DirFS(dir), Dir: dir}
+	return writeRepoAt(t, t.TempDir(), files)
 }
 
 var webRepo = map[string]string{
