@@ -45,6 +45,12 @@ type Locator interface {
 	Locate(path []string) (line, col int, ok bool)
 }
 
+// FileLocator is a Locator that may place a field in another file than the resource's,
+// such as the overlay that changed a value of its base.
+type FileLocator interface {
+	LocateFile(path []string) (file string, line, col int, ok bool)
+}
+
 // Resource is one Kubernetes object and where it came from. Object holds JSON-normalised
 // values only (map[string]any, []any, string, bool, int64, float64, nil), which is what
 // Kyverno's engine requires.
@@ -83,6 +89,12 @@ func (r Resource) position(path string) Origin {
 		return o
 	}
 	segs := splitPath(path)
+	if fl, ok := r.Fields.(FileLocator); ok {
+		if file, line, col, ok := fl.LocateFile(segs); ok {
+			o.File, o.Line, o.Col = file, line, col
+			return o
+		}
+	}
 	for n := len(segs); n > 0; n-- {
 		if line, col, ok := r.Fields.Locate(segs[:n]); ok {
 			o.Line, o.Col = line, col

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 )
 
@@ -438,6 +439,37 @@ func (s *sourceIndex) load(file string) []policy.Resource {
 	return rs
 }
 
+// images reads the images: entries of the target's kustomization, with positions.
+func (s *sourceIndex) images(t Target) []imageEntry {
+	for _, n := range KustomizationFiles {
+		file := path.Join(t.Path, n)
+		data, err := os.ReadFile(filepath.Join(s.repo.Dir, filepath.FromSlash(file)))
+		if err != nil {
+			continue
+		}
+		var doc yaml3.Node
+		if yaml3.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+			return nil
+		}
+		root := doc.Content[0]
+		var out []imageEntry
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			if root.Content[i].Value != "images" {
+				continue
+			}
+			for _, item := range root.Content[i+1].Content {
+				for j := 0; j+1 < len(item.Content); j += 2 {
+					if item.Content[j].Value == "name" {
+						out = append(out, imageEntry{name: item.Content[j+1].Value, file: file, line: item.Line, col: item.Column})
+					}
+				}
+			}
+		}
+		return out
+	}
+	return nil
+}
+
 type kustomizeOrigin struct {
 	Path         string `json:"path"`
 	ConfiguredIn string `json:"configuredIn"`
@@ -489,7 +521,7 @@ func (s *sourceIndex) locate(t Target, ann string, u *unstructured.Unstructured)
 	}
 	src := rs[best]
 	o.Line, o.Col = src.Origin.Line, src.Origin.Col
-	return o, sameValueLocator{src: src, rendered: u.Object}
+	return o, sameValueLocator{src: src, rendered: u.Object, images: s.images(t)}
 }
 
 // sameValueLocator points at a field of the source object only where the rendered
@@ -498,6 +530,46 @@ func (s *sourceIndex) locate(t Target, ann string, u *unstructured.Unstructured)
 type sameValueLocator struct {
 	src      policy.Resource
 	rendered map[string]any
+	images   []imageEntry // the target kustomization's images: overrides
+}
+
+// imageEntry is one item of a kustomization's images: list and where it is.
+type imageEntry struct {
+	name      string
+	file      string
+	line, col int
+}
+
+// LocateFile places an image the target's kustomization rewrote (images: newName,
+// newTag, digest) at that images: entry, where the value was set.
+func (l sameValueLocator) LocateFile(segs []string) (string, int, int, bool) {
+	if len(segs) == 0 || segs[len(segs)-1] != "image" {
+		return "", 0, 0, false
+	}
+	sv, sok := lookup(l.src.Object.Object, segs)
+	rv, rok := lookup(l.rendered, segs)
+	base, _ := sv.(string)
+	if !sok || !rok || equalJSON(sv, rv) || base == "" {
+		return "", 0, 0, false
+	}
+	name := imageName(base)
+	for _, e := range l.images {
+		if e.name == name || e.name == base {
+			return e.file, e.line, e.col, true
+		}
+	}
+	return "", 0, 0, false
+}
+
+// imageName is an image reference without its tag or digest.
+func imageName(ref string) string {
+	if i := strings.Index(ref, "@"); i >= 0 {
+		ref = ref[:i]
+	}
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		ref = ref[:i]
+	}
+	return ref
 }
 
 func (l sameValueLocator) Locate(segs []string) (int, int, bool) {

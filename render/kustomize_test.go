@@ -207,3 +207,22 @@ func TestDiscoverSeedLayout(t *testing.T) {
 		t.Errorf("errors: %v", d.Errors)
 	}
 }
+
+func TestImageOverridePointsAtOverlay(t *testing.T) {
+	repo := writeRepo(t, webRepo)
+	rs, err := RenderKustomize(context.Background(), repo, Target{Name: "web/prod", Kind: Kustomize, Path: "apps/web/overlays/prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep := rs[2]
+	fl, ok := dep.Fields.(interface {
+		LocateFile([]string) (string, int, int, bool)
+	})
+	if !ok {
+		t.Fatal("kustomize resources should locate overridden fields in other files")
+	}
+	file, line, _, ok := fl.LocateFile([]string{"spec", "template", "spec", "containers", "0", "image"})
+	if !ok || file != "apps/web/overlays/prod/kustomization.yaml" || line != 5 {
+		t.Errorf("image placed at %s:%d (%v), want the overlay's images: entry, apps/web/overlays/prod/kustomization.yaml:5", file, line, ok)
+	}
+}

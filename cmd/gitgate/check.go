@@ -178,9 +178,6 @@ func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []
 	var all []policy.Resource
 	var errs []error
 	for _, r := range rendered {
-		for i := range r.Resources {
-			r.Resources[i].Origin.File = show(r.Resources[i].Origin.File)
-		}
 		all = append(all, r.Resources...)
 		if r.Err == nil {
 			continue
@@ -205,6 +202,22 @@ func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []
 		}
 	}
 	rep := gate.CheckResources(cmd.Context(), all, opts)
+	// Origins are repo-relative (a finding may point into an overlay, not the resource's
+	// own file); show them from where the user stands.
+	for i := range rep.Results {
+		rep.Results[i].Origin.File = show(rep.Results[i].Origin.File)
+	}
+	for _, dup := range rep.Duplicates {
+		for i := range dup.Origins {
+			dup.Origins[i].File = show(dup.Origins[i].File)
+		}
+	}
+	for _, e := range d.Errors {
+		var ie *policy.InputError
+		if errors.As(e, &ie) {
+			ie.Origin.File = show(ie.Origin.File)
+		}
+	}
 	rep.Summary.Targets = len(d.Targets)
 	rep.Errors = append(rep.Errors, errs...)
 	rep.Errors = append(rep.Errors, d.Errors...)
