@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +104,7 @@ func runKustomize(repo Repo, t Target) (resmap.ResMap, error) {
 	if err := scanRemote(root, dir, map[string]bool{}); err != nil {
 		return nil, err
 	}
-	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), root: root, target: dir, t: t}
+	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), root: root, target: dir, t: t, maxSize: repo.MaxFileSize}
 	opts := krusty.MakeDefaultOptions()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	opts.Reorder = krusty.ReorderOptionLegacy // what the kustomize CLI prints by default
@@ -218,9 +219,10 @@ func within(root, p string) bool {
 // them, without touching the file on disk.
 type confinedFS struct {
 	filesys.FileSystem
-	root   string
-	target string
-	t      Target
+	root    string
+	target  string
+	t       Target
+	maxSize int64
 
 	mu  sync.Mutex
 	esc *EscapeError
@@ -272,9 +274,20 @@ func (c *confinedFS) ReadFile(p string) ([]byte, error) {
 	if !c.allowed(p) {
 		return nil, fmt.Errorf("%s: %w", p, errEscape)
 	}
+	if c.maxSize > 0 {
+		if st, err := os.Stat(p); err == nil && st.Size() > c.maxSize {
+			return nil, fmt.Errorf("%s: file is %d bytes, over the %d-byte limit; raise it with --max-file-size if the file is legitimate", rel(c.root, p), st.Size(), c.maxSize)
+		}
+	}
 	data, err := c.FileSystem.ReadFile(p)
 	if err != nil {
 		return nil, err
+	}
+	// kustomize expands YAML aliases without bound: refuse a bomb before it does.
+	if bytes.IndexByte(data, '&') >= 0 {
+		if _, err := policy.Decode(rel(c.root, p), data); errors.Is(err, policy.ErrAliasExpansion) {
+			return nil, err
+		}
 	}
 	if filepath.Dir(p) == c.target && isKustomizationFile(filepath.Base(p)) {
 		return c.augment(data)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -224,5 +225,41 @@ func TestImageOverridePointsAtOverlay(t *testing.T) {
 	file, line, _, ok := fl.LocateFile([]string{"spec", "template", "spec", "containers", "0", "image"})
 	if !ok || file != "apps/web/overlays/prod/kustomization.yaml" || line != 5 {
 		t.Errorf("image placed at %s:%d (%v), want the overlay's images: entry, apps/web/overlays/prod/kustomization.yaml:5", file, line, ok)
+	}
+}
+
+// TestKustomizeRefusesAliasBombAndHugeFiles: kustomize itself expands aliases without
+// bound and reads files of any size; the confined filesystem refuses both first.
+func TestKustomizeRefusesAliasBombAndHugeFiles(t *testing.T) {
+	var bomb strings.Builder
+	bomb.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lol}\ndata:\n  a0: &a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n")
+	for i := 1; i < 9; i++ {
+		prev := "*a" + string(rune('0'+i-1))
+		bomb.WriteString("  a" + string(rune('0'+i)) + ": &a" + string(rune('0'+i)) + " [" + strings.Repeat(prev+",", 8) + prev + "]\n")
+	}
+	repo := writeRepo(t, map[string]string{
+		"bomb/kustomization.yaml": "resources: [bomb.yaml]\n",
+		"bomb/bomb.yaml":          bomb.String(),
+		"big/kustomization.yaml":  "resources: [big.yaml]\n",
+		"big/big.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata: {x: \"" + strings.Repeat("x", 4096) + "\"}\n",
+	})
+	repo.MaxFileSize = 1024
+	for _, tc := range []struct{ dir, want string }{
+		{"bomb", "yaml aliases expand too far"},
+		{"big", "over the 1024-byte limit"},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := RenderKustomize(context.Background(), repo, Target{Name: tc.dir, Kind: Kustomize, Path: tc.dir})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: got %v, want an error containing %q", tc.dir, err, tc.want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: not refused within 20 s", tc.dir)
+		}
 	}
 }
