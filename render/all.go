@@ -57,12 +57,12 @@ const maxAppDepth = 5
 // RenderRepo renders a discovery's targets and follows app-of-apps: Applications and
 // ApplicationSets found in rendered output become targets too (Argo CD would apply and
 // then sync them), to a depth of 5. Targets already rendered are not rendered twice.
-func RenderRepo(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptions, workers int) []Rendered {
+func RenderRepo(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptions, workers int, progress func(done, total int)) []Rendered {
 	seen := map[string]bool{}
 	for _, t := range d.Targets {
 		seen[t.Name+"|"+t.Path] = true
 	}
-	out := RenderAll(ctx, repo, d.Targets, workers, nil)
+	out := RenderAll(ctx, repo, d.Targets, workers, progress)
 	next := out
 	for depth := 0; depth < maxAppDepth && ctx.Err() == nil; depth++ {
 		var apps []policy.Resource
@@ -86,7 +86,7 @@ func RenderRepo(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptio
 			return out
 		}
 		d.Targets = append(d.Targets, fresh...)
-		next = RenderAll(ctx, repo, fresh, workers, nil)
+		next = RenderAll(ctx, repo, fresh, workers, progress)
 		out = append(out, next...)
 	}
 	if len(next) > 0 && ctx.Err() == nil {

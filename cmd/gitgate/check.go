@@ -83,12 +83,14 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	opts.Workers = o.workers
 	opts.Schema = !o.noSchema
 	opts.Exclude = policyDirs
+	var renderProgress func(done, total int)
 	if isTerminal(stderr) {
-		opts.Progress = progress(stderr)
+		opts.Progress = progress(stderr, "checked", "inputs")
+		renderProgress = progress(stderr, "rendered", "targets")
 	}
 	var rep *policy.Report
 	if st, err := os.Stat(args[0]); len(args) == 1 && !o.plain && err == nil && st.IsDir() {
-		rep = checkRepo(cmd, args[0], gate, policyDirs, cfg, opts)
+		rep = checkRepo(cmd, args[0], gate, policyDirs, cfg, opts, renderProgress)
 	}
 	if rep == nil { // files, several paths, --plain, or a directory with nothing to render
 		var sources []policy.Source
@@ -123,8 +125,8 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	return nil
 }
 
-// progress draws "checked N/M files" on a terminal, at most every 1%.
-func progress(w io.Writer) func(done, total int) {
+// progress draws "checked N/M inputs" on a terminal, at most every 1%.
+func progress(w io.Writer, verb, unit string) func(done, total int) {
 	var mu sync.Mutex
 	last := -1
 	return func(done, total int) {
@@ -135,7 +137,7 @@ func progress(w io.Writer) func(done, total int) {
 			return
 		}
 		last = pct
-		fmt.Fprintf(w, "\rchecked %d/%d files (%d%%)", done, total, pct)
+		fmt.Fprintf(w, "\r\033[K%s %d/%d %s (%d%%)", verb, done, total, unit, pct)
 	}
 }
 
@@ -152,7 +154,7 @@ func tuneGC() {
 }
 
 // checkRepo is repository mode: discover, render every target in parallel, gate.
-func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []string, cfg *policy.Config, opts policy.CheckOptions) *policy.Report {
+func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []string, cfg *policy.Config, opts policy.CheckOptions, progress func(done, total int)) *policy.Report {
 	abs, _ := filepath.Abs(root)
 	repo := renderRepo(abs, cfg)
 	display := filepath.ToSlash(filepath.Clean(root))
@@ -168,7 +170,7 @@ func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []
 		return nil // plain manifests: checked file by file, with no render targets
 	}
 	repo.MaxFileSize = opts.MaxFileSize
-	rendered := render.RenderRepo(cmd.Context(), repo, d, dopts, opts.Workers)
+	rendered := render.RenderRepo(cmd.Context(), repo, d, dopts, opts.Workers, progress)
 	show := func(p string) string {
 		if display == "." {
 			return p
