@@ -87,6 +87,30 @@ type Report struct {
 	Notices []string
 }
 
+// Merge adds another report's results, errors and counts to r; call Sort after the last.
+func (r *Report) Merge(o *Report) {
+	r.Results = append(r.Results, o.Results...)
+	r.Errors = append(r.Errors, o.Errors...)
+	r.Duplicates = append(r.Duplicates, o.Duplicates...)
+	r.Notices = append(r.Notices, o.Notices...)
+	if r.Unchecked == nil {
+		r.Unchecked = map[string]int{}
+	}
+	for k, n := range o.Unchecked {
+		r.Unchecked[k] += n
+	}
+	addSummary(&r.Summary, o.Summary)
+	r.Summary.Files += o.Summary.Files
+	r.Summary.Policies = max(r.Summary.Policies, o.Summary.Policies)
+}
+
+// Sort puts results, errors and duplicates in their deterministic order.
+func (r *Report) Sort() {
+	SortResults(r.Results)
+	sortErrors(r.Errors)
+	sort.Slice(r.Duplicates, func(i, j int) bool { return r.Duplicates[i].Resource < r.Duplicates[j].Resource })
+}
+
 // Blocking reports whether any Enforce rule failed.
 func (r *Report) Blocking() bool { return r.Summary.Blocking > 0 }
 

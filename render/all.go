@@ -16,8 +16,10 @@ type Rendered struct {
 }
 
 // RenderAll renders targets on workers goroutines; the result is in target order. One
-// target failing never stops the others.
-func RenderAll(ctx context.Context, repo Repo, targets []Target, workers int, progress func(done, total int)) []Rendered {
+// target failing never stops the others. With a sink, each target is handed to it as
+// soon as it renders (from the worker's goroutine) and only its Argo CD Applications
+// are kept in the result, so a huge repository is never held in memory at once.
+func RenderAll(ctx context.Context, repo Repo, targets []Target, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
 	out := make([]Rendered, len(targets))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -31,6 +33,10 @@ func RenderAll(ctx context.Context, repo Repo, targets []Target, workers int, pr
 				t := targets[i]
 				rs, err := Render(ctx, repo, t)
 				out[i] = Rendered{Target: t, Resources: rs, Err: err}
+				if sink != nil {
+					sink(out[i])
+					out[i].Resources = ChildApps(rs)
+				}
 				if progress != nil {
 					mu.Lock()
 					done++
@@ -57,12 +63,12 @@ const maxAppDepth = 5
 // RenderRepo renders a discovery's targets and follows app-of-apps: Applications and
 // ApplicationSets found in rendered output become targets too (Argo CD would apply and
 // then sync them), to a depth of 5. Targets already rendered are not rendered twice.
-func RenderRepo(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptions, workers int, progress func(done, total int)) []Rendered {
+func RenderRepo(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptions, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
 	seen := map[string]bool{}
 	for _, t := range d.Targets {
 		seen[t.Name+"|"+t.Path] = true
 	}
-	out := RenderAll(ctx, repo, d.Targets, workers, progress)
+	out := RenderAll(ctx, repo, d.Targets, workers, progress, sink)
 	next := out
 	for depth := 0; depth < maxAppDepth && ctx.Err() == nil; depth++ {
 		var apps []policy.Resource
@@ -86,7 +92,7 @@ func RenderRepo(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptio
 			return out
 		}
 		d.Targets = append(d.Targets, fresh...)
-		next = RenderAll(ctx, repo, fresh, workers, progress)
+		next = RenderAll(ctx, repo, fresh, workers, progress, sink)
 		out = append(out, next...)
 	}
 	if len(next) > 0 && ctx.Err() == nil {

@@ -170,40 +170,28 @@ func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []
 		return nil // plain manifests: checked file by file, with no render targets
 	}
 	repo.MaxFileSize = opts.MaxFileSize
-	rendered := render.RenderRepo(cmd.Context(), repo, d, dopts, opts.Workers, progress)
 	show := func(p string) string {
 		if display == "." {
 			return p
 		}
 		return path.Join(display, p)
 	}
-	var all []policy.Resource
-	var errs []error
-	for _, r := range rendered {
-		all = append(all, r.Resources...)
-		if r.Err == nil {
-			continue
-		}
-		// Input errors keep their own file:line; anything else is the target's.
-		var plain []error
-		for _, e := range unjoin(r.Err) {
-			var ie *policy.InputError
-			if errors.As(e, &ie) {
-				ie.Origin.File = show(ie.Origin.File)
-				ie.Origin.Target = r.Target.Name
-				errs = append(errs, ie)
-			} else {
-				plain = append(plain, e)
-			}
-		}
-		if len(plain) > 0 {
-			errs = append(errs, &policy.InputError{
-				Origin: policy.Origin{File: show(r.Target.Path), Target: r.Target.Name},
-				Err:    fmt.Errorf("target %s (%s) does not render: %w", r.Target.Name, r.Target.Kind, errors.Join(plain...)),
-			})
-		}
+	// Each target is gated as soon as it renders, on the rendering worker: the
+	// repository is never held in memory whole.
+	rep := &policy.Report{Unchecked: map[string]int{}}
+	var mu sync.Mutex
+	one := opts
+	one.Workers, one.Progress = 1, nil
+	sink := func(r render.Rendered) {
+		part := gate.CheckResources(cmd.Context(), r.Resources, one)
+		part.Errors = append(part.Errors, renderErrors(r, show)...)
+		mu.Lock()
+		rep.Merge(part)
+		mu.Unlock()
 	}
-	rep := gate.CheckResources(cmd.Context(), all, opts)
+	render.RenderRepo(cmd.Context(), repo, d, dopts, opts.Workers, progress, sink)
+	rep.Summary.Policies = gate.Set.Len()
+	rep.Sort()
 	// Origins are repo-relative (a finding may point into an overlay, not the resource's
 	// own file); show them from where the user stands.
 	for i := range rep.Results {
@@ -221,9 +209,9 @@ func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []
 		}
 	}
 	rep.Summary.Targets = len(d.Targets)
-	rep.Errors = append(rep.Errors, errs...)
 	rep.Errors = append(rep.Errors, d.Errors...)
 	rep.Notices = append(rep.Notices, d.Notices...)
+	rep.Sort()
 	return rep
 }
 
@@ -241,4 +229,30 @@ func renderRepo(dir string, cfg *policy.Config) render.Repo {
 		repo.Clusters = append(repo.Clusters, render.Cluster{Name: c.Name, Server: c.Server, Labels: c.Labels})
 	}
 	return repo
+}
+
+// renderErrors turns a target's render error into input errors: a bad manifest keeps
+// its own file:line, anything else is reported against the target.
+func renderErrors(r render.Rendered, show func(string) string) []error {
+	if r.Err == nil {
+		return nil
+	}
+	var errs, plain []error
+	for _, e := range unjoin(r.Err) {
+		var ie *policy.InputError
+		if errors.As(e, &ie) {
+			ie.Origin.File = show(ie.Origin.File)
+			ie.Origin.Target = r.Target.Name
+			errs = append(errs, ie)
+		} else {
+			plain = append(plain, e)
+		}
+	}
+	if len(plain) > 0 {
+		errs = append(errs, &policy.InputError{
+			Origin: policy.Origin{File: show(r.Target.Path), Target: r.Target.Name},
+			Err:    fmt.Errorf("target %s (%s) does not render: %w", r.Target.Name, r.Target.Kind, errors.Join(plain...)),
+		})
+	}
+	return errs
 }
