@@ -101,7 +101,7 @@ func newRenderCmd(stdout, stderr io.Writer) *cobra.Command {
 	rf := &repoFlags{}
 	cmd := &cobra.Command{
 		Use:   "render TARGET|DIR",
-		Short: "Print what a target renders to, as kustomize build would",
+		Short: "Print what a target renders to, as kustomize build or helm template would",
 		Long: `Render prints a target's rendered YAML. TARGET is a name from 'gitgate targets'
 (order-service/production) or a directory of the repository holding a kustomization.
 Rendering is in-process and offline: a remote base is an error naming its URL.`,
@@ -123,6 +123,8 @@ Rendering is in-process and offline: a remote base is an error naming its URL.`,
 			switch t.Kind {
 			case render.Kustomize:
 				out, err = render.RenderedKustomizeYAML(cmd.Context(), repo, t)
+			case render.Helm:
+				out, err = render.RenderedHelmYAML(cmd.Context(), repo, t)
 			default:
 				rs, rerr := render.Render(cmd.Context(), repo, t)
 				err = rerr
