@@ -263,3 +263,26 @@ func TestKustomizeRefusesAliasBombAndHugeFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeFilesRefused: a 50 MiB manifest is refused by the size limit, in a
+// kustomization and in a directory target, without reading it into memory first.
+func TestHugeFilesRefused(t *testing.T) {
+	big := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata: {x: \"" + strings.Repeat("x", 50<<20) + "\"}\n"
+	repo := writeRepo(t, map[string]string{
+		"k/kustomization.yaml": "resources: [big.yaml]\n",
+		"k/big.yaml":           big,
+		"plain/big.yaml":       big,
+		"plain/ok.yaml":        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n",
+	})
+	repo.MaxFileSize = 16 << 20
+	if _, err := RenderKustomize(context.Background(), repo, Target{Name: "k", Kind: Kustomize, Path: "k"}); err == nil || !strings.Contains(err.Error(), "over the 16777216-byte limit") {
+		t.Errorf("kustomize: got %v, want the size limit", err)
+	}
+	rs, err := Render(context.Background(), repo, Target{Name: "plain", Kind: Directory, Path: "plain"})
+	if err == nil || !strings.Contains(err.Error(), "over the 16777216-byte limit") {
+		t.Errorf("directory: got %v, want the size limit", err)
+	}
+	if len(rs) != 1 || rs[0].Object.GetName() != "ok" {
+		t.Errorf("the other file of the directory must still render, got %d resources", len(rs))
+	}
+}
