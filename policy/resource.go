@@ -84,11 +84,20 @@ func FormatID(kind, namespace, name string) string {
 // position returns the origin of the field at path (Kyverno's "/a/b/0/" form), falling
 // back to the deepest field of the path that exists, then to the resource itself.
 func (r Resource) position(path string) Origin {
+	if path == "" {
+		return r.Origin
+	}
+	return r.FieldOrigin(splitPath(path))
+}
+
+// FieldOrigin is where the field at segs ("spec", "containers", "0", ...) comes from:
+// the field itself when the locator knows it (possibly in another file, see
+// FileLocator), else the deepest known field of the path, else the resource.
+func (r Resource) FieldOrigin(segs []string) Origin {
 	o := r.Origin
-	if r.Fields == nil || path == "" {
+	if r.Fields == nil {
 		return o
 	}
-	segs := splitPath(path)
 	if fl, ok := r.Fields.(FileLocator); ok {
 		if file, line, col, ok := fl.LocateFile(segs); ok {
 			o.File, o.Line, o.Col = file, line, col

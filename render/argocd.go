@@ -201,19 +201,7 @@ func (d *argoDiscovery) note(a argoApp, at []string, format string, args ...any)
 }
 
 // argoPos is the position of the deepest field of at that the resource's locator knows.
-func argoPos(r policy.Resource, at []string) policy.Origin {
-	o := r.Origin
-	if r.Fields == nil {
-		return o
-	}
-	for n := len(at); n > 0; n-- {
-		if line, col, ok := r.Fields.Locate(at[:n]); ok {
-			o.Line, o.Col = line, col
-			return o
-		}
-	}
-	return o
-}
+func argoPos(r policy.Resource, at []string) policy.Origin { return r.FieldOrigin(at) }
 
 func argoID(r policy.Resource) string {
 	return policy.FormatID(r.Object.GetKind(), r.Object.GetNamespace(), r.Object.GetName())
@@ -565,7 +553,7 @@ func (d *argoDiscovery) helmTarget(a argoApp, src map[string]any, at []string, r
 		t.ValueFiles = append(t.ValueFiles, file)
 	}
 	if vo, ok := h["valuesObject"].(map[string]any); ok {
-		t.Values = argoCopy(vo).(map[string]any) // Argo CD: valuesObject wins over values
+		t.Values = copyJSON(vo).(map[string]any) // Argo CD: valuesObject wins over values
 	} else if s := argoString(h["values"]); strings.TrimSpace(s) != "" {
 		var m map[string]any
 		if err := yaml.Unmarshal([]byte(s), &m); err != nil {
@@ -709,7 +697,7 @@ func (d *argoDiscovery) expandSet(r policy.Resource) []argoApp {
 		t := tmpl
 		tAt := []string{"spec", "template"}
 		if gt, ok := gm["template"].(map[string]any); ok && len(gt) > 0 {
-			t = argoMerge(argoCopy(gt).(map[string]any), tmpl, false)
+			t = argoMerge(copyJSON(gt).(map[string]any), tmpl, false)
 		}
 		for _, p := range params {
 			app, err := s.renderApp(t, patch, p)
@@ -729,7 +717,7 @@ func (d *argoDiscovery) expandSet(r policy.Resource) []argoApp {
 }
 
 func (s *argoSet) renderApp(tmpl map[string]any, patch string, params map[string]any) (argoApp, error) {
-	v, err := s.renderValue(argoCopy(tmpl), params)
+	v, err := s.renderValue(copyJSON(tmpl), params)
 	if err != nil {
 		return argoApp{}, err
 	}
@@ -774,7 +762,7 @@ func argoParamsString(p map[string]any) string {
 // rendered with them first, so it may refer to them.
 func (s *argoSet) generate(g map[string]any, at []string, parent map[string]any) ([]map[string]any, error) {
 	if len(parent) > 0 {
-		v, err := s.renderValue(argoCopy(g), parent)
+		v, err := s.renderValue(copyJSON(g), parent)
 		if err != nil {
 			return nil, err
 		}
@@ -845,7 +833,7 @@ func (s *argoSet) list(m map[string]any) ([]map[string]any, error) {
 			return nil, fmt.Errorf("elements[%d] is not a mapping", i)
 		}
 		if s.goTemplate {
-			out = append(out, argoCopy(em).(map[string]any))
+			out = append(out, copyJSON(em).(map[string]any))
 			continue
 		}
 		p := map[string]any{}
@@ -1587,19 +1575,19 @@ func argoEmpty(v any) bool {
 	return false
 }
 
-// argoCopy deep-copies JSON-like values.
-func argoCopy(v any) any {
+// copyJSON deep-copies JSON-like values.
+func copyJSON(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(t))
 		for k, vv := range t {
-			out[k] = argoCopy(vv)
+			out[k] = copyJSON(vv)
 		}
 		return out
 	case []any:
 		out := make([]any, len(t))
 		for i, vv := range t {
-			out[i] = argoCopy(vv)
+			out[i] = copyJSON(vv)
 		}
 		return out
 	case []string:
@@ -1622,7 +1610,7 @@ func argoMerge(dst, src map[string]any, override bool) map[string]any {
 		case has && dIsMap && sIsMap:
 			dst[k] = argoMerge(dm, sm, override)
 		case !has || (override && !argoEmpty(sv)) || argoEmpty(dv):
-			dst[k] = argoCopy(sv)
+			dst[k] = copyJSON(sv)
 		}
 	}
 	return dst

@@ -537,7 +537,7 @@ func helmValues(repo Repo, t Target) (map[string]any, error) {
 		}
 	}
 	if len(t.Values) > 0 {
-		base = helmMergeMaps(base, helmDeepCopy(t.Values).(map[string]any))
+		base = helmMergeMaps(base, copyJSON(t.Values).(map[string]any))
 	}
 	keys := make([]string, 0, len(t.Parameters))
 	for k := range t.Parameters {
@@ -584,24 +584,6 @@ func helmMergeMaps(a, b map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
-}
-
-func helmDeepCopy(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(v))
-		for k, e := range v {
-			m[k] = helmDeepCopy(e)
-		}
-		return m
-	case []any:
-		s := make([]any, len(v))
-		for i, e := range v {
-			s[i] = helmDeepCopy(e)
-		}
-		return s
-	}
-	return v
 }
 
 // helmRepoPath cleans a slash-separated repo-relative path; false if it leaves the repo.
