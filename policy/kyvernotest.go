@@ -174,7 +174,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		for _, r := range rs {
 			// As Kyverno's CLI loads test resources: namespaced objects without a
 			// namespace land in "default", and every number is a float64.
-			if r.Object.GetNamespace() == "" && !clusterScoped[r.Object.GetKind()] {
+			if r.Object.GetNamespace() == "" && !ClusterScoped(r.Object.GetKind()) {
 				r.Object.SetNamespace("default")
 			}
 			r.Object.Object = toFloat(r.Object.Object).(map[string]any)
@@ -297,20 +297,6 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 }
 
 const annotationScored = "policies.kyverno.io/scored"
-
-// clusterScoped are the built-in kinds that have no namespace.
-var clusterScoped = map[string]bool{
-	"Namespace": true, "Node": true, "PersistentVolume": true, "ClusterRole": true,
-	"ClusterRoleBinding": true, "CustomResourceDefinition": true, "StorageClass": true,
-	"PriorityClass": true, "ValidatingWebhookConfiguration": true, "MutatingWebhookConfiguration": true,
-	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true,
-	"MutatingAdmissionPolicy": true, "MutatingAdmissionPolicyBinding": true, "APIService": true,
-	"CSIDriver": true, "CSINode": true, "VolumeAttachment": true, "IngressClass": true,
-	"RuntimeClass": true, "PodSecurityPolicy": true, "CertificateSigningRequest": true,
-	"ComponentStatus": true, "FlowSchema": true, "PriorityLevelConfiguration": true,
-	"ClusterPolicy": true, "ClusterPolicyReport": true, "ClusterCleanupPolicy": true,
-	"ValidatingPolicy": true, "ClusterReport": true,
-}
 
 // toFloat turns every number into a float64, as Kyverno's CLI does with test resources.
 func toFloat(v any) any {

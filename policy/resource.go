@@ -136,3 +136,20 @@ func fieldPath(path string) string {
 	}
 	return b.String()
 }
+
+// clusterScoped are the built-in and common kinds that have no namespace.
+var clusterScoped = map[string]bool{
+	"Namespace": true, "Node": true, "PersistentVolume": true, "ClusterRole": true,
+	"ClusterRoleBinding": true, "CustomResourceDefinition": true, "StorageClass": true,
+	"PriorityClass": true, "ValidatingWebhookConfiguration": true, "MutatingWebhookConfiguration": true,
+	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true,
+	"MutatingAdmissionPolicy": true, "MutatingAdmissionPolicyBinding": true, "APIService": true,
+	"CSIDriver": true, "CSINode": true, "VolumeAttachment": true, "IngressClass": true,
+	"RuntimeClass": true, "PodSecurityPolicy": true, "CertificateSigningRequest": true,
+	"ComponentStatus": true, "FlowSchema": true, "PriorityLevelConfiguration": true,
+	"ClusterPolicy": true, "ClusterPolicyReport": true, "ClusterCleanupPolicy": true,
+	"ValidatingPolicy": true, "ClusterReport": true, "ClusterIssuer": true, "ClusterSecretStore": true,
+}
+
+// ClusterScoped reports whether objects of a kind have no namespace.
+func ClusterScoped(kind string) bool { return clusterScoped[kind] }

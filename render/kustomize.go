@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -120,15 +121,15 @@ func runKustomize(repo Repo, t Target) (resmap.ResMap, error) {
 }
 
 func normalise(obj map[string]any) (*unstructured.Unstructured, error) {
-	b, err := yaml.Marshal(obj)
+	b, err := json.Marshal(obj)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := policy.Decode("", b)
-	if err != nil || len(rs) != 1 {
-		return nil, fmt.Errorf("rendered object does not decode: %v", err)
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(b); err != nil {
+		return nil, fmt.Errorf("rendered object does not decode: %w", err)
 	}
-	return rs[0].Object, nil
+	return u, nil
 }
 
 func stripAnnotation(u *unstructured.Unstructured, key string) {

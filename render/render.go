@@ -34,7 +34,7 @@ func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 	}
 	for i := range rs {
 		rs[i].Origin.Target = t.Name
-		if t.Namespace != "" && rs[i].Object.GetNamespace() == "" && !clusterScoped(rs[i].Object.GetKind()) {
+		if t.Namespace != "" && rs[i].Object.GetNamespace() == "" && !policy.ClusterScoped(rs[i].Object.GetKind()) {
 			rs[i].Object.SetNamespace(t.Namespace)
 		}
 	}
@@ -104,19 +104,6 @@ func globAny(pattern, name string) bool {
 		if ok, _ := path.Match(p, path.Base(name)); ok {
 			return true
 		}
-	}
-	return false
-}
-
-// clusterScoped are the built-in kinds without a namespace.
-func clusterScoped(kind string) bool {
-	switch kind {
-	case "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
-		"CustomResourceDefinition", "StorageClass", "PriorityClass", "IngressClass", "RuntimeClass",
-		"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
-		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "CSIDriver",
-		"ClusterPolicy", "ClusterIssuer", "ClusterSecretStore":
-		return true
 	}
 	return false
 }
