@@ -85,6 +85,9 @@ type Report struct {
 	Unchecked map[string]int
 	// Notices are things the user should know that are not findings.
 	Notices []string
+	// Changes is set in merge-request mode (check --base): the affected targets, their
+	// diffs and the fixed findings; Results then carry their Baseline.
+	Changes *Changes
 }
 
 // Merge adds another report's results, errors and counts to r; call Sort after the last.
@@ -111,8 +114,14 @@ func (r *Report) Sort() {
 	sort.Slice(r.Duplicates, func(i, j int) bool { return r.Duplicates[i].Resource < r.Duplicates[j].Resource })
 }
 
-// Blocking reports whether any Enforce rule failed.
-func (r *Report) Blocking() bool { return r.Summary.Blocking > 0 }
+// Blocking reports whether the report fails the gate: any Enforce failure, or in
+// merge-request mode only a new one.
+func (r *Report) Blocking() bool {
+	if r.Changes != nil {
+		return r.Changes.NewBlocking > 0
+	}
+	return r.Summary.Blocking > 0
+}
 
 type fileJob struct {
 	src  Source

@@ -46,6 +46,8 @@ type Result struct {
 	Remediation string `json:"remediation,omitempty"`
 	// Exception names the PolicyException that turned a failure into a skip.
 	Exception string `json:"exception,omitempty"`
+	// Baseline is new, unchanged or fixed in merge-request mode (check --base).
+	Baseline Baseline `json:"baseline,omitempty"`
 }
 
 // ResourceID is Kind/namespace/name of the resource the result is about.
