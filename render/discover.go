@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -211,6 +212,12 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 		}
 		data, err := fs.ReadFile(repo.FS, p)
 		if err != nil {
+			return nil
+		}
+		// A kustomization's own files are rendered through it: only an Application or a
+		// Tekton object among them matters here, so the rest are not decoded (most of
+		// a monorepo's files, and most of discovery's time).
+		if underAny(dir, sc.kustomizations) && !bytes.Contains(data, []byte("argoproj.io")) && !bytes.Contains(data, []byte("tekton.dev")) {
 			return nil
 		}
 		rs, err := policy.Decode(p, data)

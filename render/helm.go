@@ -326,6 +326,7 @@ func renderHelmChart(ctx context.Context, repo Repo, t Target) (*helmOutput, err
 	if err != nil {
 		return nil, err
 	}
+	l.trace = repo.trace
 	ch, err := l.load(chartPath)
 	if err != nil {
 		return nil, err
@@ -523,6 +524,7 @@ func helmValues(repo Repo, t Target) (map[string]any, error) {
 				return nil, fmt.Errorf("values file %s is %d bytes, over the %d-byte limit", vf, fi.Size(), repo.MaxFileSize)
 			}
 			data, err := root.ReadFile(filepath.FromSlash(p))
+			repo.trace(p)
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("values file %s: %w", vf, fs.ErrNotExist)
 			}
@@ -605,6 +607,7 @@ type helmLoader struct {
 	// missing are declared dependencies neither vendored nor on a file:// path.
 	missing []helmMissing
 	loading map[string]bool
+	trace   func(file string)
 }
 
 type helmMissing struct {
@@ -703,6 +706,16 @@ func (l *helmLoader) confined(rel, disk string) error {
 // the entries of its charts/ directory, resolves file:// dependencies that are not
 // vendored, and records the other missing ones.
 func (l *helmLoader) index(ch *chart.Chart, rel string, archive bool) error {
+	if l.trace != nil {
+		if archive {
+			l.trace(rel)
+		}
+		for _, f := range ch.Raw {
+			if !archive {
+				l.trace(path.Join(rel, f.Name))
+			}
+		}
+	}
 	for _, f := range append(append([]*chart.File{}, ch.Templates...), ch.Files...) {
 		if archive {
 			l.sources[f] = helmSource{file: rel, archive: true}

@@ -105,7 +105,7 @@ func runKustomize(repo Repo, t Target) (resmap.ResMap, error) {
 	if err := scanRemote(root, dir, map[string]bool{}); err != nil {
 		return nil, err
 	}
-	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), root: root, target: dir, t: t, maxSize: repo.MaxFileSize}
+	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace}
 	opts := krusty.MakeDefaultOptions()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	opts.Reorder = krusty.ReorderOptionLegacy // what the kustomize CLI prints by default
@@ -224,6 +224,7 @@ type confinedFS struct {
 	target  string
 	t       Target
 	maxSize int64
+	trace   func(file string)
 
 	mu  sync.Mutex
 	esc *EscapeError
@@ -284,6 +285,7 @@ func (c *confinedFS) ReadFile(p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.trace(rel(c.root, p))
 	// kustomize expands YAML aliases without bound: refuse a bomb before it does.
 	if bytes.IndexByte(data, '&') >= 0 {
 		if _, err := policy.Decode(rel(c.root, p), data); errors.Is(err, policy.ErrAliasExpansion) {

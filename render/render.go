@@ -56,6 +56,7 @@ func renderFiles(repo Repo, t Target) ([]policy.Resource, error) {
 			return
 		}
 		data, err := fs.ReadFile(repo.FS, p)
+		repo.trace(p)
 		if err != nil {
 			errs = append(errs, &policy.InputError{Origin: policy.Origin{File: p}, Err: err})
 			return

@@ -77,6 +77,15 @@ type Repo struct {
 	// KubeVersion and APIVersions are Helm's .Capabilities.
 	KubeVersion string
 	APIVersions []string
+	// Trace, when set, is called with the repo-relative path of every file a render
+	// reads (from several goroutines when targets render in parallel).
+	Trace func(file string)
+}
+
+func (r Repo) trace(file string) {
+	if r.Trace != nil {
+		r.Trace(file)
+	}
 }
 
 // Cluster is a destination cluster as the ApplicationSet clusters generator sees it.

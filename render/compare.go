@@ -1,0 +1,333 @@
+package render
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/gitgate/gitgate/policy"
+	"github.com/pmezard/go-difflib/difflib"
+	"sigs.k8s.io/yaml"
+)
+
+// CompareOptions configure Compare.
+type CompareOptions struct {
+	Discover DiscoverOptions
+	// Workers render targets in parallel.
+	Workers int
+	// Check configures the gate's check of each target (its Workers is ignored).
+	Check policy.CheckOptions
+	// Changed are the files that differ between base and head, relative to both roots;
+	// nil compares the two trees file by file.
+	Changed []string
+	// PoliciesChanged re-evaluates every target: the policies (or the settings) differ.
+	PoliciesChanged bool
+	// BaseGate judges the base, HeadGate the head (the same gate when policies did not
+	// change).
+	BaseGate, HeadGate *policy.Gate
+	// Include, when set, keeps only the targets it accepts (.gitgate.yaml targets:).
+	Include func(name string) bool
+	// Progress is called as targets render, on both sides.
+	Progress func(done, total int)
+}
+
+// Compare is merge-request mode: it maps the changed files to the targets that read
+// them (TargetDeps) on either side, renders only those at base and at head, gates both,
+// and classifies every head finding as new or unchanged and every base finding head no
+// longer has as fixed (matched on target, resource identity and policy/rule, never on
+// lines). Each affected target gets its rendered diff, with Secret values masked. The
+// report's Results are head's findings of the affected targets; Report.Blocking is true
+// only for new Enforce findings.
+func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.Report {
+	changed := opts.Changed
+	if changed == nil {
+		changed = diffTrees(base.FS, head.FS)
+	}
+	dBase := Discover(ctx, base, opts.Discover)
+	dHead := Discover(ctx, head, opts.Discover)
+	baseTargets, headTargets := indexTargets(dBase.Targets, opts.Include), indexTargets(dHead.Targets, opts.Include)
+	names := Affected(base, head, baseTargets, headTargets, changed, opts.PoliciesChanged)
+
+	var onBase, onHead []Target
+	for _, n := range names {
+		if t, ok := baseTargets[n]; ok {
+			onBase = append(onBase, t)
+		}
+		if t, ok := headTargets[n]; ok {
+			onHead = append(onHead, t)
+		}
+	}
+	var progress func(int, int)
+	if opts.Progress != nil {
+		var mu sync.Mutex
+		done, total := 0, len(onBase)+len(onHead)
+		progress = func(int, int) {
+			mu.Lock()
+			done++
+			opts.Progress(done, total)
+			mu.Unlock()
+		}
+	}
+	one := opts.Check
+	one.Workers, one.Progress = 1, nil
+	type side struct {
+		rendered Rendered
+		report   *policy.Report
+		yaml     []byte
+	}
+	gateAll := func(repo Repo, ts []Target, gate *policy.Gate) map[string]side {
+		out := map[string]side{}
+		var mu sync.Mutex
+		RenderAll(ctx, repo, ts, opts.Workers, progress, func(r Rendered) {
+			rep := gate.CheckResources(ctx, r.Resources, one)
+			s := side{rendered: Rendered{Target: r.Target, Err: r.Err}, report: rep, yaml: diffYAML(r.Resources)}
+			mu.Lock()
+			out[r.Target.Name] = s
+			mu.Unlock()
+		})
+		return out
+	}
+	baseOut := gateAll(base, onBase, opts.BaseGate)
+	headOut := gateAll(head, onHead, opts.HeadGate)
+
+	rep := &policy.Report{Unchecked: map[string]int{}}
+	ch := &policy.Changes{Files: changed, PoliciesChanged: opts.PoliciesChanged}
+	for _, n := range names {
+		b, inBase := baseOut[n]
+		h, inHead := headOut[n]
+		tc := policy.TargetChange{Name: n, State: policy.TargetModified}
+		var baseResults []policy.Result
+		switch {
+		case !inBase:
+			tc.State = policy.TargetAdded
+		case !inHead:
+			tc.State = policy.TargetRemoved
+		}
+		if inBase {
+			tc.BaseBlocking = b.report.Summary.Blocking > 0
+			baseResults = b.report.Results
+		}
+		if inHead {
+			tc.HeadBlocking = h.report.Summary.Blocking > 0
+			if h.rendered.Err != nil {
+				h.report.Errors = append(h.report.Errors, targetErrors(h.rendered)...)
+			}
+			ch.Fixed = append(ch.Fixed, policy.Classify(baseResults, h.report.Results)...)
+			rep.Merge(h.report)
+		} else {
+			ch.Fixed = append(ch.Fixed, policy.Classify(baseResults, nil)...)
+		}
+		tc.Diff = unifiedDiff(n, b.yaml, h.yaml)
+		ch.Targets = append(ch.Targets, tc)
+	}
+	policy.SortResults(ch.Fixed)
+	ch.CountBaselines(rep.Results)
+	rep.Changes = ch
+	rep.Summary.Targets = len(names)
+	rep.Summary.Policies = opts.HeadGate.Set.Len()
+	rep.Errors = append(rep.Errors, dHead.Errors...)
+	rep.Notices = append(rep.Notices, dHead.Notices...)
+	rep.Sort()
+	return rep
+}
+
+// Affected names the targets a change affects, sorted: those added or removed, those
+// whose definition changed (an Application's or ApplicationSet's parameters for it),
+// those that read a changed file on either side (TargetDeps), or all of them when the
+// policies changed. Targets are matched by name.
+func Affected(base, head Repo, baseTargets, headTargets map[string]Target, changed []string, policiesChanged bool) []string {
+	pick := map[string]bool{}
+	consider := func(repo Repo, ts, other map[string]Target) {
+		for n, t := range ts {
+			o, ok := other[n]
+			if policiesChanged || !ok || !reflect.DeepEqual(t, o) || TargetDeps(repo, t).MatchAny(changed) {
+				pick[n] = true
+			}
+		}
+	}
+	consider(head, headTargets, baseTargets)
+	consider(base, baseTargets, headTargets)
+	names := make([]string, 0, len(pick))
+	for n := range pick {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func indexTargets(ts []Target, include func(string) bool) map[string]Target {
+	m := make(map[string]Target, len(ts))
+	for _, t := range ts {
+		if include == nil || include(t.Name) {
+			m[t.Name] = t
+		}
+	}
+	return m
+}
+
+// targetErrors turns a target's render error into input errors naming the target.
+func targetErrors(r Rendered) []error {
+	var out []error
+	for _, e := range unjoinErr(r.Err) {
+		out = append(out, &policy.InputError{Origin: policy.Origin{File: r.Target.Path, Target: r.Target.Name}, Err: e})
+	}
+	return out
+}
+
+func unjoinErr(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// diffTrees lists the files that differ between two trees (added, removed or changed).
+func diffTrees(a, b fs.FS) []string {
+	files := func(fsys fs.FS) map[string]bool {
+		m := map[string]bool{}
+		_ = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if d.IsDir() {
+				if p != "." && strings.HasPrefix(d.Name(), ".") {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			m[p] = true
+			return nil
+		})
+		return m
+	}
+	fa, fb := files(a), files(b)
+	var out []string
+	for p := range fa {
+		if !fb[p] {
+			out = append(out, p)
+			continue
+		}
+		da, errA := fs.ReadFile(a, p)
+		db, errB := fs.ReadFile(b, p)
+		if errA != nil || errB != nil || !bytes.Equal(da, db) {
+			out = append(out, p)
+		}
+	}
+	for p := range fb {
+		if !fa[p] {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// maskKey keys the digests that stand for Secret values in diffs: random per process,
+// so equal values show as equal within one run (a changed value shows as changed) and a
+// digest cannot be brute-forced afterwards.
+var maskKey = func() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return k
+}()
+
+// maskValue is what a diff shows for a Secret value: "<masked 1a2b3c4d>".
+func maskValue(v any) string {
+	m := hmac.New(sha256.New, maskKey)
+	fmt.Fprint(m, v)
+	return "<masked " + hex.EncodeToString(m.Sum(nil))[:8] + ">"
+}
+
+// diffYAML is a target's rendered objects in a stable order, as YAML documents with
+// sorted keys and Secret values masked: the text its rendered diff compares.
+func diffYAML(rs []policy.Resource) []byte {
+	type doc struct {
+		key  string
+		data []byte
+	}
+	docs := make([]doc, 0, len(rs))
+	for _, r := range rs {
+		obj := r.Object.Object
+		if r.Object.GetKind() == "Secret" {
+			obj = maskSecret(obj)
+		}
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			continue
+		}
+		gvk := r.Object.GroupVersionKind()
+		docs = append(docs, doc{key: gvk.Group + "/" + r.ID(), data: b})
+	}
+	sort.SliceStable(docs, func(i, j int) bool { return docs[i].key < docs[j].key })
+	var buf bytes.Buffer
+	for _, d := range docs {
+		buf.WriteString("---\n")
+		buf.Write(d.data)
+	}
+	return buf.Bytes()
+}
+
+// maskSecret is a copy of a Secret object whose data and stringData values are masked;
+// the keys stay, so a diff shows which key was added or removed, never a value.
+func maskSecret(obj map[string]any) map[string]any {
+	out := make(map[string]any, len(obj))
+	for k, v := range obj {
+		out[k] = v
+	}
+	for _, field := range []string{"data", "stringData"} {
+		if m, ok := obj[field].(map[string]any); ok {
+			masked := make(map[string]any, len(m))
+			for k, v := range m {
+				masked[k] = maskValue(v)
+			}
+			out[field] = masked
+		}
+	}
+	if ann, ok := obj["metadata"].(map[string]any); ok {
+		// kubectl's last-applied annotation would carry the values again.
+		if a, ok := ann["annotations"].(map[string]any); ok {
+			if _, has := a["kubectl.kubernetes.io/last-applied-configuration"]; has {
+				meta := make(map[string]any, len(ann))
+				for k, v := range ann {
+					meta[k] = v
+				}
+				na := make(map[string]any, len(a))
+				for k, v := range a {
+					na[k] = v
+				}
+				na["kubectl.kubernetes.io/last-applied-configuration"] = maskValue(a["kubectl.kubernetes.io/last-applied-configuration"])
+				meta["annotations"] = na
+				out["metadata"] = meta
+			}
+		}
+	}
+	return out
+}
+
+// unifiedDiff is the unified diff of a target's rendered YAML at base and at head, or ""
+// when they are the same.
+func unifiedDiff(name string, a, b []byte) string {
+	if bytes.Equal(a, b) {
+		return ""
+	}
+	d, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A:        difflib.SplitLines(string(a)),
+		B:        difflib.SplitLines(string(b)),
+		FromFile: "a/" + name,
+		ToFile:   "b/" + name,
+		Context:  3,
+	})
+	if err != nil {
+		return ""
+	}
+	return d
+}

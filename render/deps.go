@@ -1,0 +1,253 @@
+package render
+
+import (
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Deps are the repository files a target's render reads: repo-relative, slash-separated
+// paths, where a path ending in "/" stands for every file below that directory. They are
+// computed from the sources alone, without rendering, so merge-request mode can map a
+// change to the targets it affects in milliseconds; a test checks them against the files
+// a real render reads.
+type Deps []string
+
+// Match reports whether a changed file is one of the dependencies.
+func (d Deps) Match(file string) bool {
+	for _, p := range d {
+		if p == file || strings.HasSuffix(p, "/") && strings.HasPrefix(file, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// MatchAny reports whether any of the changed files is a dependency.
+func (d Deps) MatchAny(files []string) bool {
+	for _, f := range files {
+		if d.Match(f) {
+			return true
+		}
+	}
+	return false
+}
+
+// TargetDeps lists what rendering t reads:
+//   - kustomize: every kustomization file of its graph (bases, components) and every file
+//     they name (resources, patches, generators' files and env files, replacements,
+//     CRDs, transformers, OpenAPI schemas); a directory named as a resource without a
+//     kustomization counts whole;
+//   - Helm: the chart directory (templates, values, subcharts), its file:// dependencies
+//     and the value files;
+//   - directories and Tekton files: themselves.
+//
+// Paths that do not exist are listed all the same: creating them changes the render.
+// The Application or ApplicationSet that defines a target is not among them: a change
+// there affects exactly the targets whose definition it changes (see Affected).
+func TargetDeps(repo Repo, t Target) Deps {
+	set := map[string]bool{}
+	add := func(p string) {
+		if p != "" && p != "." {
+			set[p] = true
+		}
+	}
+	switch t.Kind {
+	case Kustomize:
+		kustomizeDeps(repo.FS, t.Path, set, map[string]bool{})
+	case Helm:
+		helmDeps(repo.FS, t.Path, set, map[string]bool{})
+		for _, f := range t.ValueFiles {
+			add(f)
+		}
+	case Directory:
+		if st, err := fs.Stat(repo.FS, t.Path); err == nil && !st.IsDir() {
+			add(t.Path)
+		} else {
+			add(t.Path + "/")
+		}
+	default:
+		add(t.Path)
+	}
+	out := make(Deps, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// kustomization is the part of a kustomization file that names other files.
+type kustomization struct {
+	Resources             []string `json:"resources"`
+	Bases                 []string `json:"bases"`
+	Components            []string `json:"components"`
+	CRDs                  []string `json:"crds"`
+	Generators            []string `json:"generators"`
+	Transformers          []string `json:"transformers"`
+	Validators            []string `json:"validators"`
+	Configurations        []string `json:"configurations"`
+	PatchesStrategicMerge []string `json:"patchesStrategicMerge"`
+	Patches               []struct {
+		Path string `json:"path"`
+	} `json:"patches"`
+	PatchesJSON6902 []struct {
+		Path string `json:"path"`
+	} `json:"patchesJson6902"`
+	Replacements []struct {
+		Path string `json:"path"`
+	} `json:"replacements"`
+	ConfigMapGenerator []kustomizeGenerator `json:"configMapGenerator"`
+	SecretGenerator    []kustomizeGenerator `json:"secretGenerator"`
+	OpenAPI            map[string]string    `json:"openapi"`
+	HelmCharts         []struct {
+		ValuesFile       string   `json:"valuesFile"`
+		AdditionalValues []string `json:"additionalValuesFiles"`
+	} `json:"helmCharts"`
+	HelmGlobals struct {
+		ChartHome string `json:"chartHome"`
+	} `json:"helmGlobals"`
+}
+
+type kustomizeGenerator struct {
+	Files []string `json:"files"`
+	Envs  []string `json:"envs"`
+	Env   string   `json:"env"`
+}
+
+func kustomizeDeps(fsys fs.FS, dir string, set, seen map[string]bool) {
+	if seen[dir] {
+		return
+	}
+	seen[dir] = true
+	var data []byte
+	for _, n := range KustomizationFiles {
+		f := path.Join(dir, n)
+		set[f] = true // creating a kustomization where there was none changes the render
+		if b, err := fs.ReadFile(fsys, f); err == nil {
+			data = b
+			break
+		}
+	}
+	if data == nil {
+		return
+	}
+	var k kustomization
+	if yaml.Unmarshal(data, &k) != nil {
+		return // kustomize reports it; the kustomization file itself is a dependency
+	}
+	file := func(p string) {
+		if p == "" || isRemote(p) {
+			return
+		}
+		if q, ok := helmRepoPath(path.Join(dir, p)); ok {
+			set[q] = true
+		}
+	}
+	ref := func(p string) { // a file, or a directory with or without a kustomization
+		if p == "" || isRemote(p) {
+			return
+		}
+		q, ok := helmRepoPath(path.Join(dir, p))
+		if !ok {
+			return
+		}
+		if st, err := fs.Stat(fsys, q); err == nil && st.IsDir() {
+			if hasKustomization(fsys, q) {
+				kustomizeDeps(fsys, q, set, seen)
+			} else {
+				set[q+"/"] = true
+			}
+			return
+		}
+		set[q] = true
+	}
+	for _, group := range [][]string{k.Resources, k.Bases, k.Components, k.Generators, k.Transformers, k.Validators} {
+		for _, r := range group {
+			ref(r)
+		}
+	}
+	for _, group := range [][]string{k.CRDs, k.Configurations} {
+		for _, f := range group {
+			file(f)
+		}
+	}
+	for _, p := range k.PatchesStrategicMerge {
+		if !strings.Contains(p, "\n") { // else an inline patch
+			file(p)
+		}
+	}
+	for _, p := range k.Patches {
+		file(p.Path)
+	}
+	for _, p := range k.PatchesJSON6902 {
+		file(p.Path)
+	}
+	for _, r := range k.Replacements {
+		file(r.Path)
+	}
+	for _, g := range append(k.ConfigMapGenerator, k.SecretGenerator...) {
+		for _, f := range g.Files {
+			if _, src, ok := strings.Cut(f, "="); ok {
+				f = src
+			}
+			file(f)
+		}
+		for _, e := range g.Envs {
+			file(e)
+		}
+		file(g.Env)
+	}
+	file(k.OpenAPI["path"])
+	for _, h := range k.HelmCharts {
+		file(h.ValuesFile)
+		for _, f := range h.AdditionalValues {
+			file(f)
+		}
+	}
+	if k.HelmGlobals.ChartHome != "" {
+		if q, ok := helmRepoPath(path.Join(dir, k.HelmGlobals.ChartHome)); ok {
+			set[q+"/"] = true
+		}
+	}
+}
+
+func hasKustomization(fsys fs.FS, dir string) bool {
+	for _, n := range KustomizationFiles {
+		if _, err := fs.Stat(fsys, path.Join(dir, n)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// helmDeps adds a chart directory and the charts its file:// dependencies name.
+func helmDeps(fsys fs.FS, dir string, set, seen map[string]bool) {
+	if seen[dir] {
+		return
+	}
+	seen[dir] = true
+	set[dir+"/"] = true
+	data, err := fs.ReadFile(fsys, path.Join(dir, "Chart.yaml"))
+	if err != nil {
+		return
+	}
+	var c struct {
+		Dependencies []struct {
+			Repository string `json:"repository"`
+		} `json:"dependencies"`
+	}
+	if yaml.Unmarshal(data, &c) != nil {
+		return
+	}
+	for _, d := range c.Dependencies {
+		if p, ok := strings.CutPrefix(d.Repository, "file://"); ok {
+			if q, ok := helmRepoPath(path.Join(dir, p)); ok {
+				helmDeps(fsys, q, set, seen)
+			}
+		}
+	}
+}
