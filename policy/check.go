@@ -247,7 +247,7 @@ func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, re
 	results = append(results, e.Evaluate(ctx, r, opts.Request)...)
 	for _, res := range results {
 		count(&rep.Summary, res)
-		if opts.KeepPasses || res.Finding() {
+		if opts.KeepPasses || res.Finding() || res.Exception != "" { // excepted and waived results stay visible
 			rep.Results = append(rep.Results, res)
 		}
 	}

@@ -1,12 +1,17 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
+	"reflect"
+	"sort"
 	"strings"
 
 	"github.com/gitgate/gitgate/policies"
+	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 )
 
@@ -18,7 +23,8 @@ const ConfigFile = ".gitgate.yaml"
 const RegistriesVariable = policies.RegistriesVariable
 
 // Config is .gitgate.yaml. Every field is optional; with no file the seed-shaped layout
-// and the built-in policies just work.
+// and the built-in policies just work. Decoding is strict: an unknown key is an error
+// naming the key, the file and the line.
 type Config struct {
 	// Registries are the allowed image registries (harbor.example.com or
 	// harbor.example.com/team); the built-in registry policies are inactive without any.
@@ -29,11 +35,18 @@ type Config struct {
 	NoBuiltin bool `json:"noBuiltin,omitempty"`
 	// Values is a Kyverno values file, relative to the repo root.
 	Values string `json:"values,omitempty"`
+	// Actions override a policy's failure action by policy name: Enforce, Audit, or off
+	// (the policy is not evaluated, with a notice). See GateOptions.Actions.
+	Actions map[string]PolicyAction `json:"actions,omitempty"`
 
 	// Rendering settings, read by the render package through the CLI.
 
+	// Targets limit which render targets are checked (TargetIncluded).
+	Targets TargetFilter `json:"targets,omitempty"`
 	// RepoURLs are the URLs Argo CD Applications use for this repository.
 	RepoURLs []string `json:"repoURLs,omitempty"`
+	// Environments are what ApplicationSet generators expand per environment.
+	Environments []string `json:"environments,omitempty"`
 	// Clusters are what the ApplicationSet clusters generator iterates over.
 	Clusters []ClusterConfig `json:"clusters,omitempty"`
 	// KubeVersion and APIVersions are Helm's .Capabilities (default: a current release
@@ -42,11 +55,87 @@ type Config struct {
 	APIVersions []string `json:"apiVersions,omitempty"`
 }
 
+// TargetFilter selects render targets by name with path.Match patterns.
+type TargetFilter struct {
+	// Include, when set, keeps only the targets some pattern matches.
+	Include []string `json:"include,omitempty"`
+	// Exclude drops the targets some pattern matches; it wins over Include.
+	Exclude []string `json:"exclude,omitempty"`
+}
+
+// PolicyAction is a per-policy action override in .gitgate.yaml.
+type PolicyAction string
+
+// ActionOff turns a policy off: it is not evaluated, and the gate says so.
+const ActionOff PolicyAction = "off"
+
+// UnmarshalJSON accepts Enforce, Audit and off in any case. YAML 1.1 reads a bare off
+// (or no, false) as the boolean false, so false means off too.
+func (a *PolicyAction) UnmarshalJSON(b []byte) error {
+	if string(b) == "false" {
+		*a = ActionOff
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("action must be Enforce, Audit or off, not %s", b)
+	}
+	n, err := ParsePolicyAction(s)
+	if err != nil {
+		return err
+	}
+	*a = n
+	return nil
+}
+
+// ParsePolicyAction normalises Enforce, Audit and off (any case).
+func ParsePolicyAction(s string) (PolicyAction, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "enforce":
+		return PolicyAction(Enforce), nil
+	case "audit":
+		return PolicyAction(Audit), nil
+	case "off":
+		return ActionOff, nil
+	}
+	return "", fmt.Errorf("action %q must be Enforce, Audit or off", s)
+}
+
 // ClusterConfig is one destination cluster in .gitgate.yaml.
 type ClusterConfig struct {
 	Name   string            `json:"name"`
 	Server string            `json:"server"`
 	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// TargetIncluded reports whether the render target named name is checked: it matches
+// an include pattern (or there are none) and no exclude pattern. Patterns use
+// path.Match on the target name; a pattern matching the name's leading segments
+// matches the whole subtree ("legacy" matches "legacy/production").
+func (c *Config) TargetIncluded(name string) bool {
+	if c == nil {
+		return true
+	}
+	if len(c.Targets.Include) > 0 && !matchAny(c.Targets.Include, name) {
+		return false
+	}
+	return !matchAny(c.Targets.Exclude, name)
+}
+
+func matchAny(patterns []string, name string) bool {
+	for _, p := range patterns {
+		for n := name; ; {
+			if ok, _ := path.Match(p, n); ok {
+				return true
+			}
+			i := strings.LastIndexByte(n, '/')
+			if i <= 0 {
+				break
+			}
+			n = n[:i]
+		}
+	}
+	return false
 }
 
 // LoadConfig reads .gitgate.yaml from the root of fsys. A missing file is an empty config.
@@ -58,11 +147,94 @@ func LoadConfig(fsys fs.FS) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", ConfigFile, err)
 	}
+	return ParseConfig(ConfigFile, data)
+}
+
+// ParseConfig decodes .gitgate.yaml strictly: every unknown key is an error naming it
+// with its file and line, and so is a malformed value.
+func ParseConfig(file string, data []byte) (*Config, error) {
+	var root yaml3.Node
+	if err := yaml3.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(root.Content) > 0 {
+		if errs := unknownKeys(file, root.Content[0], reflect.TypeOf(Config{}), ""); len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+	}
 	var c Config
 	if err := yaml.UnmarshalStrict(data, &c); err != nil {
-		return nil, fmt.Errorf("%s: %w; see README.md for its keys", ConfigFile, err)
+		return nil, fmt.Errorf("%s: %w; see README.md for its keys", file, err)
+	}
+	for _, group := range [][]string{c.Targets.Include, c.Targets.Exclude} {
+		for _, p := range group {
+			if _, err := path.Match(p, ""); err != nil {
+				return nil, fmt.Errorf("%s: targets: pattern %q: %w", file, p, err)
+			}
+		}
 	}
 	return &c, nil
+}
+
+// unknownKeys walks a YAML node against the JSON field names of t and reports every key
+// t does not have, with its line.
+func unknownKeys(file string, n *yaml3.Node, t reflect.Type, at string) []error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml3.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	var errs []error
+	switch {
+	case t.Kind() == reflect.Struct && n.Kind == yaml3.MappingNode:
+		fields := jsonFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := at + k.Value
+			f, ok := fields[k.Value]
+			if !ok {
+				known := make([]string, 0, len(fields))
+				for name := range fields {
+					known = append(known, name)
+				}
+				sort.Strings(known)
+				errs = append(errs, fmt.Errorf("%s:%d:%d: unknown key %q; known keys here: %s (see README.md)",
+					file, k.Line, k.Column, key, strings.Join(known, ", ")))
+				continue
+			}
+			errs = append(errs, unknownKeys(file, v, f, key+".")...)
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml3.SequenceNode:
+		for i, item := range n.Content {
+			errs = append(errs, unknownKeys(file, item, t.Elem(), fmt.Sprintf("%s[%d].", strings.TrimSuffix(at, "."), i))...)
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml3.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			errs = append(errs, unknownKeys(file, n.Content[i+1], t.Elem(), at+n.Content[i].Value+".")...)
+		}
+	}
+	return errs
+}
+
+// jsonFields maps the JSON names of t's exported fields to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
 }
 
 // RegistryPatterns turns registry names into the wildcard patterns the registry

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	policiesv1beta1 "github.com/kyverno/api/api/policies.kyverno.io/v1beta1"
 	kyvernov1 "github.com/kyverno/kyverno/api/kyverno/v1"
@@ -52,6 +53,10 @@ type Options struct {
 	Values *Values
 	// Variables are added to every rule's context, e.g. gitgate.registries.
 	Variables map[string]any
+	// Now is the clock PolicyExceptions expire by (gitgate.dev/expires); default
+	// time.Now. An exception expired when the engine is built is left out and reported
+	// by Notices; one that expires while the engine runs stops applying then.
+	Now func() time.Time
 
 	// eagerContext turns the copy-on-write JSON context off, so tests can compare.
 	eagerContext bool
@@ -87,7 +92,13 @@ type Engine struct {
 	policies []compiledPolicy
 	vpol     vpolengine.Engine
 	celCtx   libs.Context
+	notices  []string
 }
+
+// Notices are what building the engine found worth telling that is not a finding:
+// every PolicyException that expired and no longer applies, with its file:line, ticket
+// and expiry.
+func (e *Engine) Notices() []string { return e.notices }
 
 type compiledPolicy struct {
 	policy kyvernov1.PolicyInterface // with autogen rules computed once
@@ -116,7 +127,12 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 	offlineHTTP()
 	cfg := config.NewDefaultConfiguration(false)
 	jp := jmespath.New(cfg)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	e := &Engine{set: set, opts: opts, cfg: cfg, jp: jp}
+	lister := e.activeExceptions()
+	celExceptions := e.activeCELExceptions()
 	isCluster := false
 	e.kyverno = engine.NewEngine(
 		cfg,
@@ -125,14 +141,14 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 		nil, // no registry client
 		imageverifycache.DisabledImageVerifyCache(),
 		e.contextLoader,
-		exceptions.New(exceptionLister(set.Exceptions)),
+		exceptions.New(lister),
 		&isCluster,
 	)
 	for _, p := range set.Policies {
 		e.policies = append(e.policies, compile(p))
 	}
 	if len(set.ValidatingPolicies) > 0 {
-		provider, err := vpolengine.NewProvider(vpolcompiler.NewCompiler(), set.ValidatingPolicies, set.CELExceptions)
+		provider, err := vpolengine.NewProvider(vpolcompiler.NewCompiler(), set.ValidatingPolicies, celExceptions)
 		if err != nil {
 			return nil, fmt.Errorf("compile validating policies: %w", err)
 		}
@@ -228,7 +244,9 @@ func computeRules(p kyvernov1.PolicyInterface) []kyvernov1.Rule {
 }
 
 // Evaluate runs every policy on one resource and returns one Result per policy rule that
-// applied. Rules whose match does not select the resource produce no result.
+// applied. Rules whose match does not select the resource produce no result. The
+// resource's gitgate.dev/waive annotation is honoured here, so check, the webhook and
+// the runner treat waivers identically (see applyWaivers).
 func (e *Engine) Evaluate(ctx context.Context, r Resource, req Request) []Result {
 	var out []Result
 	if len(e.policies) > 0 {
@@ -237,7 +255,7 @@ func (e *Engine) Evaluate(ctx context.Context, r Resource, req Request) []Result
 	if e.vpol != nil {
 		out = append(out, e.evaluateCEL(ctx, r, req)...)
 	}
-	return out
+	return applyWaivers(r, out)
 }
 
 func operation(op string) kyvernov1.AdmissionOperation {
@@ -354,7 +372,11 @@ func (e *Engine) kyvernoResults(r Resource, cp *compiledPolicy, resp engineapi.E
 		if exc := rr.Exceptions(); len(exc) > 0 {
 			var names []string
 			for _, x := range exc {
-				names = append(names, x.GetNamespace()+"/"+x.GetName())
+				name := x.GetNamespace() + "/" + x.GetName()
+				if info, ok := e.set.ExceptionInfo("kyverno.io", x.GetNamespace(), x.GetName()); ok && info.Ticket != "" {
+					name += " (ticket " + info.Ticket + ")"
+				}
+				names = append(names, name)
 			}
 			res.Exception = strings.Join(names, ",")
 		}
@@ -495,9 +517,74 @@ func clusterSource(entry kyvernov1.ContextEntry) string {
 	return ""
 }
 
-type exceptionLister []*kyvernov2.PolicyException
+// exceptionLister serves Kyverno the exceptions that have not expired by now.
+type exceptionLister struct {
+	list    []*kyvernov2.PolicyException
+	expires []time.Time // zero: never; parallel to list
+	expiry  bool        // some exception expires
+	now     func() time.Time
+}
 
-func (l exceptionLister) List(labels.Selector) ([]*kyvernov2.PolicyException, error) { return l, nil }
+func (l exceptionLister) List(labels.Selector) ([]*kyvernov2.PolicyException, error) {
+	if !l.expiry {
+		return l.list, nil
+	}
+	now := l.now()
+	out := make([]*kyvernov2.PolicyException, 0, len(l.list))
+	for i, x := range l.list {
+		if l.expires[i].IsZero() || now.Before(l.expires[i]) {
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+// activeExceptions leaves out the PolicyExceptions expired at opts.Now, with a notice
+// for each, and returns a lister that keeps expiring the rest as time passes.
+func (e *Engine) activeExceptions() exceptionLister {
+	l := exceptionLister{now: e.opts.Now}
+	now := e.opts.Now()
+	for _, x := range e.set.Exceptions {
+		info, _ := e.set.ExceptionInfo("kyverno.io", x.Namespace, x.Name)
+		if info.Expired(now) {
+			e.notices = append(e.notices, expiredNotice("PolicyException", x.Namespace, x.Name, info))
+			continue
+		}
+		l.list = append(l.list, x)
+		l.expires = append(l.expires, info.Expires)
+		l.expiry = l.expiry || !info.Expires.IsZero()
+	}
+	return l
+}
+
+// activeCELExceptions leaves out the CEL PolicyExceptions expired at opts.Now; they are
+// compiled once, so one that expires later applies until the gate is opened again.
+func (e *Engine) activeCELExceptions() []*policiesv1beta1.PolicyException {
+	var out []*policiesv1beta1.PolicyException
+	now := e.opts.Now()
+	for _, x := range e.set.CELExceptions {
+		info, _ := e.set.ExceptionInfo("policies.kyverno.io", x.Namespace, x.Name)
+		if info.Expired(now) {
+			e.notices = append(e.notices, expiredNotice("PolicyException", x.Namespace, x.Name, info))
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+func expiredNotice(kind, namespace, name string, x ExceptionInfo) string {
+	id := name
+	if namespace != "" {
+		id = namespace + "/" + name
+	}
+	ticket := ""
+	if x.Ticket != "" {
+		ticket = " (ticket " + x.Ticket + ")"
+	}
+	return fmt.Sprintf("%s: %s/%s%s expired (%s: %s): it no longer applies, so the findings it covered are reported again; renew the date or remove the exception",
+		x.Origin, kind, id, ticket, AnnotationExpires, x.ExpiresText)
+}
 
 // evaluateCEL runs the CEL ValidatingPolicies, compiled once in NewEngine.
 func (e *Engine) evaluateCEL(ctx context.Context, r Resource, req Request) []Result {

@@ -25,8 +25,22 @@ var _ Writer = WriterFunc(nil)
 
 // Formats are the report formats by name, for -o.
 var Formats = map[string]Writer{
-	"text": WriterFunc(WriteText),
-	"json": WriterFunc(WriteJSON),
+	"text":        WriterFunc(WriteText),
+	"json":        WriterFunc(WriteJSON),
+	"sarif":       WriterFunc(WriteSARIF),
+	"junit":       WriterFunc(WriteJUnit),
+	"codequality": WriterFunc(WriteCodeQuality),
+	"markdown":    WriterFunc(WriteMarkdown),
+}
+
+// FormatNames lists the report formats, sorted.
+func FormatNames() []string {
+	names := make([]string, 0, len(Formats))
+	for n := range Formats {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 var (
@@ -68,8 +82,10 @@ func FindingLine(r Result) string {
 	return b.String()
 }
 
-// WriteText prints one line per finding, blocking ones first within each file order,
-// then duplicates, then a one-line summary.
+// WriteText prints one line per finding, grouped by render target, then duplicates,
+// then a one-line summary. In merge-request mode (rep.Changes set) every finding is
+// tagged [new] or [unchanged], the fixed findings and the affected targets follow, and
+// the summary counts new, fixed and unchanged findings.
 func WriteText(w io.Writer, rep *Report) error {
 	target := ""
 	for _, r := range rep.Results {
@@ -82,8 +98,30 @@ func WriteText(w io.Writer, rep *Report) error {
 				return err
 			}
 		}
-		if _, err := fmt.Fprintln(w, FindingLine(r)); err != nil {
+		if _, err := fmt.Fprintln(w, baselineTag(r)+FindingLine(r)); err != nil {
 			return err
+		}
+	}
+	if c := rep.Changes; c != nil {
+		if len(c.Fixed) > 0 {
+			if _, err := fmt.Fprintln(w, "# fixed"); err != nil {
+				return err
+			}
+			for _, r := range c.Fixed {
+				if _, err := fmt.Fprintln(w, "[fixed] "+FindingLine(r)); err != nil {
+					return err
+				}
+			}
+		}
+		if len(c.Targets) > 0 {
+			if _, err := fmt.Fprintln(w, "# affected targets"); err != nil {
+				return err
+			}
+			for _, t := range c.Targets {
+				if _, err := fmt.Fprintf(w, "%s: %s\n", t.Name, targetVerdict(t)); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	for _, d := range rep.Duplicates {
@@ -128,7 +166,57 @@ func SummaryLine(rep *Report) string {
 		sort.Strings(kinds)
 		fmt.Fprintf(&b, "; %d not schema-checked (no schema for %s)", n, strings.Join(kinds, ", "))
 	}
+	if c := rep.Changes; c != nil {
+		b.WriteString("; ")
+		b.WriteString(ChangesLine(c))
+	}
 	return b.String()
+}
+
+// ChangesLine summarises a merge-request comparison: against main (0123abc): 2 new
+// (1 blocking), 1 fixed, 5 unchanged in 3 affected targets.
+func ChangesLine(c *Changes) string {
+	var b strings.Builder
+	b.WriteString("against ")
+	b.WriteString(c.Base)
+	if c.BaseCommit != "" && c.BaseCommit != c.Base {
+		fmt.Fprintf(&b, " (%s)", shortCommit(c.BaseCommit))
+	}
+	fmt.Fprintf(&b, ": %d new (%d blocking), %d fixed, %d unchanged in %d affected targets", c.New, c.NewBlocking, c.FixedCount, c.Unchanged, len(c.Targets))
+	if c.PoliciesChanged {
+		b.WriteString(" (policies changed: every target re-evaluated)")
+	}
+	return b.String()
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+// baselineTag is "[new] " or "[unchanged] " for a classified finding, else "".
+func baselineTag(r Result) string {
+	if r.Baseline == "" {
+		return ""
+	}
+	return "[" + string(r.Baseline) + "] "
+}
+
+// targetVerdict says how an affected target changed and what the change does to its
+// verdict: "modified, newly failing".
+func targetVerdict(t TargetChange) string {
+	v := string(t.State)
+	switch {
+	case t.NewlyFailing():
+		v += ", newly failing"
+	case t.NewlyPassing():
+		v += ", newly passing"
+	case t.HeadBlocking:
+		v += ", still failing"
+	}
+	return v
 }
 
 // JSONVersion is the apiVersion of the JSON report; see docs/report.md.
@@ -143,6 +231,7 @@ type jsonReport struct {
 	Duplicates []Duplicate    `json:"duplicates"`
 	Unchecked  map[string]int `json:"notSchemaChecked"`
 	Notices    []string       `json:"notices"`
+	Changes    *Changes       `json:"changes,omitempty"`
 }
 
 type jsonError struct {
@@ -170,6 +259,19 @@ func WriteJSON(w io.Writer, rep *Report) error {
 	}
 	if out.Notices == nil {
 		out.Notices = []string{}
+	}
+	if c := rep.Changes; c != nil {
+		cc := *c
+		if cc.Files == nil {
+			cc.Files = []string{}
+		}
+		if cc.Targets == nil {
+			cc.Targets = []TargetChange{}
+		}
+		if cc.Fixed == nil {
+			cc.Fixed = []Result{}
+		}
+		out.Changes = &cc
 	}
 	for _, err := range rep.Errors {
 		je := jsonError{Message: err.Error()}

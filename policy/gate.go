@@ -3,9 +3,15 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/gitgate/gitgate/policies"
+	policiesv1beta1 "github.com/kyverno/api/api/policies.kyverno.io/v1beta1"
+	kyvernov1 "github.com/kyverno/kyverno/api/kyverno/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 )
 
 // GateOptions say which policies guard a repository. The same options serve check,
@@ -20,6 +26,13 @@ type GateOptions struct {
 	Registries []string
 	// Values supplies cluster data offline.
 	Values *Values
+	// Actions override a policy's failure action by policy name (.gitgate.yaml
+	// actions:): Enforce or Audit replace every action the policy and its rules set, off
+	// leaves the policy out with a warning. Naming a policy the set does not have is an
+	// error.
+	Actions map[string]PolicyAction
+	// Now is the clock exceptions expire by (gitgate.dev/expires); default time.Now.
+	Now func() time.Time
 }
 
 // Gate is a policy set compiled into an engine, with the warnings its loading produced.
@@ -56,6 +69,11 @@ func OpenGate(opts GateOptions) (*Gate, error) {
 		return nil, errors.Join(errs...)
 	}
 	g := &Gate{Set: set, Warnings: append([]string{}, set.Warnings...)}
+	notices, err := set.OverrideActions(opts.Actions)
+	if err != nil {
+		return nil, err
+	}
+	g.Warnings = append(g.Warnings, notices...)
 	vars := map[string]any{}
 	if regs := RegistryPatterns(opts.Registries); len(regs) > 0 {
 		vars[RegistriesVariable] = regs
@@ -64,10 +82,109 @@ func OpenGate(opts GateOptions) (*Gate, error) {
 		g.Warnings = append(g.Warnings, fmt.Sprintf("%s inactive: no allowed registries configured; pass --registry REGISTRY or set registries: in %s",
 			strings.Join(users, ", "), ConfigFile))
 	}
-	eng, err := NewEngine(set, Options{Values: opts.Values, Variables: vars})
+	eng, err := NewEngine(set, Options{Values: opts.Values, Variables: vars, Now: opts.Now})
 	if err != nil {
 		return nil, err
 	}
 	g.Engine = eng
+	g.Warnings = append(g.Warnings, eng.Notices()...)
 	return g, nil
+}
+
+// OverrideActions applies per-policy action overrides (see GateOptions.Actions) to the
+// set and returns a notice for every policy turned off. A name the set does not have is
+// an error listing the names it does have.
+func (s *Set) OverrideActions(actions map[string]PolicyAction) ([]string, error) {
+	if len(actions) == 0 {
+		return nil, nil
+	}
+	names := map[string]bool{}
+	for _, p := range s.Policies {
+		names[p.GetName()] = true
+	}
+	for _, p := range s.ValidatingPolicies {
+		names[p.GetName()] = true
+	}
+	keys := make([]string, 0, len(actions))
+	for k := range actions {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var errs []error
+	var notices, off []string
+	for _, name := range keys {
+		a, err := ParsePolicyAction(string(actions[name]))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: actions: %s: %w", ConfigFile, name, err))
+			continue
+		}
+		if !names[name] {
+			known := make([]string, 0, len(names))
+			for n := range names {
+				known = append(known, n)
+			}
+			sort.Strings(known)
+			errs = append(errs, fmt.Errorf("%s: actions: no policy named %q is loaded; the policies are: %s", ConfigFile, name, strings.Join(known, ", ")))
+			continue
+		}
+		if a == ActionOff {
+			off = append(off, name)
+			notices = append(notices, fmt.Sprintf("policy %s is off (actions: in %s): it is not evaluated", name, ConfigFile))
+			continue
+		}
+		for i, p := range s.Policies {
+			if p.GetName() == name {
+				s.Policies[i] = withAction(p, Action(a))
+			}
+		}
+		for i, p := range s.ValidatingPolicies {
+			if p.GetName() == name {
+				s.ValidatingPolicies[i] = withCELAction(p, Action(a))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	s.Remove(off...)
+	s.ValidatingPolicies = slices.DeleteFunc(s.ValidatingPolicies, func(p policiesv1beta1.ValidatingPolicyLike) bool {
+		return slices.Contains(off, p.GetName())
+	})
+	return notices, nil
+}
+
+// withAction is a copy of p whose every validate rule and the policy itself fail with a,
+// with no namespace overrides left.
+func withAction(p kyvernov1.PolicyInterface, a Action) kyvernov1.PolicyInterface {
+	c := p.CreateDeepCopy()
+	fa := kyvernov1.ValidationFailureAction(a)
+	spec := c.GetSpec()
+	spec.ValidationFailureAction = fa
+	spec.ValidationFailureActionOverrides = nil
+	for i := range spec.Rules {
+		if v := spec.Rules[i].Validation; v != nil {
+			v.FailureAction = &fa
+			v.FailureActionOverrides = nil
+		}
+	}
+	return c
+}
+
+// withCELAction is a copy of a CEL policy that denies (Enforce) or audits (Audit).
+func withCELAction(p policiesv1beta1.ValidatingPolicyLike, a Action) policiesv1beta1.ValidatingPolicyLike {
+	act := admissionregistrationv1.Audit
+	if a == Enforce {
+		act = admissionregistrationv1.Deny
+	}
+	switch v := p.(type) {
+	case *policiesv1beta1.ValidatingPolicy:
+		c := v.DeepCopy()
+		c.Spec.ValidationAction = []admissionregistrationv1.ValidationAction{act}
+		return c
+	case *policiesv1beta1.NamespacedValidatingPolicy:
+		c := v.DeepCopy()
+		c.Spec.ValidationAction = []admissionregistrationv1.ValidationAction{act}
+		return c
+	}
+	return p
 }

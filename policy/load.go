@@ -7,6 +7,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	policiesv1beta1 "github.com/kyverno/api/api/policies.kyverno.io/v1beta1"
 	kyvernov1 "github.com/kyverno/kyverno/api/kyverno/v1"
@@ -53,7 +54,58 @@ type Set struct {
 	// gitgate does not run, an overridden built-in policy).
 	Warnings []string
 
-	origins map[string]Origin // kind/name -> where the policy came from
+	origins    map[string]Origin        // kind/name -> where the policy came from
+	exceptions map[string]ExceptionInfo // exceptionKey -> where, whose, until when
+}
+
+// Exception annotations: who owns a PolicyException and when it stops applying.
+const (
+	// AnnotationExpires is a date (2027-01-31: the exception applies through that day,
+	// UTC) or an RFC 3339 time after which the exception no longer applies.
+	AnnotationExpires = "gitgate.dev/expires"
+	// AnnotationTicket names the ticket that tracks the exception (OPS-123).
+	AnnotationTicket = "gitgate.dev/ticket"
+)
+
+// ExceptionInfo is where a PolicyException was loaded from and its ownership
+// annotations.
+type ExceptionInfo struct {
+	Origin Origin
+	// Ticket is the gitgate.dev/ticket annotation.
+	Ticket string
+	// Expires is the first instant the exception no longer applies (zero: never);
+	// ExpiresText the annotation as written.
+	Expires     time.Time
+	ExpiresText string
+}
+
+// Expired reports whether the exception no longer applies at now.
+func (x ExceptionInfo) Expired(now time.Time) bool {
+	return !x.Expires.IsZero() && !now.Before(x.Expires)
+}
+
+// ParseExpiry reads a gitgate.dev/expires value: a date (valid through that day, UTC)
+// or an RFC 3339 time. It returns the first instant the exception no longer applies.
+func ParseExpiry(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t.AddDate(0, 0, 1), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%s %q is neither a date (2027-01-31) nor an RFC 3339 time (2027-01-31T18:00:00Z)", AnnotationExpires, s)
+}
+
+func exceptionKey(group, namespace, name string) string {
+	return group + "/" + namespace + "/" + name
+}
+
+// ExceptionInfo returns the metadata of the PolicyException of the API group
+// (kyverno.io or policies.kyverno.io), namespace and name.
+func (s *Set) ExceptionInfo(group, namespace, name string) (ExceptionInfo, bool) {
+	x, ok := s.exceptions[exceptionKey(group, namespace, name)]
+	return x, ok
 }
 
 // Origin returns where the named policy ("ClusterPolicy/name") was loaded from.
@@ -100,6 +152,32 @@ func (s *Set) Merge(other *Set) {
 	for k, v := range other.origins {
 		s.origins[k] = v
 	}
+	for k, v := range other.exceptions {
+		s.addExceptionInfo(k, v)
+	}
+}
+
+func (s *Set) addExceptionInfo(key string, x ExceptionInfo) {
+	if s.exceptions == nil {
+		s.exceptions = map[string]ExceptionInfo{}
+	}
+	s.exceptions[key] = x
+}
+
+// exceptionMeta reads the ownership annotations of a PolicyException; a malformed
+// expiry is an error at the annotation's line.
+func exceptionMeta(r Resource) (ExceptionInfo, error) {
+	ann := r.Object.GetAnnotations()
+	x := ExceptionInfo{Origin: r.Origin, Ticket: strings.TrimSpace(ann[AnnotationTicket])}
+	if v, ok := ann[AnnotationExpires]; ok {
+		t, err := ParseExpiry(v)
+		if err != nil {
+			return x, &PolicyError{Origin: r.FieldOrigin([]string{"metadata", "annotations", AnnotationExpires}),
+				Kind: r.Object.GetKind(), Policy: r.Object.GetName(), Err: err}
+		}
+		x.Expires, x.ExpiresText = t, strings.TrimSpace(v)
+	}
+	return x, nil
 }
 
 // Load reads policies and exceptions from the named files and directories of fsys
@@ -234,12 +312,22 @@ func (s *Set) add(r Resource) error {
 		if errs := p.Validate(); len(errs) > 0 {
 			return perr(errs.ToAggregate())
 		}
+		x, err := exceptionMeta(r)
+		if err != nil {
+			return err
+		}
+		s.addExceptionInfo(exceptionKey(gvk.Group, p.Namespace, p.Name), x)
 		s.Exceptions = append(s.Exceptions, p)
 	case gvk.Group == "policies.kyverno.io" && gvk.Kind == "PolicyException":
 		p := &policiesv1beta1.PolicyException{}
 		if err := fromUnstructured(r.Object, p); err != nil {
 			return perr(err)
 		}
+		x, err := exceptionMeta(r)
+		if err != nil {
+			return err
+		}
+		s.addExceptionInfo(exceptionKey(gvk.Group, p.Namespace, p.Name), x)
 		s.CELExceptions = append(s.CELExceptions, p)
 	case gvk.Group == "kyverno.io" || gvk.Group == "policies.kyverno.io":
 		s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s: kind %s is not evaluated by gitgate (validation policies only); skipped",

@@ -1,0 +1,377 @@
+package policy
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// SARIF 2.1.0 (OASIS): the format GitHub code scanning and most CI security dashboards
+// read. policy/testdata/sarif-schema-2.1.0.json is the official schema it is tested
+// against.
+const (
+	sarifVersion = "2.1.0"
+	sarifSchema  = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+	// SARIFFingerprint is the partialFingerprints key: a hash of FindingKey (target,
+	// resource identity, policy/rule), stable when lines move.
+	SARIFFingerprint = "gitgateFindingKey/v1"
+)
+
+type sarifLog struct {
+	Schema  string     `json:"$schema"`
+	Version string     `json:"version"`
+	Runs    []sarifRun `json:"runs"`
+}
+
+type sarifRun struct {
+	Tool        sarifTool         `json:"tool"`
+	Invocations []sarifInvocation `json:"invocations"`
+	Results     []sarifResult     `json:"results"`
+	Properties  map[string]any    `json:"properties,omitempty"`
+}
+
+type sarifTool struct {
+	Driver sarifDriver `json:"driver"`
+}
+
+type sarifDriver struct {
+	Name  string      `json:"name"`
+	Rules []sarifRule `json:"rules"`
+}
+
+type sarifMessage struct {
+	Text     string `json:"text"`
+	Markdown string `json:"markdown,omitempty"`
+}
+
+type sarifRule struct {
+	ID                   string             `json:"id"`
+	ShortDescription     sarifMessage       `json:"shortDescription"`
+	FullDescription      sarifMessage       `json:"fullDescription"`
+	Help                 sarifMessage       `json:"help"`
+	HelpURI              string             `json:"helpUri,omitempty"`
+	DefaultConfiguration sarifConfiguration `json:"defaultConfiguration"`
+	Properties           map[string]any     `json:"properties,omitempty"`
+}
+
+type sarifConfiguration struct {
+	Level string `json:"level"`
+}
+
+type sarifInvocation struct {
+	ExecutionSuccessful        bool                `json:"executionSuccessful"`
+	ToolExecutionNotifications []sarifNotification `json:"toolExecutionNotifications,omitempty"`
+}
+
+type sarifNotification struct {
+	Level     string          `json:"level"`
+	Message   sarifMessage    `json:"message"`
+	Locations []sarifLocation `json:"locations,omitempty"`
+}
+
+type sarifResult struct {
+	RuleID              string             `json:"ruleId"`
+	RuleIndex           int                `json:"ruleIndex"`
+	Kind                string             `json:"kind"`
+	Level               string             `json:"level"`
+	Message             sarifMessage       `json:"message"`
+	Locations           []sarifLocation    `json:"locations,omitempty"`
+	PartialFingerprints map[string]string  `json:"partialFingerprints"`
+	BaselineState       string             `json:"baselineState,omitempty"`
+	Suppressions        []sarifSuppression `json:"suppressions,omitempty"`
+	Properties          map[string]any     `json:"properties,omitempty"`
+}
+
+type sarifLocation struct {
+	PhysicalLocation *sarifPhysical `json:"physicalLocation,omitempty"`
+	LogicalLocations []sarifLogical `json:"logicalLocations,omitempty"`
+}
+
+type sarifPhysical struct {
+	ArtifactLocation sarifArtifact `json:"artifactLocation"`
+	Region           *sarifRegion  `json:"region,omitempty"`
+}
+
+type sarifArtifact struct {
+	URI string `json:"uri"`
+}
+
+type sarifRegion struct {
+	StartLine   int `json:"startLine"`
+	StartColumn int `json:"startColumn,omitempty"`
+}
+
+type sarifLogical struct {
+	FullyQualifiedName string `json:"fullyQualifiedName"`
+	Kind               string `json:"kind,omitempty"`
+}
+
+type sarifSuppression struct {
+	Kind          string `json:"kind"`
+	Status        string `json:"status"`
+	Justification string `json:"justification,omitempty"`
+}
+
+// RuleID names a result's rule across formats: policy/rule, or the policy alone when
+// the rule has its name.
+func RuleID(r Result) string {
+	if r.Rule == "" || r.Rule == r.Policy {
+		return r.Policy
+	}
+	return r.Policy + "/" + r.Rule
+}
+
+// Fingerprints returns, for each result, a hash of its FindingKey (plus extra, when
+// set), stable when lines move; the n-th repeat of the same key gets "#n" mixed in so
+// the hashes stay unique within a report.
+func Fingerprints(rs []Result, extra func(Result) string) []string {
+	seen := map[string]int{}
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		k := FindingKey(r)
+		if extra != nil {
+			k += "\x00" + extra(r)
+		}
+		seen[k]++
+		if n := seen[k]; n > 1 {
+			k += "#" + strconv.Itoa(n)
+		}
+		sum := sha256.Sum256([]byte(k))
+		out[i] = hex.EncodeToString(sum[:16])
+	}
+	return out
+}
+
+// sarifLevel is error for what blocks (Enforce), warning for the rest.
+func sarifLevel(a Action) string {
+	if a == Enforce {
+		return "error"
+	}
+	return "warning"
+}
+
+// sarifURI turns a slash-separated, repo-relative file into a URI reference.
+func sarifURI(file string) string {
+	if path.IsAbs(file) {
+		return (&url.URL{Scheme: "file", Path: file}).String()
+	}
+	return (&url.URL{Path: file}).String()
+}
+
+func sarifLocations(o Origin, r Result) []sarifLocation {
+	loc := sarifLocation{}
+	if o.File != "" {
+		loc.PhysicalLocation = &sarifPhysical{ArtifactLocation: sarifArtifact{URI: sarifURI(o.File)}}
+		if o.Line > 0 {
+			loc.PhysicalLocation.Region = &sarifRegion{StartLine: o.Line, StartColumn: o.Col}
+		}
+	}
+	if r.Kind != "" {
+		loc.LogicalLocations = []sarifLogical{{FullyQualifiedName: r.ResourceID(), Kind: "resource"}}
+	}
+	if loc.PhysicalLocation == nil && loc.LogicalLocations == nil {
+		return nil
+	}
+	return []sarifLocation{loc}
+}
+
+// securitySeverity maps the policies.kyverno.io/severity annotation to the CVSS-like
+// score GitHub code scanning reads from a rule's security-severity property.
+func securitySeverity(s string) string {
+	switch strings.ToLower(s) {
+	case "critical":
+		return "9.5"
+	case "high":
+		return "8.0"
+	case "medium":
+		return "5.5"
+	case "low":
+		return "3.0"
+	}
+	return ""
+}
+
+// WriteSARIF writes the report as a SARIF 2.1.0 log with one run: a rule per
+// policy/rule (its help from the remediation annotation), a result per finding pinned
+// to its file, line and column, with a stable partial fingerprint. Waived and excepted
+// results are included with a suppression. In merge-request mode results carry their
+// baselineState (new, unchanged) and fixed findings are "absent" results.
+func WriteSARIF(w io.Writer, rep *Report) error {
+	type item struct {
+		r     Result
+		fixed bool
+	}
+	var items []item
+	for _, r := range rep.Results {
+		if r.Finding() || (r.Status == StatusSkip && r.Exception != "") {
+			items = append(items, item{r: r})
+		}
+	}
+	if rep.Changes != nil {
+		for _, r := range rep.Changes.Fixed {
+			items = append(items, item{r: r, fixed: true})
+		}
+	}
+
+	// Rules, sorted by id; the first result of a rule describes it.
+	first := map[string]Result{}
+	for _, it := range items {
+		id := RuleID(it.r)
+		if _, ok := first[id]; !ok || (it.r.Status != StatusError && first[id].Status == StatusError) {
+			first[id] = it.r
+		}
+	}
+	ids := make([]string, 0, len(first))
+	for id := range first {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	index := map[string]int{}
+	rules := make([]sarifRule, 0, len(ids))
+	for i, id := range ids {
+		index[id] = i
+		rules = append(rules, sarifRuleOf(id, first[id]))
+	}
+
+	rs := make([]Result, len(items))
+	for i, it := range items {
+		rs[i] = it.r
+	}
+	prints := Fingerprints(rs, nil)
+	results := make([]sarifResult, 0, len(items))
+	for i, it := range items {
+		r := it.r
+		id := RuleID(r)
+		msg := CleanMessage(r.Message)
+		if r.Status == StatusError {
+			msg = "could not evaluate: " + msg
+		}
+		text := r.ResourceID() + ": " + msg
+		if r.Path != "" {
+			text += " (at " + r.Path + ")"
+		}
+		res := sarifResult{
+			RuleID:              id,
+			RuleIndex:           index[id],
+			Kind:                "fail",
+			Level:               sarifLevel(r.Action),
+			Message:             sarifMessage{Text: text},
+			Locations:           sarifLocations(r.Origin, r),
+			PartialFingerprints: map[string]string{SARIFFingerprint: prints[i]},
+			Properties:          map[string]any{"status": string(r.Status)},
+		}
+		if r.Origin.Target != "" {
+			res.Properties["target"] = r.Origin.Target
+		}
+		if r.Remediation != "" {
+			res.Message.Text += ". " + r.Remediation
+		}
+		switch {
+		case it.fixed:
+			res.BaselineState = "absent"
+			res.Kind, res.Level = "pass", "none"
+			res.Message.Text = "fixed: " + res.Message.Text
+		case rep.Changes != nil && r.Baseline != "":
+			res.BaselineState = string(r.Baseline)
+		}
+		if r.Status == StatusSkip {
+			kind, why := "external", r.Exception // a PolicyException, kept outside the resource
+			if reason, ok := strings.CutPrefix(r.Exception, "waiver: "); ok {
+				kind, why = "inSource", reason // the resource's gitgate.dev/waive annotation
+			}
+			res.Suppressions = []sarifSuppression{{Kind: kind, Status: "accepted", Justification: why}}
+		}
+		results = append(results, res)
+	}
+
+	inv := sarifInvocation{ExecutionSuccessful: len(rep.Errors) == 0}
+	for _, err := range rep.Errors {
+		n := sarifNotification{Level: "error", Message: sarifMessage{Text: err.Error()}}
+		var ie *InputError
+		if errors.As(err, &ie) {
+			n.Message.Text = ie.Err.Error()
+			n.Locations = sarifLocations(ie.Origin, Result{})
+		}
+		inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, n)
+	}
+	for _, d := range rep.Duplicates {
+		n := sarifNotification{Level: "warning", Message: sarifMessage{Text: d.Resource + ": defined more than once"}}
+		for _, o := range d.Origins {
+			n.Locations = append(n.Locations, sarifLocations(o, Result{})...)
+		}
+		inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, n)
+	}
+	for _, notice := range rep.Notices {
+		inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, sarifNotification{Level: "note", Message: sarifMessage{Text: notice}})
+	}
+
+	run := sarifRun{
+		Tool:        sarifTool{Driver: sarifDriver{Name: "gitgate", Rules: rules}},
+		Invocations: []sarifInvocation{inv},
+		Results:     results,
+	}
+	if c := rep.Changes; c != nil {
+		run.Properties = map[string]any{
+			"base": c.Base, "baseCommit": c.BaseCommit,
+			"new": c.New, "fixed": c.FixedCount, "unchanged": c.Unchanged, "newBlocking": c.NewBlocking,
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(sarifLog{Schema: sarifSchema, Version: sarifVersion, Runs: []sarifRun{run}})
+}
+
+func sarifRuleOf(id string, r Result) sarifRule {
+	msg := CleanMessage(r.Message)
+	if r.Status == StatusError || msg == "" {
+		msg = id
+	}
+	full := msg
+	help := msg
+	if r.Remediation != "" {
+		full = msg + ". " + r.Remediation
+		help = r.Remediation
+	}
+	rule := sarifRule{
+		ID:                   id,
+		ShortDescription:     sarifMessage{Text: firstSentence(msg)},
+		FullDescription:      sarifMessage{Text: full},
+		Help:                 sarifMessage{Text: help},
+		DefaultConfiguration: sarifConfiguration{Level: sarifLevel(r.Action)},
+	}
+	props := map[string]any{}
+	tags := []string{"kubernetes", "policy"}
+	if r.Category != "" {
+		tags = append(tags, r.Category)
+	}
+	props["tags"] = tags
+	if s := securitySeverity(r.Severity); s != "" {
+		props["security-severity"] = s
+	}
+	if r.Severity != "" {
+		props["severity"] = r.Severity
+	}
+	rule.Properties = props
+	return rule
+}
+
+// firstSentence keeps a rule's short description short: up to the first ". " and at
+// most 200 characters.
+func firstSentence(s string) string {
+	if i := strings.Index(s, ". "); i > 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:200], "") + "…"
+	}
+	return cmp.Or(s, "policy rule")
+}
