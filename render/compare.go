@@ -147,9 +147,10 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 func Affected(base, head Repo, baseTargets, headTargets map[string]Target, changed []string, policiesChanged bool) []string {
 	pick := map[string]bool{}
 	consider := func(repo Repo, ts, other map[string]Target) {
+		deps := newDepsCache(repo.FS)
 		for n, t := range ts {
 			o, ok := other[n]
-			if policiesChanged || !ok || !reflect.DeepEqual(t, o) || TargetDeps(repo, t).MatchAny(changed) {
+			if policiesChanged || !ok || !reflect.DeepEqual(t, o) || deps.deps(t).MatchAny(changed) {
 				pick[n] = true
 			}
 		}

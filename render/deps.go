@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 )
 
@@ -49,6 +50,22 @@ func (d Deps) MatchAny(files []string) bool {
 // The Application or ApplicationSet that defines a target is not among them: a change
 // there affects exactly the targets whose definition it changes (see Affected).
 func TargetDeps(repo Repo, t Target) Deps {
+	return newDepsCache(repo.FS).deps(t)
+}
+
+// depsCache reads each kustomization of a repository once, for the dependencies of many
+// targets.
+type depsCache struct {
+	fsys fs.FS
+	kust map[string]*kustomization // by directory; nil when it has none
+}
+
+func newDepsCache(fsys fs.FS) *depsCache {
+	return &depsCache{fsys: fsys, kust: map[string]*kustomization{}}
+}
+
+func (c *depsCache) deps(t Target) Deps {
+	repo := Repo{FS: c.fsys}
 	set := map[string]bool{}
 	add := func(p string) {
 		if p != "" && p != "." {
@@ -57,7 +74,7 @@ func TargetDeps(repo Repo, t Target) Deps {
 	}
 	switch t.Kind {
 	case Kustomize:
-		kustomizeDeps(repo.FS, t.Path, set, map[string]bool{})
+		c.kustomizeDeps(t.Path, set, map[string]bool{})
 	case Helm:
 		helmDeps(repo.FS, t.Path, set, map[string]bool{})
 		for _, f := range t.ValueFiles {
@@ -82,62 +99,74 @@ func TargetDeps(repo Repo, t Target) Deps {
 
 // kustomization is the part of a kustomization file that names other files.
 type kustomization struct {
-	Resources             []string `json:"resources"`
-	Bases                 []string `json:"bases"`
-	Components            []string `json:"components"`
-	CRDs                  []string `json:"crds"`
-	Generators            []string `json:"generators"`
-	Transformers          []string `json:"transformers"`
-	Validators            []string `json:"validators"`
-	Configurations        []string `json:"configurations"`
-	PatchesStrategicMerge []string `json:"patchesStrategicMerge"`
+	Resources             []string `json:"resources" yaml:"resources"`
+	Bases                 []string `json:"bases" yaml:"bases"`
+	Components            []string `json:"components" yaml:"components"`
+	CRDs                  []string `json:"crds" yaml:"crds"`
+	Generators            []string `json:"generators" yaml:"generators"`
+	Transformers          []string `json:"transformers" yaml:"transformers"`
+	Validators            []string `json:"validators" yaml:"validators"`
+	Configurations        []string `json:"configurations" yaml:"configurations"`
+	PatchesStrategicMerge []string `json:"patchesStrategicMerge" yaml:"patchesStrategicMerge"`
 	Patches               []struct {
-		Path string `json:"path"`
-	} `json:"patches"`
+		Path string `json:"path" yaml:"path"`
+	} `json:"patches" yaml:"patches"`
 	PatchesJSON6902 []struct {
-		Path string `json:"path"`
-	} `json:"patchesJson6902"`
+		Path string `json:"path" yaml:"path"`
+	} `json:"patchesJson6902" yaml:"patchesJson6902"`
 	Replacements []struct {
-		Path string `json:"path"`
-	} `json:"replacements"`
-	ConfigMapGenerator []kustomizeGenerator `json:"configMapGenerator"`
-	SecretGenerator    []kustomizeGenerator `json:"secretGenerator"`
-	OpenAPI            map[string]string    `json:"openapi"`
+		Path string `json:"path" yaml:"path"`
+	} `json:"replacements" yaml:"replacements"`
+	ConfigMapGenerator []kustomizeGenerator `json:"configMapGenerator" yaml:"configMapGenerator"`
+	SecretGenerator    []kustomizeGenerator `json:"secretGenerator" yaml:"secretGenerator"`
+	OpenAPI            map[string]string    `json:"openapi" yaml:"openapi"`
 	HelmCharts         []struct {
-		ValuesFile       string   `json:"valuesFile"`
-		AdditionalValues []string `json:"additionalValuesFiles"`
-	} `json:"helmCharts"`
+		ValuesFile       string   `json:"valuesFile" yaml:"valuesFile"`
+		AdditionalValues []string `json:"additionalValuesFiles" yaml:"additionalValuesFiles"`
+	} `json:"helmCharts" yaml:"helmCharts"`
 	HelmGlobals struct {
-		ChartHome string `json:"chartHome"`
-	} `json:"helmGlobals"`
+		ChartHome string `json:"chartHome" yaml:"chartHome"`
+	} `json:"helmGlobals" yaml:"helmGlobals"`
 }
 
 type kustomizeGenerator struct {
-	Files []string `json:"files"`
-	Envs  []string `json:"envs"`
-	Env   string   `json:"env"`
+	Files []string `json:"files" yaml:"files"`
+	Envs  []string `json:"envs" yaml:"envs"`
+	Env   string   `json:"env" yaml:"env"`
 }
 
-func kustomizeDeps(fsys fs.FS, dir string, set, seen map[string]bool) {
+// read parses the kustomization in dir once: nil when there is none or it does not
+// parse (kustomize reports that; the file itself is a dependency all the same).
+func (c *depsCache) read(dir string) *kustomization {
+	if k, ok := c.kust[dir]; ok {
+		return k
+	}
+	var k *kustomization
+	for _, n := range KustomizationFiles {
+		if b, err := fs.ReadFile(c.fsys, path.Join(dir, n)); err == nil {
+			k = &kustomization{}
+			if yaml3.Unmarshal(b, k) != nil {
+				k = nil
+			}
+			break
+		}
+	}
+	c.kust[dir] = k
+	return k
+}
+
+func (c *depsCache) kustomizeDeps(dir string, set, seen map[string]bool) {
 	if seen[dir] {
 		return
 	}
 	seen[dir] = true
-	var data []byte
+	fsys := c.fsys
 	for _, n := range KustomizationFiles {
-		f := path.Join(dir, n)
-		set[f] = true // creating a kustomization where there was none changes the render
-		if b, err := fs.ReadFile(fsys, f); err == nil {
-			data = b
-			break
-		}
+		set[path.Join(dir, n)] = true // creating a kustomization where there was none changes the render
 	}
-	if data == nil {
+	k := c.read(dir)
+	if k == nil {
 		return
-	}
-	var k kustomization
-	if yaml.Unmarshal(data, &k) != nil {
-		return // kustomize reports it; the kustomization file itself is a dependency
 	}
 	file := func(p string) {
 		if p == "" || isRemote(p) {
@@ -157,7 +186,7 @@ func kustomizeDeps(fsys fs.FS, dir string, set, seen map[string]bool) {
 		}
 		if st, err := fs.Stat(fsys, q); err == nil && st.IsDir() {
 			if hasKustomization(fsys, q) {
-				kustomizeDeps(fsys, q, set, seen)
+				c.kustomizeDeps(q, set, seen)
 			} else {
 				set[q+"/"] = true
 			}
