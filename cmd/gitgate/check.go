@@ -20,20 +20,24 @@ import (
 type checkOptions struct {
 	gate        gateFlags
 	plain       bool
-	output      string
+	outputs     []string
 	maxFileSize int64
 	workers     int
 	noSchema    bool
+	base        string
+	staged      bool
 }
 
 func (o *checkOptions) BindFlags(fs *pflag.FlagSet) {
 	o.gate.BindFlags(fs)
 	def := policy.DefaultCheckOptions()
-	fs.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	fs.StringArrayVarP(&o.outputs, "output", "o", nil, "report format, repeatable: FORMAT on stdout or FORMAT=FILE; formats: "+strings.Join(policy.FormatNames(), ", ")+" (default text)")
 	fs.Int64Var(&o.maxFileSize, "max-file-size", def.MaxFileSize, "refuse manifest files larger than this many bytes")
 	fs.IntVar(&o.workers, "workers", def.Workers, "files evaluated in parallel")
 	fs.BoolVar(&o.noSchema, "no-schema", false, "skip the strict schema check of built-in kinds")
 	fs.BoolVar(&o.plain, "plain", false, "check files as plain manifests even when one directory is given (no rendering)")
+	fs.BoolVar(&o.staged, "staged", false, "with --base: the change is what is staged (unstaged and untracked files left out), as a pre-commit hook needs")
+	fs.StringVar(&o.base, "base", "", "merge-request mode: check only the targets the changes since the merge base with REF affect, and report findings as new, fixed or unchanged (only new Enforce findings fail)")
 }
 
 func newCheckCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -51,10 +55,17 @@ Given files, several paths or --plain, the manifests are checked as they are.
 Each finding prints as file:line:col: Kind/namespace/name: policy/rule: message.
 Audit findings are warnings; Enforce findings fail the check.
 
+With --base REF (merge-request mode) only the targets the change affects are checked
+(commits since the merge base of REF and HEAD, plus staged, unstaged and untracked
+files), at the merge base and at head; each finding is new, unchanged or fixed, and
+only new Enforce findings fail. Git is read in-process: no git binary is needed.
+
 Exit codes: 0 clean, 1 enforced violations, 2 could not check.`,
 		Example: `  gitgate check .
   gitgate check --registry harbor.example.com apps/ infrastructure/
-  gitgate check --policies my-policies/ --no-builtin -o json deploy.yaml`,
+  gitgate check --policies my-policies/ --no-builtin -o json deploy.yaml
+  gitgate check --base origin/main -o text -o sarif=gitgate.sarif -o markdown=comment.md .
+  gitgate check --base HEAD --staged .     # in a pre-commit hook`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd, args, stdout, stderr)
 		},
@@ -64,9 +75,9 @@ Exit codes: 0 clean, 1 enforced violations, 2 could not check.`,
 }
 
 func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.Writer) error {
-	w, ok := policy.Formats[o.output]
-	if !ok {
-		fmt.Fprintf(stderr, "gitgate check: unknown output format %q; use text or json\n", o.output)
+	outs, err := policy.ParseOutputs(o.outputs)
+	if err != nil {
+		fmt.Fprintf(stderr, "gitgate check: %v\n", err)
 		return exitCodeError{exitError}
 	}
 	if len(args) == 0 {
@@ -89,7 +100,17 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 		renderProgress = progress(stderr, "rendered", "targets")
 	}
 	var rep *policy.Report
-	if st, err := os.Stat(args[0]); len(args) == 1 && !o.plain && err == nil && st.IsDir() {
+	if o.base != "" {
+		if len(args) != 1 || o.plain {
+			fmt.Fprintf(stderr, "gitgate check: --base takes one repository directory and no --plain\n")
+			return exitCodeError{exitError}
+		}
+		rep, err = o.checkChange(cmd, args[0], gate, policyDirs, cfg, opts, renderProgress, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "gitgate check: %v\n", err)
+			return exitCodeError{exitError}
+		}
+	} else if st, err := os.Stat(args[0]); len(args) == 1 && !o.plain && err == nil && st.IsDir() {
 		rep = checkRepo(cmd, args[0], gate, policyDirs, cfg, opts, renderProgress)
 	}
 	if rep == nil { // files, several paths, --plain, or a directory with nothing to render
@@ -113,8 +134,9 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 		fmt.Fprintf(stderr, "gitgate check: no resources found in %s\n", strings.Join(args, " "))
 		return nil
 	}
-	if err := w.Write(stdout, rep); err != nil {
-		return err
+	if err := policy.WriteOutputs(stdout, rep, outs); err != nil {
+		fmt.Fprintf(stderr, "gitgate check: %v\n", err)
+		return exitCodeError{exitError}
 	}
 	switch {
 	case len(rep.Errors) > 0:
@@ -158,12 +180,7 @@ func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []
 	abs, _ := filepath.Abs(root)
 	repo := renderRepo(abs, cfg)
 	display := filepath.ToSlash(filepath.Clean(root))
-	var exclude []string
-	for _, d := range policyDirs {
-		if r, err := filepath.Rel(display, d); err == nil && !strings.HasPrefix(r, "..") {
-			exclude = append(exclude, filepath.ToSlash(r))
-		}
-	}
+	exclude := repoRelative(display, policyDirs)
 	dopts := render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize, RepoURLs: cfg.RepoURLs}
 	d := render.Discover(cmd.Context(), repo, dopts)
 	if !d.NeedsRendering {
@@ -255,4 +272,91 @@ func renderErrors(r render.Rendered, show func(string) string) []error {
 		})
 	}
 	return errs
+}
+
+// checkChange is merge-request mode: the targets the change affects, rendered and gated
+// at the merge base and at head, their findings classified as new, fixed or unchanged.
+func (o *checkOptions) checkChange(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []string, cfg *policy.Config, opts policy.CheckOptions, progress func(done, total int), stderr io.Writer) (*policy.Report, error) {
+	ch, err := render.OpenChange(root, o.base, "", render.ChangeOptions{Staged: o.staged})
+	if err != nil {
+		return nil, err
+	}
+	defer ch.Close()
+	abs, _ := filepath.Abs(root)
+	display := filepath.ToSlash(filepath.Clean(root))
+	exclude := repoRelative(display, policyDirs)
+
+	// A change to the policies, the values file or .gitgate.yaml re-evaluates every
+	// target: at base under the base's policies, at head under head's.
+	policiesChanged := render.ChangedUnder(ch.Files, policy.ConfigFile)
+	for _, d := range exclude {
+		policiesChanged = policiesChanged || render.ChangedUnder(ch.Files, d)
+	}
+	if v := o.gate.values; v != "" {
+		for _, r := range repoRelative(display, []string{filepath.ToSlash(v)}) {
+			policiesChanged = policiesChanged || render.ChangedUnder(ch.Files, r)
+		}
+	} else if cfg.Values != "" {
+		policiesChanged = policiesChanged || render.ChangedUnder(ch.Files, cfg.Values)
+	}
+	baseGate, baseCfg := gate, cfg
+	var notices []string
+	if policiesChanged {
+		flags := o.gate.rebase(root, ch.BaseDir)
+		g, _, c, err := flags.openWithConfig(ch.BaseDir, io.Discard)
+		if err != nil {
+			notices = append(notices, fmt.Sprintf("the base revision's policies do not load (%v); the base is judged with the head's policies", err))
+		} else {
+			baseGate, baseCfg = g, c
+		}
+	}
+	head := renderRepo(abs, cfg)
+	head.MaxFileSize = opts.MaxFileSize
+	base := renderRepo(ch.BaseDir, baseCfg)
+	base.MaxFileSize = opts.MaxFileSize
+	rep := render.Compare(cmd.Context(), base, head, render.CompareOptions{
+		Discover:        render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize, RepoURLs: cfg.RepoURLs},
+		Workers:         opts.Workers,
+		Check:           opts,
+		Changed:         ch.Files,
+		PoliciesChanged: policiesChanged,
+		BaseGate:        baseGate,
+		HeadGate:        gate,
+		Progress:        progress,
+	})
+	rep.Changes.Base, rep.Changes.BaseCommit = ch.Base, ch.BaseCommit
+	rep.Notices = append(notices, rep.Notices...)
+	show := func(p string) string {
+		if display == "." {
+			return p
+		}
+		return path.Join(display, p)
+	}
+	showResults(rep.Results, show)
+	showResults(rep.Changes.Fixed, show)
+	for _, e := range rep.Errors {
+		var ie *policy.InputError
+		if errors.As(e, &ie) {
+			ie.Origin.File = show(ie.Origin.File)
+		}
+	}
+	return rep, nil
+}
+
+func showResults(rs []policy.Result, show func(string) string) {
+	for i := range rs {
+		rs[i].Origin.File = show(rs[i].Origin.File)
+	}
+}
+
+// repoRelative keeps the paths (as shown) that lie inside the repository shown as
+// display, relative to it.
+func repoRelative(display string, paths []string) []string {
+	var out []string
+	for _, d := range paths {
+		if r, err := filepath.Rel(display, d); err == nil && !strings.HasPrefix(r, "..") {
+			out = append(out, filepath.ToSlash(r))
+		}
+	}
+	return out
 }

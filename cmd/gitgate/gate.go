@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gitgate/gitgate/policy"
 	"github.com/spf13/pflag"
@@ -95,4 +96,25 @@ func (f *gateFlags) openWithConfig(root string, stderr io.Writer) (*policy.Gate,
 		shown = append(shown, s.Display)
 	}
 	return g, shown, cfg, nil
+}
+
+// rebase is the same flags for the base revision checked out at baseDir: policy
+// directories and the values file inside the repository root are read from the base.
+func (f gateFlags) rebase(root, baseDir string) gateFlags {
+	move := func(p string) string {
+		r, err := filepath.Rel(root, p)
+		if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+			return p // outside the repository: the same at base
+		}
+		return filepath.Join(baseDir, r)
+	}
+	out := f
+	out.policyDirs = nil
+	for _, d := range f.policyDirs {
+		out.policyDirs = append(out.policyDirs, move(d))
+	}
+	if f.values != "" {
+		out.values = move(f.values)
+	}
+	return out
 }

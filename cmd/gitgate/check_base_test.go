@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/google/go-cmp/cmp"
+)
+
+// gitRepo copies the bundled example into a fresh Git repository (made with go-git: the
+// test needs no git binary), commits it, and names that commit main.
+func gitRepo(t *testing.T) (string, *git.Repository) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "gitops")
+	src := "../../testdata/gitops"
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dir, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(out, data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := git.PlainInit(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := commitAll(t, repo, "the example")
+	if err := repo.Storer.SetReference(plumbing.NewHashReference("refs/heads/main", h)); err != nil {
+		t.Fatal(err)
+	}
+	return dir, repo
+}
+
+func commitAll(t *testing.T, repo *git.Repository, msg string) plumbing.Hash {
+	t.Helper()
+	wt, err := repo.Worktree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Unix(1700000000, 0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func editFile(t *testing.T, file, old, new string) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(old)) {
+		t.Fatalf("%s does not contain %q", file, old)
+	}
+	if err := os.WriteFile(file, bytes.Replace(data, []byte(old), []byte(new), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type mrReport struct {
+	Results []struct {
+		Origin   struct{ Target string }
+		Kind     string
+		Name     string
+		Policy   string
+		Rule     string
+		Status   string
+		Baseline string
+	}
+	Changes struct {
+		Base       string
+		BaseCommit string
+		Targets    []struct {
+			Name  string
+			State string
+			Diff  string
+		}
+		Fixed []struct {
+			Origin   struct{ Target string }
+			Policy   string
+			Baseline string
+		}
+		New, Unchanged, NewBlocking int
+	}
+}
+
+// TestCheckBase is merge-request mode end to end: a branch commits one new violation
+// (cart-ledger-003's dev image moves to docker.io) and the working tree fixes an old one
+// (gateway-session-002's staging image moves to the allowed registry, not yet staged).
+// Only those two targets are checked; the new finding fails the check, the fixed one is
+// reported as fixed, and cart-ledger-003-dev's old :latest finding as unchanged.
+func TestCheckBase(t *testing.T) {
+	dir, repo := gitRepo(t)
+	editFile(t, filepath.Join(dir, "apps/cart-ledger-003/overlays/dev/kustomization.yaml"),
+		"newName: harbor.example.com/identity/cart-ledger-003", "newName: docker.io/identity/cart-ledger-003")
+	commitAll(t, repo, "move the dev image")
+	editFile(t, filepath.Join(dir, "apps/gateway-session-002/overlays/staging/kustomization.yaml"),
+		"newName: docker.io/platform/gateway-session-002", "newName: harbor.example.com/platform/gateway-session-002")
+
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"check", "--base", "main", "-o", "json", dir}, &stdout, &stderr)
+	if code != exitViolations {
+		t.Fatalf("exit %d, want 1; stderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
+	}
+	var rep mrReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	var targets []string
+	for _, tc := range rep.Changes.Targets {
+		targets = append(targets, tc.Name+" "+tc.State)
+		if !strings.Contains(tc.Diff, "docker.io") {
+			t.Errorf("%s: the rendered diff does not show the image change:\n%s", tc.Name, tc.Diff)
+		}
+	}
+	if diff := cmp.Diff([]string{"cart-ledger-003-dev modified", "gateway-session-002-staging modified"}, targets); diff != "" {
+		t.Errorf("affected targets (-want +got)\n%s", diff)
+	}
+	var results []string
+	for _, r := range rep.Results {
+		results = append(results, r.Origin.Target+" "+r.Policy+" "+r.Baseline)
+	}
+	sort.Strings(results)
+	want := []string{
+		"cart-ledger-003-dev disallow-latest-tag unchanged",
+		"cart-ledger-003-dev restrict-image-registries new",
+	}
+	if diff := cmp.Diff(want, results); diff != "" {
+		t.Errorf("findings (-want +got)\n%s", diff)
+	}
+	if len(rep.Changes.Fixed) != 1 || rep.Changes.Fixed[0].Origin.Target != "gateway-session-002-staging" || rep.Changes.Fixed[0].Policy != "restrict-image-registries" {
+		t.Errorf("fixed = %+v, want gateway-session-002-staging's restrict-image-registries", rep.Changes.Fixed)
+	}
+	if rep.Changes.NewBlocking != 1 || rep.Changes.Base != "main" || len(rep.Changes.BaseCommit) != 40 {
+		t.Errorf("changes = %+v", rep.Changes)
+	}
+
+	// Fixing without breaking anything passes, though old findings remain.
+	editFile(t, filepath.Join(dir, "apps/cart-ledger-003/overlays/dev/kustomization.yaml"),
+		"newName: docker.io/identity/cart-ledger-003", "newName: harbor.example.com/identity/cart-ledger-003")
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"check", "--base", "main", dir}, &stdout, &stderr); code != exitClean {
+		t.Fatalf("after the fix: exit %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
+	}
+}
+
+// TestCheckBaseMissingRef: a base the clone does not have is exit 2 with what to fetch.
+func TestCheckBaseMissingRef(t *testing.T) {
+	dir, _ := gitRepo(t)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", "--base", "origin/release", dir}, &stdout, &stderr); code != exitError {
+		t.Fatalf("exit %d, want 2; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "git fetch --depth=50 origin release") {
+		t.Errorf("stderr does not say what to fetch:\n%s", stderr.String())
+	}
+}
