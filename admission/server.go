@@ -1,0 +1,378 @@
+package admission
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+)
+
+// ServeOptions configure the webhook service. Start from DefaultServeOptions.
+type ServeOptions struct {
+	// Addr is host:port of the TLS webhook listener.
+	Addr string
+	// Path is where the AdmissionReview endpoint is served.
+	Path string
+	// HealthAddr is host:port of the plain-HTTP listener for /healthz, /readyz and
+	// /metrics; "0" turns it off.
+	HealthAddr string
+	// CertDir holds tls.crt and tls.key (CertName, KeyName); they are reloaded when they
+	// change on disk (controller-runtime's certwatcher). With Rotator set, the Secret the
+	// rotator writes must be mounted here.
+	CertDir, CertName, KeyName string
+	// Handler configures request handling.
+	Handler HandlerOptions
+	// Reloader provides the gate; Serve starts it.
+	Reloader *Reloader
+	// RestConfig, when set, connects to the cluster: for namespace labels, and for the
+	// certificate rotator and its leader election.
+	RestConfig *rest.Config
+	// NamespaceLabels reads namespace labels from the cluster (needs RestConfig and RBAC
+	// get/list/watch on namespaces).
+	NamespaceLabels bool
+	// Rotator, when set, creates and rotates the serving certificate in a Secret and
+	// injects the CA into the ValidatingWebhookConfiguration (needs RestConfig).
+	Rotator *RotatorOptions
+	// Log is the service's logger.
+	Log logr.Logger
+	// Ready, when set, is closed once the webhook listener accepts connections.
+	Ready chan<- struct{}
+}
+
+// RotatorOptions configure in-cluster certificate rotation with cert-controller.
+type RotatorOptions struct {
+	// Namespace of the Secret and of the leader-election Lease.
+	Namespace string
+	// SecretName is the Secret holding the CA and serving certificate (it must exist; the
+	// install manifests create it empty).
+	SecretName string
+	// ServiceName is the webhook's Service; the certificate is for SERVICE.NAMESPACE.svc.
+	ServiceName string
+	// ExtraDNSNames are added to the certificate (e.g. localhost in tests).
+	ExtraDNSNames []string
+	// WebhookConfigName is the ValidatingWebhookConfiguration the CA is injected into.
+	WebhookConfigName string
+	// LeaderElectionID names the Lease that picks the one replica that rotates; empty
+	// turns leader election off (one replica only).
+	LeaderElectionID string
+}
+
+// DefaultServeOptions: webhook on :9443 at /validate, health and metrics on :8081.
+func DefaultServeOptions() ServeOptions {
+	return ServeOptions{
+		Addr: ":9443", Path: "/validate", HealthAddr: ":8081",
+		CertDir:  filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs"),
+		CertName: "tls.crt", KeyName: "tls.key",
+		Handler: DefaultHandlerOptions(), Log: logr.Discard(),
+	}
+}
+
+// TLSConfig is the webhook listener's TLS policy: TLS 1.2 at least, HTTP/1.1 only (the
+// API server does not need HTTP/2, and refusing it closes the rapid-reset class of
+// attacks, CVE-2023-44487).
+func TLSConfig(c *tls.Config) {
+	c.MinVersion = tls.VersionTLS12
+	c.NextProtos = []string{"http/1.1"}
+}
+
+// Serve runs the webhook until ctx ends: it loads the policies, serves AdmissionReviews
+// over TLS, follows policy and certificate changes, and serves health, readiness and
+// metrics on HealthAddr.
+func Serve(ctx context.Context, o ServeOptions) error {
+	if o.Reloader == nil {
+		return errors.New("serve: no policy reloader")
+	}
+	log := o.Log
+	if log.GetSink() == nil {
+		log = logr.Discard()
+	}
+	host, portStr, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		return fmt.Errorf("--addr %s: %w", o.Addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 {
+		return fmt.Errorf("--addr %s: need a port number above 0", o.Addr)
+	}
+	if o.Rotator != nil && o.RestConfig == nil {
+		return errors.New("certificate rotation needs a cluster connection (in-cluster config or --kubeconfig)")
+	}
+	if _, err := o.Reloader.Reload(ctx); err != nil {
+		// not fatal: not ready until a later poll loads them
+		log.Error(err, "initial policy load failed")
+	}
+
+	hopts := o.Handler
+	if hopts.Log.GetSink() == nil {
+		hopts.Log = log.WithName("handler")
+	}
+	srv := webhook.NewServer(webhook.Options{
+		Host: host, Port: port, CertDir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName,
+		TLSOpts: []func(*tls.Config){TLSConfig},
+	})
+
+	var (
+		mgr          manager.Manager
+		rotatorReady chan struct{}
+	)
+	if o.RestConfig != nil {
+		mopts := ctrl.Options{
+			Metrics:                metricsserver.Options{BindAddress: "0"}, // ours is on HealthAddr
+			HealthProbeBindAddress: "0",
+			Logger:                 log,
+		}
+		if o.Rotator != nil && o.Rotator.LeaderElectionID != "" {
+			mopts.LeaderElection = true
+			mopts.LeaderElectionID = o.Rotator.LeaderElectionID
+			mopts.LeaderElectionNamespace = o.Rotator.Namespace
+			mopts.LeaderElectionReleaseOnCancel = true
+		}
+		mgr, err = ctrl.NewManager(o.RestConfig, mopts)
+		if err != nil {
+			return fmt.Errorf("connect to the cluster: %w", err)
+		}
+		if o.NamespaceLabels {
+			hopts.NamespaceLabels = namespaceLabels(mgr.GetClient())
+		}
+		if o.Rotator != nil {
+			rotatorReady = make(chan struct{})
+			ro := o.Rotator
+			cr := &rotator.CertRotator{
+				SecretKey:             types.NamespacedName{Namespace: ro.Namespace, Name: ro.SecretName},
+				CertDir:               o.CertDir,
+				CertName:              o.CertName,
+				KeyName:               o.KeyName,
+				CAName:                "gitgate-ca",
+				CAOrganization:        "gitgate",
+				DNSName:               ro.ServiceName + "." + ro.Namespace + ".svc",
+				ExtraDNSNames:         append([]string{ro.ServiceName + "." + ro.Namespace + ".svc.cluster.local"}, ro.ExtraDNSNames...),
+				IsReady:               rotatorReady,
+				Webhooks:              []rotator.WebhookInfo{{Name: ro.WebhookConfigName, Type: rotator.Validating}},
+				RequireLeaderElection: ro.LeaderElectionID != "",
+				FieldOwner:            "gitgate",
+			}
+			if err := rotator.AddRotator(mgr, cr); err != nil {
+				return fmt.Errorf("certificate rotator: %w", err)
+			}
+		}
+	}
+	handler := NewHandler(o.Reloader.Gate, hopts)
+	srv.Register(o.Path, handler)
+
+	// The webhook listener starts once the certificate files exist: with the rotator,
+	// the kubelet projects the Secret after the leader first writes it.
+	started := make(chan struct{})
+	runWebhook := func(ctx context.Context) error {
+		if err := waitForFiles(ctx, log, filepath.Join(o.CertDir, o.CertName), filepath.Join(o.CertDir, o.KeyName)); err != nil {
+			return err
+		}
+		go func() {
+			if waitListening(ctx, net.JoinHostPort(dialHost(host), portStr)) {
+				close(started)
+				if o.Ready != nil {
+					close(o.Ready)
+				}
+			}
+		}()
+		return srv.Start(ctx)
+	}
+
+	ready := &readiness{reloader: o.Reloader, started: started, rotator: rotatorReady, rotatorLeader: o.Rotator != nil && o.Rotator.LeaderElectionID != ""}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				mu.Unlock()
+				cancel() // one part failing stops the service: Kubernetes restarts it
+			}
+		}()
+	}
+	if o.HealthAddr != "" && o.HealthAddr != "0" {
+		goRun("health server", func(ctx context.Context) error { return serveHealth(ctx, o.HealthAddr, ready) })
+	}
+	if mgr != nil {
+		if err := mgr.Add(manager.RunnableFunc(runWebhook)); err != nil {
+			return err
+		}
+		if err := mgr.Add(o.Reloader); err != nil {
+			return err
+		}
+		goRun("manager", mgr.Start)
+	} else {
+		goRun("webhook server", runWebhook)
+		goRun("policy reloader", o.Reloader.Start)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func namespaceLabels(c client.Client) func(ctx context.Context, ns string) (map[string]string, error) {
+	return func(ctx context.Context, ns string) (map[string]string, error) {
+		var n corev1.Namespace
+		if err := c.Get(ctx, client.ObjectKey{Name: ns}, &n); err != nil {
+			return nil, err
+		}
+		if n.Labels == nil {
+			return map[string]string{}, nil
+		}
+		return n.Labels, nil
+	}
+}
+
+func dialHost(host string) string {
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		return "127.0.0.1"
+	}
+	return host
+}
+
+// waitForFiles waits until every file exists, logging once a minute.
+func waitForFiles(ctx context.Context, log logr.Logger, files ...string) error {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	last := time.Time{}
+	for {
+		missing := ""
+		for _, f := range files {
+			if _, err := os.Stat(f); err != nil {
+				missing = f
+				break
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		if time.Since(last) > time.Minute {
+			log.Info("waiting for the serving certificate", "file", missing)
+			last = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// waitListening reports once a TCP connection to addr succeeds (false when ctx ends first).
+func waitListening(ctx context.Context, addr string) bool {
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// readiness is /readyz: the policy set loaded, the webhook listening and, with the
+// rotator, the certificate in place.
+type readiness struct {
+	reloader      *Reloader
+	started       <-chan struct{}
+	rotator       <-chan struct{}
+	rotatorLeader bool
+}
+
+func (r *readiness) check() (bool, []string) {
+	ok := true
+	var lines []string
+	if err := r.reloader.Check(nil); err != nil {
+		ok = false
+		lines = append(lines, "[-]policies: "+err.Error())
+	} else {
+		lines = append(lines, "[+]"+r.reloader.Detail())
+	}
+	select {
+	case <-r.started:
+		lines = append(lines, "[+]webhook: listening")
+	default:
+		ok = false
+		lines = append(lines, "[-]webhook: not listening yet (waiting for the serving certificate?)")
+	}
+	if r.rotator != nil {
+		select {
+		case <-r.rotator:
+			lines = append(lines, "[+]certificates: rotated and CA injected")
+		default:
+			// Only the leader runs the rotator; the others serve the Secret it wrote.
+			lines = append(lines, "[ ]certificates: rotator not ready on this replica (another may lead)")
+		}
+	}
+	return ok, lines
+}
+
+// serveHealth serves /healthz, /readyz (with ?verbose or always a detail body) and
+// /metrics in plain HTTP on addr.
+func serveHealth(ctx context.Context, addr string, ready *readiness) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, lines := ready.check()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintln(w, strings.Join(lines, "\n"))
+		if ok {
+			fmt.Fprintln(w, "readyz check passed")
+		} else {
+			fmt.Fprintln(w, "readyz check failed")
+		}
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
