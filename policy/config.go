@@ -80,6 +80,10 @@ func (a *PolicyAction) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("action must be Enforce, Audit or off, not %s", b)
 	}
+	if s == "false" { // a bare off, as sigs.k8s.io/yaml hands a boolean to a string field
+		*a = ActionOff
+		return nil
+	}
 	n, err := ParsePolicyAction(s)
 	if err != nil {
 		return err

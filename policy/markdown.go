@@ -76,10 +76,14 @@ func (d *mdDoc) add(s string, reserve int) bool {
 	return true
 }
 
-// list writes items while they fit with room for tail and a "…and N more" line, then
-// that line, and always tail (a closing tag) when it fits.
-func (d *mdDoc) list(items []string, tail string) {
+// section writes head, then items while they fit with room for tail and a "…and N
+// more" line, then that line and tail (a closing tag). Nothing is written when even
+// head does not fit, so tags stay balanced.
+func (d *mdDoc) section(head string, items []string, tail string) {
 	const moreRoom = 80
+	if !d.add(head, len(tail)+moreRoom) {
+		return
+	}
 	for i, it := range items {
 		if !d.add(it, len(tail)+moreRoom) {
 			d.add(fmt.Sprintf("- _…and %d more, left out to stay under the comment limit_\n", len(items)-i), len(tail))
@@ -180,17 +184,15 @@ func markdownChanges(d *mdDoc, rep *Report, opts MarkdownOptions) {
 		slices.SortFunc(policies, func(a, b string) int {
 			return cmp.Or(cmp.Compare(by[b].n, by[a].n), cmp.Compare(by[b].f, by[a].f), cmp.Compare(a, b))
 		})
-		d.add("| policy | new | fixed | unchanged |\n|---|---:|---:|---:|\n", 0)
 		rows := make([]string, 0, len(policies))
 		for _, p := range policies {
 			x := by[p]
 			rows = append(rows, fmt.Sprintf("| `%s` | %d | %d | %d |\n", mdCode(p), x.n, x.f, x.u))
 		}
-		d.list(rows, "\n")
+		d.section("| policy | new | fixed | unchanged |\n|---|---:|---:|---:|\n", rows, "\n")
 	}
 
 	if len(c.Targets) > 0 {
-		d.add("| target | change | base | head |\n|---|---|---|---|\n", 0)
 		rows := make([]string, 0, len(c.Targets))
 		for _, t := range c.Targets {
 			baseV, headV := verdictCell(t.BaseBlocking), verdictCell(t.HeadBlocking)
@@ -207,22 +209,20 @@ func markdownChanges(d *mdDoc, rep *Report, opts MarkdownOptions) {
 			}
 			rows = append(rows, fmt.Sprintf("| `%s` | %s | %s | %s |\n", mdCode(t.Name), t.State, baseV, headV))
 		}
-		d.list(rows, "\n")
+		d.section("| target | change | base | head |\n|---|---|---|---|\n", rows, "\n")
 	}
 
 	blockingFirst(news)
 	if len(news) > 0 {
-		d.add(fmt.Sprintf("#### New (%d)\n\n", len(news)), 0)
-		d.list(findingItems(news, opts), "\n")
+		d.section(fmt.Sprintf("#### New (%d)\n\n", len(news)), findingItems(news, opts), "\n")
 	}
 	if len(c.Fixed) > 0 {
-		d.add(fmt.Sprintf("#### Fixed (%d)\n\n", len(c.Fixed)), 0)
-		d.list(findingItems(c.Fixed, opts), "\n")
+		d.section(fmt.Sprintf("#### Fixed (%d)\n\n", len(c.Fixed)), findingItems(c.Fixed, opts), "\n")
 	}
 	if len(unchanged) > 0 {
 		blockingFirst(unchanged)
-		d.add(fmt.Sprintf("<details><summary>Unchanged (%d): already on %s</summary>\n\n", len(unchanged), mdText(c.Base)), 0)
-		d.list(findingItems(unchanged, opts), "\n</details>\n\n")
+		d.section(fmt.Sprintf("<details><summary>Unchanged (%d): already on %s</summary>\n\n", len(unchanged), mdText(c.Base)),
+			findingItems(unchanged, opts), "\n</details>\n\n")
 	}
 	markdownWaived(d, waived, opts)
 	markdownDiffs(d, c.Targets)
@@ -274,18 +274,16 @@ func markdownPlain(d *mdDoc, rep *Report, opts MarkdownOptions) {
 		slices.SortFunc(policies, func(a, b string) int {
 			return cmp.Or(cmp.Compare(by[b].blocking, by[a].blocking), cmp.Compare(by[b].warn, by[a].warn), cmp.Compare(a, b))
 		})
-		d.add("| policy | blocking | warnings | rule errors |\n|---|---:|---:|---:|\n", 0)
 		rows := make([]string, 0, len(policies))
 		for _, p := range policies {
 			x := by[p]
 			rows = append(rows, fmt.Sprintf("| `%s` | %d | %d | %d |\n", mdCode(p), x.blocking, x.warn, x.errs))
 		}
-		d.list(rows, "\n")
+		d.section("| policy | blocking | warnings | rule errors |\n|---|---:|---:|---:|\n", rows, "\n")
 	}
 	if len(findings) > 0 {
 		blockingFirst(findings)
-		d.add(fmt.Sprintf("#### Findings (%d)\n\n", len(findings)), 0)
-		d.list(findingItems(findings, opts), "\n")
+		d.section(fmt.Sprintf("#### Findings (%d)\n\n", len(findings)), findingItems(findings, opts), "\n")
 	}
 	markdownWaived(d, waived, opts)
 }
@@ -293,20 +291,18 @@ func markdownPlain(d *mdDoc, rep *Report, opts MarkdownOptions) {
 // markdownTail lists what could not be checked and the notices, collapsed.
 func markdownTail(d *mdDoc, rep *Report, opts MarkdownOptions) {
 	if len(rep.Errors) > 0 {
-		d.add(fmt.Sprintf("#### Could not check (%d)\n\n", len(rep.Errors)), 0)
 		items := make([]string, 0, len(rep.Errors))
 		for _, err := range rep.Errors {
 			items = append(items, "- "+mdText(err.Error())+"\n")
 		}
-		d.list(items, "\n")
+		d.section(fmt.Sprintf("#### Could not check (%d)\n\n", len(rep.Errors)), items, "\n")
 	}
 	if len(rep.Notices) > 0 {
-		d.add(fmt.Sprintf("<details><summary>Notices (%d)</summary>\n\n", len(rep.Notices)), 0)
 		items := make([]string, 0, len(rep.Notices))
 		for _, n := range rep.Notices {
 			items = append(items, "- "+mdText(n)+"\n")
 		}
-		d.list(items, "\n</details>\n")
+		d.section(fmt.Sprintf("<details><summary>Notices (%d)</summary>\n\n", len(rep.Notices)), items, "\n</details>\n")
 	}
 }
 
@@ -314,12 +310,11 @@ func markdownWaived(d *mdDoc, waived []Result, opts MarkdownOptions) {
 	if len(waived) == 0 {
 		return
 	}
-	d.add(fmt.Sprintf("<details><summary>Waived or excepted (%d)</summary>\n\n", len(waived)), 0)
 	items := make([]string, 0, len(waived))
 	for _, r := range waived {
 		items = append(items, fmt.Sprintf("- ➖ `%s` `%s` at %s: %s\n", mdCode(r.ResourceID()), mdCode(RuleID(r)), mdLink(r.Origin, opts), mdText(r.Exception)))
 	}
-	d.list(items, "\n</details>\n\n")
+	d.section(fmt.Sprintf("<details><summary>Waived or excepted (%d)</summary>\n\n", len(waived)), items, "\n</details>\n\n")
 }
 
 // markdownDiffs adds each target's rendered diff, collapsed, truncating a diff that
@@ -343,8 +338,8 @@ func markdownDiffs(d *mdDoc, targets []TargetChange) {
 		fence := strings.Repeat("`", max(3, longestRun(t.Diff, '`')+1))
 		head := fmt.Sprintf("<details><summary><code>%s</code> (%s, +%d −%d)</summary>\n\n%sdiff\n", mdText(t.Name), t.State, adds, dels, fence)
 		tail := fence + "\n</details>\n\n"
-		const noteRoom = 120
-		avail := d.limit - d.b.Len() - len(head) - len(tail) - noteRoom
+		const noteRoom, leftRoom = 160, 100 // this diff's truncation note; the "left out" line
+		avail := d.limit - d.b.Len() - len(head) - len(tail) - noteRoom - leftRoom
 		diff := t.Diff
 		if !strings.HasSuffix(diff, "\n") {
 			diff += "\n"
