@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -228,5 +230,35 @@ func TestOpenGateActions(t *testing.T) {
 	}
 	if _, err := OpenGate(GateOptions{Actions: map[string]PolicyAction{"no-such-policy": "Audit"}}); err == nil {
 		t.Error("an override of an unknown policy opened the gate")
+	}
+}
+
+// The README's full .gitgate.yaml example is a valid config with every key set.
+func TestREADMEConfigExample(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "### `.gitgate.yaml`\n")
+	if !ok {
+		t.Fatal("README has no .gitgate.yaml section")
+	}
+	_, block, _ := strings.Cut(section, "```yaml\n")
+	block, _, ok = strings.Cut(block, "```\n")
+	if !ok {
+		t.Fatal("no yaml block in the .gitgate.yaml section")
+	}
+	c, err := ParseConfig(ConfigFile, []byte(block))
+	if err != nil {
+		t.Fatalf("the README example does not load: %v", err)
+	}
+	v := reflect.ValueOf(*c)
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() && v.Type().Field(i).Name != "NoBuiltin" {
+			t.Errorf("the README example does not show %s", v.Type().Field(i).Tag.Get("json"))
+		}
+	}
+	if c.Actions["require-labels"] != ActionOff {
+		t.Errorf("actions: %v", c.Actions)
 	}
 }
