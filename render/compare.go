@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -52,8 +53,11 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 	if changed == nil {
 		changed = diffTrees(base.FS, head.FS)
 	}
-	dBase := Discover(ctx, base, opts.Discover)
-	dHead := Discover(ctx, head, opts.Discover)
+	var dBase, dHead *Discovery
+	var wg sync.WaitGroup
+	wg.Go(func() { dBase = Discover(ctx, base, opts.Discover) })
+	dHead = Discover(ctx, head, opts.Discover)
+	wg.Wait()
 	baseTargets, headTargets := indexTargets(dBase.Targets, opts.Include), indexTargets(dHead.Targets, opts.Include)
 	names := Affected(base, head, baseTargets, headTargets, changed, opts.PoliciesChanged)
 
@@ -65,6 +69,27 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 		if t, ok := headTargets[n]; ok {
 			onHead = append(onHead, t)
 		}
+	}
+	rep := &policy.Report{Unchecked: map[string]int{}}
+	if base.Dir == "" && len(onBase) > 0 {
+		// A revision with no checkout (OpenChange): write only what the affected
+		// targets read, for kustomize and Helm, which read the disk.
+		dir, err := os.MkdirTemp("", "gitgate-base-")
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Errorf("base revision: %w", err))
+			return rep
+		}
+		defer os.RemoveAll(dir)
+		deps := newDepsCache(base.FS)
+		var all []string
+		for _, t := range onBase {
+			all = append(all, deps.deps(t)...)
+		}
+		if err := Materialize(base.FS, all, dir); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Errorf("base revision: %w", err))
+			return rep
+		}
+		base.FS, base.Dir = os.DirFS(dir), dir
 	}
 	var progress func(int, int)
 	if opts.Progress != nil {
@@ -99,7 +124,6 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 	baseOut := gateAll(base, onBase, opts.BaseGate)
 	headOut := gateAll(head, onHead, opts.HeadGate)
 
-	rep := &policy.Report{Unchecked: map[string]int{}}
 	ch := &policy.Changes{Files: changed, PoliciesChanged: opts.PoliciesChanged}
 	for _, n := range names {
 		b, inBase := baseOut[n]
@@ -156,7 +180,16 @@ func Affected(base, head Repo, baseTargets, headTargets map[string]Target, chang
 		}
 	}
 	consider(head, headTargets, baseTargets)
-	consider(base, baseTargets, headTargets)
+	// A target defined alike on both sides reads a changed file at base only if it
+	// does at head (its kustomizations are dependencies on both sides): only the
+	// base's own targets need a look.
+	baseOnly := map[string]Target{}
+	for n, t := range baseTargets {
+		if o, ok := headTargets[n]; !ok || !reflect.DeepEqual(t, o) {
+			baseOnly[n] = t
+		}
+	}
+	consider(base, baseOnly, headTargets)
 	names := make([]string, 0, len(pick))
 	for n := range pick {
 		names = append(names, n)

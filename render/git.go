@@ -3,7 +3,7 @@ package render
 import (
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -27,17 +27,10 @@ type Change struct {
 	// Files are the changed paths relative to the directory that was opened,
 	// slash-separated, sorted; files outside it are left out.
 	Files []string
-	// BaseDir is a temporary directory holding the base revision's files under the
-	// opened directory; Close removes it.
-	BaseDir string
-}
-
-// Close removes the base checkout.
-func (c *Change) Close() error {
-	if c == nil || c.BaseDir == "" {
-		return nil
-	}
-	return os.RemoveAll(c.BaseDir)
+	// BaseFS is the base revision's files under the opened directory: the working tree
+	// with every changed file as the merge base has it (or absent). Nothing is checked
+	// out: Compare writes only the files the affected targets read (Materialize).
+	BaseFS fs.FS
 }
 
 // RevisionError is a base revision that cannot be compared with: not in the clone, or
@@ -69,11 +62,8 @@ type ChangeOptions struct {
 
 // OpenChange compares dir, inside a Git working tree (a clone, a linked worktree, a
 // detached HEAD or a shallow clone), with the merge base of rev and HEAD, using go-git:
-// no git binary is needed. The base is checked out into a temporary directory (under
-// tmp, or the system's): unchanged files are hard-linked from the working tree where
-// the filesystem allows (copied otherwise) and never written through; changed ones are
-// written from Git's objects. Ignored files are not part of either side's change.
-func OpenChange(dir, rev, tmp string, opts ChangeOptions) (*Change, error) {
+// no git binary is needed. Ignored files are not part of the change.
+func OpenChange(dir, rev string, opts ChangeOptions) (*Change, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -170,83 +160,34 @@ func OpenChange(dir, rev, tmp string, opts ChangeOptions) (*Change, error) {
 	}
 	sort.Strings(c.Files)
 
-	c.BaseDir, err = os.MkdirTemp(tmp, "gitgate-base-")
-	if err != nil {
-		return nil, err
-	}
-	if err := checkoutBase(baseTree, top, c.BaseDir, under, changed); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("check out %s into %s: %w", rev, c.BaseDir, err)
-	}
-	return c, nil
-}
-
-// checkoutBase writes the base tree's files under the opened directory into dst.
-func checkoutBase(tree *object.Tree, top, dst string, under func(string) (string, bool), changed map[string]bool) error {
-	made := map[string]bool{}
-	mkdir := func(d string) error {
-		if made[d] {
-			return nil
-		}
-		made[d] = true
-		return os.MkdirAll(d, 0o755)
-	}
-	return tree.Files().ForEach(func(f *object.File) error {
-		r, ok := under(f.Name)
+	ov := &overlayFS{dir: realDir, head: os.DirFS(realDir), files: map[string]*overlayFile{}, dirs: map[string]bool{}}
+	for p := range changed {
+		r, ok := under(p)
 		if !ok {
-			return nil
+			continue
 		}
-		out := filepath.Join(dst, filepath.FromSlash(r))
-		if err := mkdir(filepath.Dir(out)); err != nil {
-			return err
+		f, err := baseTree.File(p)
+		if errors.Is(err, object.ErrFileNotFound) {
+			ov.files[r] = nil // not at the base
+			continue
 		}
-		switch f.Mode {
-		case filemode.Symlink:
-			target, err := f.Contents()
-			if err != nil {
-				return err
-			}
-			return os.Symlink(target, out)
-		case filemode.Submodule:
-			return nil
-		}
-		if !changed[f.Name] {
-			src := filepath.Join(top, filepath.FromSlash(f.Name))
-			if os.Link(src, out) == nil {
-				return nil
-			}
-			if copyFile(src, out) == nil {
-				return nil
-			}
-		}
-		rd, err := f.Reader()
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("%s at %s: %w", p, rev, err)
 		}
-		defer rd.Close()
-		return writeFile(out, rd)
-	})
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
+		if f.Mode == filemode.Submodule {
+			continue
+		}
+		content, err := f.Contents()
+		if err != nil {
+			return nil, fmt.Errorf("%s at %s: %w", p, rev, err)
+		}
+		ov.files[r] = &overlayFile{data: []byte(content), symlink: f.Mode == filemode.Symlink}
+		for d := path.Dir(r); d != "."; d = path.Dir(d) {
+			ov.dirs[d] = true
+		}
 	}
-	defer in.Close()
-	return writeFile(dst, in)
-}
-
-func writeFile(dst string, r io.Reader) error {
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, r); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	c.BaseFS = ov
+	return c, nil
 }
 
 // ChangedUnder reports whether any changed file is dir or below it (dir "." is

@@ -241,7 +241,10 @@ func unjoin(err error) []error {
 
 // renderRepo is the repository at dir with the rendering settings of .gitgate.yaml.
 func renderRepo(dir string, cfg *policy.Config) render.Repo {
-	repo := render.Repo{FS: os.DirFS(dir), Dir: dir, KubeVersion: cfg.KubeVersion, APIVersions: cfg.APIVersions}
+	repo := render.Repo{Dir: dir, KubeVersion: cfg.KubeVersion, APIVersions: cfg.APIVersions}
+	if dir != "" {
+		repo.FS = os.DirFS(dir)
+	}
 	for _, c := range cfg.Clusters {
 		repo.Clusters = append(repo.Clusters, render.Cluster{Name: c.Name, Server: c.Server, Labels: c.Labels})
 	}
@@ -277,11 +280,10 @@ func renderErrors(r render.Rendered, show func(string) string) []error {
 // checkChange is merge-request mode: the targets the change affects, rendered and gated
 // at the merge base and at head, their findings classified as new, fixed or unchanged.
 func (o *checkOptions) checkChange(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []string, cfg *policy.Config, opts policy.CheckOptions, progress func(done, total int), stderr io.Writer) (*policy.Report, error) {
-	ch, err := render.OpenChange(root, o.base, "", render.ChangeOptions{Staged: o.staged})
+	ch, err := render.OpenChange(root, o.base, render.ChangeOptions{Staged: o.staged})
 	if err != nil {
 		return nil, err
 	}
-	defer ch.Close()
 	abs, _ := filepath.Abs(root)
 	display := filepath.ToSlash(filepath.Clean(root))
 	exclude := repoRelative(display, policyDirs)
@@ -302,17 +304,36 @@ func (o *checkOptions) checkChange(cmd *cobra.Command, root string, gate *policy
 	baseGate, baseCfg := gate, cfg
 	var notices []string
 	if policiesChanged {
-		flags := o.gate.rebase(root, ch.BaseDir)
-		g, _, c, err := flags.openWithConfig(ch.BaseDir, io.Discard)
+		// The base's policies, values and .gitgate.yaml, written out to open its gate.
+		dir, err := os.MkdirTemp("", "gitgate-base-policies-")
 		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		deps := []string{policy.ConfigFile}
+		for _, d := range exclude {
+			deps = append(deps, d+"/")
+		}
+		if cfg.Values != "" {
+			deps = append(deps, cfg.Values)
+		}
+		if v := o.gate.values; v != "" {
+			deps = append(deps, repoRelative(display, []string{filepath.ToSlash(v)})...)
+		}
+		err = render.Materialize(ch.BaseFS, deps, dir)
+		if err == nil {
+			flags := o.gate.rebase(root, dir)
+			baseGate, _, baseCfg, err = flags.openWithConfig(dir, io.Discard)
+		}
+		if err != nil {
+			baseGate, baseCfg = gate, cfg
 			notices = append(notices, fmt.Sprintf("the base revision's policies do not load (%v); the base is judged with the head's policies", err))
-		} else {
-			baseGate, baseCfg = g, c
 		}
 	}
 	head := renderRepo(abs, cfg)
 	head.MaxFileSize = opts.MaxFileSize
-	base := renderRepo(ch.BaseDir, baseCfg)
+	base := renderRepo("", baseCfg)
+	base.FS = ch.BaseFS
 	base.MaxFileSize = opts.MaxFileSize
 	rep := render.Compare(cmd.Context(), base, head, render.CompareOptions{
 		Discover:        render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize, RepoURLs: cfg.RepoURLs},

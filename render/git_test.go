@@ -1,0 +1,134 @@
+package render
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestOpenChange: the change since the merge base counts committed, staged, unstaged
+// and untracked files (or only staged ones with Staged), and the base revision reads
+// as the merge base had it without a checkout; Materialize writes just what is asked.
+func TestOpenChange(t *testing.T) {
+	repo := writeRepo(t, map[string]string{
+		"apps/web/kustomization.yaml": "resources: [a.yaml]\n",
+		"apps/web/a.yaml":             "a: base\n",
+		"apps/web/gone.yaml":          "gone: base\n",
+		"apps/api/b.yaml":             "b: base\n",
+		"apps/api/link.yaml":          "->b.yaml",
+		"docs/README.md":              "docs\n",
+	})
+	g, err := git.PlainInit(repo.Dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, _ := g.Worktree()
+	commit := func(msg string) plumbing.Hash {
+		if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Unix(1700000000, 0)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	base := commit("base")
+	if err := g.Storer.SetReference(plumbing.NewHashReference("refs/heads/main", base)); err != nil {
+		t.Fatal(err)
+	}
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(repo.Dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(repo.Dir, p), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("apps/web/a.yaml", "a: committed\n")
+	os.Remove(filepath.Join(repo.Dir, "apps/web/gone.yaml"))
+	commit("branch")
+	write("apps/api/b.yaml", "b: staged\n")
+	if _, err := wt.Add("apps/api/b.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	write("docs/README.md", "unstaged\n")
+	write("apps/new/c.yaml", "c: untracked\n")
+
+	for _, tc := range []struct {
+		staged bool
+		want   []string
+	}{
+		{false, []string{"apps/api/b.yaml", "apps/new/c.yaml", "apps/web/a.yaml", "apps/web/gone.yaml", "docs/README.md"}},
+		{true, []string{"apps/api/b.yaml", "apps/web/a.yaml", "apps/web/gone.yaml"}},
+	} {
+		ch, err := OpenChange(repo.Dir, "main", ChangeOptions{Staged: tc.staged})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, ch.Files); diff != "" {
+			t.Errorf("staged=%v: changed files (-want +got)\n%s", tc.staged, diff)
+		}
+		if ch.BaseCommit != base.String() {
+			t.Errorf("base commit %s, want %s", ch.BaseCommit, base)
+		}
+		for p, want := range map[string]string{"apps/web/a.yaml": "a: base\n", "apps/web/gone.yaml": "gone: base\n", "apps/api/b.yaml": "b: base\n"} {
+			if got, err := fs.ReadFile(ch.BaseFS, p); err != nil || string(got) != want {
+				t.Errorf("base %s = %q, %v; want %q", p, got, err, want)
+			}
+		}
+		if _, err := fs.Stat(ch.BaseFS, "apps/new/c.yaml"); !tc.staged && err == nil {
+			t.Errorf("an untracked file exists at the base")
+		}
+		var names []string
+		_ = fs.WalkDir(ch.BaseFS, "apps/web", func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				names = append(names, p)
+			}
+			return err
+		})
+		sort.Strings(names)
+		if diff := cmp.Diff([]string{"apps/web/a.yaml", "apps/web/gone.yaml", "apps/web/kustomization.yaml"}, names); diff != "" {
+			t.Errorf("base listing of apps/web (-want +got)\n%s", diff)
+		}
+	}
+
+	ch, err := OpenChange(repo.Dir, "main", ChangeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if err := Materialize(ch.BaseFS, []string{"apps/web/", "apps/api/link.yaml", "apps/api/missing.yaml"}, dst); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	_ = filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			r, _ := filepath.Rel(dst, p)
+			got = append(got, filepath.ToSlash(r))
+		}
+		return nil
+	})
+	sort.Strings(got)
+	if diff := cmp.Diff([]string{"apps/api/link.yaml", "apps/web/a.yaml", "apps/web/gone.yaml", "apps/web/kustomization.yaml"}, got); diff != "" {
+		t.Errorf("materialized (-want +got)\n%s", diff)
+	}
+	if target, err := os.Readlink(filepath.Join(dst, "apps/api/link.yaml")); err != nil || target != "b.yaml" {
+		t.Errorf("a symlink is materialized as %q, %v; want a link to b.yaml", target, err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dst, "apps/web/a.yaml")); string(data) != "a: base\n" {
+		t.Errorf("materialized a.yaml = %q, want the base's", data)
+	}
+	if data, _ := os.ReadFile(filepath.Join(repo.Dir, "apps/web/a.yaml")); string(data) != "a: committed\n" {
+		t.Errorf("the working tree's a.yaml became %q: materializing wrote through", data)
+	}
+}
