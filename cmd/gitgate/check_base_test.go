@@ -182,3 +182,46 @@ func TestCheckBaseMissingRef(t *testing.T) {
 		t.Errorf("stderr does not say what to fetch:\n%s", stderr.String())
 	}
 }
+
+// TestCheckBasePolicyBlastRadius: a change to .gitgate.yaml (here, allowing docker.io)
+// re-evaluates every target under both settings and reports which targets it makes pass
+// (or fail) before it merges.
+func TestCheckBasePolicyBlastRadius(t *testing.T) {
+	dir, _ := gitRepo(t)
+	editFile(t, filepath.Join(dir, ".gitgate.yaml"), "registries: [harbor.example.com]", "registries: [harbor.example.com, docker.io]")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", "--base", "main", "-o", "json", dir}, &stdout, &stderr); code != exitClean {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+	var rep struct {
+		Changes struct {
+			PoliciesChanged bool
+			Targets         []struct {
+				Name                       string
+				BaseBlocking, HeadBlocking bool
+			}
+			New, FixedCount int
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	var passing, failing []string
+	for _, tc := range rep.Changes.Targets {
+		if tc.BaseBlocking && !tc.HeadBlocking {
+			passing = append(passing, tc.Name)
+		}
+		if !tc.BaseBlocking && tc.HeadBlocking {
+			failing = append(failing, tc.Name)
+		}
+	}
+	want := []string{"api-cart-000-dev", "api-cart-000-production", "api-cart-000-staging", "gateway-session-002-staging",
+		"svc-worker-000", "svc-worker-000/dev", "svc-worker-000/production", "svc-worker-000/staging",
+		"worker-inventory-001-dev", "worker-inventory-001-production", "worker-inventory-001-staging"}
+	if diff := cmp.Diff(want, passing); diff != "" {
+		t.Errorf("newly passing targets (-want +got)\n%s", diff)
+	}
+	if len(failing) != 0 || rep.Changes.New != 0 || !rep.Changes.PoliciesChanged || rep.Changes.FixedCount != len(want) {
+		t.Errorf("newly failing %v, changes %+v", failing, rep.Changes)
+	}
+}
