@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/go-cmp/cmp"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // gitRepo copies the bundled example into a fresh Git repository (made with go-git: the
@@ -161,6 +163,40 @@ func TestCheckBase(t *testing.T) {
 		t.Errorf("changes = %+v", rep.Changes)
 	}
 
+	// The same run writing SARIF and Code Quality reports, twice: the SARIF is valid
+	// 2.1.0 with baseline states, and the Code Quality fingerprints do not move.
+	reports := t.TempDir()
+	var fingerprints [2][]string
+	for i := range 2 {
+		sarif, cq := filepath.Join(reports, "gitgate.sarif"), filepath.Join(reports, "cq.json")
+		code := run(context.Background(), []string{"check", "--base", "main", "-o", "sarif=" + sarif, "-o", "codequality=" + cq, dir}, io.Discard, io.Discard)
+		if code != exitViolations {
+			t.Fatalf("run %d with reports: exit %d, want 1", i, code)
+		}
+		data, err := os.ReadFile(sarif)
+		if err != nil {
+			t.Fatal(err)
+		}
+		validateSARIF(t, data)
+		if !bytes.Contains(data, []byte(`"baselineState": "new"`)) || !bytes.Contains(data, []byte(`"baselineState": "unchanged"`)) {
+			t.Errorf("SARIF has no new and unchanged baseline states:\n%s", data)
+		}
+		var issues []struct{ Fingerprint string }
+		data, err = os.ReadFile(cq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &issues); err != nil || len(issues) == 0 {
+			t.Fatalf("code quality report: %v, %d issues\n%s", err, len(issues), data)
+		}
+		for _, is := range issues {
+			fingerprints[i] = append(fingerprints[i], is.Fingerprint)
+		}
+	}
+	if diff := cmp.Diff(fingerprints[0], fingerprints[1]); diff != "" {
+		t.Errorf("Code Quality fingerprints moved between two runs (-first +second)\n%s", diff)
+	}
+
 	// Fixing without breaking anything passes, though old findings remain.
 	editFile(t, filepath.Join(dir, "apps/cart-ledger-003/overlays/dev/kustomization.yaml"),
 		"newName: docker.io/identity/cart-ledger-003", "newName: harbor.example.com/identity/cart-ledger-003")
@@ -223,5 +259,37 @@ func TestCheckBasePolicyBlastRadius(t *testing.T) {
 	}
 	if len(failing) != 0 || rep.Changes.New != 0 || !rep.Changes.PoliciesChanged || rep.Changes.FixedCount != len(want) {
 		t.Errorf("newly failing %v, changes %+v", failing, rep.Changes)
+	}
+}
+
+// validateSARIF fails the test unless data is valid against the official SARIF 2.1.0
+// schema vendored in policy/testdata (see its README).
+func validateSARIF(t *testing.T, data []byte) {
+	t.Helper()
+	f, err := os.Open("../../policy/testdata/sarif-schema-2.1.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource(id, doc); err != nil {
+		t.Fatal(err)
+	}
+	schema, err := c.Compile(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("SARIF is not JSON: %v", err)
+	}
+	if err := schema.Validate(inst); err != nil {
+		t.Errorf("not valid SARIF 2.1.0: %v", err)
 	}
 }
