@@ -1,0 +1,193 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gitgate/gitgate/admission"
+	"github.com/gitgate/gitgate/policy"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+)
+
+// serveOptions are gitgate serve's flags.
+type serveOptions struct {
+	gate            gateFlags
+	gitURL          string
+	gitRef          string
+	gitPath         string
+	pollInterval    time.Duration
+	addr            string
+	path            string
+	healthAddr      string
+	certDir         string
+	certName        string
+	keyName         string
+	timeout         time.Duration
+	maxRequestBytes int64
+	failOpen        bool
+	kubeconfig      string
+	namespaceLabels bool
+	rotate          bool
+	namespace       string
+	secretName      string
+	serviceName     string
+	webhookConfig   string
+	leaderElection  string
+	dnsNames        []string
+	logDev          bool
+}
+
+func (o *serveOptions) BindFlags(fs *pflag.FlagSet) {
+	o.gate.BindFlags(fs)
+	def := admission.DefaultServeOptions()
+	fs.StringVar(&o.gitURL, "git-url", "", "Git repository to take policies and .gitgate.yaml from (local path, file://, https://, ssh://)")
+	fs.StringVar(&o.gitRef, "git-ref", "", "branch, tag or commit of --git-url (default: the remote's HEAD)")
+	fs.StringVar(&o.gitPath, "git-path", "", "policy directory in --git-url (default: policies: of .gitgate.yaml, else policies/)")
+	fs.DurationVar(&o.pollInterval, "poll-interval", admission.DefaultPollInterval, "how often policy sources are polled (directories are also watched)")
+	fs.StringVar(&o.addr, "addr", def.Addr, "host:port of the TLS webhook listener")
+	fs.StringVar(&o.path, "path", def.Path, "URL path of the AdmissionReview endpoint")
+	fs.StringVar(&o.healthAddr, "health-addr", def.HealthAddr, `host:port serving /healthz, /readyz and /metrics over plain HTTP ("0" turns it off)`)
+	fs.StringVar(&o.certDir, "cert-dir", def.CertDir, "directory holding the serving certificate and key; reloaded when they change")
+	fs.StringVar(&o.certName, "cert-name", def.CertName, "certificate file in --cert-dir")
+	fs.StringVar(&o.keyName, "key-name", def.KeyName, "key file in --cert-dir")
+	fs.DurationVar(&o.timeout, "timeout", admission.DefaultTimeout, "per-request evaluation limit; keep it below the webhook's timeoutSeconds")
+	fs.Int64Var(&o.maxRequestBytes, "max-request-bytes", admission.DefaultMaxRequestBytes, "refuse larger AdmissionReview bodies with HTTP 413")
+	fs.BoolVar(&o.failOpen, "fail-open", false, "admit (with a warning) requests that could not be evaluated (timeout, no policies loaded); default: deny them")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for --rotate-certs and --namespace-labels out of the cluster (default: in-cluster, then $KUBECONFIG)")
+	fs.BoolVar(&o.namespaceLabels, "namespace-labels", false, "read namespace labels from the cluster for Kyverno's namespaceSelector (needs get/list/watch on namespaces)")
+	fs.BoolVar(&o.rotate, "rotate-certs", false, "create and rotate the serving certificate in --secret-name and inject its CA into --webhook-config (in-cluster)")
+	fs.StringVar(&o.namespace, "namespace", "", "namespace of the Secret, Service and Lease (default: the pod's namespace)")
+	fs.StringVar(&o.secretName, "secret-name", "gitgate-webhook-tls", "Secret the rotator keeps the CA and serving certificate in")
+	fs.StringVar(&o.serviceName, "service-name", "gitgate-webhook", "Service in front of the webhook; the certificate is for SERVICE.NAMESPACE.svc")
+	fs.StringVar(&o.webhookConfig, "webhook-config", "gitgate", "ValidatingWebhookConfiguration whose caBundle the rotator fills")
+	fs.StringVar(&o.leaderElection, "leader-election-id", "gitgate-cert-rotator", `Lease that elects the replica that rotates certificates ("" turns leader election off)`)
+	fs.StringSliceVar(&o.dnsNames, "extra-dns-name", nil, "extra DNS name for the rotated certificate (repeatable)")
+	fs.BoolVar(&o.logDev, "log-dev", false, "human-readable logs instead of JSON")
+}
+
+func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the validating admission webhook on the same policies as check",
+		Long: `serve runs a validating admission webhook (admission.k8s.io/v1) that judges every object
+the API server sends with the same policy code, built-in bundle and settings as 'gitgate check':
+Enforce failures deny the request naming every failing policy/rule, Audit failures admit it
+with warnings (kubectl prints them), objects no policy matches are admitted at once.
+
+Policies come from the built-in bundle, --policies directories (watched: a mounted ConfigMap
+works) and a Git repository (--git-url/--git-ref/--git-path, polled; its .gitgate.yaml
+supplies registries, noBuiltin and values as in check). A changed set is swapped in whole; a
+broken update keeps the last good set serving and shows in /readyz, the log and
+gitgate_policy_reloads_total{result="error"}.
+
+TLS only (1.2 or later): --cert-dir holds tls.crt/tls.key, reloaded on change. In a cluster,
+--rotate-certs creates and rotates them in a Secret and injects the CA into the
+ValidatingWebhookConfiguration (one replica rotates, by leader election). /healthz, /readyz
+and Prometheus /metrics are served on --health-addr.
+
+Runs until interrupted; exit code 2 when it cannot start or a part of it fails.`,
+		Example: `  # out of cluster, with a certificate you made
+  gitgate serve --cert-dir ./certs --policies ./policies --registry harbor.example.com
+
+  # in a cluster, policies from Git, certificates rotated (see deploy/)
+  gitgate serve --rotate-certs --git-url https://git.example.com/platform/gitops.git --git-ref main`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd, stderr)
+		},
+	}
+	o.BindFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *serveOptions) run(cmd *cobra.Command, stderr io.Writer) error {
+	fail := func(format string, a ...any) error {
+		fmt.Fprintf(stderr, "gitgate serve: "+format+"\n", a...)
+		return exitCodeError{exitError}
+	}
+	log := zap.New(zap.WriteTo(stderr), zap.UseDevMode(o.logDev))
+	ctrl.SetLogger(log)
+
+	gopts := policy.GateOptions{NoBuiltin: o.gate.noBuiltin, Registries: o.gate.registries}
+	if o.gate.values != "" {
+		v, err := policy.LoadValuesSource(osSource(o.gate.values))
+		if err != nil {
+			return fail("--values: %v", err)
+		}
+		gopts.Values = v
+	}
+	var sources []admission.Source
+	for _, d := range o.gate.policyDirs {
+		if _, err := os.Stat(d); err != nil {
+			return fail("--policies %s: %v", d, err)
+		}
+		sources = append(sources, admission.DirSource{Path: d})
+	}
+	if o.gitURL != "" {
+		sources = append(sources, &admission.GitSource{URL: o.gitURL, Ref: o.gitRef, Path: o.gitPath})
+	} else if o.gitRef != "" || o.gitPath != "" {
+		return fail("--git-ref and --git-path need --git-url")
+	}
+	ropts := admission.DefaultReloaderOptions()
+	ropts.Gate, ropts.Sources, ropts.Interval, ropts.Log = gopts, sources, o.pollInterval, log.WithName("policies")
+	reloader := admission.NewReloader(ropts)
+
+	sopts := admission.DefaultServeOptions()
+	sopts.Addr, sopts.Path, sopts.HealthAddr = o.addr, o.path, o.healthAddr
+	sopts.CertDir, sopts.CertName, sopts.KeyName = o.certDir, o.certName, o.keyName
+	sopts.Handler.Timeout, sopts.Handler.MaxRequestBytes, sopts.Handler.FailOpen = o.timeout, o.maxRequestBytes, o.failOpen
+	sopts.Handler.Log = log.WithName("admission")
+	sopts.Reloader, sopts.Log, sopts.NamespaceLabels = reloader, log, o.namespaceLabels
+	if o.rotate || o.namespaceLabels {
+		cfg, err := o.restConfig()
+		if err != nil {
+			return fail("connect to the cluster: %v; run in a pod or pass --kubeconfig", err)
+		}
+		sopts.RestConfig = cfg
+	}
+	if o.rotate {
+		ns := o.namespace
+		if ns == "" {
+			ns = podNamespace()
+		}
+		if ns == "" {
+			return fail("--rotate-certs needs --namespace (or POD_NAMESPACE, or the in-cluster service account)")
+		}
+		sopts.Rotator = &admission.RotatorOptions{
+			Namespace: ns, SecretName: o.secretName, ServiceName: o.serviceName,
+			WebhookConfigName: o.webhookConfig, LeaderElectionID: o.leaderElection, ExtraDNSNames: o.dnsNames,
+		}
+	}
+	if err := admission.Serve(cmd.Context(), sopts); err != nil {
+		return fail("%v", err)
+	}
+	return nil
+}
+
+func (o *serveOptions) restConfig() (*rest.Config, error) {
+	if o.kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	}
+	return ctrl.GetConfig()
+}
+
+// podNamespace is the namespace the pod runs in: $POD_NAMESPACE, else the service account's.
+func podNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	data, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
