@@ -4,7 +4,7 @@ BIN     := bin/gitgate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build example test lint unit bundle fuzz bench clean
+.PHONY: all build example test lint unit bundle fuzz integration deploy-check bench bench-webhook clean
 
 all: build
 
@@ -21,8 +21,9 @@ example: build
 	  echo "exit code $$rc (0 clean, 1 enforced violations, 2 could not check)"; test $$rc -le 1
 
 # Every test: formatting, vet, unit and end-to-end tests, the bundle's kyverno tests
-# through the CLI, and a bounded fuzz run of the manifest decoder.
-test: lint unit bundle fuzz
+# through the CLI, bounded fuzz runs (manifest decoder, webhook handler), the tests
+# against a real API server, and our own install manifests through our own policies.
+test: lint unit bundle fuzz integration deploy-check
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -37,10 +38,29 @@ bundle: build
 
 fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s
+	$(GO) test ./admission -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime 15s
+
+# Tests against a real kube-apiserver + etcd (envtest), built from the Go module proxy and
+# cached by hack/envtest.sh (5-10+ minutes the first time, seconds after). Packages with
+# //go:build integration tests go in INTEGRATION_PKGS.
+INTEGRATION_PKGS ?= ./admission/...
+integration:
+	@assets=$$(hack/envtest.sh) && \
+	  echo "KUBEBUILDER_ASSETS=$$assets $(GO) test -count=1 -tags integration $(INTEGRATION_PKGS)" && \
+	  $(GO) vet -tags integration $(INTEGRATION_PKGS) && \
+	  KUBEBUILDER_ASSETS=$$assets $(GO) test -count=1 -tags integration $(INTEGRATION_PKGS)
+
+# deploy/ must pass our own built-in policies (deploy/.gitgate.yaml names its registry).
+deploy-check: build
+	./$(BIN) check deploy/
 
 # The performance comparison with Kyverno's CLI (see hack/bench/README.md).
 bench:
 	hack/bench/check.sh
+
+# The webhook under load on 127.0.0.1 (see hack/bench/webhook.sh).
+bench-webhook:
+	hack/bench/webhook.sh
 
 clean:
 	rm -rf bin
