@@ -82,7 +82,7 @@ func RenderRepo(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptio
 		d.Notices = append(d.Notices, notices...)
 		d.Errors = append(d.Errors, errs...)
 		var fresh []Target
-		for _, t := range ts {
+		for _, t := range opts.filter(ts, &d.Notices) {
 			if key := t.Name + "|" + t.Path; !seen[key] {
 				seen[key] = true
 				fresh = append(fresh, t)

@@ -35,8 +35,6 @@ type CompareOptions struct {
 	// BaseGate judges the base, HeadGate the head (the same gate when policies did not
 	// change).
 	BaseGate, HeadGate *policy.Gate
-	// Include, when set, keeps only the targets it accepts (.gitgate.yaml targets:).
-	Include func(name string) bool
 	// Progress is called as targets render, on both sides.
 	Progress func(done, total int)
 }
@@ -58,7 +56,7 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 	wg.Go(func() { dBase = Discover(ctx, base, opts.Discover) })
 	dHead = Discover(ctx, head, opts.Discover)
 	wg.Wait()
-	baseTargets, headTargets := indexTargets(dBase.Targets, opts.Include), indexTargets(dHead.Targets, opts.Include)
+	baseTargets, headTargets := indexTargets(dBase.Targets), indexTargets(dHead.Targets)
 	names := Affected(base, head, baseTargets, headTargets, changed, opts.PoliciesChanged)
 
 	var onBase, onHead []Target
@@ -198,12 +196,10 @@ func Affected(base, head Repo, baseTargets, headTargets map[string]Target, chang
 	return names
 }
 
-func indexTargets(ts []Target, include func(string) bool) map[string]Target {
+func indexTargets(ts []Target) map[string]Target {
 	m := make(map[string]Target, len(ts))
 	for _, t := range ts {
-		if include == nil || include(t.Name) {
-			m[t.Name] = t
-		}
+		m[t.Name] = t
 	}
 	return m
 }

@@ -102,7 +102,7 @@ func TestAffected(t *testing.T) {
 			changed := diffTrees(base.FS, head.FS)
 			opts := DiscoverOptions{Exclude: []string{"policies"}, RepoURLs: []string{"https://git.example.com/gitops.git"}}
 			dBase, dHead := Discover(context.Background(), base, opts), Discover(context.Background(), head, opts)
-			got := Affected(base, head, indexTargets(dBase.Targets, nil), indexTargets(dHead.Targets, nil), changed, tc.policies)
+			got := Affected(base, head, indexTargets(dBase.Targets), indexTargets(dHead.Targets), changed, tc.policies)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("changed %v: affected targets (-want +got)\n%s", changed, diff)
 			}

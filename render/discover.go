@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -37,6 +38,29 @@ type DiscoverOptions struct {
 	MaxFileSize int64
 	// RepoURLs identify this repository in Applications' sources (see AppOptions).
 	RepoURLs []string
+	// Environments, when set, are the only environments a chart is rendered for
+	// (values-<env>.yaml, environments/<env>/<chart>/values.yaml).
+	Environments []string
+	// Include, when set, keeps only the targets it accepts (.gitgate.yaml targets:),
+	// those found by following app-of-apps too.
+	Include func(name string) bool
+}
+
+// filter drops the targets Include refuses, saying how many in a notice.
+func (o DiscoverOptions) filter(ts []Target, notices *[]string) []Target {
+	if o.Include == nil {
+		return ts
+	}
+	n := len(ts)
+	ts = slices.DeleteFunc(ts, func(t Target) bool { return !o.Include(t.Name) })
+	if left := n - len(ts); left > 0 {
+		*notices = append(*notices, fmt.Sprintf("%d of %d targets left out by the target filter (targets: in .gitgate.yaml)", left, n))
+	}
+	return ts
+}
+
+func (o DiscoverOptions) environment(env string) bool {
+	return len(o.Environments) == 0 || slices.Contains(o.Environments, env)
 }
 
 // repoScan is one walk of the repository.
@@ -88,13 +112,16 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 			n := e.Name()
 			if env, ok := strings.CutPrefix(n, "values-"); ok && !e.IsDir() && (strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) {
 				env = strings.TrimSuffix(strings.TrimSuffix(env, ".yaml"), ".yml")
+				if !opts.environment(env) {
+					continue
+				}
 				d.Targets = append(d.Targets, Target{Name: name + "/" + env, Kind: Helm, Path: dir, ValueFiles: []string{path.Join(dir, n)}})
 			}
 		}
 		envs, _ := fs.ReadDir(repo.FS, "environments")
 		for _, e := range envs {
 			vf := path.Join("environments", e.Name(), name, "values.yaml")
-			if _, err := fs.Stat(repo.FS, vf); err == nil {
+			if _, err := fs.Stat(repo.FS, vf); err == nil && opts.environment(e.Name()) {
 				d.Targets = append(d.Targets, Target{Name: name + "/" + e.Name(), Kind: Helm, Path: dir, ValueFiles: []string{vf}, Namespace: e.Name()})
 			}
 		}
@@ -121,6 +148,7 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	}
 	SortTargets(d.Targets)
 	dedupeNames(d.Targets)
+	d.Targets = opts.filter(d.Targets, &d.Notices)
 	for _, t := range d.Targets {
 		if t.Kind == Kustomize || t.Kind == Helm {
 			d.NeedsRendering = true

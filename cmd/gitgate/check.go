@@ -181,11 +181,12 @@ func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []
 	repo := renderRepo(abs, cfg)
 	display := filepath.ToSlash(filepath.Clean(root))
 	exclude := repoRelative(display, policyDirs)
-	dopts := render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize, RepoURLs: cfg.RepoURLs}
+	dopts := render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize, RepoURLs: cfg.RepoURLs, Environments: cfg.Environments, Include: cfg.TargetIncluded}
 	d := render.Discover(cmd.Context(), repo, dopts)
 	if !d.NeedsRendering {
 		return nil // plain manifests: checked file by file, with no render targets
 	}
+
 	repo.MaxFileSize = opts.MaxFileSize
 	show := func(p string) string {
 		if display == "." {
@@ -336,7 +337,7 @@ func (o *checkOptions) checkChange(cmd *cobra.Command, root string, gate *policy
 	base.FS = ch.BaseFS
 	base.MaxFileSize = opts.MaxFileSize
 	rep := render.Compare(cmd.Context(), base, head, render.CompareOptions{
-		Discover:        render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize, RepoURLs: cfg.RepoURLs},
+		Discover:        render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize, RepoURLs: cfg.RepoURLs, Environments: cfg.Environments, Include: cfg.TargetIncluded},
 		Workers:         opts.Workers,
 		Check:           opts,
 		Changed:         ch.Files,

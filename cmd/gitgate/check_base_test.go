@@ -293,3 +293,37 @@ func validateSARIF(t *testing.T, data []byte) {
 		t.Errorf("not valid SARIF 2.1.0: %v", err)
 	}
 }
+
+// TestCheckTargetFilter: targets: include/exclude and environments: in .gitgate.yaml
+// decide which targets a check renders.
+func TestCheckTargetFilter(t *testing.T) {
+	dir, _ := gitRepo(t)
+	cfg := "registries: [harbor.example.com]\ntargets:\n  exclude: ['tekton/*', 'api-cart-000-*']\nenvironments: [dev]\n"
+	if err := os.WriteFile(filepath.Join(dir, ".gitgate.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	run(context.Background(), []string{"check", "-o", "json", dir}, &stdout, &stderr)
+	var rep struct {
+		Results []struct{ Origin struct{ Target string } }
+		Notices []string
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		seen[r.Origin.Target] = true
+	}
+	for name := range seen {
+		if strings.HasPrefix(name, "tekton/") || strings.HasPrefix(name, "api-cart-000-") || strings.HasPrefix(name, "svc-worker-000/") && name != "svc-worker-000/dev" {
+			t.Errorf("target %s was checked", name)
+		}
+	}
+	if !seen["svc-worker-000/dev"] || !seen["worker-inventory-001-dev"] {
+		t.Errorf("targets the filter keeps were not checked: %v", seen)
+	}
+	if !strings.Contains(strings.Join(rep.Notices, "\n"), "left out by the target filter (targets: in .gitgate.yaml)") {
+		t.Errorf("no notice of the left-out targets: %v", rep.Notices)
+	}
+}
