@@ -24,6 +24,17 @@ type File struct {
 // directories (sorted, hidden directories skipped).
 func ReadFiles(paths []string) ([]File, error) {
 	var out []File
+	seen := map[string]bool{}
+	add := func(name string, data []byte) {
+		abs, err := filepath.Abs(name)
+		if err != nil {
+			abs = name
+		}
+		if !seen[abs] { // a file named twice (-f dir -f dir/file) is read once
+			seen[abs] = true
+			out = append(out, File{Name: filepath.ToSlash(name), Data: data})
+		}
+	}
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
@@ -34,7 +45,7 @@ func ReadFiles(paths []string) ([]File, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read %s: %w", p, unwrapPathErr(err))
 			}
-			out = append(out, File{Name: filepath.ToSlash(p), Data: data})
+			add(p, data)
 			continue
 		}
 		var names []string
@@ -63,7 +74,7 @@ func ReadFiles(paths []string) ([]File, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read %s: %w", n, unwrapPathErr(err))
 			}
-			out = append(out, File{Name: filepath.ToSlash(n), Data: data})
+			add(n, data)
 		}
 	}
 	return out, nil

@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -275,7 +274,7 @@ func (p *Plan) params(pe *planErrors, given map[string]string) {
 		p.Params[ps.Name] = d
 	}
 	if len(missing) > 0 {
-		pe.add(p.at("spec", "params"), "Pipeline %s: required param %s has no value and no default; pass --param %s=VALUE", p.Pipeline.Name, strings.Join(missing, ", "), missing[0])
+		pe.add(p.at("spec", "params"), "Pipeline %s: required %s %s no value and no default; pass --param %s=VALUE", p.Pipeline.Name, plural(len(missing), "param", "params"), strings.Join(missing, ", ")+plural(len(missing), " has", " have"), missing[0])
 	}
 }
 
@@ -331,7 +330,7 @@ func (p *Plan) workspaces(pe *planErrors, given map[string]string) {
 		}
 	}
 	if len(missing) > 0 {
-		pe.add(p.at("spec", "workspaces"), "Pipeline %s: required workspace %s is not bound; pass --workspace %s=DIR", p.Pipeline.Name, strings.Join(missing, ", "), missing[0])
+		pe.add(p.at("spec", "workspaces"), "Pipeline %s: required %s %s not bound; pass --workspace %s=DIR", p.Pipeline.Name, plural(len(missing), "workspace", "workspaces"), strings.Join(missing, ", ")+plural(len(missing), " is", " are"), missing[0])
 	}
 }
 
@@ -547,7 +546,7 @@ func (p *Plan) validateTask(pe *planErrors, t *PlannedTask, pv *vars, taskNames 
 		}
 	}
 	if len(missing) > 0 {
-		pe.add(p.taskOrigin(t, "params"), "%s: required param %s is not given (and has no default)", label, strings.Join(missing, ", "))
+		pe.add(p.taskOrigin(t, "params"), "%s: required %s %s not given (and %s no default)", label, plural(len(missing), "param", "params"), strings.Join(missing, ", ")+plural(len(missing), " is", " are"), plural(len(missing), "has", "have"))
 	}
 	// When expressions.
 	for i, w := range t.When {
@@ -773,72 +772,6 @@ func (p *Plan) checkCycles() error {
 	return nil
 }
 
-// Where names the pipeline tasks and step a gate finding is about, from its field path:
-// "task build (Task kaniko-build), step build-and-push". Empty when the path names no
-// task.
-func (p *Plan) Where(r policy.Result) string {
-	segs := splitFieldPath(r.Path)
-	step := func(spec TaskSpec, rest []string) string {
-		if len(rest) >= 2 {
-			i, err := strconv.Atoi(rest[1])
-			switch {
-			case err != nil:
-			case rest[0] == "steps" && i < len(spec.Steps):
-				return ", step " + spec.Steps[i].Name
-			case rest[0] == "sidecars" && i < len(spec.Sidecars):
-				return ", sidecar " + spec.Sidecars[i].Name
-			}
-		}
-		if len(rest) >= 1 && rest[0] == "stepTemplate" {
-			return ", stepTemplate"
-		}
-		return ""
-	}
-	switch r.Kind {
-	case "Task":
-		users := p.tasksUsing[r.Name]
-		lt, ok := p.taskRes[r.Name]
-		if !ok {
-			return ""
-		}
-		var spec Task
-		data, _ := json.Marshal(lt.Object.Object)
-		_ = json.Unmarshal(data, &spec)
-		where := "Task " + r.Name
-		if len(users) > 0 {
-			where = "task " + strings.Join(users, ", ") + " (Task " + r.Name + ")"
-		}
-		if len(segs) >= 1 && segs[0] == "spec" {
-			where += step(spec.Spec, segs[1:])
-		}
-		return where
-	case "Pipeline":
-		if len(segs) < 3 || segs[0] != "spec" {
-			return ""
-		}
-		i, err := strconv.Atoi(segs[2])
-		if err != nil {
-			return ""
-		}
-		var list []PipelineTask
-		switch segs[1] {
-		case "tasks":
-			list = p.Pipeline.Spec.Tasks
-		case "finally":
-			list = p.Pipeline.Spec.Finally
-		}
-		if i >= len(list) {
-			return ""
-		}
-		where := "task " + list[i].Name
-		if len(segs) > 3 && segs[3] == "taskSpec" && list[i].TaskSpec != nil {
-			where += step(list[i].TaskSpec.TaskSpec, segs[4:])
-		}
-		return where
-	}
-	return ""
-}
-
 // splitFieldPath turns "spec.tasks[2].taskSpec.steps[0].image" into segments.
 func splitFieldPath(path string) []string {
 	path = strings.ReplaceAll(path, "[", ".")
@@ -850,4 +783,11 @@ func splitFieldPath(path string) []string {
 		}
 	}
 	return out
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -282,9 +282,20 @@ spec:
 		{policy.Result{Kind: "Task", Name: "build", Path: "spec.steps[1].image"}, "task compile (Task build), step digest"},
 		{policy.Result{Kind: "Pipeline", Name: "p", Path: "spec.tasks[1].taskSpec.steps[1].securityContext"}, "task inline, step two"},
 		{policy.Result{Kind: "Pipeline", Name: "p", Path: "spec.tasks[0]"}, "task compile"},
+		// foreach rules name no path, only the step; "every step and sidecar" names none.
+		{policy.Result{Kind: "Task", Name: "build", Message: "Run every step and sidecar as non-root; step compile runs as runAsUser 0 (root)"}, "task compile (Task build), step compile"},
+		{policy.Result{Kind: "Pipeline", Name: "p", Message: "Set it on every step and sidecar; step two of task inline may escalate privileges"}, "task inline, step two"},
+		{policy.Result{Kind: "Task", Name: "build", Message: "step nosuch is wrong"}, "task compile (Task build)"},
 	} {
 		if got := p.Where(tc.r); got != tc.want {
-			t.Errorf("Where(%s %s) = %q, want %q", tc.r.Kind, tc.r.Path, got, tc.want)
+			t.Errorf("Where(%s %s %q) = %q, want %q", tc.r.Kind, tc.r.Path, tc.r.Message, got, tc.want)
 		}
+	}
+	// A finding with no field path points at the step it names.
+	r := policy.Result{Kind: "Task", Name: "build", Policy: "tekton-require-non-root", Rule: "task-run-as-non-root", Status: policy.StatusFail, Action: policy.Enforce,
+		Origin: policy.Origin{File: "p.yaml", Line: 2, Col: 1}, Message: "step digest runs as runAsUser 0 (root)"}
+	want := "p.yaml:15:7: Task/build: task compile (Task build), step digest: tekton-require-non-root/task-run-as-non-root: step digest runs as runAsUser 0 (root)"
+	if got := p.Describe(r); got != want {
+		t.Errorf("Describe:\n got %s\nwant %s", got, want)
 	}
 }
