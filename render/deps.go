@@ -121,6 +121,7 @@ type kustomization struct {
 	SecretGenerator    []kustomizeGenerator `json:"secretGenerator" yaml:"secretGenerator"`
 	OpenAPI            map[string]string    `json:"openapi" yaml:"openapi"`
 	HelmCharts         []struct {
+		Name             string   `json:"name" yaml:"name"`
 		ValuesFile       string   `json:"valuesFile" yaml:"valuesFile"`
 		AdditionalValues []string `json:"additionalValuesFiles" yaml:"additionalValuesFiles"`
 	} `json:"helmCharts" yaml:"helmCharts"`
@@ -231,15 +232,17 @@ func (c *depsCache) kustomizeDeps(dir string, set, seen map[string]bool) {
 		file(g.Env)
 	}
 	file(k.OpenAPI["path"])
+	home := k.HelmGlobals.ChartHome
+	if home == "" {
+		home = "charts"
+	}
 	for _, h := range k.HelmCharts {
 		file(h.ValuesFile)
 		for _, f := range h.AdditionalValues {
 			file(f)
 		}
-	}
-	if k.HelmGlobals.ChartHome != "" {
-		if q, ok := helmRepoPath(path.Join(dir, k.HelmGlobals.ChartHome)); ok {
-			set[q+"/"] = true
+		if q, ok := helmRepoPath(path.Join(dir, home, h.Name)); ok {
+			helmDeps(fsys, q, set, map[string]bool{})
 		}
 	}
 }

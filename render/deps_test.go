@@ -38,7 +38,7 @@ func TestTargetDepsCoverReads(t *testing.T) {
 		"charts/app/values-prod.yaml":               "n: 2\n",
 		"charts/app/templates/cm.yaml":              "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {n: \"{{ .Values.n }}\"}\n",
 	})
-	for name, repo := range map[string]Repo{"example": {FS: os.DirFS(example), Dir: example}, "extra": extra} {
+	for name, repo := range map[string]Repo{"example": {FS: os.DirFS(example), Dir: example}, "extra": extra, "helmCharts": writeRepo(t, helmChartsRepo)} {
 		t.Run(name, func(t *testing.T) {
 			var mu sync.Mutex
 			reads := map[string]map[string]bool{}

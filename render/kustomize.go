@@ -105,7 +105,7 @@ func runKustomize(repo Repo, t Target) (resmap.ResMap, error) {
 	if err := scanRemote(root, dir, map[string]bool{}); err != nil {
 		return nil, err
 	}
-	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace}
+	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace, virtual: map[string][]byte{}}
 	opts := krusty.MakeDefaultOptions()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	opts.Reorder = krusty.ReorderOptionLegacy // what the kustomize CLI prints by default
@@ -179,7 +179,6 @@ func scanRemote(root, dir string, seen map[string]bool) error {
 		if h.Repo != "" {
 			return &RemoteError{URL: h.Repo}
 		}
-		return fmt.Errorf("%s: helmCharts (%s) are not supported yet; render the chart as its own target", rel(root, file), h.Name)
 	}
 	for _, group := range [][]string{k.Resources, k.Bases, k.Components} {
 		for _, r := range group {
@@ -225,6 +224,8 @@ type confinedFS struct {
 	t       Target
 	maxSize int64
 	trace   func(file string)
+	// virtual are in-memory files: charts of helmCharts entries, rendered.
+	virtual map[string][]byte
 
 	mu  sync.Mutex
 	esc *EscapeError
@@ -273,6 +274,12 @@ func (c *confinedFS) Open(p string) (filesys.File, error) {
 }
 
 func (c *confinedFS) ReadFile(p string) ([]byte, error) {
+	c.mu.Lock()
+	v, ok := c.virtual[p]
+	c.mu.Unlock()
+	if ok {
+		return v, nil
+	}
 	if !c.allowed(p) {
 		return nil, fmt.Errorf("%s: %w", p, errEscape)
 	}
@@ -292,14 +299,19 @@ func (c *confinedFS) ReadFile(p string) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if filepath.Dir(p) == c.target && isKustomizationFile(filepath.Base(p)) {
-		return c.augment(data)
+	if isKustomizationFile(filepath.Base(p)) {
+		return c.augment(filepath.Dir(p), data)
 	}
 	return data, nil
 }
 
-func (c *confinedFS) IsDir(p string) bool  { return c.allowed(p) && c.FileSystem.IsDir(p) }
-func (c *confinedFS) Exists(p string) bool { return c.allowed(p) && c.FileSystem.Exists(p) }
+func (c *confinedFS) IsDir(p string) bool { return c.allowed(p) && c.FileSystem.IsDir(p) }
+func (c *confinedFS) Exists(p string) bool {
+	c.mu.Lock()
+	_, ok := c.virtual[p]
+	c.mu.Unlock()
+	return ok || c.allowed(p) && c.FileSystem.Exists(p)
+}
 
 func (c *confinedFS) ReadDir(p string) ([]string, error) {
 	if !c.allowed(p) {
@@ -309,6 +321,13 @@ func (c *confinedFS) ReadDir(p string) ([]string, error) {
 }
 
 func (c *confinedFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
+	c.mu.Lock()
+	_, virtual := c.virtual[p]
+	c.mu.Unlock()
+	if virtual {
+		d, _, err := c.FileSystem.CleanedAbs(filepath.Dir(p))
+		return d, filepath.Base(p), err
+	}
 	if !c.allowed(p) {
 		return "", "", fmt.Errorf("%s: %w", p, errEscape)
 	}
@@ -350,14 +369,26 @@ func isKustomizationFile(name string) bool {
 	return false
 }
 
-// augment turns origin annotations on and applies the Application's overrides.
-func (c *confinedFS) augment(data []byte) ([]byte, error) {
+// augment serves a kustomization of the target's graph: helmCharts rendered in-process
+// (every kustomization), and for the target's own one origin annotations turned on and
+// the Application's overrides applied.
+func (c *confinedFS) augment(dir string, data []byte) ([]byte, error) {
+	own := dir == c.target
+	if !own && !bytes.Contains(data, []byte("helmCharts")) {
+		return data, nil
+	}
 	var k map[string]any
 	if err := yaml.Unmarshal(data, &k); err != nil {
 		return data, nil // kustomize reports the syntax error itself
 	}
 	if k == nil {
 		k = map[string]any{}
+	}
+	if err := c.inflateHelmCharts(dir, k); err != nil {
+		return nil, err
+	}
+	if !own {
+		return yaml.Marshal(k)
 	}
 	meta, _ := k["buildMetadata"].([]any)
 	has := false
@@ -504,6 +535,9 @@ func (s *sourceIndex) locate(t Target, ann string, u *unstructured.Unstructured)
 		return policy.Origin{File: path.Join(t.Path, KustomizationFiles[0]), Line: 1, Col: 1, Target: t.Name}, nil
 	}
 	file := path.Clean(path.Join(t.Path, filepath.ToSlash(p)))
+	if k, ok := inflatedOrigin(file); ok { // a chart of a helmCharts entry
+		return policy.Origin{File: k, Line: 1, Col: 1, Target: t.Name}, nil
+	}
 	o := policy.Origin{File: file, Line: 1, Col: 1, Target: t.Name}
 	if ko.Path == "" { // generated: point at the generator's kustomization
 		return o, nil

@@ -1,0 +1,121 @@
+package render
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/yaml"
+)
+
+// helmInflatedPrefix names the in-memory file that stands for a kustomization's
+// helmCharts entry: kustomize reads the chart's rendered output from it as a resource.
+const helmInflatedPrefix = ".gitgate-helm-"
+
+// inflateHelmCharts renders a kustomization's helmCharts in-process with Helm's engine,
+// as kustomize's HelmChartInflationGenerator would with the helm binary (which it runs
+// and which may fetch charts): each entry becomes an in-memory resource file, served by
+// the confined filesystem, and the entry is dropped from the kustomization. Charts come
+// from the repository only (helmGlobals.chartHome, default charts/ beside the
+// kustomization); an entry with a repo is a *RemoteError.
+func (c *confinedFS) inflateHelmCharts(dir string, k map[string]any) error {
+	raw, ok := k["helmCharts"]
+	if !ok {
+		return nil
+	}
+	data, err := yaml.Marshal(map[string]any{"helmCharts": raw, "helmGlobals": k["helmGlobals"]})
+	if err != nil {
+		return err
+	}
+	var spec struct {
+		HelmCharts  []types.HelmChart  `json:"helmCharts"`
+		HelmGlobals *types.HelmGlobals `json:"helmGlobals"`
+	}
+	if err := yaml.Unmarshal(data, &spec); err != nil {
+		return fmt.Errorf("%s: helmCharts: %w", rel(c.root, dir), err)
+	}
+	home := "charts"
+	if spec.HelmGlobals != nil && spec.HelmGlobals.ChartHome != "" {
+		home = spec.HelmGlobals.ChartHome
+	}
+	relDir := rel(c.root, dir)
+	resources, _ := k["resources"].([]any)
+	for i, h := range spec.HelmCharts {
+		if h.Repo != "" {
+			return &RemoteError{URL: h.Repo}
+		}
+		chart, ok := helmRepoPath(path.Join(relDir, home, h.Name))
+		if !ok {
+			return fmt.Errorf("%s: helmCharts %s: the chart is outside the repository", relDir, h.Name)
+		}
+		t := Target{Name: c.t.Name, Kind: Helm, Path: chart, ReleaseName: h.ReleaseName, Namespace: h.Namespace}
+		if t.ReleaseName == "" {
+			t.ReleaseName = h.Name // kustomize would pass --generate-name: a random name
+		}
+		var files []string
+		if h.ValuesFile != "" {
+			files = append(files, h.ValuesFile)
+		}
+		files = append(files, h.AdditionalValuesFiles...)
+		for _, f := range files {
+			if isRemote(f) {
+				return &RemoteError{URL: f}
+			}
+			p, ok := helmRepoPath(path.Join(relDir, f))
+			if !ok {
+				return fmt.Errorf("%s: helmCharts %s: values file %s is outside the repository", relDir, h.Name, f)
+			}
+			t.ValueFiles = append(t.ValueFiles, p)
+		}
+		switch h.ValuesMerge {
+		case "", "override":
+			t.Values = h.ValuesInline
+		case "replace":
+			if len(h.ValuesInline) > 0 {
+				t.ValueFiles, t.Values = nil, h.ValuesInline
+			}
+		case "merge": // the values files win over the inline values
+			if len(h.ValuesInline) > 0 {
+				base, err := helmValues(Repo{Dir: c.root, MaxFileSize: c.maxSize, Trace: c.trace}, Target{ValueFiles: t.ValueFiles})
+				if err != nil {
+					return fmt.Errorf("%s: helmCharts %s: %w", relDir, h.Name, err)
+				}
+				t.ValueFiles, t.Values = nil, helmMergeMaps(copyJSON(h.ValuesInline).(map[string]any), base)
+			}
+		default:
+			return fmt.Errorf("%s: helmCharts %s: valuesMerge %q is not merge, override or replace", relDir, h.Name, h.ValuesMerge)
+		}
+		repo := Repo{Dir: c.root, MaxFileSize: c.maxSize, Trace: c.trace, KubeVersion: h.KubeVersion, APIVersions: h.ApiVersions}
+		out, err := renderHelmChart(context.Background(), repo, t)
+		if err != nil {
+			return fmt.Errorf("%s: helmCharts %s: %w", relDir, h.Name, err)
+		}
+		if !h.IncludeCRDs {
+			out.crds = nil
+		}
+		if h.SkipHooks {
+			out.hooks = nil
+		}
+		name := fmt.Sprintf("%s%d-%s.yaml", helmInflatedPrefix, i, strings.ReplaceAll(h.Name, "/", "-"))
+		c.mu.Lock()
+		c.virtual[filepath.Join(dir, name)] = out.yaml()
+		c.mu.Unlock()
+		resources = append(resources, name)
+	}
+	k["resources"] = resources
+	delete(k, "helmCharts")
+	delete(k, "helmGlobals")
+	return nil
+}
+
+// inflatedOrigin is where a resource kustomize read from an inflated chart points: the
+// kustomization that names the chart.
+func inflatedOrigin(file string) (string, bool) {
+	if !strings.HasPrefix(path.Base(file), helmInflatedPrefix) {
+		return "", false
+	}
+	return path.Join(path.Dir(file), KustomizationFiles[0]), true
+}
