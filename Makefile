@@ -43,7 +43,7 @@ fuzz:
 # Tests against a real kube-apiserver + etcd (envtest), built from the Go module proxy and
 # cached by hack/envtest.sh (5-10+ minutes the first time, seconds after). Packages with
 # //go:build integration tests go in INTEGRATION_PKGS.
-INTEGRATION_PKGS ?= ./admission/...
+INTEGRATION_PKGS ?= ./admission/... ./reconcile/...
 integration:
 	@assets=$$(hack/envtest.sh) && \
 	  echo "KUBEBUILDER_ASSETS=$$assets $(GO) test -count=1 -tags integration $(INTEGRATION_PKGS)" && \

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/gitgate/gitgate/policy"
+	"github.com/gitgate/gitgate/reconcile"
+	"github.com/gitgate/gitgate/render"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+)
+
+// sourceFlags name the Git repository sync and report read.
+type sourceFlags struct {
+	src  reconcile.Source
+	apps []string
+	path string
+}
+
+func (f *sourceFlags) BindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.src.Revision, "revision", "", "branch, tag or commit (default: the remote's HEAD)")
+	fs.StringVar(&f.src.CacheDir, "cache-dir", "", "where fetched objects and worktrees are kept between runs (default: $XDG_CACHE_HOME/gitgate/sync)")
+	fs.StringVar(&f.src.Username, "git-username", "", `https user name sent with the token (default "git")`)
+	fs.StringVar(&f.src.TokenEnv, "git-token-env", "", "environment variable holding an https token")
+	fs.StringVar(&f.src.TokenFile, "git-token-file", "", "file holding an https token (a mounted Secret)")
+	fs.StringVar(&f.src.SSHKeyFile, "ssh-key", "", "private key for ssh URLs (passphrase: $GITGATE_SSH_KEY_PASSPHRASE)")
+	fs.StringVar(&f.src.KnownHostsFile, "known-hosts", "", "known_hosts for ssh URLs (default: $SSH_KNOWN_HOSTS, ~/.ssh/known_hosts)")
+	fs.StringArrayVar(&f.apps, "app", nil, "sync only apps with this name (glob, repeatable)")
+	fs.StringVar(&f.path, "path", "", "sync only the targets under this repository path, each as an app")
+}
+
+// clusterFlags reach the API server.
+type clusterFlags struct {
+	kubeconfig string
+	qps        float32
+	burst      int
+	opts       reconcile.Options
+}
+
+func (f *clusterFlags) BindFlags(fs *pflag.FlagSet) {
+	f.opts = reconcile.DefaultOptions()
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+	fs.Float32Var(&f.qps, "qps", 100, "API requests per second (client-side limit)")
+	fs.IntVar(&f.burst, "burst", 200, "API request burst")
+	fs.StringVar(&f.opts.InventoryNamespace, "inventory-namespace", f.opts.InventoryNamespace, "namespace of the per-app inventory and status ConfigMaps")
+	fs.IntVar(&f.opts.Workers, "workers", f.opts.Workers, "apps handled in parallel")
+	fs.StringSliceVar(&f.opts.IgnoreManagers, "ignore-manager", f.opts.IgnoreManagers, "field managers whose fields never count as drift (an HPA's replicas)")
+}
+
+func (f *clusterFlags) config() (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	if f.kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", f.kubeconfig)
+	} else {
+		cfg, err = ctrl.GetConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect to the cluster: %w; run in a pod or pass --kubeconfig", err)
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = f.qps, f.burst
+	cfg.UserAgent = "gitgate"
+	return cfg, nil
+}
+
+func (f *clusterFlags) client() (client.Client, *rest.Config, error) {
+	cfg, err := f.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to the cluster at %s: %w", cfg.Host, err)
+	}
+	return c, cfg, nil
+}
+
+// checkout is one fetched revision, its apps and its gate.
+type checkout struct {
+	repo  render.Repo
+	rev   string
+	apps  []reconcile.App
+	gate  *policy.Gate
+	notes []string
+}
+
+// load fetches the source, opens the gate from the checkout's .gitgate.yaml (flags first)
+// and discovers the apps.
+func load(ctx context.Context, sf *sourceFlags, gf *gateFlags, stderr io.Writer) (*checkout, error) {
+	co, err := sf.src.Fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	gate, policyDirs, cfg, err := gf.openWithConfig(co.Dir, stderr)
+	if err != nil {
+		return nil, err
+	}
+	repo := renderRepo(co.Dir, cfg)
+	exclude := repoRelative(filepath.ToSlash(filepath.Clean(co.Dir)), policyDirs)
+	dopts := render.DiscoverOptions{Exclude: exclude, MaxFileSize: policy.DefaultMaxFileSize, RepoURLs: cfg.RepoURLs, Environments: cfg.Environments, Include: cfg.TargetIncluded}
+	apps, errs, err := reconcile.Apps(ctx, repo, reconcile.AppsOptions{Discover: dopts, Select: sf.apps, Path: sf.path})
+	if err != nil {
+		return nil, err
+	}
+	out := &checkout{repo: repo, rev: co.Commit, apps: apps, gate: gate}
+	for _, e := range errs {
+		out.notes = append(out.notes, e.Error())
+	}
+	return out, nil
+}
+
+// syncOptions are gitgate sync's flags.
+type syncOptions struct {
+	gate        gateFlags
+	source      sourceFlags
+	cluster     clusterFlags
+	once        bool
+	interval    time.Duration
+	output      string
+	leaderElect bool
+	leaseNS     string
+	healthAddr  string
+}
+
+func (o *syncOptions) BindFlags(fs *pflag.FlagSet) {
+	o.gate.BindFlags(fs)
+	o.source.BindFlags(fs)
+	o.cluster.BindFlags(fs)
+	fs.BoolVar(&o.once, "once", false, "sync once and exit (the default without --interval)")
+	fs.DurationVar(&o.interval, "interval", 0, "sync again every interval until signalled; apps with selfHeal re-apply drift")
+	fs.BoolVar(&o.cluster.opts.Prune, "prune", false, "delete objects this app applied before and Git no longer has, even when its syncPolicy does not prune")
+	fs.BoolVar(&o.cluster.opts.ForceConflicts, "force-conflicts", false, "take over fields other field managers own (otherwise a conflict is reported)")
+	fs.BoolVar(&o.cluster.opts.CreateNamespace, "create-namespace", false, "create missing namespaces for every app (Applications ask with syncOptions CreateNamespace=true)")
+	fs.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "with --interval: only the replica holding the gitgate-sync Lease syncs")
+	fs.StringVar(&o.leaseNS, "leader-election-namespace", "", "namespace of the Lease (default: the pod's namespace)")
+	fs.StringVar(&o.healthAddr, "health-addr", ":8081", `with --interval: host:port serving /healthz and /readyz ("0" turns it off)`)
+}
+
+func newSyncCmd(stdout, stderr io.Writer) *cobra.Command {
+	o := &syncOptions{}
+	cmd := &cobra.Command{
+		Use:   "sync [REPO]",
+		Short: "Apply a Git repository's apps to the cluster, only what passes the gate",
+		Long: `sync fetches REPO (a local path, file://, https:// or ssh:// URL; default ".") at
+--revision into a cache, discovers its Argo CD Applications and ApplicationSets (every
+other target is an app of its own), and for each app renders, gates and server-side applies
+(field manager gitgate): Namespaces and CRDs first, then argocd.argoproj.io/sync-wave order.
+An Enforce violation or a render error blocks that app (nothing of it is touched); the other
+apps proceed. Objects are compared with a dry-run apply first, so a sync with nothing to do
+writes nothing.
+
+Prune deletes only objects the app applied before (its inventory ConfigMap in
+--inventory-namespace) and no longer in Git, when the Application's syncPolicy prunes or
+with --prune. With --interval, apps whose syncPolicy has selfHeal re-apply drift; the others
+are re-applied when the revision changes. The status of each app (Synced, OutOfSync,
+Blocked, Error; revision; last error) is printed and kept in its inventory ConfigMap.
+
+Exit codes: 0 synced, 1 an app was blocked by policy, 2 error (the API server, Git).`,
+		Example: `  gitgate sync --once https://git.example.com/platform/gitops.git --git-token-env GIT_TOKEN
+  gitgate sync . --app 'api-*' --prune -o json
+  gitgate sync --interval 3m --leader-elect ssh://git@git.example.com/platform/gitops.git --ssh-key /etc/gitgate/ssh/id_ed25519`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.source.src.URL = "."
+			if len(args) == 1 {
+				o.source.src.URL = args[0]
+			}
+			if o.output != "text" && o.output != "json" {
+				fmt.Fprintf(stderr, "gitgate sync: -o %s: want text or json\n", o.output)
+				return exitCodeError{exitError}
+			}
+			if o.interval > 0 && o.once {
+				fmt.Fprintln(stderr, "gitgate sync: --once and --interval exclude each other")
+				return exitCodeError{exitError}
+			}
+			c, cfg, err := o.cluster.client()
+			if err != nil {
+				fmt.Fprintf(stderr, "gitgate sync: %v\n", err)
+				return exitCodeError{exitError}
+			}
+			if o.interval <= 0 {
+				return exitCodeError{o.syncOnce(cmd.Context(), c, false, stdout, stderr)}
+			}
+			return o.loop(cmd.Context(), c, cfg, stdout, stderr)
+		},
+	}
+	o.BindFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *syncOptions) syncOnce(ctx context.Context, c client.Client, resync bool, stdout, stderr io.Writer) int {
+	co, err := load(ctx, &o.source, &o.gate, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "gitgate sync: %v\n", err)
+		return exitError
+	}
+	for _, n := range co.notes {
+		fmt.Fprintf(stderr, "notice: %s\n", n)
+	}
+	opts := o.cluster.opts
+	opts.Resync = resync
+	s := &reconcile.Syncer{Client: c, Gate: co.gate, Opts: opts}
+	res := s.Sync(ctx, co.repo, co.rev, co.apps)
+	write := reconcile.WriteSyncText
+	if o.output == "json" {
+		write = reconcile.WriteSyncJSON
+	}
+	if err := write(stdout, res); err != nil {
+		fmt.Fprintf(stderr, "gitgate sync: %v\n", err)
+		return exitError
+	}
+	return res.ExitCode()
+}
+
+// loop syncs every interval until the context ends; with --leader-elect only the leader.
+func (o *syncOptions) loop(ctx context.Context, c client.Client, cfg *rest.Config, stdout, stderr io.Writer) error {
+	run := func(ctx context.Context) error {
+		first := true
+		t := time.NewTicker(o.interval)
+		defer t.Stop()
+		for {
+			code := o.syncOnce(ctx, c, !first, stdout, stderr)
+			first = false
+			if code == exitError {
+				fmt.Fprintf(stderr, "gitgate sync: will retry in %s\n", o.interval)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	}
+	mopts := manager.Options{
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  o.healthAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "gitgate-sync",
+		LeaderElectionNamespace: o.leaseNS,
+	}
+	if !o.leaderElect && o.healthAddr == "0" {
+		return run(ctx)
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
+	if err != nil {
+		fmt.Fprintf(stderr, "gitgate sync: start: %v\n", err)
+		return exitCodeError{exitError}
+	}
+	if o.healthAddr != "0" {
+		_ = mgr.AddHealthzCheck("ping", healthz.Ping)
+		_ = mgr.AddReadyzCheck("ping", func(*http.Request) error { return nil })
+	}
+	if err := mgr.Add(manager.RunnableFunc(run)); err != nil {
+		return err
+	}
+	if err := mgr.Start(ctx); err != nil {
+		fmt.Fprintf(stderr, "gitgate sync: %v\n", err)
+		return exitCodeError{exitError}
+	}
+	return nil
+}

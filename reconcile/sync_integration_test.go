@@ -1,0 +1,586 @@
+//go:build integration
+
+package reconcile
+
+// Tests against a real kube-apiserver and etcd (controller-runtime's envtest), with a bare
+// Git repository made by the test. The binaries come from hack/envtest.sh:
+//
+//	KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test -tags integration ./reconcile/...
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gitgate/gitgate/policy"
+	"github.com/gitgate/gitgate/render"
+	git "github.com/go-git/go-git/v5"
+	gitconfig "github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+func needAPIServer(t *testing.T) {
+	t.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Skip("KUBEBUILDER_ASSETS is not set: run KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test -tags integration ./reconcile/... (make test does)")
+	}
+}
+
+// writeCounter counts the API requests that change something (dry runs excluded).
+type writeCounter struct {
+	rt     http.RoundTripper
+	writes atomic.Int64
+}
+
+func (w *writeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.Contains(r.URL.RawQuery, "dryRun=All") {
+		w.writes.Add(1)
+	}
+	return w.rt.RoundTrip(r)
+}
+
+type connRefused struct{}
+
+func (connRefused) Error() string { return "connection refused" }
+
+var errConnRefused = connRefused{}
+
+type env struct {
+	cfg     *rest.Config
+	client  client.Client
+	counter *writeCounter
+}
+
+func startEnv(t *testing.T) *env {
+	t.Helper()
+	needAPIServer(t)
+	te := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("testdata", "crds")}, ErrorIfCRDPathMissing: true}
+	cfg, err := te.Start()
+	if err != nil {
+		t.Fatalf("start envtest: %v", err)
+	}
+	t.Cleanup(func() { _ = te.Stop() })
+	e := &env{cfg: rest.CopyConfig(cfg), counter: &writeCounter{}}
+	e.cfg.QPS, e.cfg.Burst = -1, 0
+	e.cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { e.counter.rt = rt; return e.counter }
+	e.client, err = client.New(e.cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// gitRepo is a bare repository plus a working clone that commits and pushes to it.
+type gitRepo struct {
+	t    *testing.T
+	bare string
+	work string
+	repo *git.Repository
+}
+
+func newGitRepo(t *testing.T, files map[string]string) *gitRepo {
+	t.Helper()
+	g := &gitRepo{t: t, bare: filepath.Join(t.TempDir(), "gitops.git"), work: t.TempDir()}
+	if _, err := git.PlainInit(g.bare, true); err != nil {
+		t.Fatal(err)
+	}
+	r, err := git.PlainInit(g.work, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{"file://" + g.bare}}); err != nil {
+		t.Fatal(err)
+	}
+	g.repo = r
+	g.commit("initial", files, nil)
+	return g
+}
+
+// commit writes files (content "" deletes), commits and pushes master.
+func (g *gitRepo) commit(msg string, files map[string]string, remove []string) {
+	g.t.Helper()
+	wt, err := g.repo.Worktree()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for name, content := range files {
+		p := filepath.Join(g.work, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			g.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			g.t.Fatal(err)
+		}
+		if _, err := wt.Add(name); err != nil {
+			g.t.Fatal(err)
+		}
+	}
+	for _, name := range remove {
+		if _, err := wt.Remove(name); err != nil {
+			g.t.Fatal(err)
+		}
+	}
+	if _, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "test", Email: "test@example.com", When: time.Now()}}); err != nil {
+		g.t.Fatal(err)
+	}
+	err = g.repo.Push(&git.PushOptions{RemoteName: "origin", RefSpecs: []gitconfig.RefSpec{"+refs/heads/master:refs/heads/master"}})
+	if err != nil && err != git.NoErrAlreadyUpToDate {
+		g.t.Fatalf("push: %v", err)
+	}
+}
+
+func (g *gitRepo) read(name string) string {
+	b, err := os.ReadFile(filepath.Join(g.work, name))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return string(b)
+}
+
+const appSet = `apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: services
+  namespace: argocd
+spec:
+  generators:
+  - list:
+      elements:
+      - service: api
+      - service: worker
+  template:
+    metadata:
+      name: '{{service}}-dev'
+    spec:
+      project: default
+      source:
+        repoURL: https://git.example.com/platform/gitops.git
+        targetRevision: main
+        path: 'apps/{{service}}/overlays/dev'
+      destination:
+        server: https://kubernetes.default.svc
+        namespace: '{{service}}-dev'
+      syncPolicy:
+        automated: {prune: true, selfHeal: true}
+        syncOptions: [CreateNamespace=true]
+      ignoreDifferences:
+      - group: apps
+        kind: Deployment
+        jsonPointers: [/spec/template/metadata/annotations/restartedAt]
+`
+
+func deployment(svc, tag string) string {
+	return `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ` + svc + `
+  labels:
+    app.kubernetes.io/name: ` + svc + `
+  annotations:
+    argocd.argoproj.io/sync-wave: "1"
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: ` + svc + `
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: ` + svc + `
+    spec:
+      automountServiceAccountToken: false
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 10001
+        seccompProfile: {type: RuntimeDefault}
+      containers:
+      - name: ` + svc + `
+        image: harbor.example.com/shop/` + svc + `:` + tag + `
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /readyz, port: http}}
+        livenessProbe: {httpGet: {path: /healthz, port: http}}
+        resources:
+          requests: {cpu: 100m, memory: 64Mi}
+          limits: {cpu: 200m, memory: 128Mi}
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {drop: [ALL]}
+`
+}
+
+func seed() map[string]string {
+	files := map[string]string{
+		".gitgate.yaml":        "registries: [harbor.example.com]\nrepoURLs: [https://git.example.com/platform/gitops.git]\n",
+		"argocd/services.yaml": appSet,
+	}
+	for _, svc := range []string{"api", "worker"} {
+		base := "apps/" + svc + "/base/"
+		files[base+"kustomization.yaml"] = "resources: [deployment.yaml, service.yaml, configmap.yaml]\nlabels:\n- pairs: {app.kubernetes.io/part-of: shop}\n"
+		files[base+"deployment.yaml"] = deployment(svc, "1.0.0")
+		files[base+"service.yaml"] = "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + svc + "\nspec:\n  selector: {app.kubernetes.io/name: " + svc + "}\n  ports: [{name: http, port: 80, targetPort: http}]\n"
+		files[base+"configmap.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + svc + "-settings\ndata:\n  LOG_LEVEL: info\n"
+		files["apps/"+svc+"/overlays/dev/kustomization.yaml"] = "resources: [../../base]\n"
+	}
+	return files
+}
+
+// harness runs gitgate's pieces the way the sync command does.
+type harness struct {
+	t    *testing.T
+	e    *env
+	git  *gitRepo
+	src  Source
+	gate *policy.Gate
+}
+
+func newHarness(t *testing.T, e *env) *harness {
+	g := newGitRepo(t, seed())
+	gate, err := policy.OpenGate(policy.GateOptions{Registries: []string{"harbor.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, e: e, git: g, src: Source{URL: "file://" + g.bare, CacheDir: t.TempDir()}, gate: gate}
+}
+
+func (h *harness) checkout(ctx context.Context) (render.Repo, string, []App) {
+	h.t.Helper()
+	co, err := h.src.Fetch(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	repo := render.Repo{FS: os.DirFS(co.Dir), Dir: co.Dir}
+	apps, errs, err := Apps(ctx, repo, AppsOptions{Discover: render.DiscoverOptions{Exclude: []string{"policies"}, RepoURLs: []string{"https://git.example.com/platform/gitops.git"}}})
+	if err != nil || len(errs) > 0 {
+		h.t.Fatalf("apps: %v %v", err, errs)
+	}
+	return repo, co.Commit, apps
+}
+
+func (h *harness) sync(ctx context.Context, c client.Client, resync bool) *SyncResult {
+	h.t.Helper()
+	repo, rev, apps := h.checkout(ctx)
+	opts := DefaultOptions()
+	opts.Resync = resync
+	s := &Syncer{Client: c, Gate: h.gate, Opts: opts}
+	return s.Sync(ctx, repo, rev, apps)
+}
+
+func (h *harness) report(ctx context.Context) *DriftReport {
+	h.t.Helper()
+	repo, rev, apps := h.checkout(ctx)
+	rp := &Reporter{Client: h.e.client, Gate: h.gate, Opts: DefaultOptions()}
+	return rp.Report(ctx, repo, rev, apps)
+}
+
+func phases(r *SyncResult) map[string]Phase {
+	m := map[string]Phase{}
+	for _, a := range r.Apps {
+		m[a.App] = a.Phase
+	}
+	return m
+}
+
+func dump(t *testing.T, r *SyncResult) string {
+	var b bytes.Buffer
+	_ = WriteSyncText(&b, r)
+	return b.String()
+}
+
+func getDeploy(t *testing.T, c client.Client, ns, name string) *appsv1.Deployment {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, d); err != nil {
+		t.Fatalf("get Deployment %s/%s: %v", ns, name, err)
+	}
+	return d
+}
+
+func hasApplyManager(obj metav1.Object, manager string) bool {
+	for _, mf := range obj.GetManagedFields() {
+		if mf.Manager == manager && mf.Operation == metav1.ManagedFieldsOperationApply {
+			return true
+		}
+	}
+	return false
+}
+
+// resourceVersions of every object the apps' inventories list, and the inventories.
+func resourceVersions(t *testing.T, c client.Client) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	cms := &corev1.ConfigMapList{}
+	if err := c.List(ctx, cms, client.InNamespace("gitgate-system")); err != nil {
+		t.Fatal(err)
+	}
+	s := &Syncer{Client: c, Opts: DefaultOptions()}
+	for _, cm := range cms.Items {
+		out["inventory/"+cm.Name] = cm.ResourceVersion
+		inv, err := s.readInventory(ctx, cm.Data["app"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ref := range inv.Objects {
+			u := ref.object()
+			if err := c.Get(ctx, client.ObjectKeyFromObject(u), u); err != nil {
+				t.Fatalf("%s: %v", ref, err)
+			}
+			out[ref.String()] = u.GetResourceVersion()
+		}
+	}
+	return out
+}
+
+func TestSyncLifecycle(t *testing.T) {
+	e := startEnv(t)
+	ctx := context.Background()
+	h := newHarness(t, e)
+
+	// 1. First sync: every object exists, applied with our field manager, in created namespaces.
+	r := h.sync(ctx, e.client, false)
+	if r.ExitCode() != 0 {
+		t.Fatalf("first sync: exit %d\n%s", r.ExitCode(), dump(t, r))
+	}
+	if got := phases(r); got["api-dev"] != Synced || got["worker-dev"] != Synced || len(got) != 2 {
+		t.Fatalf("phases = %v\n%s", got, dump(t, r))
+	}
+	d := getDeploy(t, e.client, "api-dev", "api")
+	if !hasApplyManager(d, FieldManager) {
+		t.Fatalf("Deployment api-dev/api has no %s apply entry: %+v", FieldManager, d.ManagedFields)
+	}
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != "harbor.example.com/shop/api:1.0.0" {
+		t.Fatalf("image = %s", img)
+	}
+	for _, name := range []string{"api-settings"} {
+		cm := &corev1.ConfigMap{}
+		if err := e.client.Get(ctx, types.NamespacedName{Namespace: "api-dev", Name: name}, cm); err != nil || !hasApplyManager(cm, FieldManager) {
+			t.Fatalf("ConfigMap api-dev/%s: %v %+v", name, err, cm.ManagedFields)
+		}
+	}
+
+	// 2. A second sync with no change writes nothing: no API write, resourceVersions unchanged.
+	before := resourceVersions(t, e.client)
+	if len(before) < 8 {
+		t.Fatalf("inventory lists %d objects, want the 8 objects and 2 inventories: %v", len(before), before)
+	}
+	w0 := e.counter.writes.Load()
+	start := time.Now()
+	r = h.sync(ctx, e.client, true)
+	if r.ExitCode() != 0 {
+		t.Fatalf("resync: %s", dump(t, r))
+	}
+	if n := e.counter.writes.Load() - w0; n != 0 {
+		t.Fatalf("no-change resync made %d API writes\n%s", n, dump(t, r))
+	}
+	if after := resourceVersions(t, e.client); !equalMaps(before, after) {
+		t.Fatalf("resourceVersions changed on a no-change resync:\nbefore %v\nafter  %v", before, after)
+	}
+	t.Logf("no-change resync of 2 apps: 0 writes in %s", time.Since(start).Round(time.Millisecond))
+
+	// 3. A new commit changes the image: the next sync applies it.
+	h.git.commit("api 1.1.0", map[string]string{"apps/api/base/deployment.yaml": deployment("api", "1.1.0")}, nil)
+	r = h.sync(ctx, e.client, true)
+	if r.ExitCode() != 0 {
+		t.Fatalf("image change: %s", dump(t, r))
+	}
+	if img := getDeploy(t, e.client, "api-dev", "api").Spec.Template.Spec.Containers[0].Image; img != "harbor.example.com/shop/api:1.1.0" {
+		t.Fatalf("image after the commit = %s\n%s", img, dump(t, r))
+	}
+
+	// 4. Someone else's object with the same labels, then the ConfigMap removed from Git:
+	// ours is pruned, theirs is never touched.
+	theirs := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "api-extra", Namespace: "api-dev", Labels: map[string]string{"app.kubernetes.io/part-of": "shop", "app.kubernetes.io/name": "api"}}, Data: map[string]string{"k": "v"}}
+	if err := e.client.Create(ctx, theirs, client.FieldOwner("someone-else")); err != nil {
+		t.Fatal(err)
+	}
+	h.git.commit("api: drop settings", map[string]string{"apps/api/base/kustomization.yaml": "resources: [deployment.yaml, service.yaml]\nlabels:\n- pairs: {app.kubernetes.io/part-of: shop}\n"}, []string{"apps/api/base/configmap.yaml"})
+	r = h.sync(ctx, e.client, true)
+	if r.ExitCode() != 0 {
+		t.Fatalf("prune: %s", dump(t, r))
+	}
+	err := e.client.Get(ctx, types.NamespacedName{Namespace: "api-dev", Name: "api-settings"}, &corev1.ConfigMap{})
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("api-dev/api-settings after removal from Git: err = %v, want NotFound\n%s", err, dump(t, r))
+	}
+	if err := e.client.Get(ctx, types.NamespacedName{Namespace: "api-dev", Name: "api-extra"}, &corev1.ConfigMap{}); err != nil {
+		t.Fatalf("someone else's ConfigMap was touched: %v", err)
+	}
+	if err := e.client.Get(ctx, types.NamespacedName{Namespace: "worker-dev", Name: "worker-settings"}, &corev1.ConfigMap{}); err != nil {
+		t.Fatalf("the other app's ConfigMap: %v", err)
+	}
+
+	// 5. A kubectl-scale-style change: the report shows /spec/replicas changed by kubectl;
+	// selfHeal restores it on the next sync.
+	patch := []byte(`{"spec":{"replicas":5}}`)
+	if err := e.client.Patch(ctx, getDeploy(t, e.client, "api-dev", "api"), client.RawPatch(types.MergePatchType, patch), client.FieldOwner("kubectl")); err != nil {
+		t.Fatal(err)
+	}
+	rep := h.report(ctx)
+	obj := findObject(rep, "api-dev", "Deployment/api-dev/api")
+	if obj == nil || obj.State != Modified {
+		t.Fatalf("report: Deployment api not Modified: %+v", obj)
+	}
+	if len(obj.Diffs) != 1 || obj.Diffs[0].Path != "/spec/replicas" || !contains(obj.Diffs[0].Managers, "kubectl") {
+		t.Fatalf("report diffs = %+v, want only /spec/replicas changed by kubectl", obj.Diffs)
+	}
+	if rep.ExitCode() != 1 {
+		t.Fatalf("report exit code with drift = %d, want 1", rep.ExitCode())
+	}
+	if c := findApp(rep, "worker-dev").Counts(); c.Drifted() || c.InSync != 3 {
+		t.Fatalf("worker-dev counts = %+v, want 3 in sync", c)
+	}
+	r = h.sync(ctx, e.client, true)
+	if got := *getDeploy(t, e.client, "api-dev", "api").Spec.Replicas; got != 2 || r.ExitCode() != 0 {
+		t.Fatalf("selfHeal: replicas = %d (exit %d)\n%s", got, r.ExitCode(), dump(t, r))
+	}
+
+	// 6. Drift that breaks policy is marked as such; PolicyReports are written.
+	esc := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"worker","securityContext":{"allowPrivilegeEscalation":true}}]}}}}`)
+	if err := e.client.Patch(ctx, getDeploy(t, e.client, "worker-dev", "worker"), client.RawPatch(types.StrategicMergePatchType, esc), client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	rep = h.report(ctx)
+	obj = findObject(rep, "worker-dev", "Deployment/worker-dev/worker")
+	if obj == nil || !obj.DriftViolates || !obj.Blocking() {
+		t.Fatalf("report: worker drift not marked as violating: %+v", obj)
+	}
+	if err := WritePolicyReports(ctx, e.client, PolicyReports(rep)); err != nil {
+		t.Fatal(err)
+	}
+	pr := &unstructured.Unstructured{}
+	pr.SetAPIVersion("wgpolicyk8s.io/v1alpha2")
+	pr.SetKind("PolicyReport")
+	if err := e.client.Get(ctx, types.NamespacedName{Namespace: "worker-dev", Name: "gitgate-worker-dev"}, pr); err != nil {
+		t.Fatalf("PolicyReport worker-dev/gitgate-worker-dev: %v", err)
+	}
+	if fail, _, _ := unstructured.NestedInt64(pr.Object, "summary", "fail"); fail < 2 {
+		t.Fatalf("PolicyReport summary.fail = %d, want the drift and the policy failure", fail)
+	}
+	var html bytes.Buffer
+	if err := WriteReportHTML(&html, rep); err != nil || !strings.Contains(html.String(), "drift violates policy") {
+		t.Fatalf("HTML report: %v", err)
+	}
+	r = h.sync(ctx, e.client, true) // selfHeal puts it back
+	if r.ExitCode() != 0 {
+		t.Fatalf("heal: %s", dump(t, r))
+	}
+
+	// 7. A policy violation committed to one app blocks that app only.
+	bad := strings.Replace(deployment("api", "1.2.0"), "allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", 1)
+	h.git.commit("api: escalate, worker: 2.0.0", map[string]string{"apps/api/base/deployment.yaml": bad, "apps/worker/base/deployment.yaml": deployment("worker", "2.0.0")}, nil)
+	r = h.sync(ctx, e.client, true)
+	if got := phases(r); got["api-dev"] != Blocked || got["worker-dev"] != Synced || r.ExitCode() != 1 {
+		t.Fatalf("phases = %v exit %d, want api-dev Blocked, worker-dev Synced, exit 1\n%s", got, r.ExitCode(), dump(t, r))
+	}
+	if img := getDeploy(t, e.client, "api-dev", "api").Spec.Template.Spec.Containers[0].Image; img != "harbor.example.com/shop/api:1.1.0" {
+		t.Fatalf("blocked app was touched: image %s", img)
+	}
+	if img := getDeploy(t, e.client, "worker-dev", "worker").Spec.Template.Spec.Containers[0].Image; img != "harbor.example.com/shop/worker:2.0.0" {
+		t.Fatalf("the other app did not sync: image %s", img)
+	}
+	cm := &corev1.ConfigMap{}
+	if err := e.client.Get(ctx, types.NamespacedName{Namespace: "gitgate-system", Name: inventoryName("api-dev")}, cm); err != nil || !strings.Contains(cm.Data["status"], `"phase":"Blocked"`) {
+		t.Fatalf("stored status of api-dev: %v %q", err, cm.Data["status"])
+	}
+
+	// 8. The API server goes away in the middle of a sync: the error is reported (exit 2),
+	// and the next run converges.
+	h.git.commit("fix api, worker 2.1.0", map[string]string{"apps/api/base/deployment.yaml": deployment("api", "1.3.0"), "apps/worker/base/deployment.yaml": deployment("worker", "2.1.0")}, nil)
+	repo, rev, apps := h.checkout(ctx)
+	var seen atomic.Int64
+	cut := &cutAfter{rt: nil, after: 3, seen: &seen}
+	cfg := rest.CopyConfig(e.cfg)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { cut.rt = rt; return cut }
+	broken, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := DefaultOptions()
+	opts.Workers = 1
+	r = (&Syncer{Client: broken, Gate: h.gate, Opts: opts}).Sync(ctx, repo, rev, apps)
+	if r.ExitCode() != 2 {
+		t.Fatalf("sync with the API server gone: exit %d, want 2\n%s", r.ExitCode(), dump(t, r))
+	}
+	if !strings.Contains(dump(t, r), "connection refused") {
+		t.Fatalf("the error does not say what happened:\n%s", dump(t, r))
+	}
+	r = h.sync(ctx, e.client, true)
+	if r.ExitCode() != 0 {
+		t.Fatalf("after the API server is back: %s", dump(t, r))
+	}
+	if img := getDeploy(t, e.client, "api-dev", "api").Spec.Template.Spec.Containers[0].Image; img != "harbor.example.com/shop/api:1.3.0" {
+		t.Fatalf("did not converge: image %s", img)
+	}
+	// A server that is not there at all.
+	dead := rest.CopyConfig(e.cfg)
+	dead.Host = "https://127.0.0.1:1"
+	deadClient, err := client.New(dead, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = (&Syncer{Client: deadClient, Gate: h.gate, Opts: opts}).Sync(ctx, repo, rev, apps)
+	if r.ExitCode() != 2 || len(r.Errors) == 0 {
+		t.Fatalf("closed port: exit %d\n%s", r.ExitCode(), dump(t, r))
+	}
+}
+
+// cutAfter lets `after` requests through, then refuses every request as a stopped server.
+type cutAfter struct {
+	rt    http.RoundTripper
+	after int64
+	seen  *atomic.Int64
+}
+
+func (c *cutAfter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if c.seen.Add(1) > c.after {
+		return nil, &os.SyscallError{Syscall: "connect", Err: errConnRefused}
+	}
+	return c.rt.RoundTrip(r)
+}
+
+func findApp(r *DriftReport, app string) AppDrift {
+	for _, a := range r.Apps {
+		if a.App == app {
+			return a
+		}
+	}
+	return AppDrift{}
+}
+
+func findObject(r *DriftReport, app, id string) *ObjectDrift {
+	a := findApp(r, app)
+	for i := range a.Objects {
+		if a.Objects[i].Ref.String() == id {
+			return &a.Objects[i]
+		}
+	}
+	return nil
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
