@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -116,6 +117,7 @@ func (o *serveOptions) run(cmd *cobra.Command, stderr io.Writer) error {
 	}
 	log := zap.New(zap.WriteTo(stderr), zap.UseDevMode(o.logDev))
 	ctrl.SetLogger(log)
+	serveGC()
 
 	gopts := policy.GateOptions{NoBuiltin: o.gate.noBuiltin, Registries: o.gate.registries}
 	if o.gate.values != "" {
@@ -171,6 +173,17 @@ func (o *serveOptions) run(cmd *cobra.Command, stderr io.Writer) error {
 		return fail("%v", err)
 	}
 	return nil
+}
+
+// serveGC trades memory for latency: evaluation allocates heavily (about 0.4 MiB per
+// Deployment) but keeps little, and at the default GOGC=100 the collector takes about a
+// third of the CPU under load. The live heap is small (the policies), so GOGC=400 stays
+// well inside deploy/'s 512 MiB limit; GOMEMLIMIT (deploy/ sets it from the limit) keeps a
+// burst from crossing it. GOGC and GOMEMLIMIT in the environment win.
+func serveGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }
 
 func (o *serveOptions) restConfig() (*rest.Config, error) {
