@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gitgate/gitgate/policy"
@@ -146,7 +148,7 @@ func Load(files []File) (*Bundle, error) {
 			case "Pipeline":
 				p := &LoadedPipeline{Resource: r}
 				if err := yaml.UnmarshalStrict(data, &p.Pipeline); err != nil {
-					errs = append(errs, inputErr(r.Origin, fmt.Errorf("%s: %w", r.ID(), cleanDecodeErr(err))))
+					errs = append(errs, decodeErr(r, err))
 					continue
 				}
 				if prev, ok := pipelines[name]; ok {
@@ -158,7 +160,7 @@ func Load(files []File) (*Bundle, error) {
 			case "Task":
 				t := &LoadedTask{Resource: r}
 				if err := yaml.UnmarshalStrict(data, &t.Task); err != nil {
-					errs = append(errs, inputErr(r.Origin, fmt.Errorf("%s: %w", r.ID(), cleanDecodeErr(err))))
+					errs = append(errs, decodeErr(r, err))
 					continue
 				}
 				if prev, ok := b.Tasks[name]; ok {
@@ -177,15 +179,61 @@ func Load(files []File) (*Bundle, error) {
 
 func inputErr(o policy.Origin, err error) error { return &policy.InputError{Origin: o, Err: err} }
 
-// cleanDecodeErr drops the JSON decoder's plumbing from a strict-decode error, keeping
-// the field it names.
-func cleanDecodeErr(err error) error {
+var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
+
+// decodeErr is a strict-decode error of r. The JSON decoder names an unknown field
+// without its path; the field is looked up in the document so the error names its
+// path and points at its line.
+func decodeErr(r policy.Resource, err error) error {
 	msg := err.Error()
 	for _, p := range []string{"error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
 		msg = strings.ReplaceAll(msg, p, "")
 	}
-	if strings.Contains(msg, "unknown field") {
+	o := r.Origin
+	if m := unknownField.FindStringSubmatch(msg); m != nil {
+		if path := findKey(r.Object.Object, m[1], nil); path != nil {
+			o = r.FieldOrigin(path)
+			msg = fmt.Sprintf("unknown field %q", fieldPathString(path))
+		}
 		msg += " (not a tekton.dev/v1 field, or one gitgate run does not support)"
 	}
-	return errors.New(msg)
+	return inputErr(o, fmt.Errorf("%s: %s", r.ID(), msg))
+}
+
+// findKey is the path of the first mapping key named key, depth first in key order.
+func findKey(v any, key string, path []string) []string {
+	switch x := v.(type) {
+	case map[string]any:
+		if _, ok := x[key]; ok {
+			return append(append([]string{}, path...), key)
+		}
+		for _, k := range sortedKeys(x) {
+			if p := findKey(x[k], key, append(path, k)); p != nil {
+				return p
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if p := findKey(e, key, append(path, strconv.Itoa(i))); p != nil {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
+// fieldPathString prints spec.steps[0].scirpt.
+func fieldPathString(path []string) string {
+	var b strings.Builder
+	for _, s := range path {
+		if _, err := strconv.Atoi(s); err == nil {
+			b.WriteString("[" + s + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s)
+	}
+	return b.String()
 }

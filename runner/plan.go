@@ -526,11 +526,11 @@ func (p *Plan) validateTask(pe *planErrors, t *PlannedTask, pv *vars, taskNames 
 	for i, prm := range t.Params {
 		o := p.taskOrigin(t, "params", strconv.Itoa(i), "value")
 		v, err := pv.value(prm.Value)
+		given[prm.Name] = v
 		if err != nil {
 			pe.add(o, "%s, param %s: %v", label, prm.Name, err)
 			continue
 		}
-		given[prm.Name] = v
 		ps, ok := specParams[prm.Name]
 		if !ok {
 			continue // Tekton passes extra params through; embedded specs may use them
