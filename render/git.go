@@ -135,14 +135,20 @@ func OpenChange(dir, rev string, opts ChangeOptions) (*Change, error) {
 			}
 		}
 	}
-	st, err := wt.Status()
-	if err != nil {
-		return nil, fmt.Errorf("%s: status: %w", top, err)
-	}
-	for p, s := range st {
-		staged := s.Staging != git.Unmodified && s.Staging != git.Untracked
-		if staged || !opts.Staged && s.Worktree != git.Unmodified {
-			changed[filepath.ToSlash(p)] = true
+	if wc, ok := worktreeChanges(repo, top, headTree, opts.Staged); ok {
+		for p := range wc {
+			changed[p] = true
+		}
+	} else {
+		st, err := wt.Status()
+		if err != nil {
+			return nil, fmt.Errorf("%s: status: %w", top, err)
+		}
+		for p, s := range st {
+			staged := s.Staging != git.Unmodified && s.Staging != git.Untracked
+			if staged || !opts.Staged && s.Worktree != git.Unmodified {
+				changed[filepath.ToSlash(p)] = true
+			}
 		}
 	}
 

@@ -132,3 +132,87 @@ func TestOpenChange(t *testing.T) {
 		t.Errorf("the working tree's a.yaml became %q: materializing wrote through", data)
 	}
 }
+
+// TestWorktreeChangesMatchesStatus: the one-walk change detection agrees with go-git's
+// Worktree.Status on staged, unstaged, untracked, ignored and deleted files.
+func TestWorktreeChangesMatchesStatus(t *testing.T) {
+	repo := writeRepo(t, map[string]string{
+		".gitignore":           "*.log\nbuild/\n",
+		"apps/web/a.yaml":      "a: 1\n",
+		"apps/web/b.yaml":      "b: 1\n",
+		"apps/api/c.yaml":      "c: 1\n",
+		"apps/api/sub/d.yaml":  "d: 1\n",
+		"apps/api/.gitignore":  "local.yaml\n",
+		"charts/x/Chart.yaml":  "name: x\n",
+		"charts/x/values.yaml": "v: 1\n",
+	})
+	g, err := git.PlainInit(repo.Dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, _ := g.Worktree()
+	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := wt.Commit("base", &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Unix(1700000000, 0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(p, s string) {
+		t.Helper()
+		full := filepath.Join(repo.Dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(step string) {
+		t.Helper()
+		commit, _ := g.CommitObject(h)
+		tree, _ := commit.Tree()
+		st, err := wt.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, staged := range []bool{false, true} {
+			want := []string{}
+			for p, s := range st {
+				if s.Staging != git.Unmodified && s.Staging != git.Untracked || !staged && s.Worktree != git.Unmodified {
+					want = append(want, p)
+				}
+			}
+			got, ok := worktreeChanges(g, repo.Dir, tree, staged)
+			if !ok {
+				t.Fatalf("%s: the fast path gave up", step)
+			}
+			list := []string{}
+			for p := range got {
+				list = append(list, p)
+			}
+			sort.Strings(want)
+			sort.Strings(list)
+			if diff := cmp.Diff(want, list); diff != "" {
+				t.Errorf("%s, staged=%v: (-Status +worktreeChanges)\n%s", step, staged, diff)
+			}
+		}
+	}
+	check("clean")
+	write("apps/web/a.yaml", "a: 2\n") // same size, new content
+	write("apps/new.yaml", "new: 1\n")
+	write("debug.log", "ignored\n")
+	write("build/out.yaml", "ignored\n")
+	write("apps/api/local.yaml", "ignored by a nested .gitignore\n")
+	os.Remove(filepath.Join(repo.Dir, "apps/api/sub/d.yaml"))
+	check("unstaged")
+	write("charts/x/values.yaml", "v: 2\n")
+	if _, err := wt.Add("charts/x/values.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wt.Remove("apps/web/b.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	write("charts/x/values.yaml", "v: 3\n") // staged, then changed again
+	check("staged")
+}
