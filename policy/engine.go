@@ -42,6 +42,7 @@ import (
 // Annotations gitgate reads from policies.
 const (
 	AnnotationRemediation = "gitgate.dev/remediation"
+	AnnotationHelpURL     = "gitgate.dev/help-url"
 	AnnotationSeverity    = "policies.kyverno.io/severity"
 	AnnotationCategory    = "policies.kyverno.io/category"
 	AnnotationAutogen     = "pod-policies.kyverno.io/autogen-controllers"
@@ -107,11 +108,11 @@ type compiledPolicy struct {
 }
 
 type policyMeta struct {
-	severity, category, remediation string
+	severity, category, remediation, helpURL string
 }
 
 func metaOf(ann map[string]string) policyMeta {
-	return policyMeta{severity: ann[AnnotationSeverity], category: ann[AnnotationCategory], remediation: ann[AnnotationRemediation]}
+	return policyMeta{severity: ann[AnnotationSeverity], category: ann[AnnotationCategory], remediation: ann[AnnotationRemediation], helpURL: ann[AnnotationHelpURL]}
 }
 
 // offlineHTTP makes the CEL http library refuse every URL before it resolves or dials
@@ -402,6 +403,7 @@ func (e *Engine) result(r Resource, cp *compiledPolicy, rule string, status Stat
 		Severity:    cp.meta.severity,
 		Category:    cp.meta.category,
 		Remediation: cp.meta.remediation,
+		HelpURL:     cp.meta.helpURL,
 	}
 }
 
@@ -654,5 +656,6 @@ func (e *Engine) celResult(r Resource, p policiesv1beta1.ValidatingPolicyLike, a
 		Severity:    m.severity,
 		Category:    m.category,
 		Remediation: m.remediation,
+		HelpURL:     m.helpURL,
 	}
 }

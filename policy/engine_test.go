@@ -64,7 +64,7 @@ const auditLabels = `apiVersion: kyverno.io/v1
 kind: ClusterPolicy
 metadata:
   name: labels
-  annotations: {gitgate.dev/remediation: add the label}
+  annotations: {gitgate.dev/remediation: add the label, gitgate.dev/help-url: "https://example.com/labels"}
 spec:
   validationFailureAction: Audit
   rules:
@@ -253,6 +253,9 @@ func TestFindingPointsAtField(t *testing.T) {
 	}
 	if res[0].Remediation != "add the label" {
 		t.Errorf("remediation %q not taken from the annotation", res[0].Remediation)
+	}
+	if res[0].HelpURL != "https://example.com/labels" {
+		t.Errorf("help URL %q not taken from the annotation", res[0].HelpURL)
 	}
 }
 

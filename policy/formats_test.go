@@ -34,6 +34,7 @@ func privilegedFinding(line int) Result {
 		Policy: "disallow-privilege-escalation", Rule: "autogen-privilege-escalation", Status: StatusFail, Action: Enforce,
 		Message:  "validation error: allowPrivilegeEscalation must be false | <always>. rule autogen-privilege-escalation failed at path /spec/template/spec/containers/0/securityContext/",
 		Severity: "high", Category: "Pod Security Standards (Restricted)", Remediation: "set allowPrivilegeEscalation: false",
+		HelpURL: "https://kyverno.io/policies/pod-security/restricted/disallow-privilege-escalation/",
 	}
 }
 

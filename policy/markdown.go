@@ -434,7 +434,11 @@ func findingItem(r Result, opts MarkdownOptions) string {
 		icon = "❌"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "- %s **%s** `%s` `%s`", icon, cmp.Or(string(r.Action), "Audit"), mdCode(r.ResourceID()), mdCode(RuleID(r)))
+	rule := "`" + mdCode(RuleID(r)) + "`"
+	if u, err := url.Parse(r.HelpURL); err == nil && u.IsAbs() && (u.Scheme == "https" || u.Scheme == "http") {
+		rule = "[" + rule + "](" + strings.NewReplacer("(", "%28", ")", "%29", " ", "%20").Replace(r.HelpURL) + ")"
+	}
+	fmt.Fprintf(&b, "- %s **%s** `%s` %s", icon, cmp.Or(string(r.Action), "Audit"), mdCode(r.ResourceID()), rule)
 	if l := mdLink(r.Origin, opts); l != "" {
 		b.WriteString(" at " + l)
 	}

@@ -49,7 +49,7 @@ func TestMarkdown(t *testing.T) {
 				"| `disallow-privilege-escalation` | 1 | 0 | 0 |",
 				"| `web/production` | modified | ✅ passes | ❌ blocked (newly failing) |",
 				"#### New (1)",
-				"- ❌ **Enforce** `Deployment/production/web` `disallow-privilege-escalation/autogen-privilege-escalation` at [apps/web/base/deployment.yaml:20](apps/web/base/deployment.yaml#L20) in `web/production`: allowPrivilegeEscalation must be false \\| &lt;always&gt; — _set allowPrivilegeEscalation: false_",
+				"- ❌ **Enforce** `Deployment/production/web` [`disallow-privilege-escalation/autogen-privilege-escalation`](https://kyverno.io/policies/pod-security/restricted/disallow-privilege-escalation/) at [apps/web/base/deployment.yaml:20](apps/web/base/deployment.yaml#L20) in `web/production`: allowPrivilegeEscalation must be false \\| &lt;always&gt; — _set allowPrivilegeEscalation: false_",
 				"#### Fixed (1)",
 				"- ✅ **Enforce** `Deployment/staging/web` `disallow-latest-tag/autogen-validate-image-tag` at [apps/web/base/deployment.yaml:18](apps/web/base/deployment.yaml#L18)",
 				"<details><summary>Unchanged (2): already on main</summary>",

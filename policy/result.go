@@ -44,6 +44,8 @@ type Result struct {
 	Severity    string `json:"severity,omitempty"`
 	Category    string `json:"category,omitempty"`
 	Remediation string `json:"remediation,omitempty"`
+	// HelpURL documents the policy (its gitgate.dev/help-url annotation).
+	HelpURL string `json:"helpURL,omitempty"`
 	// Exception names the PolicyException that turned a failure into a skip.
 	Exception string `json:"exception,omitempty"`
 	// Baseline is new, unchanged or fixed in merge-request mode (check --base).

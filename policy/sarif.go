@@ -348,6 +348,9 @@ func sarifRuleOf(id string, r Result) sarifRule {
 		Help:                 sarifMessage{Text: help},
 		DefaultConfiguration: sarifConfiguration{Level: sarifLevel(r.Action)},
 	}
+	if u, err := url.Parse(r.HelpURL); err == nil && u.IsAbs() {
+		rule.HelpURI = r.HelpURL
+	}
 	props := map[string]any{}
 	tags := []string{"kubernetes", "policy"}
 	if r.Category != "" {

@@ -55,6 +55,7 @@ type sarifGot struct {
 				Name  string
 				Rules []struct {
 					ID                   string
+					HelpURI              string
 					ShortDescription     struct{ Text string }
 					Help                 struct{ Text string }
 					DefaultConfiguration struct{ Level string }
@@ -151,6 +152,9 @@ func TestWriteSARIF(t *testing.T) {
 			rules := map[string]string{}
 			for _, r := range run.Tool.Driver.Rules {
 				rules[r.ID] = r.DefaultConfiguration.Level
+				if (r.HelpURI != "") != (r.ID == "disallow-privilege-escalation/autogen-privilege-escalation") {
+					t.Errorf("rule %s helpUri %q: only the policy with gitgate.dev/help-url has one", r.ID, r.HelpURI)
+				}
 				if r.ShortDescription.Text == "" || r.Help.Text == "" {
 					t.Errorf("rule %s has no description or help", r.ID)
 				}
