@@ -76,6 +76,9 @@ type RotatorOptions struct {
 	// LeaderElectionID names the Lease that picks the one replica that rotates; empty
 	// turns leader election off (one replica only).
 	LeaderElectionID string
+	// ControllerName names the rotator's controller; unique per process (default
+	// gitgate-cert-rotator).
+	ControllerName string
 }
 
 // DefaultServeOptions: webhook on :9443 at /validate, health and metrics on :8081.
@@ -171,6 +174,10 @@ func Serve(ctx context.Context, o ServeOptions) error {
 				Webhooks:              []rotator.WebhookInfo{{Name: ro.WebhookConfigName, Type: rotator.Validating}},
 				RequireLeaderElection: ro.LeaderElectionID != "",
 				FieldOwner:            "gitgate",
+				ControllerName:        ro.ControllerName,
+			}
+			if cr.ControllerName == "" {
+				cr.ControllerName = "gitgate-cert-rotator"
 			}
 			if err := rotator.AddRotator(mgr, cr); err != nil {
 				return fmt.Errorf("certificate rotator: %w", err)
@@ -222,7 +229,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		goRun("health server", func(ctx context.Context) error { return serveHealth(ctx, o.HealthAddr, ready) })
 	}
 	if mgr != nil {
-		if err := mgr.Add(manager.RunnableFunc(runWebhook)); err != nil {
+		if err := mgr.Add(everyReplica(runWebhook)); err != nil {
 			return err
 		}
 		if err := mgr.Add(o.Reloader); err != nil {
@@ -236,6 +243,13 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// everyReplica is a manager runnable that runs on every replica, leader or not: the
+// manager runs plain RunnableFuncs only on the leader.
+type everyReplica func(context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (everyReplica) NeedLeaderElection() bool          { return false }
 
 func namespaceLabels(c client.Client) func(ctx context.Context, ns string) (map[string]string, error) {
 	return func(ctx context.Context, ns string) (map[string]string, error) {

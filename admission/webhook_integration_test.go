@@ -448,6 +448,24 @@ func TestWebhookCertRotator(t *testing.T) {
 	if err := c.Create(ctx, allow); err != nil {
 		t.Fatalf("creating an allowed ConfigMap: %v", err)
 	}
+
+	// A second replica loses the election: it does not rotate, but serves the mounted
+	// certificate and is ready.
+	second := sopts
+	second.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	second.HealthAddr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	second.Reloader = NewReloader(ReloaderOptions{Sources: []Source{DirSource{Path: dir}}})
+	ro := *sopts.Rotator
+	ro.ControllerName = "gitgate-cert-rotator-second"
+	second.Rotator = &ro
+	startServe(t, second)
+	resp, err := http.Get("http://" + second.HealthAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, "[+]webhook: listening") {
+		t.Errorf("second replica /readyz = %d:\n%s", resp.StatusCode, body)
+	}
 }
 
 func keys(m map[string][]byte) []string {
