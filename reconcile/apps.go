@@ -209,12 +209,12 @@ var nonDNS = regexp.MustCompile(`[^a-z0-9-]+`)
 // derived from the app name, with a hash when the name had to be changed.
 func inventoryName(app string) string {
 	s := strings.Trim(nonDNS.ReplaceAllString(strings.ToLower(app), "-"), "-")
-	if s == strings.ToLower(app) && len(s) <= 40 && s == app {
+	if s == strings.ToLower(app) && len(s) <= 44 && s == app {
 		return "gitgate-inventory-" + s
 	}
 	sum := sha256.Sum256([]byte(app))
-	if len(s) > 40 {
-		s = strings.Trim(s[len(s)-40:], "-")
+	if len(s) > 36 {
+		s = strings.Trim(s[len(s)-36:], "-")
 	}
 	return "gitgate-inventory-" + s + "-" + hex.EncodeToString(sum[:4])
 }

@@ -61,6 +61,7 @@ func (connRefused) Error() string { return "connection refused" }
 var errConnRefused = connRefused{}
 
 type env struct {
+	env     *envtest.Environment
 	cfg     *rest.Config
 	client  client.Client
 	counter *writeCounter
@@ -75,7 +76,7 @@ func startEnv(t *testing.T) *env {
 		t.Fatalf("start envtest: %v", err)
 	}
 	t.Cleanup(func() { _ = te.Stop() })
-	e := &env{cfg: rest.CopyConfig(cfg), counter: &writeCounter{}}
+	e := &env{env: te, cfg: rest.CopyConfig(cfg), counter: &writeCounter{}}
 	e.cfg.QPS, e.cfg.Burst = -1, 0
 	e.cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { e.counter.rt = rt; return e.counter }
 	e.client, err = client.New(e.cfg, client.Options{})

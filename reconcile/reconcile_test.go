@@ -1,0 +1,379 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitgate/gitgate/policy"
+	"github.com/gitgate/gitgate/render"
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+func obj(t *testing.T, doc string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestCompare(t *testing.T) {
+	desired := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop, resourceVersion: "7", generation: 3}
+spec:
+  replicas: 2
+  template:
+    metadata: {annotations: {restartedAt: "1"}}
+    spec: {containers: [{name: api, image: a:1}]}
+`
+	live := `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: shop
+  resourceVersion: "9"
+  generation: 4
+  managedFields:
+  - manager: gitgate
+    operation: Apply
+    fieldsType: FieldsV1
+    fieldsV1: {"f:spec": {"f:template": {"f:spec": {"f:containers": {}}}}}
+  - manager: kubectl
+    operation: Update
+    fieldsType: FieldsV1
+    fieldsV1: {"f:spec": {"f:replicas": {}}}
+  - manager: kube-controller-manager
+    operation: Update
+    fieldsType: FieldsV1
+    fieldsV1: {"f:spec": {"f:paused": {}}}
+spec:
+  replicas: 5
+  paused: true
+  template:
+    metadata: {annotations: {restartedAt: "2"}}
+    spec: {containers: [{name: api, image: a:2}]}
+status: {replicas: 5}
+`
+	tests := []struct {
+		name     string
+		pointers []string
+		managers []string
+		want     []FieldDiff
+	}{
+		{
+			name: "every difference, owners named",
+			want: []FieldDiff{
+				{Path: "/spec/paused", Live: true, LiveSet: true, Managers: []string{"kube-controller-manager"}},
+				{Path: "/spec/replicas", Desired: float64(2), Live: float64(5), DesiredSet: true, LiveSet: true, Managers: []string{"kubectl"}},
+				{Path: "/spec/template/metadata/annotations/restartedAt", Desired: "1", Live: "2", DesiredSet: true, LiveSet: true},
+				{Path: "/spec/template/spec/containers/0/image", Desired: "a:1", Live: "a:2", DesiredSet: true, LiveSet: true},
+			},
+		},
+		{
+			name:     "ignoreDifferences pointers and managers",
+			pointers: []string{"/spec/template/metadata/annotations/restartedAt"},
+			managers: []string{"kube-controller-manager", "kubectl"},
+			want: []FieldDiff{
+				{Path: "/spec/template/spec/containers/0/image", Desired: "a:1", Live: "a:2", DesiredSet: true, LiveSet: true},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// sigs.k8s.io/yaml decodes numbers as float64, as JSON does.
+			got := Compare(obj(t, desired), obj(t, live), tc.pointers, tc.managers)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Compare (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if got := Compare(obj(t, desired), obj(t, desired), nil, nil); len(got) != 0 {
+		t.Errorf("an object against itself: %v", got)
+	}
+}
+
+func TestCompareMasksSecrets(t *testing.T) {
+	d := obj(t, "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {password: c2VjcmV0}\n")
+	l := obj(t, "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {password: b3RoZXI=}\n")
+	got := Compare(d, l, nil, nil)
+	if len(got) != 1 || got[0].Desired != masked || got[0].Live != masked {
+		t.Fatalf("Secret diff not masked: %+v", got)
+	}
+	b, _ := json.Marshal(got)
+	if bytes.Contains(b, []byte("c2VjcmV0")) || bytes.Contains(b, []byte("b3RoZXI=")) {
+		t.Fatalf("Secret data printed: %s", b)
+	}
+	m := maskSecret(l)
+	if m.Object["data"].(map[string]any)["password"] != masked || l.Object["data"].(map[string]any)["password"] != "b3RoZXI=" {
+		t.Fatalf("maskSecret: %v (original %v)", m.Object["data"], l.Object["data"])
+	}
+}
+
+func TestSortApply(t *testing.T) {
+	mk := func(kind, name, wave string) policy.Resource {
+		u := &unstructured.Unstructured{Object: map[string]any{}}
+		u.SetAPIVersion("v1")
+		u.SetKind(kind)
+		u.SetName(name)
+		if wave != "" {
+			u.SetAnnotations(map[string]string{"argocd.argoproj.io/sync-wave": wave})
+		}
+		return policy.Resource{Object: u}
+	}
+	rs := []policy.Resource{
+		mk("Deployment", "web", ""), mk("Job", "migrate", "-1"), mk("Service", "web", ""),
+		mk("CustomResourceDefinition", "crd", "5"), mk("ConfigMap", "late", "2"), mk("Namespace", "shop", "3"),
+		mk("Widget", "w", ""),
+	}
+	sortApply(rs)
+	var got []string
+	for _, r := range rs {
+		got = append(got, r.Object.GetKind()+"/"+r.Object.GetName())
+	}
+	want := []string{"Namespace/shop", "CustomResourceDefinition/crd", "Job/migrate", "Service/web", "Deployment/web", "Widget/w", "ConfigMap/late"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("apply order (-want +got):\n%s", diff)
+	}
+}
+
+func TestInventoryName(t *testing.T) {
+	for app, want := range map[string]string{
+		"api-dev":                    "gitgate-inventory-api-dev",
+		"order-service/production":   "gitgate-inventory-order-service-production-",
+		"Charts/API (values-prod)":   "gitgate-inventory-charts-api-values-prod-",
+		strings.Repeat("x", 80):      "gitgate-inventory-" + strings.Repeat("x", 36) + "-",
+		"order-service/production/1": "gitgate-inventory-order-service-production-1-",
+	} {
+		got := inventoryName(app)
+		if !strings.HasPrefix(got, want) || len(got) > 63 {
+			t.Errorf("inventoryName(%q) = %q, want prefix %q and at most 63 characters", app, got, want)
+		}
+	}
+	if inventoryName("a/b") == inventoryName("a-b") {
+		t.Error("a/b and a-b share an inventory")
+	}
+}
+
+func TestAppsFromApplicationSet(t *testing.T) {
+	dir, _ := filepath.Abs("../testdata/gitops")
+	repo := render.Repo{FS: os.DirFS(dir), Dir: dir}
+	apps, _, err := Apps(context.Background(), repo, AppsOptions{
+		Discover: render.DiscoverOptions{RepoURLs: []string{"https://gitlab.internal.company.com/platform/gitops-manifests.git"}},
+		Select:   []string{"api-cart-000-*"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range apps {
+		names = append(names, a.Name)
+		if !a.Prune || !a.SelfHeal || !a.CreateNamespace || a.DefinedIn != "argocd/applicationset.yaml" || len(a.Targets) != 1 {
+			t.Errorf("%s: %+v, want prune, selfHeal, CreateNamespace from the ApplicationSet's template", a.Name, a)
+		}
+	}
+	if diff := cmp.Diff([]string{"api-cart-000-dev", "api-cart-000-production", "api-cart-000-staging"}, names); diff != "" {
+		t.Errorf("apps (-want +got):\n%s", diff)
+	}
+	if _, _, err := Apps(context.Background(), repo, AppsOptions{Select: []string{"nothing-*"}}); err == nil {
+		t.Error("a --app that matches nothing is not an error")
+	}
+}
+
+func TestReadSyncPolicy(t *testing.T) {
+	spec := obj(t, `syncPolicy:
+  automated: {prune: false, selfHeal: true}
+  syncOptions: [Validate=false, CreateNamespace=true]
+ignoreDifferences:
+- group: apps
+  kind: Deployment
+  jsonPointers: [/spec/replicas]
+  managedFieldsManagers: [hpa]
+`).Object
+	a := &App{}
+	readSyncPolicy(a, spec)
+	want := &App{SelfHeal: true, CreateNamespace: true, Ignore: []IgnoreRule{{Group: "apps", Kind: "Deployment", JSONPointers: []string{"/spec/replicas"}, ManagedFieldsManagers: []string{"hpa"}}}}
+	if diff := cmp.Diff(want, a); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if !a.Ignore[0].matches("apps", "Deployment", "x", "y") || a.Ignore[0].matches("", "Deployment", "x", "y") {
+		t.Error("ignore rule matching")
+	}
+}
+
+// A local repository through file://: fetched into the cache once, the worktree reused,
+// a new commit fetched, tags and commit hashes resolved.
+func TestSourceFetch(t *testing.T) {
+	work := t.TempDir()
+	r, err := git.PlainInit(work, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(content string) plumbing.Hash {
+		if err := os.WriteFile(filepath.Join(work, "app.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		wt, _ := r.Worktree()
+		if _, err := wt.Add("app.yaml"); err != nil {
+			t.Fatal(err)
+		}
+		h, err := wt.Commit("c", &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Now()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	first := commit("one\n")
+	if _, err := r.CreateTag("v1", first, nil); err != nil {
+		t.Fatal(err)
+	}
+	src := Source{URL: work, CacheDir: t.TempDir()}
+	co, err := src.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if co.Commit != first.String() || co.Ref != "refs/heads/master" {
+		t.Fatalf("checkout = %+v, want %s on master", co, first)
+	}
+	if b, _ := os.ReadFile(filepath.Join(co.Dir, "app.yaml")); string(b) != "one\n" {
+		t.Fatalf("worktree file = %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(co.Dir, ".git")); err == nil {
+		t.Fatal("the worktree holds .git")
+	}
+	second := commit("two\n")
+	co2, err := src.Fetch(context.Background())
+	if err != nil || co2.Commit != second.String() {
+		t.Fatalf("after a new commit: %+v %v", co2, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(co2.Dir, "app.yaml")); string(b) != "two\n" {
+		t.Fatalf("worktree file after the new commit = %q", b)
+	}
+	for rev, want := range map[string]plumbing.Hash{"v1": first, "master": second, first.String(): first} {
+		s := src
+		s.Revision = rev
+		co, err := s.Fetch(context.Background())
+		if err != nil || co.Commit != want.String() {
+			t.Errorf("revision %s: %+v %v, want %s", rev, co, err, want)
+		}
+	}
+	s := src
+	s.Revision = "no-such-branch"
+	if _, err := s.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "no-such-branch") {
+		t.Errorf("unknown revision: %v", err)
+	}
+	s = Source{URL: filepath.Join(work, "missing")}
+	if _, err := s.Fetch(context.Background()); err == nil {
+		t.Error("a missing path is not an error")
+	}
+	s = Source{URL: "https://127.0.0.1:1/x.git", TokenEnv: "GITGATE_TEST_UNSET_TOKEN", CacheDir: t.TempDir()}
+	if _, err := s.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "GITGATE_TEST_UNSET_TOKEN") {
+		t.Errorf("an empty token variable: %v", err)
+	}
+}
+
+func sampleReport() *DriftReport {
+	return &DriftReport{
+		Revision:  "0123456789abcdef",
+		Generated: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC),
+		Apps: []AppDrift{
+			{App: "api-dev", Objects: []ObjectDrift{
+				{Ref: Ref{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "api-dev", Name: "api"}, State: Modified,
+					Diffs:         []FieldDiff{{Path: "/spec/replicas", Desired: 2.0, Live: 5.0, DesiredSet: true, LiveSet: true, Managers: []string{"kubectl"}}},
+					Violations:    []policy.Result{{Kind: "Deployment", Namespace: "api-dev", Name: "api", Policy: "disallow-privilege-escalation", Rule: "check", Status: policy.StatusFail, Action: policy.Enforce, Message: "<escalation> & more"}},
+					DriftViolates: true},
+				{Ref: Ref{APIVersion: "v1", Kind: "Secret", Namespace: "api-dev", Name: "db"}, State: Modified,
+					Diffs: []FieldDiff{{Path: "/data/password", Desired: masked, Live: masked, DesiredSet: true, LiveSet: true}}},
+				{Ref: Ref{APIVersion: "v1", Kind: "ConfigMap", Namespace: "api-dev", Name: "old"}, State: Extra},
+				{Ref: Ref{APIVersion: "v1", Kind: "Service", Namespace: "api-dev", Name: "api"}, State: InSync},
+			}},
+			{App: "worker-dev", Objects: []ObjectDrift{{Ref: Ref{APIVersion: "v1", Kind: "Service", Namespace: "worker-dev", Name: "w"}, State: InSync}}},
+		},
+	}
+}
+
+func TestReportFormats(t *testing.T) {
+	r := sampleReport()
+	if c := r.Apps[0].Counts(); c != (Counts{InSync: 1, Modified: 2, Extra: 1, Violating: 1, DriftViolating: 1}) {
+		t.Errorf("counts = %+v", c)
+	}
+	if r.ExitCode() != 1 {
+		t.Errorf("exit code = %d, want 1", r.ExitCode())
+	}
+	for name, w := range ReportFormats {
+		var b bytes.Buffer
+		if err := w(&b, r); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out := b.String()
+		for _, want := range []string{"api-dev", "/spec/replicas", "worker-dev"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s output lacks %q:\n%s", name, want, out)
+			}
+		}
+		if name == "html" && (strings.Contains(out, "<escalation>") || !strings.Contains(out, "&lt;escalation&gt;")) {
+			t.Errorf("html does not escape messages")
+		}
+	}
+	var clean DriftReport
+	clean.Apps = []AppDrift{r.Apps[1]}
+	if clean.ExitCode() != 0 {
+		t.Errorf("in sync: exit %d", clean.ExitCode())
+	}
+}
+
+func TestPolicyReports(t *testing.T) {
+	reps := PolicyReports(sampleReport())
+	if len(reps) != 2 {
+		t.Fatalf("%d reports, want one per app and namespace", len(reps))
+	}
+	pr := reps[0]
+	if pr.GetKind() != "PolicyReport" || pr.GetNamespace() != "api-dev" || pr.GetName() != "gitgate-api-dev" {
+		t.Fatalf("report %s %s/%s", pr.GetKind(), pr.GetNamespace(), pr.GetName())
+	}
+	sum := pr.Object["summary"].(map[string]any)
+	if sum["fail"] != int64(4) || sum["pass"] != int64(1) {
+		t.Errorf("summary = %v, want 3 drift failures + 1 policy failure, 1 pass", sum)
+	}
+	b, _ := json.Marshal(pr)
+	if !strings.Contains(string(b), `"drift":"true"`) {
+		t.Errorf("the policy failure caused by drift is not marked: %s", b)
+	}
+	var u unstructured.Unstructured
+	if err := json.Unmarshal(b, &u.Object); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSyncExitCode(t *testing.T) {
+	for _, tc := range []struct {
+		phases []Phase
+		errs   []string
+		want   int
+	}{
+		{[]Phase{Synced, OutOfSync}, nil, 0},
+		{[]Phase{Synced, Blocked}, nil, 1},
+		{[]Phase{Blocked, Failed}, nil, 2},
+		{nil, []string{"x"}, 2},
+	} {
+		r := &SyncResult{Errors: tc.errs}
+		for _, p := range tc.phases {
+			r.Apps = append(r.Apps, AppResult{Phase: p})
+		}
+		if got := r.ExitCode(); got != tc.want {
+			t.Errorf("%v %v: exit %d, want %d", tc.phases, tc.errs, got, tc.want)
+		}
+	}
+}
