@@ -26,6 +26,8 @@ type checkOptions struct {
 	noSchema    bool
 	base        string
 	staged      bool
+	linkBase    string
+	commentMax  int
 }
 
 func (o *checkOptions) BindFlags(fs *pflag.FlagSet) {
@@ -36,6 +38,8 @@ func (o *checkOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.workers, "workers", def.Workers, "files evaluated in parallel")
 	fs.BoolVar(&o.noSchema, "no-schema", false, "skip the strict schema check of built-in kinds")
 	fs.BoolVar(&o.plain, "plain", false, "check files as plain manifests even when one directory is given (no rendering)")
+	fs.StringVar(&o.linkBase, "link-base", "", "markdown report: prefix of file links, e.g. https://github.com/org/repo/blob/<sha>/ (default: links relative to the repository)")
+	fs.IntVar(&o.commentMax, "comment-limit", policy.GitHubCommentLimit, fmt.Sprintf("markdown report: size limit in bytes, diffs truncated to fit (GitHub %d, GitLab %d)", policy.GitHubCommentLimit, policy.GitLabCommentLimit))
 	fs.BoolVar(&o.staged, "staged", false, "with --base: the change is what is staged (unstaged and untracked files left out), as a pre-commit hook needs")
 	fs.StringVar(&o.base, "base", "", "merge-request mode: check only the targets the changes since the merge base with REF affect, and report findings as new, fixed or unchanged (only new Enforce findings fail)")
 }
@@ -79,6 +83,11 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	if err != nil {
 		fmt.Fprintf(stderr, "gitgate check: %v\n", err)
 		return exitCodeError{exitError}
+	}
+	for i := range outs {
+		if outs[i].Format == "markdown" {
+			outs[i].Writer = policy.MarkdownWriter(policy.MarkdownOptions{MaxChars: o.commentMax, LinkBase: o.linkBase})
+		}
 	}
 	if len(args) == 0 {
 		args = []string{"."}

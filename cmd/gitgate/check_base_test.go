@@ -327,3 +327,36 @@ func TestCheckTargetFilter(t *testing.T) {
 		t.Errorf("no notice of the left-out targets: %v", rep.Notices)
 	}
 }
+
+// TestCheckActionOverrides: actions: in .gitgate.yaml turns a policy to Audit (its
+// findings warn) or off (gone, with a warning), for check as for every command.
+func TestCheckActionOverrides(t *testing.T) {
+	dir, _ := gitRepo(t)
+	cfg := "registries: [harbor.example.com]\nactions:\n  restrict-image-registries: Audit\n  disallow-latest-tag: \"off\"\n"
+	if err := os.WriteFile(filepath.Join(dir, ".gitgate.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	run(context.Background(), []string{"check", "-o", "json", dir}, &stdout, &stderr)
+	var rep struct {
+		Results []struct{ Policy, Action, Status string }
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	registry := 0
+	for _, r := range rep.Results {
+		switch r.Policy {
+		case "restrict-image-registries":
+			registry++
+			if r.Action != "Audit" || r.Status != "fail" {
+				t.Errorf("restrict-image-registries result %+v, want an Audit failure (a warning)", r)
+			}
+		case "disallow-latest-tag":
+			t.Errorf("disallow-latest-tag is off but reported %+v", r)
+		}
+	}
+	if registry == 0 {
+		t.Errorf("no restrict-image-registries finding: the example plants several\n%s", stdout.String())
+	}
+}

@@ -52,7 +52,7 @@ func (f *gateFlags) openWithConfig(root string, stderr io.Writer) (*policy.Gate,
 		}
 		cfg = c
 	}
-	opts := policy.GateOptions{NoBuiltin: f.noBuiltin || cfg.NoBuiltin, Registries: f.registries}
+	opts := policy.GateOptions{NoBuiltin: f.noBuiltin || cfg.NoBuiltin, Registries: f.registries, Actions: cfg.Actions}
 	if len(opts.Registries) == 0 {
 		opts.Registries = cfg.Registries
 	}
