@@ -207,6 +207,18 @@ var htmlPage = template.Must(template.New("report").Funcs(template.FuncMap{
 	"show": func(o ObjectDrift) bool {
 		return o.State != InSync || len(o.Violations) > 0 || o.Error != ""
 	},
+	"anyShown": func(a AppDrift) bool {
+		for _, o := range a.Objects {
+			if o.State != InSync || len(o.Violations) > 0 || o.Error != "" {
+				return true
+			}
+		}
+		return false
+	},
+	"totals": func(r *DriftReport) []int {
+		a, b, c, d := r.Totals()
+		return []int{a, b, c, d}
+	},
 	"sum3": func(a, b, c int) int { return a + b + c },
 	// inSyncOK: in sync and not violating; driftOK: drifted and not violating.
 	"inSyncOK": func(a AppDrift) int {
@@ -244,10 +256,11 @@ th{background:#f5f7fa;font-weight:600}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 .3rem 0 1rem;border-radius:2px}
 .state{font-weight:600}.state.missing,.state.modified,.state.extra{color:#a86f00}.bad{color:#c22f2f;font-weight:600}
 code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f5f7fa;padding:0 .2rem;border-radius:2px}
-.ok{color:#2e9d5b}.num{text-align:right;font-variant-numeric:tabular-nums}
+.state.bad{color:#c22f2f}.ok{color:#2e9d5b}.num{text-align:right;font-variant-numeric:tabular-nums}
 </style></head><body>
 <h1>Drift and policy report</h1>
 <div class="meta">Revision <code>{{short .Revision}}</code> &middot; generated {{.Generated.Format "2006-01-02 15:04:05 UTC"}} &middot; {{len .Apps}} apps</div>
+{{$t := .}}<p class="totals">{{with totals $t}}<b>{{index . 0}}</b> in sync &middot; <b>{{index . 1}}</b> drifted &middot; <b class="bad">{{index . 2}}</b> violating policy &middot; <b>{{index . 3}}</b> could not be compared{{end}}</p>
 {{range .Errors}}<p class="bad">error: {{.}}</p>{{end}}
 <div class="legend"><span class="insync"></span>in sync<span class="drifted"></span>drifted<span class="violating"></span>violating policy</div>
 <table><thead><tr><th>app</th><th>objects</th><th class="num">in sync</th><th class="num">drifted</th><th class="num">violating</th><th class="num">drift violating</th></tr></thead><tbody>
@@ -260,14 +273,14 @@ code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f5f7fa;pa
 {{range .Apps}}<h2 id="app-{{.App}}">{{.App}}</h2>
 {{if .Error}}<p class="bad">error: {{.Error}}</p>{{end}}
 {{if .LastSync}}<p class="meta">last sync: {{.LastSync.Phase}} at <code>{{short .LastSync.Revision}}</code>{{if .LastSync.LastError}} &middot; {{.LastSync.LastError}}{{end}}</p>{{end}}
-{{$shown := 0}}<table><thead><tr><th>object</th><th>state</th><th>field / rule</th><th>desired</th><th>live</th></tr></thead><tbody>
+{{if anyShown .}}<table><thead><tr><th>object</th><th>state</th><th>field / rule</th><th>desired</th><th>live</th></tr></thead><tbody>
 {{range .Objects}}{{if show .}}
 <tr><td><code>{{.Ref}}</code></td><td class="state {{lower .State}}{{if .DriftViolates}} bad{{end}}">{{word .}}</td><td></td><td></td><td></td></tr>
 {{range .Diffs}}<tr><td></td><td></td><td><code>{{.Path}}</code>{{if .Managers}} <span class="meta">({{range $i, $m := .Managers}}{{if $i}}, {{end}}{{$m}}{{end}})</span>{{end}}</td><td><code>{{json .Desired .DesiredSet}}</code></td><td><code>{{json .Live .LiveSet}}</code></td></tr>{{end}}
 {{range .Violations}}<tr><td></td><td class="{{if .Blocking}}bad{{end}}">{{.Status}}</td><td>{{.Policy}}/{{.Rule}}</td><td colspan="2">{{.Message}}</td></tr>{{end}}
 {{if .Error}}<tr><td></td><td class="bad">error</td><td colspan="3">{{.Error}}</td></tr>{{end}}
 {{end}}{{end}}
-</tbody></table>
+</tbody></table>{{end}}
 {{if eq (len .Objects) (inSyncOK .)}}<p class="ok">Every object is in sync and passes policy.</p>{{end}}
 {{end}}
 </body></html>
@@ -276,5 +289,40 @@ code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f5f7fa;pa
 // WriteReportHTML writes a self-contained page: a bar per app (in sync, drifted,
 // violating), then each app's details.
 func WriteReportHTML(w io.Writer, r *DriftReport) error {
-	return htmlPage.Execute(w, r)
+	view := *r
+	view.Apps = append([]AppDrift(nil), r.Apps...)
+	rank := func(a AppDrift) int {
+		c := a.Counts()
+		switch {
+		case a.Error != "" || c.Errors > 0:
+			return 0
+		case c.DriftViolating > 0:
+			return 1
+		case c.Violating > 0:
+			return 2
+		case c.Drifted():
+			return 3
+		}
+		return 4
+	}
+	sort.SliceStable(view.Apps, func(i, j int) bool { return rank(view.Apps[i]) < rank(view.Apps[j]) })
+	return htmlPage.Execute(w, &view)
+}
+
+// Totals counts apps: in sync and clean, drifted, violating (live Enforce failures), failed.
+func (r *DriftReport) Totals() (clean, drifted, violating, failed int) {
+	for _, a := range r.Apps {
+		c := a.Counts()
+		switch {
+		case a.Error != "" || c.Errors > 0:
+			failed++
+		case c.Violating > 0:
+			violating++
+		case c.Drifted():
+			drifted++
+		default:
+			clean++
+		}
+	}
+	return
 }

@@ -323,6 +323,11 @@ func TestReportFormats(t *testing.T) {
 				t.Errorf("%s output lacks %q:\n%s", name, want, out)
 			}
 		}
+		if out := os.Getenv("GITGATE_HTML_OUT"); name == "html" && out != "" { // for hack/report-screenshot.sh
+			if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if name == "html" && (strings.Contains(out, "<escalation>") || !strings.Contains(out, "&lt;escalation&gt;")) {
 			t.Errorf("html does not escape messages")
 		}
