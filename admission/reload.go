@@ -195,8 +195,11 @@ func (r *Reloader) Start(ctx context.Context) error {
 	}
 	var dirs []string
 	for _, s := range r.opts.Sources {
-		if d, ok := s.(DirSource); ok {
-			dirs = append(dirs, d.Path)
+		switch s := s.(type) {
+		case DirSource:
+			dirs = append(dirs, s.Path)
+		case interface{ WatchPaths() []string }:
+			dirs = append(dirs, s.WatchPaths()...)
 		}
 	}
 	if len(dirs) > 0 {

@@ -350,3 +350,43 @@ func TestReloadGitRemote(t *testing.T) {
 		t.Fatalf("policy file at the new commit: %q, %v", data, err)
 	}
 }
+
+// A repository on disk is read as check reads it: .gitgate.yaml's registries and
+// policies: directories; editing .gitgate.yaml is a reload like editing a policy.
+func TestReloadRepoDirectory(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, ".gitgate.yaml"), "registries: [registry.example.com]\npolicies: [guard]\n")
+	writeFile(t, filepath.Join(root, "guard", "deny.yaml"), denyKindPolicy("deny-cm", "ConfigMap", "repo v1"))
+	writeFile(t, filepath.Join(root, "policies", "ignored.yaml"), denyKindPolicy("ignored", "Secret", "not named by .gitgate.yaml"))
+	r := NewReloader(ReloaderOptions{Sources: []Source{RepoSource{Root: root}}})
+	ctx := context.Background()
+	if _, err := r.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	names := strings.Join(r.Gate().Set.Names(), ",")
+	for _, want := range []string{"deny-cm", "restrict-image-registries"} {
+		if !strings.Contains(names, want) {
+			t.Errorf("policies %s lack %s", names, want)
+		}
+	}
+	if strings.Contains(names, "ignored") {
+		t.Errorf("policies/ was read although .gitgate.yaml names guard/: %s", names)
+	}
+	if ok, msg := judge(t, r); ok || !strings.Contains(msg, "repo v1") {
+		t.Fatalf("repo v1: allowed=%v msg=%q", ok, msg)
+	}
+	writeFile(t, filepath.Join(root, ".gitgate.yaml"), "policies: [guard]\n")
+	if changed, err := r.Reload(ctx); err != nil || !changed {
+		t.Fatalf("reload after editing .gitgate.yaml: changed=%v err=%v", changed, err)
+	}
+	if names := strings.Join(r.Gate().Set.Names(), ","); strings.Contains(names, "restrict-image-registries") {
+		t.Errorf("with no registries the registry policy should be inactive: %s", names)
+	}
+	writeFile(t, filepath.Join(root, ".gitgate.yaml"), "policies: [guard]\nbogus: true\n")
+	if _, err := r.Reload(ctx); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("a broken .gitgate.yaml: err = %v", err)
+	}
+	if ok, msg := judge(t, r); ok || !strings.Contains(msg, "repo v1") {
+		t.Fatalf("after a broken .gitgate.yaml: allowed=%v msg=%q, want the last good set", ok, msg)
+	}
+}

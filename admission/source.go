@@ -170,3 +170,76 @@ func hashFiles(files fstest.MapFS) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// RepoSource is a repository checkout on disk, read the way `gitgate check DIR` reads it:
+// its .gitgate.yaml (registries, noBuiltin, values, policies) and the policy directories
+// that file names, by default policies/. A change to any of them is one reload.
+type RepoSource struct {
+	Root string
+}
+
+func (r RepoSource) String() string { return r.Root }
+
+// WatchPaths are the repository root and its policy directories.
+func (r RepoSource) WatchPaths() []string {
+	paths := []string{r.Root}
+	if cfg, err := policy.LoadConfig(os.DirFS(r.Root)); err == nil {
+		for _, d := range r.policyDirs(cfg) {
+			paths = append(paths, filepath.Join(r.Root, d))
+		}
+	}
+	return paths
+}
+
+func (r RepoSource) policyDirs(cfg *policy.Config) []string {
+	if len(cfg.Policies) > 0 {
+		return cfg.Policies
+	}
+	if st, err := os.Stat(filepath.Join(r.Root, "policies")); err == nil && st.IsDir() {
+		return []string{"policies"}
+	}
+	return nil
+}
+
+// Snapshot reads .gitgate.yaml, the values file it names and the policy directories.
+func (r RepoSource) Snapshot(ctx context.Context) (*Snapshot, error) {
+	root := os.DirFS(r.Root)
+	cfg, err := policy.LoadConfig(root)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Root, err)
+	}
+	files := fstest.MapFS{}
+	h := sha256.New()
+	if data, err := os.ReadFile(filepath.Join(r.Root, policy.ConfigFile)); err == nil {
+		fmt.Fprintf(h, "%s\x00%d\x00", policy.ConfigFile, len(data))
+		h.Write(data)
+	}
+	for _, d := range r.policyDirs(cfg) {
+		d = filepath.ToSlash(filepath.Clean(d))
+		snap, err := DirSource{Path: filepath.Join(r.Root, d)}.Snapshot(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: policies: %s in %s: %w", r.Root, d, policy.ConfigFile, err)
+		}
+		for name, f := range snap.Policies.(fstest.MapFS) {
+			files[path.Join(d, name)] = f
+		}
+	}
+	snap := &Snapshot{Display: filepath.ToSlash(filepath.Clean(r.Root)), Policies: files, Config: cfg}
+	if cfg.Values != "" {
+		name := filepath.Join(r.Root, cfg.Values)
+		data, err := readLimited(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: values: %w", r.Root, err)
+		}
+		fmt.Fprintf(h, "values\x00%d\x00", len(data))
+		h.Write(data)
+		v, err := policy.LoadValues(fstest.MapFS{"values.yaml": {Data: data}}, "values.yaml")
+		if err != nil {
+			return nil, fmt.Errorf("%s: values file %s: %w", r.Root, cfg.Values, err)
+		}
+		snap.Values = v
+	}
+	h.Write([]byte(hashFiles(files)))
+	snap.Version = "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+	return snap, nil
+}

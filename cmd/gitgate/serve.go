@@ -21,6 +21,7 @@ import (
 // serveOptions are gitgate serve's flags.
 type serveOptions struct {
 	gate            gateFlags
+	repo            string
 	gitURL          string
 	gitRef          string
 	gitPath         string
@@ -49,6 +50,7 @@ type serveOptions struct {
 func (o *serveOptions) BindFlags(fs *pflag.FlagSet) {
 	o.gate.BindFlags(fs)
 	def := admission.DefaultServeOptions()
+	fs.StringVar(&o.repo, "repo", "", "repository checkout whose .gitgate.yaml and policy directories are used as 'gitgate check DIR' uses them (watched)")
 	fs.StringVar(&o.gitURL, "git-url", "", "Git repository to take policies and .gitgate.yaml from (local path, file://, https://, ssh://)")
 	fs.StringVar(&o.gitRef, "git-ref", "", "branch, tag or commit of --git-url (default: the remote's HEAD)")
 	fs.StringVar(&o.gitPath, "git-path", "", "policy directory in --git-url (default: policies: of .gitgate.yaml, else policies/)")
@@ -85,8 +87,10 @@ Enforce failures deny the request naming every failing policy/rule, Audit failur
 with warnings (kubectl prints them), objects no policy matches are admitted at once.
 
 Policies come from the built-in bundle, --policies directories (watched: a mounted ConfigMap
-works) and a Git repository (--git-url/--git-ref/--git-path, polled; its .gitgate.yaml
-supplies registries, noBuiltin and values as in check). A changed set is swapped in whole; a
+works), a repository checkout (--repo DIR: its .gitgate.yaml and policy directories, as
+'gitgate check DIR' reads them; watched) and a Git repository (--git-url/--git-ref/--git-path,
+polled; its .gitgate.yaml supplies registries, noBuiltin and values as in check). Flags win
+over .gitgate.yaml. A changed set is swapped in whole; a
 broken update keeps the last good set serving and shows in /readyz, the log and
 gitgate_policy_reloads_total{result="error"}.
 
@@ -98,6 +102,9 @@ and Prometheus /metrics are served on --health-addr.
 Runs until interrupted; exit code 2 when it cannot start or a part of it fails.`,
 		Example: `  # out of cluster, with a certificate you made
   gitgate serve --cert-dir ./certs --policies ./policies --registry harbor.example.com
+
+  # the policies and .gitgate.yaml of a checkout, as 'gitgate check .' uses them
+  gitgate serve --cert-dir ./certs --repo .
 
   # in a cluster, policies from Git, certificates rotated (see deploy/)
   gitgate serve --rotate-certs --git-url https://git.example.com/platform/gitops.git --git-ref main`,
@@ -128,6 +135,12 @@ func (o *serveOptions) run(cmd *cobra.Command, stderr io.Writer) error {
 		gopts.Values = v
 	}
 	var sources []admission.Source
+	if o.repo != "" {
+		if st, err := os.Stat(o.repo); err != nil || !st.IsDir() {
+			return fail("--repo %s: not a directory", o.repo)
+		}
+		sources = append(sources, admission.RepoSource{Root: o.repo})
+	}
 	for _, d := range o.gate.policyDirs {
 		if _, err := os.Stat(d); err != nil {
 			return fail("--policies %s: %v", d, err)
