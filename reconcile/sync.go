@@ -489,6 +489,11 @@ func (s *Syncer) SyncApp(ctx context.Context, repo render.Repo, revision string,
 			}
 			continue
 		}
+		if obj.GetKind() == "CustomResourceDefinition" && (or.Action == Created || or.Action == Configured) {
+			if err := s.waitEstablished(ctx, obj.GetName()); err != nil {
+				or.Message = err.Error()
+			}
+		}
 		res.Objects = append(res.Objects, or)
 		if or.Action == Conflict || or.Action == Drifted {
 			if res.Phase == Synced {
@@ -543,6 +548,32 @@ func (s *Syncer) SyncApp(ctx context.Context, repo render.Repo, revision string,
 	return res
 }
 
+// waitEstablished waits (up to 30 s) until the API server serves a CRD just applied, so
+// objects of it later in the same sync find their kind.
+func (s *Syncer) waitEstablished(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	crd := &unstructured.Unstructured{}
+	crd.SetAPIVersion("apiextensions.k8s.io/v1")
+	crd.SetKind("CustomResourceDefinition")
+	for {
+		if err := s.Client.Get(ctx, client.ObjectKey{Name: name}, crd); err == nil {
+			conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+			for _, c := range conds {
+				m, _ := c.(map[string]any)
+				if m["type"] == "Established" && m["status"] == "True" {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("CustomResourceDefinition %s is not established after 30s", name)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 func mergeRefs(a, b []Ref) []Ref {
 	seen := map[string]bool{}
 	var out []Ref
@@ -581,6 +612,15 @@ func (s *Syncer) applyOne(ctx context.Context, app App, obj *unstructured.Unstru
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(obj.GroupVersionKind())
 	err := s.Client.Get(ctx, client.ObjectKeyFromObject(obj), live)
+	for i := 0; meta.IsNoMatchError(err) && i < 20; i++ {
+		// A CRD established a moment ago: discovery catches up.
+		select {
+		case <-ctx.Done():
+			return or, 0, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		err = s.Client.Get(ctx, client.ObjectKeyFromObject(obj), live)
+	}
 	exists := err == nil
 	if err != nil && !apierrors.IsNotFound(err) {
 		if meta.IsNoMatchError(err) {

@@ -238,6 +238,36 @@ func seed() map[string]string {
 		files[base+"configmap.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + svc + "-settings\ndata:\n  LOG_LEVEL: info\n"
 		files["apps/"+svc+"/overlays/dev/kustomization.yaml"] = "resources: [../../base]\n"
 	}
+	// An Application of plain manifests: a CRD and an object of it in the same sync (the
+	// CRD first), a Namespace it brings itself, sync waves.
+	files["argocd/platform.yaml"] = `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: platform, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: https://git.example.com/platform/gitops.git, path: platform}
+  destination: {server: https://kubernetes.default.svc, namespace: platform}
+  syncPolicy: {automated: {prune: false}}
+`
+	files["platform/widget.yaml"] = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: blue\n  annotations: {argocd.argoproj.io/sync-wave: \"-5\"}\nspec: {size: 3}\n"
+	files["platform/namespace.yaml"] = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: platform\n  annotations: {argocd.argoproj.io/sync-wave: \"3\"}\n"
+	files["platform/crd.yaml"] = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`
 	return files
 }
 
@@ -358,7 +388,7 @@ func TestSyncLifecycle(t *testing.T) {
 	if r.ExitCode() != 0 {
 		t.Fatalf("first sync: exit %d\n%s", r.ExitCode(), dump(t, r))
 	}
-	if got := phases(r); got["api-dev"] != Synced || got["worker-dev"] != Synced || len(got) != 2 {
+	if got := phases(r); got["api-dev"] != Synced || got["worker-dev"] != Synced || got["platform"] != Synced || len(got) != 3 {
 		t.Fatalf("phases = %v\n%s", got, dump(t, r))
 	}
 	d := getDeploy(t, e.client, "api-dev", "api")
@@ -375,10 +405,17 @@ func TestSyncLifecycle(t *testing.T) {
 		}
 	}
 
+	widget := &unstructured.Unstructured{}
+	widget.SetAPIVersion("example.com/v1")
+	widget.SetKind("Widget")
+	if err := e.client.Get(ctx, types.NamespacedName{Namespace: "platform", Name: "blue"}, widget); err != nil || !hasApplyManager(widget, FieldManager) {
+		t.Fatalf("Widget platform/blue (its CRD in the same sync): %v", err)
+	}
+
 	// 2. A second sync with no change writes nothing: no API write, resourceVersions unchanged.
 	before := resourceVersions(t, e.client)
-	if len(before) < 8 {
-		t.Fatalf("inventory lists %d objects, want the 8 objects and 2 inventories: %v", len(before), before)
+	if len(before) != 12 {
+		t.Fatalf("inventories list %d objects, want 9 objects and 3 inventories: %v", len(before), before)
 	}
 	w0 := e.counter.writes.Load()
 	start := time.Now()
@@ -392,7 +429,7 @@ func TestSyncLifecycle(t *testing.T) {
 	if after := resourceVersions(t, e.client); !equalMaps(before, after) {
 		t.Fatalf("resourceVersions changed on a no-change resync:\nbefore %v\nafter  %v", before, after)
 	}
-	t.Logf("no-change resync of 2 apps: 0 writes in %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("no-change resync of 3 apps: 0 writes in %s", time.Since(start).Round(time.Millisecond))
 
 	// 3. A new commit changes the image: the next sync applies it.
 	h.git.commit("api 1.1.0", map[string]string{"apps/api/base/deployment.yaml": deployment("api", "1.1.0")}, nil)
@@ -449,6 +486,20 @@ func TestSyncLifecycle(t *testing.T) {
 	r = h.sync(ctx, e.client, true)
 	if got := *getDeploy(t, e.client, "api-dev", "api").Spec.Replicas; got != 2 || r.ExitCode() != 0 {
 		t.Fatalf("selfHeal: replicas = %d (exit %d)\n%s", got, r.ExitCode(), dump(t, r))
+	}
+
+	// An HPA scaling (kube-controller-manager owns replicas then) is not drift, and a resync
+	// does not fight it.
+	if err := e.client.Patch(ctx, getDeploy(t, e.client, "api-dev", "api"), client.RawPatch(types.MergePatchType, []byte(`{"spec":{"replicas":4}}`)), client.FieldOwner("kube-controller-manager")); err != nil {
+		t.Fatal(err)
+	}
+	if obj := findObject(h.report(ctx), "api-dev", "Deployment/api-dev/api"); obj == nil || obj.State != InSync {
+		t.Fatalf("replicas scaled by kube-controller-manager reported as drift: %+v", obj)
+	}
+	w0 = e.counter.writes.Load()
+	r = h.sync(ctx, e.client, true)
+	if n := e.counter.writes.Load() - w0; n != 0 || *getDeploy(t, e.client, "api-dev", "api").Spec.Replicas != 4 {
+		t.Fatalf("resync fought the autoscaler: %d writes\n%s", n, dump(t, r))
 	}
 
 	// 6. Drift that breaks policy is marked as such; PolicyReports are written.
