@@ -15,6 +15,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -43,8 +44,13 @@ type GateFunc func() *Gate
 type HandlerOptions struct {
 	// MaxRequestBytes refuses larger bodies with HTTP 413.
 	MaxRequestBytes int64
-	// Timeout bounds one evaluation; past it the request gets the failure mode.
+	// Timeout bounds one request's wait for an evaluation slot plus the evaluation; past
+	// it the request gets the failure mode.
 	Timeout time.Duration
+	// MaxConcurrent evaluations run at once (default GOMAXPROCS); the others wait their
+	// turn in arrival order. Evaluation is CPU-bound: running more at once only makes
+	// every request slower and the slowest ones very slow.
+	MaxConcurrent int
 	// FailOpen admits (with a warning) a request whose evaluation could not finish (a
 	// timeout, a panic in the engine, no policies loaded yet); otherwise it is denied with
 	// the reason. Rules that evaluate to an error follow their own action: Enforce denies,
@@ -59,17 +65,19 @@ type HandlerOptions struct {
 	Now func() time.Time
 }
 
-// DefaultHandlerOptions: 7 MiB bodies, an 8 s evaluation timeout, fail closed.
+// DefaultHandlerOptions: 7 MiB bodies, an 8 s evaluation timeout, GOMAXPROCS evaluations
+// at once, fail closed.
 func DefaultHandlerOptions() HandlerOptions {
-	return HandlerOptions{MaxRequestBytes: DefaultMaxRequestBytes, Timeout: DefaultTimeout, Log: logr.Discard(), Now: time.Now}
+	return HandlerOptions{MaxRequestBytes: DefaultMaxRequestBytes, Timeout: DefaultTimeout, MaxConcurrent: runtime.GOMAXPROCS(0), Log: logr.Discard(), Now: time.Now}
 }
 
 // Handler answers AdmissionReviews with the current gate's verdict. It is an
 // http.Handler (admission.k8s.io/v1 over HTTP, with HTTP 400 for bodies that are not an
 // AdmissionReview) and a controller-runtime admission.Handler.
 type Handler struct {
-	gate GateFunc
-	opts HandlerOptions
+	gate  GateFunc
+	opts  HandlerOptions
+	slots chan struct{} // evaluation slots; a buffered channel's waiters are served in order
 }
 
 var (
@@ -92,7 +100,10 @@ func NewHandler(gate GateFunc, opts HandlerOptions) *Handler {
 	if opts.Now == nil {
 		opts.Now = def.Now
 	}
-	return &Handler{gate: gate, opts: opts}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = def.MaxConcurrent
+	}
+	return &Handler{gate: gate, opts: opts, slots: make(chan struct{}, opts.MaxConcurrent)}
 }
 
 // requestError is a body that is not an AdmissionReview: HTTP status and reason.
@@ -241,8 +252,14 @@ func (h *Handler) evaluateFunc(ctx context.Context, eval func(context.Context) [
 		results []policy.Result
 		err     error
 	}
+	select {
+	case h.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no evaluation slot within %s (%d evaluations running): %w", h.opts.Timeout, h.opts.MaxConcurrent, ctx.Err())
+	}
 	done := make(chan answer, 1)
 	go func() {
+		defer func() { <-h.slots }() // held until the engine returns, even after a timeout
 		defer func() {
 			if p := recover(); p != nil {
 				done <- answer{err: fmt.Errorf("policy engine panicked: %v", p)}

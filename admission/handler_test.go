@@ -412,6 +412,34 @@ func TestHandlerTimeout(t *testing.T) {
 	}
 }
 
+// Evaluations beyond MaxConcurrent wait for a slot, within the same timeout.
+func TestHandlerConcurrencyLimit(t *testing.T) {
+	opts := DefaultHandlerOptions()
+	opts.Timeout = 100 * time.Millisecond
+	opts.MaxConcurrent = 1
+	h := NewHandler(func() *Gate { return mustBuiltin(t) }, opts)
+	release := make(chan struct{})
+	running := make(chan struct{})
+	go func() {
+		_, _ = h.evaluateFunc(context.Background(), func(context.Context) []policy.Result { close(running); <-release; return nil })
+	}()
+	<-running
+	_, err := h.evaluateFunc(context.Background(), func(context.Context) []policy.Result { return nil })
+	if err == nil || !strings.Contains(err.Error(), "no evaluation slot") {
+		t.Fatalf("err = %v, want no slot while the only one is taken", err)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := h.evaluateFunc(context.Background(), func(context.Context) []policy.Result { return nil }); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slot was not released after the evaluation returned")
+		}
+	}
+}
+
 func TestHandlerRejectsBadRequests(t *testing.T) {
 	opts := DefaultHandlerOptions()
 	opts.MaxRequestBytes = 4096
