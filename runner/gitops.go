@@ -95,6 +95,7 @@ func (r *runner) gateChanges(ctx context.Context, t *PlannedTask, tr *TaskRun, s
 			}
 			cr.Error = joinMax(msgs, 3)
 			r.blockTask(tr, "ChangeGateError", fmt.Sprintf("the change to workspace %s does not render: %s", s.workspace, joinMax(msgs, 1)))
+			r.revert(t, s, files)
 			return
 		}
 		if cr.Blocking {
@@ -106,10 +107,86 @@ func (r *runner) gateChanges(ctx context.Context, t *PlannedTask, tr *TaskRun, s
 			}
 			r.blockTask(tr, "Blocked", fmt.Sprintf("the gate refused the change to workspace %s: %d new Enforce violation(s); later tasks do not run", s.workspace, n))
 			r.note(t.Name, "blocked: the gate refused the change to workspace %s (%d new Enforce violations)", s.workspace, n)
+			r.revert(t, s, files)
 			return
 		}
 		r.note(t.Name, "gate: the change to workspace %s passes (%d new findings, none enforced)", s.workspace, len(cr.Findings))
 	}
+}
+
+// revert undoes a refused change: the changed paths are restored from the snapshot
+// (or removed when the task created them), so no later stage, finally included, can
+// push what the gate refused. The record keeps the list of files and the findings.
+func (r *runner) revert(t *PlannedTask, s snapshot, files []string) {
+	if r.opts.KeepRefusedChanges {
+		r.note(t.Name, "the refused change is left in workspace %s (KeepRefusedChanges)", s.workspace)
+		return
+	}
+	if err := restore(s.copy, s.dir, files); err != nil {
+		r.note(t.Name, "could not undo the refused change to workspace %s: %v", s.workspace, err)
+		return
+	}
+	r.note(t.Name, "the refused change to workspace %s was undone (%d paths restored)", s.workspace, len(files))
+}
+
+// restore makes the paths (slash-separated, relative) of dst what they are in src: a
+// path src lacks is removed, any other is copied back. Deeper paths are handled first
+// for removal and shallower first for copying.
+func restore(src, dst string, paths []string) error {
+	sorted := append([]string{}, paths...)
+	sort.Strings(sorted)
+	for i := len(sorted) - 1; i >= 0; i-- {
+		p := filepath.FromSlash(sorted[i])
+		if _, err := os.Lstat(filepath.Join(src, p)); os.IsNotExist(err) {
+			if err := os.RemoveAll(filepath.Join(dst, p)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, rel := range sorted {
+		p := filepath.FromSlash(rel)
+		from, to := filepath.Join(src, p), filepath.Join(dst, p)
+		info, err := os.Lstat(from)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case info.IsDir():
+			if err := os.MkdirAll(to, 0o777); err != nil {
+				return err
+			}
+		case info.Mode()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(from)
+			if err != nil {
+				return err
+			}
+			if err := os.RemoveAll(to); err != nil {
+				return err
+			}
+			if err := os.Symlink(link, to); err != nil {
+				return err
+			}
+		default:
+			if err := os.MkdirAll(filepath.Dir(to), 0o777); err != nil {
+				return err
+			}
+			if st, err := os.Lstat(to); err == nil && !st.Mode().IsRegular() {
+				if err := os.RemoveAll(to); err != nil {
+					return err
+				}
+			}
+			if err := copyFile(from, to, info.Mode().Perm()); err != nil {
+				return err
+			}
+			if err := os.Chmod(to, info.Mode().Perm()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (r *runner) blockTask(tr *TaskRun, reason, msg string) {

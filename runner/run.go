@@ -34,6 +34,9 @@ type Options struct {
 	Log io.Writer
 	// ChangeGate, when set, judges every change a task makes to a GitOps workspace.
 	ChangeGate ChangeGate
+	// KeepRefusedChanges leaves a change the gate refused in the workspace (for
+	// debugging); by default it is undone so no later stage, finally included, sees it.
+	KeepRefusedChanges bool
 	// GitOpsWorkspaces name the pipeline workspaces that hold a GitOps repository.
 	// With none, a bound workspace with a .gitgate.yaml at its root is one.
 	GitOpsWorkspaces []string

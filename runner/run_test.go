@@ -522,7 +522,13 @@ spec:
       taskSpec:
         params: [{name: image}]
         workspaces: [{name: repo}]
-        steps: [{name: s, image: harbor.example.com/x/y:1, script: 'echo "image: $(params.image)" > $(workspaces.repo.path)/app.yaml'}]
+        steps:
+          - name: s
+            image: harbor.example.com/x/y:1
+            script: |
+              echo "image: $(params.image)" > $(workspaces.repo.path)/app.yaml
+              mkdir -p $(workspaces.repo.path)/new/sub && touch $(workspaces.repo.path)/new/sub/f.yaml
+              rm $(workspaces.repo.path)/old.yaml
     - name: push
       runAfter: [update]
       workspaces: [{name: out, workspace: out}]
@@ -533,14 +539,19 @@ spec:
 	for _, tc := range []struct {
 		image  string
 		block  bool
+		keep   bool
 		update string
 	}{
-		{"docker.io/evil:1", true, StatusBlocked},
-		{"harbor.example.com/app:2", false, StatusSucceeded},
+		{"docker.io/evil:1", true, false, StatusBlocked},
+		{"docker.io/evil:1", true, true, StatusBlocked},
+		{"harbor.example.com/app:2", false, false, StatusSucceeded},
 	} {
-		t.Run(tc.image, func(t *testing.T) {
+		t.Run(tc.image+"/keep="+strconv.FormatBool(tc.keep), func(t *testing.T) {
 			repo, out := t.TempDir(), t.TempDir()
 			if err := os.WriteFile(filepath.Join(repo, "app.yaml"), []byte("image: harbor.example.com/app:1\n"), 0o666); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(repo, "old.yaml"), []byte("old\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			var calls int
@@ -561,7 +572,7 @@ spec:
 			rec, log := run(t, pipeline, PlanOptions{
 				Params:     map[string]string{"image": tc.image},
 				Workspaces: map[string]string{"gitops": repo, "out": out},
-			}, Options{ChangeGate: gate, GitOpsWorkspaces: []string{"gitops"}})
+			}, Options{ChangeGate: gate, GitOpsWorkspaces: []string{"gitops"}, KeepRefusedChanges: tc.keep})
 			if calls != 1 {
 				t.Fatalf("change gate called %d times, want 1\n%s", calls, log)
 			}
@@ -579,6 +590,22 @@ spec:
 			}
 			if tc.block && !strings.Contains(log, "[update] gate: ") {
 				t.Errorf("log does not print the blocking finding:\n%s", log)
+			}
+			// A refused change is undone (unless kept): modified, added and removed paths.
+			undone := tc.block && !tc.keep
+			app, _ := os.ReadFile(filepath.Join(repo, "app.yaml"))
+			if got := string(app) == "image: harbor.example.com/app:1\n"; got != undone {
+				t.Errorf("app.yaml = %q; undone = %v, want %v", app, got, undone)
+			}
+			_, err = os.Stat(filepath.Join(repo, "new"))
+			if got := os.IsNotExist(err); got != undone {
+				t.Errorf("added directory new/ removed = %v, want %v", got, undone)
+			}
+			st, err := os.Stat(filepath.Join(repo, "old.yaml"))
+			if got := err == nil; got != undone {
+				t.Errorf("removed old.yaml restored = %v, want %v", got, undone)
+			} else if undone && st.Mode().Perm() != 0o600 {
+				t.Errorf("old.yaml restored with mode %v, want 0600", st.Mode().Perm())
 			}
 		})
 	}

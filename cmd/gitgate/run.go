@@ -32,7 +32,7 @@ type runOptions struct {
 	parallel   int
 	gitops     []string
 	record     string
-	noGate     bool
+	keep       bool
 }
 
 func (o *runOptions) BindFlags(fs *pflag.FlagSet) {
@@ -46,6 +46,7 @@ func (o *runOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.parallel, "parallel", runtime.GOMAXPROCS(0), "tasks run at once")
 	fs.StringArrayVar(&o.gitops, "gitops-workspace", nil, "workspace holding a GitOps repository: every task's change to it must pass the gate (default: bound workspaces with a .gitgate.yaml at their root)")
 	fs.StringVar(&o.record, "record", "", "write the run record (a PipelineRun with its status, as JSON) to FILE")
+	fs.BoolVar(&o.keep, "keep-refused-changes", false, "leave a change the gate refused in the GitOps workspace (default: undo it, so no later stage can push it)")
 }
 
 func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -67,7 +68,8 @@ Between stages: a workspace holding a GitOps repository (--gitops-workspace, or 
 workspace with a .gitgate.yaml at its root) is copied before each task that binds it; if
 the task changed it, the change is rendered and checked against that copy, as check --base
 does for a merge request, under the policies the workspace had before the task. A new
-Enforce violation fails the task before any later task (a push) runs.
+Enforce violation fails the task before any later task (a push) runs, and the refused
+change is undone (--keep-refused-changes leaves it, for debugging).
 
 Step output is streamed to stderr as [task/step] lines; the summary (task, status,
 duration, results) goes to stdout.
@@ -169,6 +171,7 @@ func (o *runOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.Wr
 	ropts.GitOpsWorkspaces = o.gitops
 	ropts.Kill = kill
 	ropts.ChangeGate = o.changeGate()
+	ropts.KeepRefusedChanges = o.keep
 	rec, err := runner.Run(cmd.Context(), plan, ropts)
 	if err != nil {
 		return fail("%v", err)

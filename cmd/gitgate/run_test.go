@@ -50,6 +50,7 @@ func TestRunBuildAndDeploy(t *testing.T) {
 				"[update-manifest] gate: gitops/apps/gateway-session-002/overlays/production/kustomization.yaml:",
 				"Deployment/gateway-session-002-production/gateway-session-002: restrict-image-registries/",
 				"[update-manifest] blocked: the gate refused the change to workspace gitops",
+				"[update-manifest] the refused change to workspace gitops was undone (2 paths restored)",
 				"[push] skipped: PipelineRun was stopping",
 				"[notify/send-notification] Pipeline Failed",
 			},
@@ -63,6 +64,10 @@ func TestRunBuildAndDeploy(t *testing.T) {
 				t.Fatal(err)
 			}
 			pipeline, err := filepath.Abs(buildAndDeploy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig, err := os.ReadFile(filepath.Join(exampleRepo, "apps/gateway-session-002/overlays/production/kustomization.yaml"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,8 +100,13 @@ func TestRunBuildAndDeploy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := "newName: " + tc.registry + "/gateway-session-002\n  newTag: \"3.2.7\""; !strings.Contains(string(overlay), want) {
-				t.Errorf("update-manifest did not write %q:\n%s", want, overlay)
+			// A refused change is undone: the overlay is as it was before the pipeline.
+			want := "newName: " + tc.registry + "/gateway-session-002\n  newTag: \"3.2.7\""
+			if !tc.pushed {
+				want = string(orig)
+			}
+			if !strings.Contains(string(overlay), want) {
+				t.Errorf("the overlay lacks %q:\n%s", want, overlay)
 			}
 			data, err := os.ReadFile(record)
 			if err != nil {
