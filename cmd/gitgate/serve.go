@@ -34,6 +34,7 @@ type serveOptions struct {
 	keyName         string
 	timeout         time.Duration
 	maxRequestBytes int64
+	maxConcurrent   int
 	failOpen        bool
 	kubeconfig      string
 	namespaceLabels bool
@@ -63,6 +64,7 @@ func (o *serveOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.keyName, "key-name", def.KeyName, "key file in --cert-dir")
 	fs.DurationVar(&o.timeout, "timeout", admission.DefaultTimeout, "per-request evaluation limit; keep it below the webhook's timeoutSeconds")
 	fs.Int64Var(&o.maxRequestBytes, "max-request-bytes", admission.DefaultMaxRequestBytes, "refuse larger AdmissionReview bodies with HTTP 413")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent", def.Handler.MaxConcurrent, "evaluations at once (default GOMAXPROCS); further requests wait in order within --timeout")
 	fs.BoolVar(&o.failOpen, "fail-open", false, "admit (with a warning) requests that could not be evaluated (timeout, no policies loaded); default: deny them")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for --rotate-certs and --namespace-labels out of the cluster (default: in-cluster, then $KUBECONFIG)")
 	fs.BoolVar(&o.namespaceLabels, "namespace-labels", false, "read namespace labels from the cluster for Kyverno's namespaceSelector (needs get/list/watch on namespaces)")
@@ -160,6 +162,7 @@ func (o *serveOptions) run(cmd *cobra.Command, stderr io.Writer) error {
 	sopts.Addr, sopts.Path, sopts.HealthAddr = o.addr, o.path, o.healthAddr
 	sopts.CertDir, sopts.CertName, sopts.KeyName = o.certDir, o.certName, o.keyName
 	sopts.Handler.Timeout, sopts.Handler.MaxRequestBytes, sopts.Handler.FailOpen = o.timeout, o.maxRequestBytes, o.failOpen
+	sopts.Handler.MaxConcurrent = o.maxConcurrent
 	sopts.Handler.Log = log.WithName("admission")
 	sopts.Reloader, sopts.Log, sopts.NamespaceLabels = reloader, log, o.namespaceLabels
 	if o.rotate || o.namespaceLabels {
