@@ -184,6 +184,7 @@ func (rp *Reporter) ReportApp(ctx context.Context, repo render.Repo, revision st
 	wanted := map[string]bool{}
 	for _, r := range desired {
 		obj := r.Object
+		s.scope(obj)
 		ref := refOf(obj)
 		wanted[ref.key()] = true
 		od := ObjectDrift{Ref: ref}

@@ -467,6 +467,7 @@ func (s *Syncer) SyncApp(ctx context.Context, repo render.Repo, revision string,
 	}
 	for _, r := range desired {
 		obj := r.Object
+		s.scope(obj)
 		ref := refOf(obj)
 		wanted[ref.key()] = true
 		or, wrote, err := s.applyOne(ctx, app, obj, healing, force, ignoreManagers)
@@ -546,6 +547,22 @@ func (s *Syncer) SyncApp(ctx context.Context, repo render.Repo, revision string,
 		return fail(err)
 	}
 	return res
+}
+
+// scope fixes an object's namespace by what the API server says of its kind: a namespaced
+// object without one goes to "default" (as kubectl applies it), a cluster-scoped one loses
+// the destination namespace render gave it. Kinds the server does not know (yet) are left.
+func (s *Syncer) scope(obj *unstructured.Unstructured) {
+	namespaced, err := s.Client.IsObjectNamespaced(obj)
+	if err != nil {
+		return
+	}
+	switch {
+	case namespaced && obj.GetNamespace() == "":
+		obj.SetNamespace("default")
+	case !namespaced && obj.GetNamespace() != "":
+		obj.SetNamespace("")
+	}
 }
 
 // waitEstablished waits (up to 30 s) until the API server serves a CRD just applied, so
