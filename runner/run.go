@@ -108,13 +108,16 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Record, error) {
 	r.scratch = scratch
 	r.pv = plan.pipelineVars(false)
 	r.rec = r.newRecord()
+	if len(r.gitops) > 0 && opts.ChangeGate != nil {
+		r.note(plan.RunName, "GitOps workspace %s: every task's change to it must pass the gate", strings.Join(r.gitopsNames(), ", "))
+	}
 	r.runTasks(ctx)
 	r.runFinally(ctx)
 	r.finish(ctx)
 	return r.rec, nil
 }
 
-// GitOpsWorkspaces lists the workspaces a run treats as GitOps repositories.
+// gitopsNames lists the workspaces the run treats as GitOps repositories.
 func (r *runner) gitopsNames() []string { return sortedKeys(r.gitops) }
 
 func (r *runner) newRecord() *Record {
