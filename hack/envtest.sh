@@ -36,10 +36,9 @@ patch=${K8S_VERSION##*.}
 major=${K8S_VERSION%%.*}
 staging_version=v0.$minor.$patch
 
-# cached: both binaries there and reporting the wanted versions (the stamp names the etcd
+# valid: both binaries there and reporting the wanted versions (the stamp names the etcd
 # version the last build resolved; etcd's own --version prints it).
-cached() {
-  [ -z "${ENVTEST_FORCE:-}" ] || return 1
+valid() {
   [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ] && [ -f "$out/.stamp" ] || return 1
   local got
   got=$("$out/kube-apiserver" --version 2>/dev/null) || return 1
@@ -49,7 +48,7 @@ cached() {
   [ -n "$etcd_want" ] && "$out/etcd" --version 2>/dev/null | grep -q "^etcd Version: $etcd_want\$"
 }
 
-if cached; then
+if [ -z "${ENVTEST_FORCE:-}" ] && valid; then
   echo "$out"
   exit 0
 fi
@@ -141,7 +140,7 @@ if [ "$got" != "Kubernetes v$K8S_VERSION" ]; then
 fi
 mv -f "$tmp/kube-apiserver" "$tmp/etcd" "$out/"
 printf 'kube-apiserver v%s\netcd %s\n' "$K8S_VERSION" "${etcd_version#v}" >"$out/.stamp"
-if ! cached; then
+if ! valid; then
   say "the binaries in $out do not report the expected versions after the build:"
   "$out/etcd" --version 2>&1 | sed 's/^/  /' >&2
   exit 2
