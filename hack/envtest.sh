@@ -55,6 +55,15 @@ fi
 
 command -v go >/dev/null || { say "go is not installed; install Go 1.26 and retry"; exit 2; }
 mkdir -p "$src" "$out"
+# one build at a time (two test runs starting together on a cold machine)
+if command -v flock >/dev/null; then
+  exec 9>"$cache/envtest-$K8S_VERSION.lock"
+  flock 9
+  if [ -z "${ENVTEST_FORCE:-}" ] && valid; then
+    echo "$out"
+    exit 0
+  fi
+fi
 : >"$log"
 say "building kube-apiserver v$K8S_VERSION and etcd from the Go module proxy into $out"
 say "(5-10+ minutes on a cold cache; log: $log)"
