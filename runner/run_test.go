@@ -692,3 +692,25 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+// Many scripts written and started at once all run: exec'ing a just-written script
+// while other goroutines fork fails with "text file busy", so scripts are handed to
+// their interpreter instead (regression test).
+func TestManyScriptsAtOnce(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: many}\nspec:\n  tasks:\n")
+	for i := range 40 {
+		b.WriteString("    - {name: t" + strconv.Itoa(i) + ", taskSpec: {results: [{name: r}], steps: [{name: a, image: x/y:1, script: \"printf ok > $(results.r.path)\"}, {name: b, image: x/y:1, script: \"#!/usr/bin/env sh\\ntrue\"}]}}\n")
+	}
+	for range 3 {
+		rec, log := run(t, b.String(), PlanOptions{}, Options{Parallel: 40})
+		if !rec.Succeeded() {
+			t.Fatalf("run failed:\n%s", log)
+		}
+		for i := range 40 {
+			if v, _ := rec.Result("t"+strconv.Itoa(i), "r"); v != "ok" {
+				t.Errorf("t%d: result %q", i, v)
+			}
+		}
+	}
+}

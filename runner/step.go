@@ -131,7 +131,10 @@ func (r *runner) step(ctx context.Context, t *PlannedTask, i int, tv *vars, dir 
 		if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
 			return end(1, "Error", fmt.Sprintf("write the script: %v", err))
 		}
-		argv = append([]string{path}, rs.args...)
+		// The interpreter is started with the script as its argument, as the kernel
+		// would for the shebang: exec'ing a file just written races with concurrent
+		// forks that still hold its write descriptor (ETXTBSY, golang/go#22315).
+		argv = append(append(shebang(script), path), rs.args...)
 	case len(rs.command) > 0:
 		argv = append(append([]string{}, rs.command...), rs.args...)
 	default:
@@ -179,6 +182,19 @@ func (r *runner) step(ctx context.Context, t *PlannedTask, i int, tv *vars, dir 
 		return end(code, "Error", fmt.Sprintf("exited with code %d", code))
 	}
 	return end(0, "Completed", "")
+}
+
+// shebang is the interpreter command of a script's #! line: the interpreter and its
+// optional single argument, as the kernel splits it.
+func shebang(script string) []string {
+	line, _, _ := strings.Cut(strings.TrimPrefix(script, "#!"), "\n")
+	line = strings.TrimSpace(line)
+	interp, arg, _ := strings.Cut(line, " ")
+	arg = strings.TrimSpace(arg)
+	if arg == "" {
+		return []string{interp}
+	}
+	return []string{interp, arg}
 }
 
 func exitOr(code, def int) int {

@@ -81,3 +81,16 @@ func FuzzLoad(f *testing.F) {
 		_, _ = b.Plan(PlanOptions{})
 	})
 }
+
+func TestShebang(t *testing.T) {
+	for in, want := range map[string]string{
+		"#!/bin/sh\nset -e\n":           "/bin/sh",
+		"#!/usr/bin/env sh\necho":       "/usr/bin/env|sh",
+		"#! /bin/bash -eu  \n":          "/bin/bash|-eu",
+		"#!/usr/bin/env python3 -u x\n": "/usr/bin/env|python3 -u x",
+	} {
+		if got := strings.Join(shebang(in), "|"); got != want {
+			t.Errorf("shebang(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
