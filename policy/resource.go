@@ -122,9 +122,13 @@ func splitPath(path string) []string {
 }
 
 // fieldPath turns Kyverno's "/spec/containers/0/image/" into "spec.containers[0].image".
-func fieldPath(path string) string {
+func fieldPath(path string) string { return FieldPath(splitPath(path)) }
+
+// FieldPath prints a field path the way users write it: ("spec", "containers", "0",
+// "image") is spec.containers[0].image.
+func FieldPath(segs []string) string {
 	var b strings.Builder
-	for _, s := range splitPath(path) {
+	for _, s := range segs {
 		if _, err := strconv.Atoi(s); err == nil {
 			fmt.Fprintf(&b, "[%s]", s)
 			continue

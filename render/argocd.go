@@ -340,20 +340,7 @@ func (d *argoDiscovery) appTargets(a argoApp) []Target {
 }
 
 // argoField prints a field path the way users write it: spec.sources[1].path.
-func argoField(at []string) string {
-	var b strings.Builder
-	for _, s := range at {
-		if _, err := strconv.Atoi(s); err == nil {
-			b.WriteString("[" + s + "]")
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(s)
-	}
-	return b.String()
-}
+func argoField(at []string) string { return policy.FieldPath(at) }
 
 func (d *argoDiscovery) sourceTarget(a argoApp, src map[string]any, at []string, multi bool, refs map[string]map[string]any) (Target, bool) {
 	repoURL := argoString(src["repoURL"])
