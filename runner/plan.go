@@ -20,7 +20,7 @@ type PlanOptions struct {
 	// Params are the run's param values as given on the command line; arrays and
 	// objects are parsed by the param's declared type (see ParseParamValue).
 	Params map[string]string
-	// Workspaces bind pipeline workspaces to host directories (created if missing).
+	// Workspaces bind pipeline workspaces to host directories (Run creates missing ones).
 	Workspaces map[string]string
 	// RunName is $(context.pipelineRun.name); default <pipeline>-run.
 	RunName string
@@ -317,11 +317,11 @@ func (p *Plan) workspaces(pe *planErrors, given map[string]string) {
 			pe.add(p.at("spec", "workspaces"), "--workspace %s: %v", k, err)
 			continue
 		}
-		if err := os.MkdirAll(dir, 0o777); err != nil {
-			pe.add(p.at("spec", "workspaces"), "--workspace %s: %v", k, err)
+		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+			pe.add(p.at("spec", "workspaces"), "--workspace %s: %s is not a directory", k, given[k])
 			continue
 		}
-		p.Workspaces[k] = dir
+		p.Workspaces[k] = dir // created by Run if missing
 	}
 	var missing []string
 	for _, w := range p.Pipeline.Spec.Workspaces {

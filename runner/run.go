@@ -100,6 +100,11 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Record, error) {
 			}
 		}
 	}
+	for _, name := range sortedKeys(plan.Workspaces) {
+		if err := os.MkdirAll(plan.Workspaces[name], 0o777); err != nil {
+			return nil, fmt.Errorf("workspace %s: %w", name, err)
+		}
+	}
 	scratch, err := os.MkdirTemp(opts.ScratchDir, "gitgate-run-")
 	if err != nil {
 		return nil, fmt.Errorf("create the run's scratch directory: %w", err)

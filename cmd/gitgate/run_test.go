@@ -179,8 +179,8 @@ spec:
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}
 	}
-	if _, err := os.Stat(filepath.Join(src, "prepared")); err == nil {
-		t.Errorf("task prepare ran although the gate refused the pipeline")
+	if _, err := os.Stat(src); err == nil {
+		t.Errorf("the workspace directory was created although the gate refused the pipeline")
 	}
 	if stdout.Len() != 0 {
 		t.Errorf("stdout: %s", stdout.String())
