@@ -10,6 +10,7 @@ import (
 
 	"github.com/gitgate/gitgate/admission"
 	"github.com/gitgate/gitgate/policy"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
@@ -25,6 +26,7 @@ type serveOptions struct {
 	gitURL          string
 	gitRef          string
 	gitPath         string
+	gitCredentials  string
 	pollInterval    time.Duration
 	addr            string
 	path            string
@@ -55,6 +57,7 @@ func (o *serveOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.gitURL, "git-url", "", "Git repository to take policies and .gitgate.yaml from (local path, file://, https://, ssh://)")
 	fs.StringVar(&o.gitRef, "git-ref", "", "branch, tag or commit of --git-url (default: the remote's HEAD)")
 	fs.StringVar(&o.gitPath, "git-path", "", "policy directory in --git-url (default: policies: of .gitgate.yaml, else policies/)")
+	fs.StringVar(&o.gitCredentials, "git-credentials-file", "", "file holding USERNAME:TOKEN for an https --git-url (e.g. a mounted Secret); never printed")
 	fs.DurationVar(&o.pollInterval, "poll-interval", admission.DefaultPollInterval, "how often policy sources are polled (directories are also watched)")
 	fs.StringVar(&o.addr, "addr", def.Addr, "host:port of the TLS webhook listener")
 	fs.StringVar(&o.path, "path", def.Path, "URL path of the AdmissionReview endpoint")
@@ -150,9 +153,21 @@ func (o *serveOptions) run(cmd *cobra.Command, stderr io.Writer) error {
 		sources = append(sources, admission.DirSource{Path: d})
 	}
 	if o.gitURL != "" {
-		sources = append(sources, &admission.GitSource{URL: o.gitURL, Ref: o.gitRef, Path: o.gitPath})
-	} else if o.gitRef != "" || o.gitPath != "" {
-		return fail("--git-ref and --git-path need --git-url")
+		src := &admission.GitSource{URL: o.gitURL, Ref: o.gitRef, Path: o.gitPath}
+		if o.gitCredentials != "" {
+			data, err := os.ReadFile(o.gitCredentials)
+			if err != nil {
+				return fail("--git-credentials-file: %v", err)
+			}
+			user, token, ok := strings.Cut(strings.TrimSpace(string(data)), ":")
+			if !ok || token == "" {
+				return fail("--git-credentials-file %s: want one line USERNAME:TOKEN", o.gitCredentials)
+			}
+			src.Auth = &githttp.BasicAuth{Username: user, Password: token}
+		}
+		sources = append(sources, src)
+	} else if o.gitRef != "" || o.gitPath != "" || o.gitCredentials != "" {
+		return fail("--git-ref, --git-path and --git-credentials-file need --git-url")
 	}
 	ropts := admission.DefaultReloaderOptions()
 	ropts.Gate, ropts.Sources, ropts.Interval, ropts.Log = gopts, sources, o.pollInterval, log.WithName("policies")
