@@ -9,6 +9,7 @@ package reconcile
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,6 +85,7 @@ func TestBenchCorpus(t *testing.T) {
 		}
 	}
 	t.Logf("fetch+checkout: %s", fetch.Round(time.Millisecond))
+	t.Logf("first sync, summed over apps (4 in parallel): %s", split(res))
 	t.Logf("first sync of %d apps: %s, %d objects applied, %d API writes (%d by the syncer's own count), phases %v",
 		len(apps), first.Round(time.Millisecond), objects, writes, sumWrites(res), phases)
 
@@ -94,7 +96,7 @@ func TestBenchCorpus(t *testing.T) {
 	res = s.Sync(ctx, repo, co.Commit, apps)
 	resync := time.Since(start)
 	writes = e.counter.writes.Load() - w0
-	t.Logf("no-change resync of %d apps: %s, %d API writes", len(apps), resync.Round(time.Millisecond), writes)
+	t.Logf("no-change resync of %d apps: %s, %d API writes; summed over apps: %s", len(apps), resync.Round(time.Millisecond), writes, split(res))
 	if writes != 0 {
 		t.Errorf("no-change resync wrote %d times", writes)
 	}
@@ -132,6 +134,14 @@ func TestBenchCorpus(t *testing.T) {
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	t.Logf("gitgate report over %d apps (own process, cold cache): %s wall, %s CPU, peak RSS %d MiB, exit %d",
 		len(apps), wall.Round(time.Millisecond), (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Round(time.Millisecond), ru.Maxrss/1024, code)
+}
+
+func split(r *SyncResult) string {
+	var rd, g, a time.Duration
+	for _, x := range r.Apps {
+		rd, g, a = rd+x.Render, g+x.Gate, a+x.Apply
+	}
+	return fmt.Sprintf("render %s, gate %s, compare+apply %s", rd.Round(time.Millisecond), g.Round(time.Millisecond), a.Round(time.Millisecond))
 }
 
 func sumWrites(r *SyncResult) int {

@@ -382,3 +382,36 @@ func TestSyncExitCode(t *testing.T) {
 		}
 	}
 }
+
+func TestFingerprint(t *testing.T) {
+	live := obj(t, `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: c
+  managedFields:
+  - {manager: gitgate, operation: Apply, apiVersion: v1, fieldsType: FieldsV1, fieldsV1: {"f:data": {"f:a": {}}}}
+  - {manager: kubectl, operation: Update, apiVersion: v1, fieldsType: FieldsV1, fieldsV1: {"f:data": {"f:b": {}}}}
+data: {a: "1", b: "2"}
+`)
+	desired := obj(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: \"1\"}\n")
+	fp := fingerprint(hashObject(desired), live)
+	if fp == "" || fp != fingerprint(hashObject(desired.DeepCopy()), live.DeepCopy()) {
+		t.Fatalf("fingerprint not stable: %q", fp)
+	}
+	changed := desired.DeepCopy()
+	changed.Object["data"] = map[string]any{"a": "2"}
+	if fingerprint(hashObject(changed), live) == fp {
+		t.Error("a changed desired object keeps the fingerprint")
+	}
+	taken := live.DeepCopy()
+	mf := taken.GetManagedFields()
+	mf[0].FieldsV1.Raw = []byte(`{"f:data":{}}`) // another manager took f:a over
+	taken.SetManagedFields(mf)
+	if fingerprint(hashObject(desired), taken) == fp {
+		t.Error("a field taken over by another manager keeps the fingerprint")
+	}
+	taken.SetManagedFields(mf[1:])
+	if fingerprint(hashObject(desired), taken) != "" {
+		t.Error("an object without gitgate's entry has a fingerprint")
+	}
+}

@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +48,10 @@ type Ref struct {
 	Kind       string `json:"kind"`
 	Namespace  string `json:"namespace,omitempty"`
 	Name       string `json:"name"`
+	// Fingerprint, in the inventory only, is what gitgate last applied (a hash of the
+	// object) and the fields the API server then recorded as gitgate's. While both still
+	// match, the object is unchanged and needs no dry-run to tell.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 func refOf(u *unstructured.Unstructured) Ref {
@@ -104,6 +110,10 @@ type AppResult struct {
 	// Writes counts the API writes the sync made (applies, deletes, inventory updates).
 	Writes   int           `json:"writes"`
 	Duration time.Duration `json:"duration"`
+	// Render, Gate and Apply split Duration (Apply includes the comparisons and prune).
+	Render time.Duration `json:"render"`
+	Gate   time.Duration `json:"gate"`
+	Apply  time.Duration `json:"apply"`
 }
 
 // Count is how many objects had the action.
@@ -407,14 +417,20 @@ func (s *Syncer) SyncApp(ctx context.Context, repo render.Repo, revision string,
 			res.Notices = append(res.Notices, err.Error())
 		}
 	}
+	t0 := time.Now()
 	desired, notices, err := Desired(ctx, repo, app)
+	res.Render = time.Since(t0)
 	res.Notices = append(res.Notices, notices...)
 	if err != nil {
 		res.Phase, res.Error = Blocked, err.Error()
 		store(storedStatus{LastError: res.Error})
 		return res
 	}
+	t0 = time.Now()
 	rep := s.Gate.CheckResources(ctx, desired, s.Opts.Check)
+	res.Gate = time.Since(t0)
+	t0 = time.Now()
+	defer func() { res.Apply = time.Since(t0) }()
 	blocking := 0
 	for _, r := range rep.Results {
 		if r.Finding() {
@@ -465,13 +481,18 @@ func (s *Syncer) SyncApp(ctx context.Context, repo render.Repo, revision string,
 			}
 		}
 	}
+	stored := map[string]string{}
+	for _, old := range inv.Objects {
+		stored[old.key()] = old.Fingerprint
+	}
 	for _, r := range desired {
 		obj := r.Object
 		s.scope(obj)
 		ref := refOf(obj)
 		wanted[ref.key()] = true
-		or, wrote, err := s.applyOne(ctx, app, obj, healing, force, ignoreManagers)
+		or, fp, wrote, err := s.applyOne(ctx, app, obj, stored[ref.key()], healing, force, ignoreManagers)
 		if or.Action == Created || or.Action == Configured || or.Action == Unchanged || or.Action == Drifted || or.Action == Conflict {
+			ref.Fingerprint = fp
 			applied = append(applied, ref)
 		}
 		res.Writes += wrote
@@ -621,9 +642,10 @@ func isUnreachable(err error) bool {
 	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "connection reset") || strings.Contains(msg, "EOF") || strings.Contains(msg, "no such host") || strings.Contains(msg, "i/o timeout")
 }
 
-// applyOne compares the object with the live one through a dry-run apply and applies it
-// only when it differs (so a sync with nothing to do writes nothing).
-func (s *Syncer) applyOne(ctx context.Context, app App, obj *unstructured.Unstructured, heal, force bool, ignoreManagers []string) (ObjectResult, int, error) {
+// applyOne compares the object with the live one and applies it only when it differs (so
+// a sync with nothing to do writes nothing). The comparison is the stored fingerprint when
+// it still matches, else a dry-run apply. It returns the fingerprint to store.
+func (s *Syncer) applyOne(ctx context.Context, app App, obj *unstructured.Unstructured, fp string, heal, force bool, ignoreManagers []string) (ObjectResult, string, int, error) {
 	ref := refOf(obj)
 	or := ObjectResult{Ref: ref}
 	live := &unstructured.Unstructured{}
@@ -633,7 +655,7 @@ func (s *Syncer) applyOne(ctx context.Context, app App, obj *unstructured.Unstru
 		// A CRD established a moment ago: discovery catches up.
 		select {
 		case <-ctx.Done():
-			return or, 0, ctx.Err()
+			return or, fp, 0, ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
 		err = s.Client.Get(ctx, client.ObjectKeyFromObject(obj), live)
@@ -641,27 +663,32 @@ func (s *Syncer) applyOne(ctx context.Context, app App, obj *unstructured.Unstru
 	exists := err == nil
 	if err != nil && !apierrors.IsNotFound(err) {
 		if meta.IsNoMatchError(err) {
-			return or, 0, fmt.Errorf("the cluster does not serve %s: %w; install its CRD first (in an earlier sync wave)", obj.GetAPIVersion(), err)
+			return or, fp, 0, fmt.Errorf("the cluster does not serve %s: %w; install its CRD first (in an earlier sync wave)", obj.GetAPIVersion(), err)
 		}
-		return or, 0, err
+		return or, fp, 0, err
 	}
+	desiredHash := hashObject(obj)
 	if exists {
+		if fp != "" && fp == fingerprint(desiredHash, live) {
+			or.Action = Unchanged
+			return or, fp, 0, nil
+		}
 		diffs, conflict, err := s.dryRun(ctx, app, obj, live, force, ignoreManagers)
 		if err != nil {
-			return or, 0, err
+			return or, fp, 0, err
 		}
 		if len(diffs) == 0 && conflict == "" {
 			or.Action = Unchanged
-			return or, 0, nil
+			return or, fp, 0, nil
 		}
 		or.Diffs = diffs
 		if !heal {
 			or.Action, or.Message = Drifted, "differs from Git; the app's syncPolicy does not selfHeal"
-			return or, 0, nil
+			return or, fp, 0, nil
 		}
 		if conflict != "" {
 			or.Action, or.Message = Conflict, conflict
-			return or, 0, nil
+			return or, fp, 0, nil
 		}
 	}
 	apply := obj.DeepCopy()
@@ -672,16 +699,44 @@ func (s *Syncer) applyOne(ctx context.Context, app App, obj *unstructured.Unstru
 	err = s.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(apply), opts...)
 	if apierrors.IsConflict(err) {
 		or.Action, or.Message = Conflict, conflictMessage(err)
-		return or, 1, nil
+		return or, fp, 1, nil
 	}
 	if err != nil {
-		return or, 1, fmt.Errorf("apply: %w", err)
+		return or, fp, 1, fmt.Errorf("apply: %w", err)
 	}
 	or.Action = Configured
 	if !exists {
 		or.Action = Created
 	}
-	return or, 1, nil
+	return or, fingerprint(desiredHash, apply), 1, nil
+}
+
+// hashObject is a hash of an object as gitgate sends it (encoding/json sorts map keys).
+func hashObject(u *unstructured.Unstructured) string {
+	b, err := json.Marshal(u.Object)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}
+
+// fingerprint joins what gitgate applied with the fields the API server records as
+// gitgate's on the object: another manager taking one of them over changes the latter.
+func fingerprint(desiredHash string, live *unstructured.Unstructured) string {
+	if desiredHash == "" {
+		return ""
+	}
+	for _, mf := range live.GetManagedFields() {
+		if mf.Manager == FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply && mf.FieldsV1 != nil {
+			h := sha256.New()
+			h.Write([]byte(mf.APIVersion))
+			h.Write([]byte{0})
+			h.Write(mf.FieldsV1.Raw)
+			return desiredHash + "-" + hex.EncodeToString(h.Sum(nil)[:12])
+		}
+	}
+	return ""
 }
 
 // dryRun applies obj with dryRun=All and compares the outcome with live. A conflict

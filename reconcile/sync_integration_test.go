@@ -131,7 +131,9 @@ func (g *gitRepo) commit(msg string, files map[string]string, remove []string) {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			g.t.Fatal(err)
 		}
-		if _, err := wt.Add(name); err != nil {
+	}
+	if len(files) > 0 {
+		if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
 			g.t.Fatal(err)
 		}
 	}
@@ -535,6 +537,9 @@ func TestSyncLifecycle(t *testing.T) {
 	r = h.sync(ctx, e.client, true) // selfHeal puts it back
 	if r.ExitCode() != 0 {
 		t.Fatalf("heal: %s", dump(t, r))
+	}
+	if sc := getDeploy(t, e.client, "worker-dev", "worker").Spec.Template.Spec.Containers[0].SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Fatalf("selfHeal did not restore allowPrivilegeEscalation: %+v\n%s", sc, dump(t, r))
 	}
 
 	// 7. A policy violation committed to one app blocks that app only.
