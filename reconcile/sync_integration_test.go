@@ -231,6 +231,12 @@ spec:
 `
 }
 
+// The Secret's value in Git and the one someone puts in the cluster: neither may be printed.
+const (
+	gitSecret  = "Z2l0LXNlY3JldC12YWx1ZQ==" // git-secret-value
+	liveSecret = "bGl2ZS1zZWNyZXQtdmFsdWU=" // live-secret-value
+)
+
 func seed() map[string]string {
 	files := map[string]string{
 		".gitgate.yaml":        "registries: [harbor.example.com]\nrepoURLs: [https://git.example.com/platform/gitops.git]\n",
@@ -244,6 +250,8 @@ func seed() map[string]string {
 		files[base+"configmap.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + svc + "-settings\ndata:\n  LOG_LEVEL: info\n"
 		files["apps/"+svc+"/overlays/dev/kustomization.yaml"] = "resources: [../../base]\n"
 	}
+	files["apps/worker/overlays/dev/kustomization.yaml"] = "resources: [../../base, secret.yaml]\n"
+	files["apps/worker/overlays/dev/secret.yaml"] = "apiVersion: v1\nkind: Secret\nmetadata: {name: worker-db}\ndata: {password: " + gitSecret + "}\n"
 	// An Application of plain manifests: a CRD and an object of it in the same sync (the
 	// CRD first), a Namespace it brings itself, sync waves.
 	files["argocd/platform.yaml"] = `apiVersion: argoproj.io/v1alpha1
@@ -420,8 +428,8 @@ func TestSyncLifecycle(t *testing.T) {
 
 	// 2. A second sync with no change writes nothing: no API write, resourceVersions unchanged.
 	before := resourceVersions(t, e.client)
-	if len(before) != 12 {
-		t.Fatalf("inventories list %d objects, want 9 objects and 3 inventories: %v", len(before), before)
+	if len(before) != 13 {
+		t.Fatalf("inventories list %d objects, want 10 objects and 3 inventories: %v", len(before), before)
 	}
 	w0 := e.counter.writes.Load()
 	start := time.Now()
@@ -486,8 +494,8 @@ func TestSyncLifecycle(t *testing.T) {
 	if rep.ExitCode() != 1 {
 		t.Fatalf("report exit code with drift = %d, want 1", rep.ExitCode())
 	}
-	if c := findApp(rep, "worker-dev").Counts(); c.Drifted() || c.InSync != 3 {
-		t.Fatalf("worker-dev counts = %+v, want 3 in sync", c)
+	if c := findApp(rep, "worker-dev").Counts(); c.Drifted() || c.InSync != 4 {
+		t.Fatalf("worker-dev counts = %+v, want 4 in sync", c)
 	}
 	r = h.sync(ctx, e.client, true)
 	if got := *getDeploy(t, e.client, "api-dev", "api").Spec.Replicas; got != 2 || r.ExitCode() != 0 {
@@ -540,6 +548,43 @@ func TestSyncLifecycle(t *testing.T) {
 	}
 	if sc := getDeploy(t, e.client, "worker-dev", "worker").Spec.Template.Spec.Containers[0].SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
 		t.Fatalf("selfHeal did not restore allowPrivilegeEscalation: %+v\n%s", sc, dump(t, r))
+	}
+
+	// Secret drift is reported with its values masked, in every format.
+	sec := &corev1.Secret{}
+	if err := e.client.Get(ctx, types.NamespacedName{Namespace: "worker-dev", Name: "worker-db"}, sec); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.client.Patch(ctx, sec, client.RawPatch(types.MergePatchType, []byte(`{"data":{"password":"`+liveSecret+`"}}`)), client.FieldOwner("kubectl")); err != nil {
+		t.Fatal(err)
+	}
+	rep = h.report(ctx)
+	if obj := findObject(rep, "worker-dev", "Secret/worker-dev/worker-db"); obj == nil || obj.State != Modified || len(obj.Diffs) != 1 || obj.Diffs[0].Path != "/data/password" {
+		t.Fatalf("Secret drift: %+v", obj)
+	}
+	for name, w := range ReportFormats {
+		var b bytes.Buffer
+		if err := w(&b, rep); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{gitSecret, liveSecret, "git-secret-value", "live-secret-value"} {
+			if strings.Contains(b.String(), v) {
+				t.Fatalf("%s report prints the Secret's value %q", name, v)
+			}
+		}
+	}
+	for _, pr := range PolicyReports(rep) {
+		b, _ := pr.MarshalJSON()
+		if bytes.Contains(b, []byte(liveSecret)) || bytes.Contains(b, []byte(gitSecret)) {
+			t.Fatalf("PolicyReport prints the Secret's value")
+		}
+	}
+	r = h.sync(ctx, e.client, true)
+	if out := dump(t, r); r.ExitCode() != 0 || strings.Contains(out, liveSecret) || strings.Contains(out, gitSecret) {
+		t.Fatalf("sync after Secret drift (exit %d):\n%s", r.ExitCode(), out)
+	}
+	if err := e.client.Get(ctx, types.NamespacedName{Namespace: "worker-dev", Name: "worker-db"}, sec); err != nil || string(sec.Data["password"]) != "git-secret-value" {
+		t.Fatalf("selfHeal did not restore the Secret: %v", err)
 	}
 
 	// 7. A policy violation committed to one app blocks that app only.
