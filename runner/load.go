@@ -193,7 +193,7 @@ func decodeErr(r policy.Resource, err error) error {
 	if m := unknownField.FindStringSubmatch(msg); m != nil {
 		if path := findKey(r.Object.Object, m[1], nil); path != nil {
 			o = r.FieldOrigin(path)
-			msg = fmt.Sprintf("unknown field %q", fieldPathString(path))
+			msg = fmt.Sprintf("unknown field %q", policy.FieldPath(path))
 		}
 		msg += " (not a tekton.dev/v1 field, or one gitgate run does not support)"
 	}
@@ -220,20 +220,4 @@ func findKey(v any, key string, path []string) []string {
 		}
 	}
 	return nil
-}
-
-// fieldPathString prints spec.steps[0].scirpt.
-func fieldPathString(path []string) string {
-	var b strings.Builder
-	for _, s := range path {
-		if _, err := strconv.Atoi(s); err == nil {
-			b.WriteString("[" + s + "]")
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(s)
-	}
-	return b.String()
 }
