@@ -381,6 +381,10 @@ func TestSyncExitCode(t *testing.T) {
 			t.Errorf("%v %v: exit %d, want %d", tc.phases, tc.errs, got, tc.want)
 		}
 	}
+	conflict := &SyncResult{Apps: []AppResult{{Phase: OutOfSync, Objects: []ObjectResult{{Action: Conflict}}}}}
+	if conflict.ExitCode() != 2 {
+		t.Errorf("an unresolved conflict: exit %d, want 2", conflict.ExitCode())
+	}
 }
 
 func TestFingerprint(t *testing.T) {

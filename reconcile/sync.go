@@ -134,17 +134,18 @@ type SyncResult struct {
 	Errors   []string    `json:"errors,omitempty"`
 }
 
-// ExitCode is 2 when an app failed or discovery failed, 1 when one was blocked, else 0.
+// ExitCode is 2 when an app failed (the API server unreachable or refusing, a field
+// conflict left unresolved) or discovery failed, 1 when one was blocked, else 0.
 func (r *SyncResult) ExitCode() int {
 	code := 0
 	if len(r.Errors) > 0 {
 		return 2
 	}
 	for _, a := range r.Apps {
-		switch a.Phase {
-		case Failed:
+		if a.Phase == Failed || a.Count(Conflict) > 0 {
 			return 2
-		case Blocked:
+		}
+		if a.Phase == Blocked {
 			code = 1
 		}
 	}

@@ -587,6 +587,38 @@ func TestSyncLifecycle(t *testing.T) {
 		t.Fatalf("selfHeal did not restore the Secret: %v", err)
 	}
 
+	// Without selfHeal (the platform app): a resync of the same revision shows drift and
+	// leaves it; an explicit sync reports the conflict with the other field manager (exit 2);
+	// --force-conflicts takes the field back.
+	if err := e.client.Patch(ctx, widget, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"size":7}}`)), client.FieldOwner("kubectl")); err != nil {
+		t.Fatal(err)
+	}
+	size := func() int64 {
+		w := widget.DeepCopy()
+		if err := e.client.Get(ctx, client.ObjectKeyFromObject(w), w); err != nil {
+			t.Fatal(err)
+		}
+		n, _, _ := unstructured.NestedInt64(w.Object, "spec", "size")
+		return n
+	}
+	r = h.sync(ctx, e.client, true)
+	if a := appResult(r, "platform"); a.Phase != OutOfSync || a.Count(Drifted) != 1 || size() != 7 || r.ExitCode() != 0 {
+		t.Fatalf("resync without selfHeal: size %d\n%s", size(), dump(t, r))
+	}
+	r = h.sync(ctx, e.client, false)
+	if a := appResult(r, "platform"); a.Phase != OutOfSync || a.Count(Conflict) != 1 || size() != 7 || r.ExitCode() != 2 || !strings.Contains(dump(t, r), `conflict with "kubectl"`) {
+		t.Fatalf("sync without --force-conflicts: size %d, exit %d\n%s", size(), r.ExitCode(), dump(t, r))
+	}
+	{
+		repo, rev, apps := h.checkout(ctx)
+		opts := DefaultOptions()
+		opts.ForceConflicts = true
+		r = (&Syncer{Client: e.client, Gate: h.gate, Opts: opts}).Sync(ctx, repo, rev, apps)
+	}
+	if a := appResult(r, "platform"); a.Phase != Synced || size() != 3 || r.ExitCode() != 0 {
+		t.Fatalf("--force-conflicts: size %d\n%s", size(), dump(t, r))
+	}
+
 	// 7. A policy violation committed to one app blocks that app only.
 	bad := strings.Replace(deployment("api", "1.2.0"), "allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", 1)
 	h.git.commit("api: escalate, worker: 2.0.0", map[string]string{"apps/api/base/deployment.yaml": bad, "apps/worker/base/deployment.yaml": deployment("worker", "2.0.0")}, nil)
@@ -728,6 +760,15 @@ func (p *proxy) stop() {
 		c.Close()
 	}
 	p.conns = map[net.Conn]bool{}
+}
+
+func appResult(r *SyncResult, app string) AppResult {
+	for _, a := range r.Apps {
+		if a.App == app {
+			return a
+		}
+	}
+	return AppResult{}
 }
 
 func findApp(r *DriftReport, app string) AppDrift {

@@ -169,7 +169,8 @@ with --prune. With --interval, apps whose syncPolicy has selfHeal re-apply drift
 are re-applied when the revision changes. The status of each app (Synced, OutOfSync,
 Blocked, Error; revision; last error) is printed and kept in its inventory ConfigMap.
 
-Exit codes: 0 synced, 1 an app was blocked by policy, 2 error (the API server, Git).`,
+Exit codes: 0 synced, 1 an app was blocked by policy, 2 error (the API server unreachable
+or refusing an object, a field conflict left unresolved, Git).`,
 		Example: `  gitgate sync --once https://git.example.com/platform/gitops.git --git-token-env GIT_TOKEN
   gitgate sync . --app 'api-*' --prune -o json
   gitgate sync --interval 3m --leader-elect ssh://git@git.example.com/platform/gitops.git --ssh-key /etc/gitgate/ssh/id_ed25519`,
