@@ -619,6 +619,29 @@ func TestSyncLifecycle(t *testing.T) {
 		t.Fatalf("--force-conflicts: size %d\n%s", size(), dump(t, r))
 	}
 
+	// Prune is the app's choice: platform does not prune, so an object removed from Git is
+	// kept (and stays in the inventory) until a sync with --prune.
+	h.git.commit("platform: drop the widget", nil, []string{"platform/widget.yaml"})
+	r = h.sync(ctx, e.client, false)
+	if a := appResult(r, "platform"); a.Phase != OutOfSync || a.Count(KeptPrune) != 1 || r.ExitCode() != 0 {
+		t.Fatalf("removed from Git without prune:\n%s", dump(t, r))
+	}
+	if err := e.client.Get(ctx, client.ObjectKeyFromObject(widget), widget.DeepCopy()); err != nil {
+		t.Fatalf("the widget was pruned although the app does not prune: %v", err)
+	}
+	{
+		repo, rev, apps := h.checkout(ctx)
+		opts := DefaultOptions()
+		opts.Prune = true
+		r = (&Syncer{Client: e.client, Gate: h.gate, Opts: opts}).Sync(ctx, repo, rev, apps)
+	}
+	if a := appResult(r, "platform"); a.Phase != Synced || a.Count(Pruned) != 1 {
+		t.Fatalf("--prune:\n%s", dump(t, r))
+	}
+	if err := e.client.Get(ctx, client.ObjectKeyFromObject(widget), widget.DeepCopy()); !apierrors.IsNotFound(err) {
+		t.Fatalf("--prune left the widget: %v", err)
+	}
+
 	// 7. A policy violation committed to one app blocks that app only.
 	bad := strings.Replace(deployment("api", "1.2.0"), "allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", 1)
 	h.git.commit("api: escalate, worker: 2.0.0", map[string]string{"apps/api/base/deployment.yaml": bad, "apps/worker/base/deployment.yaml": deployment("worker", "2.0.0")}, nil)
