@@ -51,7 +51,8 @@ func CodeQualitySeverity(r Result) string {
 // WriteCodeQuality writes a GitLab Code Quality report: a JSON array with an issue per
 // finding (fail, warn, error) of the head revision. GitLab compares the reports of the
 // base and head pipelines itself, so the fingerprint is what must not move: a hash of
-// FindingKey (target, resource identity, policy/rule) and the message, never the line.
+// FindingKey (target, resource identity, policy/rule, failing field) and the message,
+// never the line.
 func WriteCodeQuality(w io.Writer, rep *Report) error {
 	var findings []Result
 	for _, r := range rep.Results {

@@ -60,9 +60,12 @@ func (t TargetChange) NewlyFailing() bool { return t.HeadBlocking && !t.BaseBloc
 func (t TargetChange) NewlyPassing() bool { return t.BaseBlocking && !t.HeadBlocking }
 
 // FindingKey identifies a finding across revisions: target, resource identity
-// (group/Kind/namespace/name) and policy/rule, never a line number.
+// (group/Kind/namespace/name), policy/rule and the field it failed at when Kyverno
+// names one, never a line number. The field keeps a second violation of a rule the
+// resource already broke elsewhere (a container's image next to a bad initContainer's)
+// from passing as unchanged.
 func FindingKey(r Result) string {
-	return r.Origin.Target + "\x00" + groupOf(r.APIVersion) + "\x00" + r.ResourceID() + "\x00" + r.Policy + "\x00" + r.Rule
+	return r.Origin.Target + "\x00" + groupOf(r.APIVersion) + "\x00" + r.ResourceID() + "\x00" + r.Policy + "\x00" + r.Rule + "\x00" + r.Path
 }
 
 func groupOf(apiVersion string) string {

@@ -21,7 +21,7 @@ const (
 	sarifVersion = "2.1.0"
 	sarifSchema  = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 	// SARIFFingerprint is the partialFingerprints key: a hash of FindingKey (target,
-	// resource identity, policy/rule), stable when lines move.
+	// resource identity, policy/rule, failing field), stable when lines move.
 	SARIFFingerprint = "gitgateFindingKey/v1"
 )
 
