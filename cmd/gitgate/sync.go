@@ -216,11 +216,22 @@ func (o *syncOptions) syncOnce(ctx context.Context, c client.Client, resync bool
 	opts.Resync = resync
 	s := &reconcile.Syncer{Client: c, Gate: co.gate, Opts: opts}
 	res := s.Sync(ctx, co.repo, co.rev, co.apps)
+	shown := res
+	if resync { // an interval's later rounds print only the apps where something happened
+		c := *res
+		c.Apps = nil
+		for _, a := range res.Apps {
+			if a.Phase != reconcile.Synced || a.Writes > 0 {
+				c.Apps = append(c.Apps, a)
+			}
+		}
+		shown = &c
+	}
 	write := reconcile.WriteSyncText
 	if o.output == "json" {
 		write = reconcile.WriteSyncJSON
 	}
-	if err := write(stdout, res); err != nil {
+	if err := write(stdout, shown); err != nil {
 		fmt.Fprintf(stderr, "gitgate sync: %v\n", err)
 		return exitError
 	}
