@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,8 +155,12 @@ func startServe(t *testing.T, sopts ServeOptions) {
 	sopts.Ready = ready
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, sopts) }()
+	stopped := false
 	t.Cleanup(func() {
 		cancel()
+		if stopped {
+			return
+		}
 		select {
 		case err := <-done:
 			if err != nil {
@@ -168,6 +173,7 @@ func startServe(t *testing.T, sopts ServeOptions) {
 	select {
 	case <-ready:
 	case err := <-done:
+		stopped = true
 		t.Fatalf("serve stopped: %v", err)
 	case <-time.After(90 * time.Second):
 		t.Fatal("the webhook did not listen within 90s")
@@ -335,6 +341,27 @@ func readAll(t *testing.T, resp *http.Response) string {
 	return b.String()
 }
 
+// strictNamespacePolicy denies ConfigMaps in namespaces labelled gitgate.dev/strict=true.
+const strictNamespacePolicy = `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: strict-namespaces
+spec:
+  rules:
+    - name: no-configmaps
+      match:
+        any:
+          - resources:
+              kinds: [ConfigMap]
+              namespaceSelector:
+                matchLabels:
+                  gitgate.dev/strict: "true"
+      validate:
+        failureAction: Enforce
+        message: no ConfigMaps in strict namespaces
+        deny: {}
+`
+
 // denyLabelledPolicy denies ConfigMaps labelled gitgate.dev/test=deny with msg.
 func denyLabelledPolicy(msg string) string {
 	return fmt.Sprintf(`apiVersion: kyverno.io/v1
@@ -395,7 +422,9 @@ func TestWebhookCertRotator(t *testing.T) {
 
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "deny-cm.yaml"), denyLabelledPolicy("rotated and trusted"))
+	writeFile(t, filepath.Join(dir, "strict.yaml"), strictNamespacePolicy)
 	sopts := DefaultServeOptions()
+	sopts.NamespaceLabels = true
 	sopts.Addr = "127.0.0.1:" + strconv.Itoa(port)
 	sopts.HealthAddr = "127.0.0.1:" + strconv.Itoa(freePort(t))
 	sopts.CertDir = certDir
@@ -404,6 +433,7 @@ func TestWebhookCertRotator(t *testing.T) {
 	sopts.Rotator = &RotatorOptions{
 		Namespace: ns, SecretName: secret.Name, ServiceName: "gitgate-webhook", ExtraDNSNames: []string{"localhost"},
 		WebhookConfigName: vwc.Name, LeaderElectionID: "gitgate-test-rotator",
+		ControllerName: fmt.Sprintf("gitgate-cert-rotator-%d", rotatorRuns.Add(1)), // unique in the process
 	}
 	startServe(t, sopts)
 
@@ -449,6 +479,28 @@ func TestWebhookCertRotator(t *testing.T) {
 		t.Fatalf("creating an allowed ConfigMap: %v", err)
 	}
 
+	// --namespace-labels: Kyverno's namespaceSelector sees the namespace's labels, read
+	// from the cluster through the manager's cache.
+	strict := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "strict", Labels: map[string]string{"gitgate.dev/strict": "true"}}}
+	if err := c.Create(ctx, strict); err != nil {
+		t.Fatal(err)
+	}
+	inStrict := toUnstructured(t, map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "z", "namespace": "strict"}})
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		err := c.Create(ctx, inStrict.DeepCopy())
+		if err != nil && strings.Contains(err.Error(), "no ConfigMaps in strict namespaces") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a ConfigMap in a namespace labelled strict: %v, want the namespaceSelector policy's denial", err)
+		}
+		if err == nil {
+			_ = c.Delete(ctx, inStrict.DeepCopy()) // the cache had not seen the namespace yet
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	// A second replica loses the election: it does not rotate, but serves the mounted
 	// certificate and is ready.
 	second := sopts
@@ -456,17 +508,28 @@ func TestWebhookCertRotator(t *testing.T) {
 	second.HealthAddr = "127.0.0.1:" + strconv.Itoa(freePort(t))
 	second.Reloader = NewReloader(ReloaderOptions{Sources: []Source{DirSource{Path: dir}}})
 	ro := *sopts.Rotator
-	ro.ControllerName = "gitgate-cert-rotator-second"
+	ro.ControllerName = fmt.Sprintf("gitgate-cert-rotator-%d", rotatorRuns.Add(1))
 	second.Rotator = &ro
 	startServe(t, second)
-	resp, err := http.Get("http://" + second.HealthAddr + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, "[+]webhook: listening") {
-		t.Errorf("second replica /readyz = %d:\n%s", resp.StatusCode, body)
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + second.HealthAddr + "/readyz")
+		if err == nil {
+			body := readAll(t, resp)
+			if resp.StatusCode == http.StatusOK && strings.Contains(body, "[+]webhook: listening") {
+				break
+			}
+			err = fmt.Errorf("HTTP %d:\n%s", resp.StatusCode, body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("second replica not ready within 15s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// rotatorRuns numbers rotator controllers: controller-runtime refuses a name twice in a process.
+var rotatorRuns atomic.Int64
 
 func keys(m map[string][]byte) []string {
 	var out []string
