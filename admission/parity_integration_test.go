@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -23,7 +24,8 @@ import (
 type parityItem struct {
 	res      policy.Resource
 	blocking bool
-	rules    []string
+	rules    []string // blocking policy/rule
+	warnings []string // non-blocking findings' policy/rule (Audit failures)
 }
 
 // The webhook and `gitgate check` cannot disagree: for every resource the seed-shaped
@@ -79,8 +81,11 @@ func TestParityWithCheck(t *testing.T) {
 			}
 			it := parityItem{res: res, blocking: rep.Blocking()}
 			for _, x := range rep.Results {
-				if x.Blocking() {
+				switch {
+				case x.Blocking():
 					it.rules = append(it.rules, x.Policy+"/"+x.Rule)
+				case x.Finding():
+					it.warnings = append(it.warnings, x.Policy+"/"+x.Rule)
 				}
 			}
 			items = append(items, it)
@@ -99,7 +104,7 @@ func TestParityWithCheck(t *testing.T) {
 		return (items[i].res.Object.GetNamespace() == "") && (items[j].res.Object.GetNamespace() != "")
 	})
 	created := map[string]bool{}
-	var admitted, denied int
+	var admitted, denied, warned int
 	for _, it := range items {
 		obj := it.res.Object.DeepCopy()
 		if ns := obj.GetNamespace(); ns != "" && !created[ns] {
@@ -107,7 +112,9 @@ func TestParityWithCheck(t *testing.T) {
 			created[ns] = true
 		}
 		obj.SetResourceVersion("")
+		c.warnings.take()
 		err := c.client.Create(ctx, obj, client.DryRunAll)
+		warnings := c.warnings.take()
 		if err != nil && !strings.Contains(err.Error(), `admission webhook "validate.gitgate.dev" denied the request`) {
 			t.Errorf("%s (%s): the API server refused it for another reason than our webhook: %v", it.res.ID(), it.res.Origin.Target, err)
 			continue
@@ -127,8 +134,19 @@ func TestParityWithCheck(t *testing.T) {
 				t.Errorf("%s: denial does not name %s:\n%v", it.res.ID(), rule, err)
 			}
 		}
+		if !apiDenied { // and the client sees one warning per Audit finding of check
+			if len(warnings) != len(it.warnings) {
+				t.Errorf("%s: %d warnings from the API server, gitgate check has %d Audit findings %v: %q", it.res.ID(), len(warnings), len(it.warnings), it.warnings, warnings)
+			}
+			for _, rule := range it.warnings {
+				if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, ": "+rule+": ") }) {
+					t.Errorf("%s: no warning names %s: %q", it.res.ID(), rule, warnings)
+				}
+			}
+			warned += len(warnings)
+		}
 	}
-	t.Logf("parity over %d rendered resources: %d admitted, %d denied, identical to gitgate check", len(items), admitted, denied)
+	t.Logf("parity over %d rendered resources: %d admitted (%d Audit warnings), %d denied, identical to gitgate check", len(items), admitted, warned, denied)
 	if admitted == 0 || denied == 0 {
 		t.Errorf("the example should have both compliant and violating resources (admitted %d, denied %d)", admitted, denied)
 	}
