@@ -301,6 +301,11 @@ func (e *Engine) evaluateKyverno(ctx context.Context, r Resource, req Request) [
 	if err := pc.JSONContext().AddOperation(string(op)); err != nil {
 		return e.allErrors(r, fmt.Errorf("add operation to context: %w", err))
 	}
+	// The rest of the admission request policies read: request.namespace, .name, .kind
+	// and .dryRun, as the API server would send them.
+	if err := addRequestFields(pc.JSONContext(), obj, req.DryRun); err != nil {
+		return e.allErrors(r, fmt.Errorf("add the request to context: %w", err))
+	}
 	nsLabels := req.NamespaceLabels
 	if nsLabels == nil {
 		nsLabels = namespaceLabels(e.opts.Values, obj.GetNamespace())
@@ -658,4 +663,23 @@ func (e *Engine) celResult(r Resource, p policiesv1beta1.ValidatingPolicyLike, a
 		Remediation: m.remediation,
 		HelpURL:     m.helpURL,
 	}
+}
+
+// addRequestFields adds request.namespace, request.name, request.kind and
+// request.dryRun, which Kyverno's admission controller has from the AdmissionRequest.
+func addRequestFields(jc enginecontext.Interface, obj unstructured.Unstructured, dryRun bool) error {
+	gvk := obj.GroupVersionKind()
+	if err := jc.AddNamespace(obj.GetNamespace()); err != nil {
+		return err
+	}
+	for k, v := range map[string]any{
+		"request.name":   obj.GetName(),
+		"request.kind":   map[string]any{"group": gvk.Group, "version": gvk.Version, "kind": gvk.Kind},
+		"request.dryRun": dryRun,
+	} {
+		if err := jc.AddVariable(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -81,6 +81,25 @@ spec:
         metadata: {labels: {app.kubernetes.io/name: "?*"}}
 `
 
+const requestFields = `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: request-fields}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: deny-in-prod
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      message: "{{ request.kind.kind }} {{ request.name }} may not run in {{ request.namespace }} (dry run: {{ request.dryRun }})"
+      deny:
+        conditions:
+          all:
+          - {key: "{{ request.namespace }}", operator: Equals, value: prod}
+          - {key: "{{ request.name }}", operator: Equals, value: p}
+          - {key: "{{ request.kind.kind }}", operator: Equals, value: Pod}
+          - {key: "{{ request.dryRun }}", operator: Equals, value: false}
+`
+
 const denyForeach = `apiVersion: kyverno.io/v1
 kind: ClusterPolicy
 metadata:
@@ -202,6 +221,18 @@ func TestEvaluate(t *testing.T) {
 			policies: []string{celPolicy},
 			resource: deployment(3, safeContainers),
 			want:     []string{"cel-replicas/cel-replicas=pass:Enforce"},
+		},
+		{
+			name:     "request.namespace, request.name, request.kind as the API server sends them",
+			policies: []string{requestFields},
+			resource: "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: prod}\nspec: {containers: [{name: c, image: x:1}]}\n",
+			want:     []string{"request-fields/deny-in-prod=fail:Enforce"},
+		},
+		{
+			name:     "request fields of another namespace",
+			policies: []string{requestFields},
+			resource: "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: dev}\nspec: {containers: [{name: c, image: x:1}]}\n",
+			want:     []string{"request-fields/deny-in-prod=pass:Enforce"},
 		},
 		{
 			name:     "no policy matches a ConfigMap",
