@@ -30,7 +30,8 @@ nice -n 10 go build -o "$gitgate" ./cmd/gitgate
 repo=$run/repo
 rm -rf "$repo"
 cp -r "$corpus" "$repo"
-app=$(ls "$repo/apps" | head -1)
+apps=("$repo"/apps/*)
+app=$(basename "${apps[0]}")
 (
   cd "$repo"
   git init -q -b main
