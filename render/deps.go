@@ -60,6 +60,8 @@ type depsCache struct {
 	kust map[string]*kustomization // by directory; nil when it has none
 }
 
+func (c *depsCache) fsysStat(name string) (fs.FileInfo, error) { return fs.Stat(c.fsys, name) }
+
 func newDepsCache(fsys fs.FS) *depsCache {
 	return &depsCache{fsys: fsys, kust: map[string]*kustomization{}}
 }
@@ -131,9 +133,11 @@ type kustomization struct {
 }
 
 type kustomizeGenerator struct {
-	Files []string `json:"files" yaml:"files"`
-	Envs  []string `json:"envs" yaml:"envs"`
-	Env   string   `json:"env" yaml:"env"`
+	Name     string   `json:"name" yaml:"name"`
+	Behavior string   `json:"behavior" yaml:"behavior"`
+	Files    []string `json:"files" yaml:"files"`
+	Envs     []string `json:"envs" yaml:"envs"`
+	Env      string   `json:"env" yaml:"env"`
 }
 
 // read parses the kustomization in dir once: nil when there is none or it does not

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -38,24 +39,36 @@ func (e *EscapeError) Error() string {
 	return fmt.Sprintf("%s: refers outside the repository root %s; keep bases, patches and files inside the repository", e.Path, e.Root)
 }
 
+// sourceAnnotation carries a resource's source file and line through kustomize: it is
+// added to every document of the resource files the kustomization graph names as
+// kustomize reads them, and stripped from the output.
+const sourceAnnotation = "gitgate.dev/source"
+
 // RenderKustomize builds the kustomization at t.Path with krusty, confined to the
 // repository, and returns its resources with their origins: the repo-relative source
-// file and the line of the object in it, from kustomize's origin annotations (which are
-// then stripped, so the objects are what `kustomize build` prints).
+// file and the line of the object in it, from a source annotation gitgate adds to the
+// documents of the resource files as kustomize reads them (and strips, so the objects
+// are what `kustomize build` prints). Kustomize's own origin annotations would do the
+// same but also record every transformer on every resource, a third of the build.
+// Objects a generator made point at the kustomization whose generator created them.
 func RenderKustomize(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
 	objs, err := buildKustomize(repo, t)
 	if err != nil {
 		return nil, err
 	}
 	src := newSourceIndex(repo)
+	deps := newDepsCache(repo.FS)
 	out := make([]policy.Resource, 0, len(objs))
 	for _, u := range objs {
 		o := policy.Origin{File: path.Join(t.Path, KustomizationFiles[0]), Line: 1, Col: 1, Target: t.Name}
 		var fields policy.Locator
-		if ann, ok := u.GetAnnotations()[originAnnotation]; ok {
+		if ann, ok := u.GetAnnotations()[sourceAnnotation]; ok {
 			o, fields = src.locate(t, ann, u)
-			stripAnnotation(u, originAnnotation)
+			stripAnnotation(u, sourceAnnotation)
+		} else if k := generatedBy(deps, t.Path, u); k != "" {
+			o.File = k
 		}
+		stripAnnotation(u, originAnnotation) // a kustomization's own buildMetadata
 		out = append(out, policy.Resource{Object: u, Origin: o, Fields: fields})
 	}
 	return out, nil
@@ -64,18 +77,15 @@ func RenderKustomize(ctx context.Context, repo Repo, t Target) ([]policy.Resourc
 // RenderedKustomizeYAML is what `kustomize build` prints for the target, serialised by
 // kustomize itself.
 func RenderedKustomizeYAML(ctx context.Context, repo Repo, t Target) ([]byte, error) {
-	m, err := runKustomize(repo, t)
+	m, err := runKustomize(repo, t, false)
 	if err != nil {
-		return nil, err
-	}
-	if err := m.RemoveOriginAnnotations(); err != nil {
 		return nil, err
 	}
 	return m.AsYaml()
 }
 
 func buildKustomize(repo Repo, t Target) ([]*unstructured.Unstructured, error) {
-	m, err := runKustomize(repo, t)
+	m, err := runKustomize(repo, t, true)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +105,9 @@ func buildKustomize(repo Repo, t Target) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-func runKustomize(repo Repo, t Target) (resmap.ResMap, error) {
+// runKustomize builds the target; with provenance, the documents of the resource files
+// carry the source annotation.
+func runKustomize(repo Repo, t Target, provenance bool) (resmap.ResMap, error) {
 	root, err := filepath.EvalSymlinks(repo.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("repository root %s: %w", repo.Dir, err)
@@ -106,6 +118,9 @@ func runKustomize(repo Repo, t Target) (resmap.ResMap, error) {
 		return nil, err
 	}
 	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace, virtual: map[string][]byte{}}
+	if provenance {
+		fsys.annotate = resourceFiles(newDepsCache(os.DirFS(root)), t.Path)
+	}
 	opts := krusty.MakeDefaultOptions()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	opts.Reorder = krusty.ReorderOptionLegacy // what the kustomize CLI prints by default
@@ -226,6 +241,9 @@ type confinedFS struct {
 	trace   func(file string)
 	// virtual are in-memory files: charts of helmCharts entries, rendered.
 	virtual map[string][]byte
+	// annotate are the repo-relative resource files whose documents get the source
+	// annotation as kustomize reads them.
+	annotate map[string]bool
 
 	mu  sync.Mutex
 	esc *EscapeError
@@ -293,6 +311,9 @@ func (c *confinedFS) ReadFile(p string) ([]byte, error) {
 		return nil, err
 	}
 	c.trace(rel(c.root, p))
+	if r := rel(c.root, p); c.annotate[r] {
+		data = annotateSources(r, data)
+	}
 	// kustomize expands YAML aliases without bound: refuse a bomb before it does.
 	if bytes.IndexByte(data, '&') >= 0 {
 		if _, err := policy.Decode(rel(c.root, p), data); errors.Is(err, policy.ErrAliasExpansion) {
@@ -389,16 +410,6 @@ func (c *confinedFS) augment(dir string, data []byte) ([]byte, error) {
 	}
 	if !own {
 		return yaml.Marshal(k)
-	}
-	meta, _ := k["buildMetadata"].([]any)
-	has := false
-	for _, m := range meta {
-		if m == types.OriginAnnotations {
-			has = true
-		}
-	}
-	if !has {
-		k["buildMetadata"] = append(meta, types.OriginAnnotations)
 	}
 	t := c.t
 	if t.NamePrefix != "" {
@@ -517,36 +528,30 @@ func (s *sourceIndex) images(t Target) []imageEntry {
 	return nil
 }
 
-type kustomizeOrigin struct {
-	Path         string `json:"path"`
-	ConfiguredIn string `json:"configuredIn"`
-}
-
-// locate turns an origin annotation into a repo-relative file and line, and a field
-// locator that only answers for fields whose rendered value is the source's.
+// locate turns a source annotation (file:line) into a repo-relative file and line, and
+// a field locator that only answers for fields whose rendered value is the source's.
 func (s *sourceIndex) locate(t Target, ann string, u *unstructured.Unstructured) (policy.Origin, policy.Locator) {
-	var ko kustomizeOrigin
-	_ = yaml.Unmarshal([]byte(ann), &ko)
-	p := ko.Path
-	if p == "" {
-		p = ko.ConfiguredIn
-	}
-	if p == "" {
-		return policy.Origin{File: path.Join(t.Path, KustomizationFiles[0]), Line: 1, Col: 1, Target: t.Name}, nil
-	}
-	file := path.Clean(path.Join(t.Path, filepath.ToSlash(p)))
-	if k, ok := inflatedOrigin(file); ok { // a chart of a helmCharts entry
-		return policy.Origin{File: k, Line: 1, Col: 1, Target: t.Name}, nil
+	file, line := ann, 0
+	if i := strings.LastIndexByte(ann, ':'); i > 0 {
+		file = ann[:i]
+		line, _ = strconv.Atoi(ann[i+1:])
 	}
 	o := policy.Origin{File: file, Line: 1, Col: 1, Target: t.Name}
-	if ko.Path == "" { // generated: point at the generator's kustomization
-		return o, nil
-	}
-	// The object in its file: same kind and name, else the one whose name the rendered
-	// name contains (namePrefix, nameSuffix), else the only one of its kind.
+	// The object in its file: the document at that line, else the same kind and name,
+	// else the one whose name the rendered name contains (namePrefix, nameSuffix), else
+	// the only one of its kind.
 	best, partial, ofKind := -1, -1, []int{}
 	rs := s.load(file)
 	for i, r := range rs {
+		if r.Origin.Line == line && r.Object.GetKind() == u.GetKind() {
+			best = i
+			break
+		}
+	}
+	for i, r := range rs {
+		if best >= 0 {
+			break
+		}
 		if r.Object.GetKind() != u.GetKind() {
 			continue
 		}

@@ -100,8 +100,13 @@ func (c *confinedFS) inflateHelmCharts(dir string, k map[string]any) error {
 			out.hooks = nil
 		}
 		name := fmt.Sprintf("%s%d-%s.yaml", helmInflatedPrefix, i, strings.ReplaceAll(h.Name, "/", "-"))
+		data := out.yaml()
+		if c.annotate != nil { // findings in the chart point at the kustomization naming it
+			k := path.Join(relDir, KustomizationFiles[0])
+			data = annotateDocs(data, func(int) string { return k + ":0" })
+		}
 		c.mu.Lock()
-		c.virtual[filepath.Join(dir, name)] = out.yaml()
+		c.virtual[filepath.Join(dir, name)] = data
 		c.mu.Unlock()
 		resources = append(resources, name)
 	}
@@ -109,13 +114,4 @@ func (c *confinedFS) inflateHelmCharts(dir string, k map[string]any) error {
 	delete(k, "helmCharts")
 	delete(k, "helmGlobals")
 	return nil
-}
-
-// inflatedOrigin is where a resource kustomize read from an inflated chart points: the
-// kustomization that names the chart.
-func inflatedOrigin(file string) (string, bool) {
-	if !strings.HasPrefix(path.Base(file), helmInflatedPrefix) {
-		return "", false
-	}
-	return path.Join(path.Dir(file), KustomizationFiles[0]), true
 }
