@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/gitgate/gitgate/policy"
@@ -133,22 +132,9 @@ func (rp *Reporter) Report(ctx context.Context, repo render.Repo, revision strin
 	if rp.Opts.Now != nil {
 		rep.Generated = rp.Opts.Now().UTC()
 	}
-	var wg sync.WaitGroup
-	jobs := make(chan int)
-	for range max(rp.Opts.Workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				rep.Apps[i] = rp.ReportApp(ctx, repo, revision, apps[i])
-			}
-		}()
-	}
-	for i := range apps {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
+	forEach(len(apps), rp.Opts.Workers, func(i int) {
+		rep.Apps[i] = rp.ReportApp(ctx, repo, revision, apps[i])
+	})
 	return rep
 }
 

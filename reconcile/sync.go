@@ -205,22 +205,9 @@ func (s *Syncer) Sync(ctx context.Context, repo render.Repo, revision string, ap
 		}
 		return res
 	}
-	var wg sync.WaitGroup
-	jobs := make(chan int)
-	for range max(s.Opts.Workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				res.Apps[i] = s.SyncApp(ctx, repo, revision, apps[i])
-			}
-		}()
-	}
-	for i := range apps {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
+	forEach(len(apps), s.Opts.Workers, func(i int) {
+		res.Apps[i] = s.SyncApp(ctx, repo, revision, apps[i])
+	})
 	return res
 }
 
@@ -824,4 +811,24 @@ func (s *Syncer) pruneOne(ctx context.Context, ref Ref) (ObjectResult, int, erro
 		return or, 1, fmt.Errorf("delete: %w", err)
 	}
 	return or, 1, nil
+}
+
+// forEach calls fn(0) ... fn(n-1) on workers goroutines (at least one) and waits.
+func forEach(n, workers int, fn func(i int)) {
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	for range max(workers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
 }
