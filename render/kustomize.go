@@ -229,9 +229,9 @@ func within(root, p string) bool {
 
 // confinedFS is the on-disk filesystem kustomize reads, refusing every path that
 // resolves (symlinks followed) outside the repository. It serves the target's own
-// kustomization with origin annotations on and the Argo CD Application's overrides
-// (images, name prefix and suffix, common labels, namespace) applied, as Argo CD applies
-// them, without touching the file on disk.
+// kustomization with the Argo CD Application's overrides (images, name prefix and
+// suffix, common labels, namespace) applied, as Argo CD applies them, the resource files
+// with gitgate's source annotation, and helmCharts rendered, without touching the disk.
 type confinedFS struct {
 	filesys.FileSystem
 	root    string
@@ -391,8 +391,8 @@ func isKustomizationFile(name string) bool {
 }
 
 // augment serves a kustomization of the target's graph: helmCharts rendered in-process
-// (every kustomization), and for the target's own one origin annotations turned on and
-// the Application's overrides applied.
+// (every kustomization), and for the target's own one the Application's overrides
+// applied.
 func (c *confinedFS) augment(dir string, data []byte) ([]byte, error) {
 	own := dir == c.target
 	if !own && !bytes.Contains(data, []byte("helmCharts")) {
