@@ -2,6 +2,7 @@ package render
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -13,6 +14,38 @@ type Rendered struct {
 	Target    Target
 	Resources []policy.Resource
 	Err       error
+}
+
+// Errors turns the render error into input errors with repo-relative paths: a bad
+// manifest keeps its own file:line, anything else is reported against the target.
+func (r Rendered) Errors() []error {
+	if r.Err == nil {
+		return nil
+	}
+	var errs, plain []error
+	for _, e := range unjoinErr(r.Err) {
+		var ie *policy.InputError
+		if errors.As(e, &ie) {
+			ie.Origin.Target = r.Target.Name
+			errs = append(errs, ie)
+		} else {
+			plain = append(plain, e)
+		}
+	}
+	if len(plain) > 0 {
+		errs = append(errs, &policy.InputError{
+			Origin: policy.Origin{File: r.Target.Path, Target: r.Target.Name},
+			Err:    fmt.Errorf("target %s (%s) does not render: %w", r.Target.Name, r.Target.Kind, errors.Join(plain...)),
+		})
+	}
+	return errs
+}
+
+func unjoinErr(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // RenderAll renders targets on workers goroutines; the result is in target order. One

@@ -103,16 +103,16 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 	one := opts.Check
 	one.Workers, one.Progress = 1, nil
 	type side struct {
-		rendered Rendered
-		report   *policy.Report
-		yaml     []byte
+		errs   []error
+		report *policy.Report
+		yaml   []byte
 	}
 	gateAll := func(repo Repo, ts []Target, gate *policy.Gate) map[string]side {
 		out := map[string]side{}
 		var mu sync.Mutex
 		RenderAll(ctx, repo, ts, opts.Workers, progress, func(r Rendered) {
 			rep := gate.CheckResources(ctx, r.Resources, one)
-			s := side{rendered: Rendered{Target: r.Target, Err: r.Err}, report: rep, yaml: diffYAML(r.Resources)}
+			s := side{errs: r.Errors(), report: rep, yaml: diffYAML(r.Resources)}
 			mu.Lock()
 			out[r.Target.Name] = s
 			mu.Unlock()
@@ -140,9 +140,7 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 		}
 		if inHead {
 			tc.HeadBlocking = h.report.Summary.Blocking > 0
-			if h.rendered.Err != nil {
-				h.report.Errors = append(h.report.Errors, targetErrors(h.rendered)...)
-			}
+			h.report.Errors = append(h.report.Errors, h.errs...)
 			ch.Fixed = append(ch.Fixed, policy.Classify(baseResults, h.report.Results)...)
 			rep.Merge(h.report)
 		} else {
@@ -202,22 +200,6 @@ func indexTargets(ts []Target) map[string]Target {
 		m[t.Name] = t
 	}
 	return m
-}
-
-// targetErrors turns a target's render error into input errors naming the target.
-func targetErrors(r Rendered) []error {
-	var out []error
-	for _, e := range unjoinErr(r.Err) {
-		out = append(out, &policy.InputError{Origin: policy.Origin{File: r.Target.Path, Target: r.Target.Name}, Err: e})
-	}
-	return out
-}
-
-func unjoinErr(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // diffTrees lists the files that differ between two trees (added, removed or changed).

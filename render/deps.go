@@ -60,8 +60,6 @@ type depsCache struct {
 	kust map[string]*kustomization // by directory; nil when it has none
 }
 
-func (c *depsCache) fsysStat(name string) (fs.FileInfo, error) { return fs.Stat(c.fsys, name) }
-
 func newDepsCache(fsys fs.FS) *depsCache {
 	return &depsCache{fsys: fsys, kust: map[string]*kustomization{}}
 }

@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"io/fs"
 	"path"
 	"strconv"
 	"strings"
@@ -153,7 +154,7 @@ func generatedBy(deps *depsCache, dir string, u *unstructured.Unstructured) stri
 		for _, g := range gens {
 			if g.Name != "" && (g.Behavior == "" || g.Behavior == "create") && strings.Contains(u.GetName(), g.Name) {
 				for _, n := range KustomizationFiles {
-					if _, err := deps.fsysStat(path.Join(dir, n)); err == nil {
+					if _, err := fs.Stat(deps.fsys, path.Join(dir, n)); err == nil {
 						found = path.Join(dir, n)
 						return
 					}

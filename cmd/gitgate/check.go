@@ -211,7 +211,7 @@ func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []
 	one.Workers, one.Progress = 1, nil
 	sink := func(r render.Rendered) {
 		part := gate.CheckResources(cmd.Context(), r.Resources, one)
-		part.Errors = append(part.Errors, renderErrors(r, show)...)
+		part.Errors = append(part.Errors, r.Errors()...)
 		mu.Lock()
 		rep.Merge(part)
 		mu.Unlock()
@@ -229,24 +229,17 @@ func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []
 			dup.Origins[i].File = show(dup.Origins[i].File)
 		}
 	}
-	for _, e := range d.Errors {
+	rep.Errors = append(rep.Errors, d.Errors...)
+	for _, e := range rep.Errors {
 		var ie *policy.InputError
 		if errors.As(e, &ie) {
 			ie.Origin.File = show(ie.Origin.File)
 		}
 	}
 	rep.Summary.Targets = len(d.Targets)
-	rep.Errors = append(rep.Errors, d.Errors...)
 	rep.Notices = append(rep.Notices, d.Notices...)
 	rep.Sort()
 	return rep
-}
-
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // renderRepo is the repository at dir with the rendering settings of .gitgate.yaml.
@@ -259,32 +252,6 @@ func renderRepo(dir string, cfg *policy.Config) render.Repo {
 		repo.Clusters = append(repo.Clusters, render.Cluster{Name: c.Name, Server: c.Server, Labels: c.Labels})
 	}
 	return repo
-}
-
-// renderErrors turns a target's render error into input errors: a bad manifest keeps
-// its own file:line, anything else is reported against the target.
-func renderErrors(r render.Rendered, show func(string) string) []error {
-	if r.Err == nil {
-		return nil
-	}
-	var errs, plain []error
-	for _, e := range unjoin(r.Err) {
-		var ie *policy.InputError
-		if errors.As(e, &ie) {
-			ie.Origin.File = show(ie.Origin.File)
-			ie.Origin.Target = r.Target.Name
-			errs = append(errs, ie)
-		} else {
-			plain = append(plain, e)
-		}
-	}
-	if len(plain) > 0 {
-		errs = append(errs, &policy.InputError{
-			Origin: policy.Origin{File: show(r.Target.Path), Target: r.Target.Name},
-			Err:    fmt.Errorf("target %s (%s) does not render: %w", r.Target.Name, r.Target.Kind, errors.Join(plain...)),
-		})
-	}
-	return errs
 }
 
 // checkChange is merge-request mode: the targets the change affects, rendered and gated
