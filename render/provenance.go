@@ -11,39 +11,59 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// resourceFiles are the repo-relative files a kustomization graph names as resources
-// (not patches, not generator sources): the files whose documents become objects.
-func resourceFiles(deps *depsCache, dir string) map[string]bool {
-	out := map[string]bool{}
+// walkGraph calls fn for every kustomization of the graph rooted at dir (bases and
+// components included), each once, with the references it names that are not
+// kustomization directories (its resource files); fn returns false to stop.
+func walkGraph(deps *depsCache, dir string, fn func(dir string, k *kustomization, files []string) bool) {
 	seen := map[string]bool{}
-	var walk func(dir string)
-	walk = func(dir string) {
+	var walk func(dir string) bool
+	walk = func(dir string) bool {
 		if seen[dir] {
-			return
+			return true
 		}
 		seen[dir] = true
 		k := deps.read(dir)
 		if k == nil {
-			return
+			return true
 		}
+		var files, dirs []string
 		for _, group := range [][]string{k.Resources, k.Bases, k.Components} {
 			for _, r := range group {
 				if r == "" || isRemote(r) {
 					continue
 				}
-				q, ok := helmRepoPath(path.Join(dir, r))
-				if !ok {
-					continue
-				}
-				if hasKustomization(deps.fsys, q) {
-					walk(q)
-				} else {
-					out[q] = true
+				if q, ok := helmRepoPath(path.Join(dir, r)); ok {
+					if hasKustomization(deps.fsys, q) {
+						dirs = append(dirs, q)
+					} else {
+						files = append(files, q)
+					}
 				}
 			}
 		}
+		if !fn(dir, k, files) {
+			return false
+		}
+		for _, d := range dirs {
+			if !walk(d) {
+				return false
+			}
+		}
+		return true
 	}
 	walk(dir)
+}
+
+// resourceFiles are the repo-relative files a kustomization graph names as resources
+// (not patches, not generator sources): the files whose documents become objects.
+func resourceFiles(deps *depsCache, dir string) map[string]bool {
+	out := map[string]bool{}
+	walkGraph(deps, dir, func(_ string, _ *kustomization, files []string) bool {
+		for _, f := range files {
+			out[f] = true
+		}
+		return true
+	})
 	return out
 }
 
@@ -136,39 +156,23 @@ func generatedBy(deps *depsCache, dir string, u *unstructured.Unstructured) stri
 		return ""
 	}
 	var found string
-	seen := map[string]bool{}
-	var walk func(dir string)
-	walk = func(dir string) {
-		if seen[dir] || found != "" {
-			return
-		}
-		seen[dir] = true
-		k := deps.read(dir)
-		if k == nil {
-			return
-		}
+	walkGraph(deps, dir, func(dir string, k *kustomization, _ []string) bool {
 		gens := k.ConfigMapGenerator
 		if kind == "Secret" {
 			gens = k.SecretGenerator
 		}
 		for _, g := range gens {
-			if g.Name != "" && (g.Behavior == "" || g.Behavior == "create") && strings.Contains(u.GetName(), g.Name) {
-				for _, n := range KustomizationFiles {
-					if _, err := fs.Stat(deps.fsys, path.Join(dir, n)); err == nil {
-						found = path.Join(dir, n)
-						return
-					}
+			if g.Name == "" || g.Behavior != "" && g.Behavior != "create" || !strings.Contains(u.GetName(), g.Name) {
+				continue
+			}
+			for _, n := range KustomizationFiles {
+				if _, err := fs.Stat(deps.fsys, path.Join(dir, n)); err == nil {
+					found = path.Join(dir, n)
+					return false
 				}
 			}
 		}
-		for _, group := range [][]string{k.Resources, k.Bases, k.Components} {
-			for _, r := range group {
-				if q, ok := helmRepoPath(path.Join(dir, r)); ok && !isRemote(r) && hasKustomization(deps.fsys, q) {
-					walk(q)
-				}
-			}
-		}
-	}
-	walk(dir)
+		return true
+	})
 	return found
 }
