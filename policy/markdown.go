@@ -152,45 +152,24 @@ func markdownChanges(d *mdDoc, rep *Report, opts MarkdownOptions) {
 	d.add(line+"\n\n", 0)
 
 	// New, fixed and unchanged by policy.
-	type counts struct{ n, f, u int }
-	by := map[string]*counts{}
-	get := func(p string) *counts {
-		if by[p] == nil {
-			by[p] = &counts{}
-		}
-		return by[p]
-	}
+	by := map[string]*[3]int{}
 	var news, unchanged, waived []Result
 	for _, r := range rep.Results {
 		switch {
 		case r.Finding() && r.Baseline == BaselineUnchanged:
-			get(r.Policy).u++
+			policyCount(by, r.Policy)[2]++
 			unchanged = append(unchanged, r)
 		case r.Finding():
-			get(r.Policy).n++
+			policyCount(by, r.Policy)[0]++
 			news = append(news, r)
 		case r.Status == StatusSkip && r.Exception != "":
 			waived = append(waived, r)
 		}
 	}
 	for _, r := range c.Fixed {
-		get(r.Policy).f++
+		policyCount(by, r.Policy)[1]++
 	}
-	if len(by) > 0 {
-		policies := make([]string, 0, len(by))
-		for p := range by {
-			policies = append(policies, p)
-		}
-		slices.SortFunc(policies, func(a, b string) int {
-			return cmp.Or(cmp.Compare(by[b].n, by[a].n), cmp.Compare(by[b].f, by[a].f), cmp.Compare(a, b))
-		})
-		rows := make([]string, 0, len(policies))
-		for _, p := range policies {
-			x := by[p]
-			rows = append(rows, fmt.Sprintf("| `%s` | %d | %d | %d |\n", mdCode(p), x.n, x.f, x.u))
-		}
-		d.section("| policy | new | fixed | unchanged |\n|---|---:|---:|---:|\n", rows, "\n")
-	}
+	policyTable(d, "| policy | new | fixed | unchanged |\n|---|---:|---:|---:|\n", by)
 
 	if len(c.Targets) > 0 {
 		rows := make([]string, 0, len(c.Targets))
@@ -241,8 +220,7 @@ func markdownPlain(d *mdDoc, rep *Report, opts MarkdownOptions) {
 	}
 	d.add(mdText(SummaryLine(rep))+"\n\n", 0)
 
-	type counts struct{ blocking, warn, errs int }
-	by := map[string]*counts{}
+	by := map[string]*[3]int{} // blocking, warnings, rule errors
 	var findings, waived []Result
 	for _, r := range rep.Results {
 		if r.Status == StatusSkip && r.Exception != "" {
@@ -252,35 +230,17 @@ func markdownPlain(d *mdDoc, rep *Report, opts MarkdownOptions) {
 			continue
 		}
 		findings = append(findings, r)
-		x := by[r.Policy]
-		if x == nil {
-			x = &counts{}
-			by[r.Policy] = x
-		}
+		x := policyCount(by, r.Policy)
 		switch {
 		case r.Status == StatusError:
-			x.errs++
+			x[2]++
 		case r.Blocking():
-			x.blocking++
+			x[0]++
 		default:
-			x.warn++
+			x[1]++
 		}
 	}
-	if len(by) > 0 {
-		policies := make([]string, 0, len(by))
-		for p := range by {
-			policies = append(policies, p)
-		}
-		slices.SortFunc(policies, func(a, b string) int {
-			return cmp.Or(cmp.Compare(by[b].blocking, by[a].blocking), cmp.Compare(by[b].warn, by[a].warn), cmp.Compare(a, b))
-		})
-		rows := make([]string, 0, len(policies))
-		for _, p := range policies {
-			x := by[p]
-			rows = append(rows, fmt.Sprintf("| `%s` | %d | %d | %d |\n", mdCode(p), x.blocking, x.warn, x.errs))
-		}
-		d.section("| policy | blocking | warnings | rule errors |\n|---|---:|---:|---:|\n", rows, "\n")
-	}
+	policyTable(d, "| policy | blocking | warnings | rule errors |\n|---|---:|---:|---:|\n", by)
 	if len(findings) > 0 {
 		blockingFirst(findings)
 		d.section(fmt.Sprintf("#### Findings (%d)\n\n", len(findings)), findingItems(findings, opts), "\n")
@@ -492,4 +452,33 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// policyCount is the counts row of a policy, created on first use.
+func policyCount(by map[string]*[3]int, policy string) *[3]int {
+	if by[policy] == nil {
+		by[policy] = &[3]int{}
+	}
+	return by[policy]
+}
+
+// policyTable adds a table of three counts by policy, most of the first count first,
+// then of the second, then by name.
+func policyTable(d *mdDoc, header string, by map[string]*[3]int) {
+	if len(by) == 0 {
+		return
+	}
+	policies := make([]string, 0, len(by))
+	for p := range by {
+		policies = append(policies, p)
+	}
+	slices.SortFunc(policies, func(a, b string) int {
+		return cmp.Or(cmp.Compare(by[b][0], by[a][0]), cmp.Compare(by[b][1], by[a][1]), cmp.Compare(a, b))
+	})
+	rows := make([]string, 0, len(policies))
+	for _, p := range policies {
+		x := by[p]
+		rows = append(rows, fmt.Sprintf("| `%s` | %d | %d | %d |\n", mdCode(p), x[0], x[1], x[2]))
+	}
+	d.section(header, rows, "\n")
 }
