@@ -21,7 +21,7 @@ const (
 	argoTestFile    = "argocd/apps.yaml"
 )
 
-func argoRepo(dir string, clusters ...Cluster) Repo {
+func argoRepo(dir string, clusters ...policy.ClusterConfig) Repo {
 	return Repo{FS: os.DirFS(dir), Dir: dir, Clusters: clusters}
 }
 
@@ -51,7 +51,7 @@ func TestAppTargets(t *testing.T) {
 		name string
 		// repo defaults to testdata/argocd/repo
 		repo     string
-		clusters []Cluster
+		clusters []policy.ClusterConfig
 		// file is read from disk (relative to the package) and decoded as if it were
 		// the repository file as; otherwise yaml is decoded as argocd/apps.yaml.
 		file, as string
@@ -100,7 +100,7 @@ func TestAppTargets(t *testing.T) {
 		},
 		{
 			name:     "seed: clusters generator with clusters, source in another repository",
-			clusters: []Cluster{{Name: "prod-eu", Server: "https://prod-eu:6443", Labels: map[string]string{"env": "production"}}, {Name: "dev", Server: "https://dev:6443", Labels: map[string]string{"env": "dev"}}},
+			clusters: []policy.ClusterConfig{{Name: "prod-eu", Server: "https://prod-eu:6443", Labels: map[string]string{"env": "production"}}, {Name: "dev", Server: "https://dev:6443", Labels: map[string]string{"env": "dev"}}},
 			file:     "../testdata/seed/argocd/applicationsets/cluster-addons.yaml", as: "argocd/applicationsets/cluster-addons.yaml",
 			opts: AppOptions{RepoURLs: []string{argoTestURL}},
 			notices: []string{
@@ -109,7 +109,7 @@ func TestAppTargets(t *testing.T) {
 		},
 		{
 			name: "clusters generator: label selector, name, server and labels as parameters",
-			clusters: []Cluster{
+			clusters: []policy.ClusterConfig{
 				{Name: "prod-eu", Server: "https://prod-eu:6443", Labels: map[string]string{"env": "production", "tier": "critical"}},
 				{Name: "prod-us", Server: "https://prod-us:6443", Labels: map[string]string{"env": "production"}},
 				{Name: "dev", Server: "https://dev:6443", Labels: map[string]string{"env": "dev"}},

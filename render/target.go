@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
+
+	"github.com/gitgate/gitgate/policy"
 )
 
 // Kind is how a target is rendered.
@@ -71,7 +73,7 @@ type Repo struct {
 	Dir string
 	// Clusters are the clusters known to the ApplicationSet clusters generator
 	// (from .gitgate.yaml); with none, that generator is skipped with a notice.
-	Clusters []Cluster
+	Clusters []policy.ClusterConfig
 	// MaxFileSize refuses larger manifest files (0: no limit).
 	MaxFileSize int64
 	// KubeVersion and APIVersions are Helm's .Capabilities.
@@ -86,13 +88,6 @@ func (r Repo) trace(file string) {
 	if r.Trace != nil {
 		r.Trace(file)
 	}
-}
-
-// Cluster is a destination cluster as the ApplicationSet clusters generator sees it.
-type Cluster struct {
-	Name   string            `json:"name"`
-	Server string            `json:"server"`
-	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // SortTargets orders targets by name, then kind and path.

@@ -248,9 +248,7 @@ func renderRepo(dir string, cfg *policy.Config) render.Repo {
 	if dir != "" {
 		repo.FS = os.DirFS(dir)
 	}
-	for _, c := range cfg.Clusters {
-		repo.Clusters = append(repo.Clusters, render.Cluster{Name: c.Name, Server: c.Server, Labels: c.Labels})
-	}
+	repo.Clusters = cfg.Clusters
 	return repo
 }
 
