@@ -16,6 +16,7 @@ import (
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 	"sigs.k8s.io/yaml"
 )
@@ -261,8 +262,8 @@ func (d *argoDiscovery) inferRepoURLs(list []argoApp) {
 			if repoURL == "" || argoString(src["chart"]) != "" {
 				continue
 			}
-			clean := path.Clean(p)
-			if p == "" || clean == "." || path.IsAbs(p) || clean == ".." || strings.HasPrefix(clean, "../") {
+			clean, err := repopath.Clean(p)
+			if p == "" || clean == "." || err != nil {
 				continue
 			}
 			if st, err := fs.Stat(d.repo.FS, clean); err == nil && st.IsDir() {
@@ -434,20 +435,14 @@ func (d *argoDiscovery) sourceTarget(a argoApp, src map[string]any, at []string,
 // repoPath cleans a repo-relative path and refuses one that leaves the repository,
 // also through a symbolic link when the repository is on disk.
 func (d *argoDiscovery) repoPath(p string) (string, error) {
-	if path.IsAbs(p) || filepath.IsAbs(p) {
-		return "", errors.New("app path is absolute; make it relative to the repository root")
-	}
-	clean := path.Clean(filepath.ToSlash(p))
-	if clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", errors.New("app path is outside the repository")
+	clean, err := repopath.Clean(p)
+	if err != nil {
+		return "", err
 	}
 	if d.repo.Dir != "" {
-		root, err1 := filepath.EvalSymlinks(d.repo.Dir)
-		real, err2 := filepath.EvalSymlinks(filepath.Join(d.repo.Dir, filepath.FromSlash(clean)))
-		if err1 == nil && err2 == nil {
-			r, err := filepath.Rel(root, real)
-			if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
-				return "", errors.New("app path resolves outside the repository through a symbolic link")
+		if root, err := repopath.Open(d.repo.Dir); err == nil {
+			if _, err := root.Resolve(clean); err != nil {
+				return "", err
 			}
 		}
 	}

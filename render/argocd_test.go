@@ -503,7 +503,7 @@ spec:
 			},
 			errs: []string{
 				argoTestFile + ":13:92: ApplicationSet/argocd/typo: Application order-service-prod: spec.source.path apps/order-service/overlays/prod does not exist in this repository",
-				argoTestFile + ":20:88: Application/argocd/escape: spec.source.path ../outside: app path is outside the repository",
+				argoTestFile + ":20:88: Application/argocd/escape: spec.source.path ../outside: ../outside is outside the repository",
 				argoTestFile + ":26:88: Application/argocd/unset: spec.source.path apps/{{service}} does not exist in this repository (a template parameter in it was not set by the generators)",
 			},
 		},

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/repopath"
 	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 )
@@ -175,7 +176,7 @@ func (c *depsCache) kustomizeDeps(dir string, set, seen map[string]bool) {
 		if p == "" || isRemote(p) {
 			return
 		}
-		if q, ok := helmRepoPath(path.Join(dir, p)); ok {
+		if q, err := repopath.Clean(path.Join(dir, p)); err == nil {
 			set[q] = true
 		}
 	}
@@ -183,8 +184,8 @@ func (c *depsCache) kustomizeDeps(dir string, set, seen map[string]bool) {
 		if p == "" || isRemote(p) {
 			return
 		}
-		q, ok := helmRepoPath(path.Join(dir, p))
-		if !ok {
+		q, err := repopath.Clean(path.Join(dir, p))
+		if err != nil {
 			return
 		}
 		if st, err := fs.Stat(fsys, q); err == nil && st.IsDir() {
@@ -243,7 +244,7 @@ func (c *depsCache) kustomizeDeps(dir string, set, seen map[string]bool) {
 		for _, f := range h.AdditionalValues {
 			file(f)
 		}
-		if q, ok := helmRepoPath(path.Join(dir, home, h.Name)); ok {
+		if q, err := repopath.Clean(path.Join(dir, home, h.Name)); err == nil {
 			helmDeps(fsys, q, set, map[string]bool{})
 		}
 	}
@@ -279,7 +280,7 @@ func helmDeps(fsys fs.FS, dir string, set, seen map[string]bool) {
 	}
 	for _, d := range c.Dependencies {
 		if p, ok := strings.CutPrefix(d.Repository, "file://"); ok {
-			if q, ok := helmRepoPath(path.Join(dir, p)); ok {
+			if q, err := repopath.Clean(path.Join(dir, p)); err == nil {
 				helmDeps(fsys, q, set, seen)
 			}
 		}

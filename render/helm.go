@@ -24,6 +24,7 @@ import (
 	"helm.sh/helm/v3/pkg/strvals"
 	"sigs.k8s.io/yaml"
 
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 )
 
@@ -318,9 +319,9 @@ func renderHelmChart(ctx context.Context, repo Repo, t Target) (*helmOutput, err
 	if repo.Dir == "" {
 		return nil, fmt.Errorf("helm chart %s: the repository has no directory on disk", t.Path)
 	}
-	chartPath, ok := helmRepoPath(t.Path)
-	if !ok {
-		return nil, fmt.Errorf("helm chart %s is outside the repository", t.Path)
+	chartPath, err := repopath.Clean(t.Path)
+	if err != nil {
+		return nil, fmt.Errorf("helm chart %w", err)
 	}
 	l, err := newHelmLoader(repo.Dir)
 	if err != nil {
@@ -507,7 +508,11 @@ func helmCapabilities(repo Repo) (*chartutil.Capabilities, error) {
 func helmValues(repo Repo, t Target) (map[string]any, error) {
 	base := map[string]any{}
 	if len(t.ValueFiles) > 0 {
-		root, err := os.OpenRoot(repo.Dir)
+		confine, err := repopath.Open(repo.Dir)
+		if err != nil {
+			return nil, err
+		}
+		root, err := os.OpenRoot(confine.Dir())
 		if err != nil {
 			return nil, err
 		}
@@ -516,10 +521,10 @@ func helmValues(repo Repo, t Target) (map[string]any, error) {
 			if isRemote(vf) {
 				return nil, fmt.Errorf("values file %s: %w", vf, &RemoteError{URL: vf})
 			}
-			p, ok := helmRepoPath(vf)
-			if !ok {
-				return nil, fmt.Errorf("values file %s is outside the repository", vf)
+			if _, err := confine.Resolve(vf); err != nil {
+				return nil, fmt.Errorf("values file %w", err)
 			}
+			p, _ := repopath.Clean(vf)
 			if fi, err := root.Stat(filepath.FromSlash(p)); err == nil && repo.MaxFileSize > 0 && fi.Size() > repo.MaxFileSize {
 				return nil, fmt.Errorf("values file %s is %d bytes, over the %d-byte limit", vf, fi.Size(), repo.MaxFileSize)
 			}
@@ -588,20 +593,11 @@ func helmMergeMaps(a, b map[string]any) map[string]any {
 	return out
 }
 
-// helmRepoPath cleans a slash-separated repo-relative path; false if it leaves the repo.
-func helmRepoPath(p string) (string, bool) {
-	p = path.Clean(filepath.ToSlash(p))
-	if path.IsAbs(p) || p == ".." || strings.HasPrefix(p, "../") {
-		return "", false
-	}
-	return p, true
-}
-
 // helmLoader loads charts from the repository on disk and remembers the repository
 // file each chart file came from.
 type helmLoader struct {
-	dir  string // the repository root
-	real string // the same with symlinks resolved
+	confine *repopath.Root
+	dir     string // the repository root, confine.Dir()
 	// sources maps every template and file of the loaded charts to its source.
 	sources map[*chart.File]helmSource
 	// missing are declared dependencies neither vendored nor on a file:// path.
@@ -616,15 +612,11 @@ type helmMissing struct {
 }
 
 func newHelmLoader(dir string) (*helmLoader, error) {
-	abs, err := filepath.Abs(dir)
+	confine, err := repopath.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return nil, fmt.Errorf("repository %s: %w", dir, err)
-	}
-	return &helmLoader{dir: abs, real: real, sources: map[*chart.File]helmSource{}, loading: map[string]bool{}}, nil
+	return &helmLoader{confine: confine, dir: confine.Dir(), sources: map[*chart.File]helmSource{}, loading: map[string]bool{}}, nil
 }
 
 // load reads the chart directory (or archive) at the repo-relative path rel, with its
@@ -660,16 +652,12 @@ func (l *helmLoader) load(rel string) (*chart.Chart, error) {
 // confined refuses a chart whose path, or any symlink inside it, leads out of the
 // repository: Helm's loader follows symlinks.
 func (l *helmLoader) confined(rel, disk string) error {
-	inside := func(p string) bool {
-		r, err := filepath.Rel(l.real, p)
-		return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator)) && !filepath.IsAbs(r)
+	if err := l.confine.Check(disk); err != nil {
+		return fmt.Errorf("helm chart %s: %w", rel, err)
 	}
 	real, err := filepath.EvalSymlinks(disk)
 	if err != nil {
 		return fmt.Errorf("helm chart %s: %w", rel, err)
-	}
-	if !inside(real) {
-		return fmt.Errorf("helm chart %s leads outside the repository", rel)
 	}
 	seen := map[string]bool{}
 	var walk func(dir string) error
@@ -682,13 +670,12 @@ func (l *helmLoader) confined(rel, disk string) error {
 			if err != nil || d.Type()&fs.ModeSymlink == 0 {
 				return err
 			}
+			if err := l.confine.Check(p); err != nil {
+				return fmt.Errorf("helm chart %s: %w", rel, err)
+			}
 			target, err := filepath.EvalSymlinks(p)
 			if err != nil {
 				return fmt.Errorf("helm chart %s: %w", rel, err)
-			}
-			if !inside(target) {
-				name, _ := filepath.Rel(l.dir, p)
-				return fmt.Errorf("helm chart %s: %s is a symlink out of the repository", rel, filepath.ToSlash(name))
 			}
 			if fi, err := os.Stat(target); err == nil && fi.IsDir() {
 				return walk(target)
@@ -802,13 +789,9 @@ func (l *helmLoader) filePath(rel, p string) (string, error) {
 	} else {
 		disk = filepath.Join(l.dir, filepath.FromSlash(rel), filepath.FromSlash(p))
 	}
-	r, err := filepath.Rel(l.dir, disk)
-	if err != nil {
-		return "", fmt.Errorf("file://%s is outside the repository", p)
-	}
-	out, ok := helmRepoPath(r)
+	out, ok := l.confine.Rel(disk)
 	if !ok {
-		return "", fmt.Errorf("file://%s is outside the repository", p)
+		return "", &repopath.EscapeError{Path: "file://" + p, Reason: repopath.Parent}
 	}
 	return out, nil
 }

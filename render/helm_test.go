@@ -428,7 +428,8 @@ func TestRenderHelmSymlinkOutOfRepo(t *testing.T) {
 		t.Skip("symlinks not supported:", err)
 	}
 	_, err := RenderHelm(t.Context(), Repo{FS: os.DirFS(dir), Dir: dir}, Target{Name: "app", Path: "app"})
-	want := "helm chart app: app/files/secret.txt is a symlink out of the repository"
+	real, _ := filepath.EvalSymlinks(filepath.Join(outside, "secret.txt"))
+	want := "helm chart app: app/files/secret.txt is a symbolic link out of the repository (to " + real + ")"
 	if diff := cmp.Diff(want, helmDescribeError(err)); diff != "" {
 		t.Errorf("error (-want +got):\n%s", diff)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 	yaml3 "go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -28,16 +29,6 @@ const originAnnotation = "config.kubernetes.io/origin"
 
 // KustomizationFiles are the names kustomize accepts, in its order of preference.
 var KustomizationFiles = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
-
-// EscapeError is a file reference that leaves the repository, by path or by symlink.
-type EscapeError struct {
-	Path string // as referenced
-	Root string
-}
-
-func (e *EscapeError) Error() string {
-	return fmt.Sprintf("%s: refers outside the repository root %s; keep bases, patches and files inside the repository", e.Path, e.Root)
-}
 
 // sourceAnnotation carries a resource's source file and line through kustomize: it is
 // added to every document of the resource files the kustomization graph names as
@@ -108,16 +99,16 @@ func buildKustomize(repo Repo, t Target) ([]*unstructured.Unstructured, error) {
 // runKustomize builds the target; with provenance, the documents of the resource files
 // carry the source annotation.
 func runKustomize(repo Repo, t Target, provenance bool) (resmap.ResMap, error) {
-	root, err := filepath.EvalSymlinks(repo.Dir)
+	confine, err := repopath.Open(repo.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("repository root %s: %w", repo.Dir, err)
-	}
-	root, _ = filepath.Abs(root)
-	dir := filepath.Join(root, filepath.FromSlash(t.Path))
-	if err := scanRemote(root, dir, map[string]bool{}); err != nil {
 		return nil, err
 	}
-	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace, virtual: map[string][]byte{}}
+	root := confine.Real()
+	dir := filepath.Join(root, filepath.FromSlash(t.Path))
+	if err := scanRemote(confine, dir, map[string]bool{}); err != nil {
+		return nil, err
+	}
+	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), confine: confine, root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace, virtual: map[string][]byte{}}
 	if provenance {
 		fsys.annotate = resourceFiles(newDepsCache(os.DirFS(root)), t.Path)
 	}
@@ -127,7 +118,7 @@ func runKustomize(repo Repo, t Target, provenance bool) (resmap.ResMap, error) {
 	k := krusty.MakeKustomizer(opts)
 	m, err := k.Run(fsys, dir)
 	if esc := fsys.escaped(); esc != nil {
-		return nil, esc
+		return nil, fmt.Errorf("%s: %w; keep bases, patches and files inside the repository", t.Path, esc)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: kustomize build: %w", t.Path, err)
@@ -162,7 +153,7 @@ func stripAnnotation(u *unstructured.Unstructured, key string) {
 
 // scanRemote walks the kustomization graph before kustomize does, so a remote base or
 // resource is refused with its URL instead of being cloned or fetched.
-func scanRemote(root, dir string, seen map[string]bool) error {
+func scanRemote(confine *repopath.Root, dir string, seen map[string]bool) error {
 	if seen[dir] {
 		return nil
 	}
@@ -188,7 +179,7 @@ func scanRemote(root, dir string, seen map[string]bool) error {
 		} `json:"helmCharts"`
 	}
 	if err := yaml.Unmarshal(data, &k); err != nil {
-		return fmt.Errorf("%s: %w", rel(root, file), err)
+		return fmt.Errorf("%s: %w", rel(confine.Real(), file), err)
 	}
 	for _, h := range k.HelmCharts {
 		if h.Repo != "" {
@@ -202,10 +193,10 @@ func scanRemote(root, dir string, seen map[string]bool) error {
 			}
 			p := filepath.Join(dir, r)
 			if st, err := os.Stat(p); err == nil && st.IsDir() {
-				if !within(root, p) {
+				if confine.Check(p) != nil {
 					continue // the confined filesystem reports it with the path
 				}
-				if err := scanRemote(root, p, seen); err != nil {
+				if err := scanRemote(confine, p, seen); err != nil {
 					return err
 				}
 			}
@@ -222,11 +213,6 @@ func rel(root, p string) string {
 	return filepath.ToSlash(r)
 }
 
-func within(root, p string) bool {
-	r, err := filepath.Rel(root, p)
-	return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
-}
-
 // confinedFS is the on-disk filesystem kustomize reads, refusing every path that
 // resolves (symlinks followed) outside the repository. It serves the target's own
 // kustomization with the Argo CD Application's overrides (images, name prefix and
@@ -234,7 +220,8 @@ func within(root, p string) bool {
 // with gitgate's source annotation, and helmCharts rendered, without touching the disk.
 type confinedFS struct {
 	filesys.FileSystem
-	root    string
+	confine *repopath.Root
+	root    string // confine.Real(): the paths kustomize asks for are under it
 	target  string
 	t       Target
 	maxSize int64
@@ -246,7 +233,7 @@ type confinedFS struct {
 	annotate map[string]bool
 
 	mu  sync.Mutex
-	esc *EscapeError
+	esc error // the first *repopath.EscapeError
 }
 
 func (c *confinedFS) escaped() error {
@@ -259,24 +246,13 @@ func (c *confinedFS) escaped() error {
 }
 
 func (c *confinedFS) allowed(p string) bool {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return false
-	}
-	resolved := abs
-	if r, err := filepath.EvalSymlinks(abs); err == nil {
-		resolved = r
-	}
-	if within(c.root, abs) && within(c.root, resolved) {
+	err := c.confine.Check(p)
+	if err == nil {
 		return true
 	}
 	c.mu.Lock()
 	if c.esc == nil {
-		shown := p
-		if within(c.root, abs) {
-			shown = rel(c.root, abs) + " (a symlink to " + resolved + ")"
-		}
-		c.esc = &EscapeError{Path: shown, Root: c.root}
+		c.esc = err
 	}
 	c.mu.Unlock()
 	return false

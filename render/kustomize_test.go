@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -101,9 +102,9 @@ func TestRenderKustomizeRefuses(t *testing.T) {
 			name:  "a resource escaping the repo by ../",
 			files: map[string]string{"a/kustomization.yaml": "resources: [../../" + filepath.Base(outside) + "/secret.yaml]\n"},
 			check: func(t *testing.T, err error) {
-				var esc *EscapeError
-				if !errors.As(err, &esc) {
-					t.Fatalf("want *EscapeError, got %v", err)
+				var esc *repopath.EscapeError
+				if !errors.As(err, &esc) || esc.Reason != repopath.Parent {
+					t.Fatalf("want *EscapeError (..), got %v", err)
 				}
 			},
 		},
@@ -114,8 +115,8 @@ func TestRenderKustomizeRefuses(t *testing.T) {
 				"a/link.yaml":          "->" + filepath.Join(outside, "secret.yaml"),
 			},
 			check: func(t *testing.T, err error) {
-				var esc *EscapeError
-				if !errors.As(err, &esc) || !strings.Contains(esc.Path, "a/link.yaml") {
+				var esc *repopath.EscapeError
+				if !errors.As(err, &esc) || esc.Path != "a/link.yaml" || esc.Reason != repopath.Symlink {
 					t.Fatalf("want *EscapeError naming a/link.yaml, got %v", err)
 				}
 			},

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/repopath"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/yaml"
 )
@@ -47,9 +48,9 @@ func (c *confinedFS) inflateHelmCharts(dir string, k map[string]any) error {
 		if h.Repo != "" {
 			return &RemoteError{URL: h.Repo}
 		}
-		chart, ok := helmRepoPath(path.Join(relDir, home, h.Name))
-		if !ok {
-			return fmt.Errorf("%s: helmCharts %s: the chart is outside the repository", relDir, h.Name)
+		chart, err := repopath.Clean(path.Join(relDir, home, h.Name))
+		if err != nil {
+			return fmt.Errorf("%s: helmCharts %s: chart %w", relDir, h.Name, err)
 		}
 		t := Target{Name: c.t.Name, Kind: Helm, Path: chart, ReleaseName: h.ReleaseName, Namespace: h.Namespace}
 		if t.ReleaseName == "" {
@@ -64,9 +65,9 @@ func (c *confinedFS) inflateHelmCharts(dir string, k map[string]any) error {
 			if isRemote(f) {
 				return &RemoteError{URL: f}
 			}
-			p, ok := helmRepoPath(path.Join(relDir, f))
-			if !ok {
-				return fmt.Errorf("%s: helmCharts %s: values file %s is outside the repository", relDir, h.Name, f)
+			p, err := repopath.Clean(path.Join(relDir, f))
+			if err != nil {
+				return fmt.Errorf("%s: helmCharts %s: values file %w", relDir, h.Name, &repopath.EscapeError{Path: f, Reason: repopath.Parent})
 			}
 			t.ValueFiles = append(t.ValueFiles, p)
 		}

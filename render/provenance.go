@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/repopath"
 	yaml3 "go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -32,7 +33,7 @@ func walkGraph(deps *depsCache, dir string, fn func(dir string, k *kustomization
 				if r == "" || isRemote(r) {
 					continue
 				}
-				if q, ok := helmRepoPath(path.Join(dir, r)); ok {
+				if q, err := repopath.Clean(path.Join(dir, r)); err == nil {
 					if hasKustomization(deps.fsys, q) {
 						dirs = append(dirs, q)
 					} else {

@@ -1,0 +1,192 @@
+// Package repopath is the one rule for "stays inside the repository": a path a
+// repository names (a kustomize resource, a Helm values file or file:// dependency, an
+// Argo CD source path) must not leave the repository root, by its name (an absolute
+// path, "..") or through a symbolic link that resolves outside. Rendering calls it for
+// every file kustomize, Helm and Argo CD discovery read.
+package repopath
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Reason is how a path leaves the repository.
+type Reason int
+
+const (
+	// Parent: the path climbs out with "..".
+	Parent Reason = iota + 1
+	// Absolute: the path is absolute where a repository-relative one is needed.
+	Absolute
+	// Symlink: the path is inside by name, but a symbolic link on it resolves outside.
+	Symlink
+)
+
+// EscapeError is a path that leaves the repository.
+type EscapeError struct {
+	// Path is the path as the repository names it (repository-relative when it is
+	// inside by name).
+	Path   string
+	Reason Reason
+	// Target is where the path resolves, for Symlink.
+	Target string
+}
+
+func (e *EscapeError) Error() string {
+	switch e.Reason {
+	case Absolute:
+		return fmt.Sprintf("%s is an absolute path; name it relative to the repository root", e.Path)
+	case Symlink:
+		return fmt.Sprintf("%s is a symbolic link out of the repository (to %s)", e.Path, e.Target)
+	}
+	return fmt.Sprintf("%s is outside the repository", e.Path)
+}
+
+// Clean cleans a repository-relative path (slash- or OS-separated) lexically, without
+// reading the disk, and returns it slash-separated ("." for the root itself). An
+// absolute path or one that climbs out with ".." is an *EscapeError naming p.
+func Clean(p string) (string, error) {
+	if filepath.IsAbs(p) || path.IsAbs(filepath.ToSlash(p)) {
+		return "", &EscapeError{Path: p, Reason: Absolute}
+	}
+	c := path.Clean(filepath.ToSlash(p))
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", &EscapeError{Path: p, Reason: Parent}
+	}
+	return c, nil
+}
+
+// Root is a repository root on disk.
+type Root struct {
+	dir  string // absolute
+	real string // absolute, symbolic links resolved
+}
+
+// Open is the repository at dir, which must exist.
+func Open(dir string) (*Root, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("repository root %s: %w", dir, err)
+	}
+	return &Root{dir: abs, real: real}, nil
+}
+
+// Dir is the root as opened, made absolute.
+func (r *Root) Dir() string { return r.dir }
+
+// Real is the root with symbolic links resolved: the prefix of every resolved path
+// inside the repository.
+func (r *Root) Real() string { return r.real }
+
+// Resolve checks the repository-relative path rel (Clean's rules, then every symbolic
+// link on it followed) and returns it as an OS path under Dir. A path that does not
+// exist is checked as far as it does: a missing file below a link out of the
+// repository is refused all the same.
+func (r *Root) Resolve(rel string) (string, error) {
+	c, err := Clean(rel)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(r.dir, filepath.FromSlash(c))
+	if target, ok := r.resolvesInside(p); !ok {
+		return "", &EscapeError{Path: rel, Reason: Symlink, Target: target}
+	}
+	return p, nil
+}
+
+// Check checks an OS path a tool computed (absolute, or relative to the working
+// directory), under Dir or Real: inside the root by name, and inside once its symbolic
+// links are resolved. The *EscapeError names the path repository-relative when it is
+// inside by name.
+func (r *Root) Check(p string) error {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return &EscapeError{Path: p, Reason: Parent}
+	}
+	rel, ok := r.Rel(abs)
+	if !ok {
+		return &EscapeError{Path: p, Reason: Parent}
+	}
+	if target, ok := r.resolvesInside(abs); !ok {
+		return &EscapeError{Path: rel, Reason: Symlink, Target: target}
+	}
+	return nil
+}
+
+// Rel is the slash-separated repository-relative name of an absolute OS path under Dir
+// or Real, by name only; false when it is under neither.
+func (r *Root) Rel(abs string) (string, bool) {
+	for _, root := range []string{r.real, r.dir} {
+		if rel, ok := under(root, abs); ok {
+			return rel, true
+		}
+	}
+	return "", false
+}
+
+func under(root, p string) (string, bool) {
+	rel, err := filepath.Rel(root, p)
+	if err != nil || filepath.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
+}
+
+// resolvesInside follows the symbolic links on the absolute path p (its longest
+// existing prefix when it does not exist) and reports whether the result is inside
+// Real, and where it leads.
+func (r *Root) resolvesInside(p string) (string, bool) {
+	resolved, err := evalExisting(p)
+	if err != nil {
+		// A link loop or an unreadable directory: not provably inside.
+		return p, false
+	}
+	_, ok := under(r.real, resolved)
+	return resolved, ok
+}
+
+// evalExisting resolves the symbolic links of p's longest existing prefix and appends
+// the rest.
+func evalExisting(p string) (string, error) {
+	var rest []string
+	for hops := 0; ; {
+		resolved, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(append([]string{resolved}, rest...)...), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		// Only a missing final element is walked up: a dangling link is followed by
+		// Lstat + Readlink so its target is still judged.
+		if fi, lerr := os.Lstat(p); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			link, rerr := os.Readlink(p)
+			if rerr != nil {
+				return "", rerr
+			}
+			if !filepath.IsAbs(link) {
+				link = filepath.Join(filepath.Dir(p), link)
+			}
+			if hops++; hops > 255 {
+				return "", errors.New("too many levels of symbolic links")
+			}
+			p = link
+			continue
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return "", err
+		}
+		rest = append([]string{filepath.Base(p)}, rest...)
+		p = parent
+	}
+}

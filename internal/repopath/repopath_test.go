@@ -1,0 +1,158 @@
+package repopath
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestClean(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		reason   Reason
+	}{
+		{"apps/web", "apps/web", 0},
+		{"apps/../web/./x.yaml", "web/x.yaml", 0},
+		{".", ".", 0},
+		{"", ".", 0},
+		{"apps/../..", "", Parent},
+		{"../x", "", Parent},
+		{"..", "", Parent},
+		{"/etc/passwd", "", Absolute},
+		{filepath.Join(string(filepath.Separator), "etc"), "", Absolute},
+	} {
+		got, err := Clean(tc.in)
+		var esc *EscapeError
+		switch {
+		case tc.reason == 0 && (err != nil || got != tc.want):
+			t.Errorf("Clean(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		case tc.reason != 0 && (!errors.As(err, &esc) || esc.Reason != tc.reason || esc.Path != tc.in):
+			t.Errorf("Clean(%q) = %q, %v; want an EscapeError (reason %d) naming it", tc.in, got, err, tc.reason)
+		}
+	}
+}
+
+// TestResolveAndCheck: the same cases through both entry points, on a repository whose
+// root is itself reached through a symbolic link.
+func TestResolveAndCheck(t *testing.T) {
+	tmp := t.TempDir()
+	outside := filepath.Join(tmp, "outside")
+	real := filepath.Join(tmp, "real")
+	for _, d := range []string{outside, filepath.Join(real, "apps", "web"), filepath.Join(real, "shared")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p string) {
+		if err := os.WriteFile(p, []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(outside, "secret.yaml"))
+	write(filepath.Join(real, "shared", "base.yaml"))
+	write(filepath.Join(real, "apps", "web", "deploy.yaml"))
+	link := func(target, name string) {
+		if err := os.Symlink(target, filepath.Join(real, filepath.FromSlash(name))); err != nil {
+			t.Skip("symlinks not supported:", err)
+		}
+	}
+	link(filepath.Join(outside, "secret.yaml"), "apps/web/out.yaml")       // to a file outside
+	link(outside, "apps/web/outdir")                                       // to a directory outside
+	link("../../shared/base.yaml", "apps/web/in.yaml")                     // relative, inside
+	link("in.yaml", "apps/web/chain-in.yaml")                              // chained, inside
+	link("out.yaml", "apps/web/chain-out.yaml")                            // chained, outside
+	link("../../shared", "apps/web/shared")                                // a directory inside
+	link(filepath.Join(outside, "missing.yaml"), "apps/web/dangling.yaml") // dangling, to outside
+	link("dangling.yaml", "apps/web/chain-dangling.yaml")                  // chained dangling
+	link("loop-b", "apps/web/loop-a")
+	link("loop-a", "apps/web/loop-b")
+	repoLink := filepath.Join(tmp, "repo")
+	if err := os.Symlink(real, repoLink); err != nil {
+		t.Skip("symlinks not supported:", err)
+	}
+	root, err := Open(repoLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		rel    string
+		reason Reason // 0: allowed
+	}{
+		{"apps/web/deploy.yaml", 0},
+		{"apps/web/missing.yaml", 0}, // does not exist, but would be inside
+		{"apps/web", 0},
+		{".", 0},
+		{"apps/web/in.yaml", 0},
+		{"apps/web/chain-in.yaml", 0},
+		{"apps/web/shared/base.yaml", 0},
+		{"apps/web/shared/missing.yaml", 0},
+		{"apps/web/../../shared/base.yaml", 0},
+		{"apps/web/../../../outside/secret.yaml", Parent},
+		{"../outside/secret.yaml", Parent},
+		{"/etc/passwd", Absolute},
+		{"apps/web/out.yaml", Symlink},
+		{"apps/web/outdir", Symlink},
+		{"apps/web/outdir/secret.yaml", Symlink},
+		{"apps/web/outdir/missing.yaml", Symlink},
+		{"apps/web/chain-out.yaml", Symlink},
+		{"apps/web/dangling.yaml", Symlink},
+		{"apps/web/chain-dangling.yaml", Symlink},
+		{"apps/web/loop-a", Symlink},
+	}
+	for _, tc := range tests {
+		t.Run(tc.rel, func(t *testing.T) {
+			p, err := root.Resolve(tc.rel)
+			var esc *EscapeError
+			if tc.reason == 0 {
+				if err != nil {
+					t.Fatalf("Resolve: %v", err)
+				}
+				if want := filepath.Join(root.Dir(), filepath.FromSlash(tc.rel)); p != want {
+					t.Errorf("Resolve = %s, want %s", p, want)
+				}
+			} else if !errors.As(err, &esc) || esc.Reason != tc.reason || esc.Path != tc.rel {
+				t.Fatalf("Resolve = %q, %v; want an EscapeError (reason %d) naming %s", p, err, tc.reason, tc.rel)
+			}
+
+			// Check sees the same through absolute paths under either spelling of the root.
+			for _, base := range []string{root.Dir(), root.Real()} {
+				abs := filepath.Join(base, filepath.FromSlash(tc.rel))
+				if tc.reason == Absolute {
+					abs = tc.rel
+				}
+				err := root.Check(abs)
+				switch tc.reason {
+				case 0:
+					if err != nil {
+						t.Errorf("Check(%s): %v", abs, err)
+					}
+				case Symlink:
+					if !errors.As(err, &esc) || esc.Reason != Symlink || esc.Path != filepath.ToSlash(filepath.Clean(tc.rel)) {
+						t.Errorf("Check(%s) = %v; want a Symlink EscapeError naming %s", abs, err, tc.rel)
+					}
+				default:
+					if !errors.As(err, &esc) || esc.Reason != Parent {
+						t.Errorf("Check(%s) = %v; want a Parent EscapeError", abs, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestEscapeErrorMessages(t *testing.T) {
+	for _, tc := range []struct {
+		err  *EscapeError
+		want string
+	}{
+		{&EscapeError{Path: "../x", Reason: Parent}, "../x is outside the repository"},
+		{&EscapeError{Path: "/x", Reason: Absolute}, "/x is an absolute path; name it relative to the repository root"},
+		{&EscapeError{Path: "a/l", Reason: Symlink, Target: "/etc"}, "a/l is a symbolic link out of the repository (to /etc)"},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+}
