@@ -8,13 +8,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"reflect"
 	"sort"
-	"strings"
 	"sync"
 
+	"github.com/gitgate/gitgate/internal/treediff"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/pmezard/go-difflib/difflib"
 	"sigs.k8s.io/yaml"
@@ -49,7 +48,10 @@ type CompareOptions struct {
 func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.Report {
 	changed := opts.Changed
 	if changed == nil {
-		changed = diffTrees(base.FS, head.FS)
+		var err error
+		if changed, err = treediff.Diff(base.FS, head.FS); err != nil {
+			return &policy.Report{Unchecked: map[string]int{}, Errors: []error{fmt.Errorf("compare base and head: %w", err)}}
+		}
 	}
 	var dBase, dHead *Discovery
 	var wg sync.WaitGroup
@@ -200,47 +202,6 @@ func indexTargets(ts []Target) map[string]Target {
 		m[t.Name] = t
 	}
 	return m
-}
-
-// diffTrees lists the files that differ between two trees (added, removed or changed).
-func diffTrees(a, b fs.FS) []string {
-	files := func(fsys fs.FS) map[string]bool {
-		m := map[string]bool{}
-		_ = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return nil
-			}
-			if d.IsDir() {
-				if p != "." && strings.HasPrefix(d.Name(), ".") {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			m[p] = true
-			return nil
-		})
-		return m
-	}
-	fa, fb := files(a), files(b)
-	var out []string
-	for p := range fa {
-		if !fb[p] {
-			out = append(out, p)
-			continue
-		}
-		da, errA := fs.ReadFile(a, p)
-		db, errB := fs.ReadFile(b, p)
-		if errA != nil || errB != nil || !bytes.Equal(da, db) {
-			out = append(out, p)
-		}
-	}
-	for p := range fb {
-		if !fa[p] {
-			out = append(out, p)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // maskKey keys the digests that stand for Secret values in diffs: random per process,

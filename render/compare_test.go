@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gitgate/gitgate/internal/treediff"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -99,7 +100,10 @@ func TestAffected(t *testing.T) {
 			headFiles := mrRepo()
 			tc.edit(headFiles)
 			base, head := writeRepo(t, baseFiles), writeRepo(t, headFiles)
-			changed := diffTrees(base.FS, head.FS)
+			changed, err := treediff.Diff(base.FS, head.FS)
+			if err != nil {
+				t.Fatal(err)
+			}
 			opts := DiscoverOptions{Exclude: []string{"policies"}, RepoURLs: []string{"https://git.example.com/gitops.git"}}
 			dBase, dHead := Discover(context.Background(), base, opts), Discover(context.Background(), head, opts)
 			got := Affected(base, head, indexTargets(dBase.Targets), indexTargets(dHead.Targets), changed, tc.policies)

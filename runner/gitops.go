@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/gitgate/gitgate/internal/treediff"
 	"github.com/gitgate/gitgate/policy"
 )
 
@@ -60,7 +61,7 @@ func (r *runner) snapshotGitOps(t *PlannedTask) ([]snapshot, func(), error) {
 // the task into Blocked, whatever its steps did.
 func (r *runner) gateChanges(ctx context.Context, t *PlannedTask, tr *TaskRun, snaps []snapshot) {
 	for _, s := range snaps {
-		files, err := diffTrees(s.copy, s.dir)
+		files, err := treediff.Diff(os.DirFS(s.copy), os.DirFS(s.dir))
 		if err != nil {
 			r.blockTask(tr, "ChangeGateError", fmt.Sprintf("compare workspace %s with its state before the task: %v", s.workspace, err))
 			return
@@ -140,6 +141,16 @@ func restore(src, dst string, paths []string) error {
 		if _, err := os.Lstat(filepath.Join(src, p)); os.IsNotExist(err) {
 			if err := os.RemoveAll(filepath.Join(dst, p)); err != nil {
 				return err
+			}
+			// The tree diff lists files, not directories: remove the directories the
+			// change created once they are empty again.
+			for d := filepath.Dir(p); d != "." && d != string(filepath.Separator); d = filepath.Dir(d) {
+				if _, err := os.Lstat(filepath.Join(src, d)); !os.IsNotExist(err) {
+					break
+				}
+				if os.Remove(filepath.Join(dst, d)) != nil {
+					break // not empty, or already gone
+				}
 			}
 		}
 	}
@@ -266,89 +277,4 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 		return err
 	}
 	return out.Close()
-}
-
-// entry is one path of a tree, for comparison.
-type entry struct {
-	mode fs.FileMode
-	size int64
-	link string
-}
-
-func listTree(root string) (map[string]entry, error) {
-	out := map[string]entry{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == root {
-			return nil
-		}
-		if d.IsDir() && skipDir(d.Name()) {
-			return fs.SkipDir
-		}
-		rel, _ := filepath.Rel(root, p)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		e := entry{mode: info.Mode().Type() | info.Mode().Perm()&0o111, size: info.Size()}
-		if d.IsDir() {
-			e.size = 0
-		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			e.link, _ = os.Readlink(p)
-		}
-		out[filepath.ToSlash(rel)] = e
-		return nil
-	})
-	return out, err
-}
-
-// diffTrees lists the paths (slash-separated, sorted) added, removed or changed
-// between two trees.
-func diffTrees(before, after string) ([]string, error) {
-	a, err := listTree(before)
-	if err != nil {
-		return nil, err
-	}
-	b, err := listTree(after)
-	if err != nil {
-		return nil, err
-	}
-	var changed []string
-	for p, eb := range b {
-		ea, ok := a[p]
-		switch {
-		case !ok || ea != eb:
-			changed = append(changed, p)
-		case eb.mode.IsRegular():
-			same, err := sameContent(filepath.Join(before, p), filepath.Join(after, p))
-			if err != nil {
-				return nil, err
-			}
-			if !same {
-				changed = append(changed, p)
-			}
-		}
-	}
-	for p := range a {
-		if _, ok := b[p]; !ok {
-			changed = append(changed, p)
-		}
-	}
-	sort.Strings(changed)
-	return changed, nil
-}
-
-func sameContent(a, b string) (bool, error) {
-	x, err := os.ReadFile(a)
-	if err != nil {
-		return false, err
-	}
-	y, err := os.ReadFile(b)
-	if err != nil {
-		return false, err
-	}
-	return bytes.Equal(x, y), nil
 }
