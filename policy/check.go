@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gitgate/gitgate/internal/pool"
 	"sigs.k8s.io/yaml"
 )
 
@@ -162,59 +163,51 @@ func (e *Engine) run(ctx context.Context, n int, load func(i int) ([]Resource, e
 	rep := &Report{Unchecked: map[string]int{}}
 	var (
 		mu    sync.Mutex
-		next  atomic.Int64
 		done  atomic.Int64
-		wg    sync.WaitGroup
 		seen  = map[string][]Origin{}
 		names = map[string]string{}
 	)
-	for range max(opts.Workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var local Report
-			local.Unchecked = map[string]int{}
-			type ident struct {
-				key, id string
-				o       Origin
-			}
-			var ids []ident
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
-					break
-				}
-				resources, err := load(i)
-				if err != nil {
-					local.Errors = append(local.Errors, err)
-				}
-				for _, r := range resources {
-					if skipKind(r) {
-						continue
-					}
-					local.Summary.Resources++
-					ids = append(ids, ident{r.Origin.Target + "|" + r.key(), r.ID(), r.Origin})
-					e.checkOne(ctx, r, opts, &local)
-				}
-				if opts.Progress != nil {
-					opts.Progress(int(done.Add(1)), n)
-				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			rep.Results = append(rep.Results, local.Results...)
-			rep.Errors = append(rep.Errors, local.Errors...)
-			addSummary(&rep.Summary, local.Summary)
-			for k, c := range local.Unchecked {
-				rep.Unchecked[k] += c
-			}
-			for _, id := range ids {
-				seen[id.key] = append(seen[id.key], id.o)
-				names[id.key] = id.id
-			}
-		}()
+	type ident struct {
+		key, id string
+		o       Origin
 	}
-	wg.Wait()
+	// Each worker gathers into its own report, merged once it runs out of work.
+	type worker struct {
+		rep Report
+		ids []ident
+	}
+	pool.ForEachWorker(ctx, n, opts.Workers, func() *worker {
+		return &worker{rep: Report{Unchecked: map[string]int{}}}
+	}, func(w *worker, i int) {
+		resources, err := load(i)
+		if err != nil {
+			w.rep.Errors = append(w.rep.Errors, err)
+		}
+		for _, r := range resources {
+			if skipKind(r) {
+				continue
+			}
+			w.rep.Summary.Resources++
+			w.ids = append(w.ids, ident{r.Origin.Target + "|" + r.key(), r.ID(), r.Origin})
+			e.checkOne(ctx, r, opts, &w.rep)
+		}
+		if opts.Progress != nil {
+			opts.Progress(int(done.Add(1)), n)
+		}
+	}, func(w *worker) {
+		mu.Lock()
+		defer mu.Unlock()
+		rep.Results = append(rep.Results, w.rep.Results...)
+		rep.Errors = append(rep.Errors, w.rep.Errors...)
+		addSummary(&rep.Summary, w.rep.Summary)
+		for k, c := range w.rep.Unchecked {
+			rep.Unchecked[k] += c
+		}
+		for _, id := range w.ids {
+			seen[id.key] = append(seen[id.key], id.o)
+			names[id.key] = id.id
+		}
+	})
 	if err := ctx.Err(); err != nil {
 		rep.Errors = append(rep.Errors, fmt.Errorf("check interrupted: %w", err))
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/gitgate/gitgate/internal/pool"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/render"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -132,7 +133,8 @@ func (rp *Reporter) Report(ctx context.Context, repo render.Repo, revision strin
 	if rp.Opts.Now != nil {
 		rep.Generated = rp.Opts.Now().UTC()
 	}
-	forEach(len(apps), rp.Opts.Workers, func(i int) {
+	// Every app gets an entry: ReportApp itself reports a cancelled context.
+	pool.ForEach(context.Background(), len(apps), rp.Opts.Workers, func(i int) {
 		rep.Apps[i] = rp.ReportApp(ctx, repo, revision, apps[i])
 	})
 	return rep

@@ -10,9 +10,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/gitgate/gitgate/internal/pool"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/render"
 	corev1 "k8s.io/api/core/v1"
@@ -205,7 +205,8 @@ func (s *Syncer) Sync(ctx context.Context, repo render.Repo, revision string, ap
 		}
 		return res
 	}
-	forEach(len(apps), s.Opts.Workers, func(i int) {
+	// Every app gets a result: SyncApp itself reports a cancelled context.
+	pool.ForEach(context.Background(), len(apps), s.Opts.Workers, func(i int) {
 		res.Apps[i] = s.SyncApp(ctx, repo, revision, apps[i])
 	})
 	return res
@@ -811,24 +812,4 @@ func (s *Syncer) pruneOne(ctx context.Context, ref Ref) (ObjectResult, int, erro
 		return or, 1, fmt.Errorf("delete: %w", err)
 	}
 	return or, 1, nil
-}
-
-// forEach calls fn(0) ... fn(n-1) on workers goroutines (at least one) and waits.
-func forEach(n, workers int, fn func(i int)) {
-	var wg sync.WaitGroup
-	jobs := make(chan int)
-	for range max(workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				fn(i)
-			}
-		}()
-	}
-	for i := range n {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
 }

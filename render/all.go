@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/gitgate/gitgate/internal/pool"
 	"github.com/gitgate/gitgate/policy"
 )
 
@@ -54,39 +55,23 @@ func unjoinErr(err error) []error {
 // are kept in the result, so a huge repository is never held in memory at once.
 func RenderAll(ctx context.Context, repo Repo, targets []Target, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
 	out := make([]Rendered, len(targets))
-	jobs := make(chan int)
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	done := 0
-	for range max(workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				t := targets[i]
-				rs, err := Render(ctx, repo, t)
-				out[i] = Rendered{Target: t, Resources: rs, Err: err}
-				if sink != nil {
-					sink(out[i])
-					out[i].Resources = ChildApps(rs)
-				}
-				if progress != nil {
-					mu.Lock()
-					done++
-					progress(done, len(targets))
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := range targets {
-		if ctx.Err() != nil {
-			break
+	pool.ForEach(ctx, len(targets), workers, func(i int) {
+		t := targets[i]
+		rs, err := Render(ctx, repo, t)
+		out[i] = Rendered{Target: t, Resources: rs, Err: err}
+		if sink != nil {
+			sink(out[i])
+			out[i].Resources = ChildApps(rs)
 		}
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
+		if progress != nil {
+			mu.Lock()
+			done++
+			progress(done, len(targets))
+			mu.Unlock()
+		}
+	})
 	return out
 }
 
