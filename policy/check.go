@@ -12,8 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gitgate/gitgate/internal/kustomization"
 	"github.com/gitgate/gitgate/internal/pool"
-	"sigs.k8s.io/yaml"
 )
 
 // DefaultMaxFileSize is the largest manifest file read unless raised.
@@ -324,8 +324,7 @@ func walk(src Source, exclude []string) ([]fileJob, []error, []string) {
 		if p != src.Root && (!isManifestFile(p) || excluded(p) || strings.HasPrefix(d.Name(), ".")) {
 			return nil // .gitgate.yaml and other dotfiles are configuration, not manifests
 		}
-		switch path.Base(p) {
-		case "kustomization.yaml", "kustomization.yml", "Kustomization":
+		if kustomization.IsFileName(path.Base(p)) {
 			return nil
 		}
 		if patches[p] {
@@ -383,38 +382,19 @@ func displayFunc(src Source) func(string) string {
 // kustomizePatches lists the patch files a directory's kustomization names: fragments
 // of objects, not objects, so plain-manifest mode must not judge them.
 func kustomizePatches(fsys fs.FS, dir string) []string {
-	var data []byte
-	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
-		if b, err := fs.ReadFile(fsys, path.Join(dir, n)); err == nil {
-			data = b
-			break
-		}
-	}
+	_, data := kustomization.Find(fsys, dir)
 	if data == nil {
 		return nil
 	}
-	var k struct {
-		Patches               []struct{ Path string } `json:"patches"`
-		PatchesStrategicMerge []string                `json:"patchesStrategicMerge"`
-		PatchesJSON6902       []struct{ Path string } `json:"patchesJson6902"`
-	}
-	if err := yaml.Unmarshal(data, &k); err != nil {
+	k, err := kustomization.Parse(data)
+	if err != nil {
 		return nil // rendering reports a broken kustomization; here it only filters
 	}
 	var out []string
-	add := func(p string) {
-		if p != "" && !strings.Contains(p, "\n") && !strings.HasPrefix(p, "/") {
+	for _, p := range k.PatchFiles() {
+		if !strings.HasPrefix(p, "/") {
 			out = append(out, path.Clean(path.Join(dir, p)))
 		}
-	}
-	for _, p := range k.Patches {
-		add(p.Path)
-	}
-	for _, p := range k.PatchesStrategicMerge {
-		add(p)
-	}
-	for _, p := range k.PatchesJSON6902 {
-		add(p.Path)
 	}
 	return out
 }

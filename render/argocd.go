@@ -16,6 +16,7 @@ import (
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
+	"github.com/gitgate/gitgate/internal/kustomization"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 	"sigs.k8s.io/yaml"
@@ -461,10 +462,8 @@ func (d *argoDiscovery) definedIn(file string) string {
 // detectKind is Argo CD's discovery for a source without an explicit type: a
 // kustomization wins over a Chart.yaml; otherwise plain manifests.
 func (d *argoDiscovery) detectKind(dir string) Kind {
-	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
-		if _, err := fs.Stat(d.repo.FS, path.Join(dir, n)); err == nil {
-			return Kustomize
-		}
+	if kustomization.Has(d.repo.FS, dir) {
+		return Kustomize
 	}
 	if _, err := fs.Stat(d.repo.FS, path.Join(dir, "Chart.yaml")); err == nil {
 		return Helm

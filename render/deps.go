@@ -6,8 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/kustomization"
 	"github.com/gitgate/gitgate/internal/repopath"
-	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 )
 
@@ -58,11 +58,11 @@ func TargetDeps(repo Repo, t Target) Deps {
 // targets.
 type depsCache struct {
 	fsys fs.FS
-	kust map[string]*kustomization // by directory; nil when it has none
+	kust map[string]*kustomization.Kustomization // by directory; nil when it has none
 }
 
 func newDepsCache(fsys fs.FS) *depsCache {
-	return &depsCache{fsys: fsys, kust: map[string]*kustomization{}}
+	return &depsCache{fsys: fsys, kust: map[string]*kustomization.Kustomization{}}
 }
 
 func (c *depsCache) deps(t Target) Deps {
@@ -98,62 +98,15 @@ func (c *depsCache) deps(t Target) Deps {
 	return out
 }
 
-// kustomization is the part of a kustomization file that names other files.
-type kustomization struct {
-	Resources             []string `json:"resources" yaml:"resources"`
-	Bases                 []string `json:"bases" yaml:"bases"`
-	Components            []string `json:"components" yaml:"components"`
-	CRDs                  []string `json:"crds" yaml:"crds"`
-	Generators            []string `json:"generators" yaml:"generators"`
-	Transformers          []string `json:"transformers" yaml:"transformers"`
-	Validators            []string `json:"validators" yaml:"validators"`
-	Configurations        []string `json:"configurations" yaml:"configurations"`
-	PatchesStrategicMerge []string `json:"patchesStrategicMerge" yaml:"patchesStrategicMerge"`
-	Patches               []struct {
-		Path string `json:"path" yaml:"path"`
-	} `json:"patches" yaml:"patches"`
-	PatchesJSON6902 []struct {
-		Path string `json:"path" yaml:"path"`
-	} `json:"patchesJson6902" yaml:"patchesJson6902"`
-	Replacements []struct {
-		Path string `json:"path" yaml:"path"`
-	} `json:"replacements" yaml:"replacements"`
-	ConfigMapGenerator []kustomizeGenerator `json:"configMapGenerator" yaml:"configMapGenerator"`
-	SecretGenerator    []kustomizeGenerator `json:"secretGenerator" yaml:"secretGenerator"`
-	OpenAPI            map[string]string    `json:"openapi" yaml:"openapi"`
-	HelmCharts         []struct {
-		Name             string   `json:"name" yaml:"name"`
-		ValuesFile       string   `json:"valuesFile" yaml:"valuesFile"`
-		AdditionalValues []string `json:"additionalValuesFiles" yaml:"additionalValuesFiles"`
-	} `json:"helmCharts" yaml:"helmCharts"`
-	HelmGlobals struct {
-		ChartHome string `json:"chartHome" yaml:"chartHome"`
-	} `json:"helmGlobals" yaml:"helmGlobals"`
-}
-
-type kustomizeGenerator struct {
-	Name     string   `json:"name" yaml:"name"`
-	Behavior string   `json:"behavior" yaml:"behavior"`
-	Files    []string `json:"files" yaml:"files"`
-	Envs     []string `json:"envs" yaml:"envs"`
-	Env      string   `json:"env" yaml:"env"`
-}
-
 // read parses the kustomization in dir once: nil when there is none or it does not
 // parse (kustomize reports that; the file itself is a dependency all the same).
-func (c *depsCache) read(dir string) *kustomization {
+func (c *depsCache) read(dir string) *kustomization.Kustomization {
 	if k, ok := c.kust[dir]; ok {
 		return k
 	}
-	var k *kustomization
-	for _, n := range KustomizationFiles {
-		if b, err := fs.ReadFile(c.fsys, path.Join(dir, n)); err == nil {
-			k = &kustomization{}
-			if yaml3.Unmarshal(b, k) != nil {
-				k = nil
-			}
-			break
-		}
+	var k *kustomization.Kustomization
+	if _, data := kustomization.Find(c.fsys, dir); data != nil {
+		k, _ = kustomization.Parse(data)
 	}
 	c.kust[dir] = k
 	return k
@@ -165,7 +118,7 @@ func (c *depsCache) kustomizeDeps(dir string, set, seen map[string]bool) {
 	}
 	seen[dir] = true
 	fsys := c.fsys
-	for _, n := range KustomizationFiles {
+	for _, n := range kustomization.FileNames {
 		set[path.Join(dir, n)] = true // creating a kustomization where there was none changes the render
 	}
 	k := c.read(dir)
@@ -189,7 +142,7 @@ func (c *depsCache) kustomizeDeps(dir string, set, seen map[string]bool) {
 			return
 		}
 		if st, err := fs.Stat(fsys, q); err == nil && st.IsDir() {
-			if hasKustomization(fsys, q) {
+			if kustomization.Has(fsys, q) {
 				c.kustomizeDeps(q, set, seen)
 			} else {
 				set[q+"/"] = true
@@ -248,15 +201,6 @@ func (c *depsCache) kustomizeDeps(dir string, set, seen map[string]bool) {
 			helmDeps(fsys, q, set, map[string]bool{})
 		}
 	}
-}
-
-func hasKustomization(fsys fs.FS, dir string) bool {
-	for _, n := range KustomizationFiles {
-		if _, err := fs.Stat(fsys, path.Join(dir, n)); err == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // helmDeps adds a chart directory and the charts its file:// dependencies name.

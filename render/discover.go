@@ -11,8 +11,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/kustomization"
 	"github.com/gitgate/gitgate/policy"
-	yaml3 "go.yaml.in/yaml/v3"
 )
 
 // Discovery is what a repository holds to render.
@@ -216,7 +216,7 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 			if _, err := fs.Stat(repo.FS, path.Join(p, "Chart.yaml")); err == nil {
 				sc.charts[p] = true
 			}
-			for _, k := range KustomizationFiles {
+			for _, k := range kustomization.FileNames {
 				if data, err := fs.ReadFile(repo.FS, path.Join(p, k)); err == nil {
 					sc.kustomizations[p] = true
 					for _, ref := range kustomizeRefs(data) {
@@ -227,7 +227,7 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 			}
 			return nil
 		}
-		if strings.HasPrefix(name, ".") || isKustomizationFile(name) || !isYAML(name) || excluded(p) {
+		if strings.HasPrefix(name, ".") || kustomization.IsFileName(name) || !isYAML(name) || excluded(p) {
 			return nil
 		}
 		dir := path.Dir(p)
@@ -284,106 +284,11 @@ func isYAML(name string) bool {
 
 // kustomizeRefs are the directories a kustomization builds on.
 func kustomizeRefs(data []byte) []string {
-	refs, ok := scanRefs(data)
-	if !ok {
-		refs = parseRefs(data)
-	}
 	var out []string
-	for _, r := range refs {
+	for _, r := range kustomization.Refs(data) {
 		if !isRemote(r) && !isYAML(r) {
 			out = append(out, r)
 		}
 	}
 	return out
-}
-
-// scanRefs reads the resources, bases and components of a kustomization written in the
-// plain style nearly every kustomization uses (block lists of unquoted or simply quoted
-// names, or one-line flow lists) without a YAML parser: a repository holds thousands of
-// kustomizations and discovery reads every one. Anything else (anchors, tabs, multi-line
-// flow lists, several documents) answers ok=false, and the YAML parser decides.
-func scanRefs(data []byte) (refs []string, ok bool) {
-	if bytes.ContainsAny(data, "&*\t") || bytes.Contains(data, []byte("\n---")) {
-		return nil, false
-	}
-	inList := false
-	for _, line := range strings.Split(string(data), "\n") {
-		trimmed := strings.TrimSpace(line)
-		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
-			continue
-		}
-		if line[0] != ' ' && line[0] != '-' { // a top-level key
-			key, value, found := strings.Cut(line, ":")
-			if !found {
-				return nil, false
-			}
-			key = strings.Trim(strings.TrimSpace(key), `"'`)
-			value = stripComment(value)
-			inList = false
-			if key != "resources" && key != "bases" && key != "components" {
-				continue
-			}
-			switch {
-			case value == "":
-				inList = true
-			case strings.HasPrefix(value, "[") && strings.HasSuffix(value, "]"):
-				for _, item := range strings.Split(value[1:len(value)-1], ",") {
-					if item, ok := plainScalar(item); ok {
-						if item != "" {
-							refs = append(refs, item)
-						}
-					} else {
-						return nil, false
-					}
-				}
-			default:
-				return nil, false
-			}
-			continue
-		}
-		if !inList {
-			continue
-		}
-		item, found := strings.CutPrefix(trimmed, "- ")
-		if !found && trimmed != "-" {
-			return nil, false
-		}
-		v, ok := plainScalar(stripComment(item))
-		if !ok {
-			return nil, false
-		}
-		refs = append(refs, v)
-	}
-	return refs, true
-}
-
-// stripComment drops a trailing " # comment" and surrounding space.
-func stripComment(s string) string {
-	if i := strings.Index(s, " #"); i >= 0 {
-		s = s[:i]
-	}
-	return strings.TrimSpace(s)
-}
-
-// plainScalar unquotes a simple scalar; ok=false for anything a YAML parser should read.
-func plainScalar(s string) (string, bool) {
-	s = strings.TrimSpace(s)
-	if len(s) >= 2 && (s[0] == '"' && s[len(s)-1] == '"' || s[0] == '\'' && s[len(s)-1] == '\'') {
-		s = s[1 : len(s)-1]
-		return s, !strings.ContainsAny(s, `"'\`)
-	}
-	return s, !strings.ContainsAny(s, `"'{}[]:|>!%@`+"`")
-}
-
-// parseRefs is kustomizeRefs' fallback: the YAML parser.
-func parseRefs(data []byte) []string {
-	var k struct {
-		Resources  []string `yaml:"resources"`
-		Bases      []string `yaml:"bases"`
-		Components []string `yaml:"components"`
-	}
-	if yaml3.Unmarshal(data, &k) != nil {
-		return nil
-	}
-	return append(append(k.Resources, k.Bases...), k.Components...)
 }

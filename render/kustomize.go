@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gitgate/gitgate/internal/kustomization"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 	yaml3 "go.yaml.in/yaml/v3"
@@ -26,9 +27,6 @@ import (
 
 // originAnnotation is where kustomize records where a resource came from.
 const originAnnotation = "config.kubernetes.io/origin"
-
-// KustomizationFiles are the names kustomize accepts, in its order of preference.
-var KustomizationFiles = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
 
 // sourceAnnotation carries a resource's source file and line through kustomize: it is
 // added to every document of the resource files the kustomization graph names as
@@ -51,7 +49,7 @@ func RenderKustomize(ctx context.Context, repo Repo, t Target) ([]policy.Resourc
 	deps := newDepsCache(repo.FS)
 	out := make([]policy.Resource, 0, len(objs))
 	for _, u := range objs {
-		o := policy.Origin{File: path.Join(t.Path, KustomizationFiles[0]), Line: 1, Col: 1, Target: t.Name}
+		o := policy.Origin{File: path.Join(t.Path, kustomization.FileNames[0]), Line: 1, Col: 1, Target: t.Name}
 		var fields policy.Locator
 		if ann, ok := u.GetAnnotations()[sourceAnnotation]; ok {
 			o, fields = src.locate(t, ann, u)
@@ -158,47 +156,30 @@ func scanRemote(confine *repopath.Root, dir string, seen map[string]bool) error 
 		return nil
 	}
 	seen[dir] = true
-	var data []byte
-	var file string
-	for _, n := range KustomizationFiles {
-		if b, err := os.ReadFile(filepath.Join(dir, n)); err == nil {
-			data, file = b, filepath.Join(dir, n)
-			break
-		}
-	}
+	file, data := kustomization.Find(os.DirFS(dir), ".")
 	if data == nil {
 		return nil
 	}
-	var k struct {
-		Resources  []string `json:"resources"`
-		Bases      []string `json:"bases"`
-		Components []string `json:"components"`
-		HelmCharts []struct {
-			Name string `json:"name"`
-			Repo string `json:"repo"`
-		} `json:"helmCharts"`
-	}
-	if err := yaml.Unmarshal(data, &k); err != nil {
-		return fmt.Errorf("%s: %w", rel(confine.Real(), file), err)
+	k, err := kustomization.Parse(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", rel(confine.Real(), filepath.Join(dir, file)), err)
 	}
 	for _, h := range k.HelmCharts {
 		if h.Repo != "" {
 			return &RemoteError{URL: h.Repo}
 		}
 	}
-	for _, group := range [][]string{k.Resources, k.Bases, k.Components} {
-		for _, r := range group {
-			if isRemote(r) {
-				return &RemoteError{URL: r}
+	for _, r := range k.Refs() {
+		if isRemote(r) {
+			return &RemoteError{URL: r}
+		}
+		p := filepath.Join(dir, r)
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			if confine.Check(p) != nil {
+				continue // the confined filesystem reports it with the path
 			}
-			p := filepath.Join(dir, r)
-			if st, err := os.Stat(p); err == nil && st.IsDir() {
-				if confine.Check(p) != nil {
-					continue // the confined filesystem reports it with the path
-				}
-				if err := scanRemote(confine, p, seen); err != nil {
-					return err
-				}
+			if err := scanRemote(confine, p, seen); err != nil {
+				return err
 			}
 		}
 	}
@@ -296,7 +277,7 @@ func (c *confinedFS) ReadFile(p string) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if isKustomizationFile(filepath.Base(p)) {
+	if kustomization.IsFileName(filepath.Base(p)) {
 		return c.augment(filepath.Dir(p), data)
 	}
 	return data, nil
@@ -355,15 +336,6 @@ func (c *confinedFS) Mkdir(p string) error    { return fmt.Errorf("%s: read-only
 func (c *confinedFS) MkdirAll(p string) error { return fmt.Errorf("%s: read-only", p) }
 func (c *confinedFS) RemoveAll(p string) error {
 	return fmt.Errorf("%s: read-only", p)
-}
-
-func isKustomizationFile(name string) bool {
-	for _, n := range KustomizationFiles {
-		if n == name {
-			return true
-		}
-	}
-	return false
 }
 
 // augment serves a kustomization of the target's graph: helmCharts rendered in-process
@@ -475,7 +447,7 @@ func (s *sourceIndex) load(file string) []policy.Resource {
 
 // images reads the images: entries of the target's kustomization, with positions.
 func (s *sourceIndex) images(t Target) []imageEntry {
-	for _, n := range KustomizationFiles {
+	for _, n := range kustomization.FileNames {
 		file := path.Join(t.Path, n)
 		data, err := os.ReadFile(filepath.Join(s.repo.Dir, filepath.FromSlash(file)))
 		if err != nil {

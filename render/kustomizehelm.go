@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/kustomization"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/yaml"
@@ -103,7 +104,7 @@ func (c *confinedFS) inflateHelmCharts(dir string, k map[string]any) error {
 		name := fmt.Sprintf("%s%d-%s.yaml", helmInflatedPrefix, i, strings.ReplaceAll(h.Name, "/", "-"))
 		data := out.yaml()
 		if c.annotate != nil { // findings in the chart point at the kustomization naming it
-			k := path.Join(relDir, KustomizationFiles[0])
+			k := path.Join(relDir, kustomization.FileNames[0])
 			data = annotateDocs(data, func(int) string { return k + ":0" })
 		}
 		c.mu.Lock()

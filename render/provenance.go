@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/kustomization"
 	"github.com/gitgate/gitgate/internal/repopath"
 	yaml3 "go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -15,7 +16,7 @@ import (
 // walkGraph calls fn for every kustomization of the graph rooted at dir (bases and
 // components included), each once, with the references it names that are not
 // kustomization directories (its resource files); fn returns false to stop.
-func walkGraph(deps *depsCache, dir string, fn func(dir string, k *kustomization, files []string) bool) {
+func walkGraph(deps *depsCache, dir string, fn func(dir string, k *kustomization.Kustomization, files []string) bool) {
 	seen := map[string]bool{}
 	var walk func(dir string) bool
 	walk = func(dir string) bool {
@@ -34,7 +35,7 @@ func walkGraph(deps *depsCache, dir string, fn func(dir string, k *kustomization
 					continue
 				}
 				if q, err := repopath.Clean(path.Join(dir, r)); err == nil {
-					if hasKustomization(deps.fsys, q) {
+					if kustomization.Has(deps.fsys, q) {
 						dirs = append(dirs, q)
 					} else {
 						files = append(files, q)
@@ -59,7 +60,7 @@ func walkGraph(deps *depsCache, dir string, fn func(dir string, k *kustomization
 // (not patches, not generator sources): the files whose documents become objects.
 func resourceFiles(deps *depsCache, dir string) map[string]bool {
 	out := map[string]bool{}
-	walkGraph(deps, dir, func(_ string, _ *kustomization, files []string) bool {
+	walkGraph(deps, dir, func(_ string, _ *kustomization.Kustomization, files []string) bool {
 		for _, f := range files {
 			out[f] = true
 		}
@@ -157,7 +158,7 @@ func generatedBy(deps *depsCache, dir string, u *unstructured.Unstructured) stri
 		return ""
 	}
 	var found string
-	walkGraph(deps, dir, func(dir string, k *kustomization, _ []string) bool {
+	walkGraph(deps, dir, func(dir string, k *kustomization.Kustomization, _ []string) bool {
 		gens := k.ConfigMapGenerator
 		if kind == "Secret" {
 			gens = k.SecretGenerator
@@ -166,7 +167,7 @@ func generatedBy(deps *depsCache, dir string, u *unstructured.Unstructured) stri
 			if g.Name == "" || g.Behavior != "" && g.Behavior != "create" || !strings.Contains(u.GetName(), g.Name) {
 				continue
 			}
-			for _, n := range KustomizationFiles {
+			for _, n := range kustomization.FileNames {
 				if _, err := fs.Stat(deps.fsys, path.Join(dir, n)); err == nil {
 					found = path.Join(dir, n)
 					return false

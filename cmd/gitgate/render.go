@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/gitgate/gitgate/internal/kustomization"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/render"
 	"github.com/spf13/cobra"
@@ -166,7 +167,7 @@ func findTarget(cmd *cobra.Command, repo render.Repo, arg string) (render.Target
 			return t, nil
 		}
 	}
-	for _, k := range render.KustomizationFiles {
+	for _, k := range kustomization.FileNames {
 		if _, err := os.Stat(filepath.Join(repo.Dir, arg, k)); err == nil {
 			return render.Target{Name: rel, Kind: render.Kustomize, Path: rel}, nil
 		}

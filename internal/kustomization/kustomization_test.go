@@ -1,4 +1,4 @@
-package render
+package kustomization
 
 import (
 	"io/fs"
@@ -25,9 +25,9 @@ func TestScanRefsMatchesParser(t *testing.T) {
 		"multi-line flow": "resources: [\n  ../../base,\n  ../extra]\n",
 		"remote":          "resources:\n- https://github.com/x/y//base?ref=v1\n- ../../base\n",
 	}
-	for _, root := range []string{"../testdata/gitops", "../testdata/seed"} {
+	for _, root := range []string{"../../testdata/gitops", "../../testdata/seed"} {
 		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && isKustomizationFile(d.Name()) {
+			if err == nil && !d.IsDir() && IsFileName(d.Name()) {
 				data, _ := os.ReadFile(p)
 				cases[p] = string(data)
 			}
@@ -42,7 +42,10 @@ func TestScanRefsMatchesParser(t *testing.T) {
 				return // the parser decides
 			}
 			scanned++
-			want := parseRefs([]byte(data))
+			var want []string
+			if k, err := Parse([]byte(data)); err == nil {
+				want = k.Refs()
+			}
 			if len(want) == 0 {
 				want = nil
 			}
@@ -53,5 +56,42 @@ func TestScanRefsMatchesParser(t *testing.T) {
 	}
 	if scanned < len(cases)/2 {
 		t.Errorf("the scan answered for %d of %d kustomizations: it is not the fast path", scanned, len(cases))
+	}
+}
+
+func TestPatchFilesAndRefs(t *testing.T) {
+	data := []byte(`resources: [../base]
+bases: [../old]
+components: [../comp]
+patches:
+- path: a.yaml
+- patch: |-
+    inline
+patchesStrategicMerge:
+- b.yaml
+- |-
+  apiVersion: v1
+  kind: ConfigMap
+patchesJson6902:
+- path: c.yaml
+helmCharts:
+- name: x
+  repo: https://charts.example.com
+`)
+	k, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a.yaml", "b.yaml", "c.yaml"}, k.PatchFiles()); diff != "" {
+		t.Errorf("PatchFiles (-want +got)\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"../base", "../old", "../comp"}, Refs(data)); diff != "" {
+		t.Errorf("Refs (-want +got)\n%s", diff)
+	}
+	if len(k.HelmCharts) != 1 || k.HelmCharts[0].Repo != "https://charts.example.com" {
+		t.Errorf("helmCharts: %+v", k.HelmCharts)
+	}
+	if _, err := Parse([]byte("resources: {a: b}\n")); err == nil {
+		t.Error("a mapping for resources parsed")
 	}
 }
