@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Reason is how a path leaves the repository.
@@ -163,7 +164,9 @@ func evalExisting(p string) (string, error) {
 		if err == nil {
 			return filepath.Join(append([]string{resolved}, rest...)...), nil
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
+		// A missing element, or a file used as a directory (kustomize probes
+		// file.yaml/kustomization.yaml): judge what exists.
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 			return "", err
 		}
 		// Only a missing final element is walked up: a dangling link is followed by

@@ -81,7 +81,9 @@ func TestResolveAndCheck(t *testing.T) {
 		reason Reason // 0: allowed
 	}{
 		{"apps/web/deploy.yaml", 0},
-		{"apps/web/missing.yaml", 0}, // does not exist, but would be inside
+		{"apps/web/missing.yaml", 0},                   // does not exist, but would be inside
+		{"apps/web/deploy.yaml/kustomization.yaml", 0}, // a file used as a directory
+		{"apps/web/out.yaml/kustomization.yaml", Symlink},
 		{"apps/web", 0},
 		{".", 0},
 		{"apps/web/in.yaml", 0},
