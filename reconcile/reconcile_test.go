@@ -315,33 +315,13 @@ func sampleReport() *DriftReport {
 	}
 }
 
-func TestReportFormats(t *testing.T) {
+func TestDriftCounts(t *testing.T) {
 	r := sampleReport()
 	if c := r.Apps[0].Counts(); c != (Counts{InSync: 1, Modified: 2, Extra: 1, Violating: 1, DriftViolating: 1}) {
 		t.Errorf("counts = %+v", c)
 	}
 	if r.ExitCode() != 1 {
 		t.Errorf("exit code = %d, want 1", r.ExitCode())
-	}
-	for name, w := range ReportFormats {
-		var b bytes.Buffer
-		if err := w(&b, r); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		out := b.String()
-		for _, want := range []string{"api-dev", "/spec/replicas", "worker-dev"} {
-			if !strings.Contains(out, want) {
-				t.Errorf("%s output lacks %q:\n%s", name, want, out)
-			}
-		}
-		if out := os.Getenv("GITGATE_HTML_OUT"); name == "html" && out != "" { // for hack/report-screenshot.sh
-			if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if name == "html" && (strings.Contains(out, "<escalation>") || !strings.Contains(out, "&lt;escalation&gt;")) {
-			t.Errorf("html does not escape messages")
-		}
 	}
 	var clean DriftReport
 	clean.Apps = []AppDrift{r.Apps[1]}

@@ -1,6 +1,8 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"fmt"
 	"strings"
 	"testing"
@@ -8,12 +10,12 @@ import (
 )
 
 // bigMRReport has n new findings and one target per diff, each diff lines long.
-func bigMRReport(findings, targets, lines int) *Report {
+func bigMRReport(findings, targets, lines int) *policy.Report {
 	rep := mrReport(0)
 	for i := range findings {
 		r := privilegedFinding(100 + i)
 		r.Name = fmt.Sprintf("web-%04d", i)
-		r.Baseline = BaselineNew
+		r.Baseline = policy.BaselineNew
 		rep.Results = append(rep.Results, r)
 	}
 	for i := range targets {
@@ -22,7 +24,7 @@ func bigMRReport(findings, targets, lines int) *Report {
 		for j := range lines {
 			fmt.Fprintf(&b, "+  key-%d: value with some ```backticks``` and <html> %d\n", j, i)
 		}
-		rep.Changes.Targets = append(rep.Changes.Targets, TargetChange{Name: fmt.Sprintf("app-%03d/production", i), State: TargetModified, Diff: b.String()})
+		rep.Changes.Targets = append(rep.Changes.Targets, policy.TargetChange{Name: fmt.Sprintf("app-%03d/production", i), State: policy.TargetModified, Diff: b.String()})
 	}
 	rep.Changes.CountBaselines(rep.Results)
 	return rep
@@ -31,7 +33,7 @@ func bigMRReport(findings, targets, lines int) *Report {
 func TestMarkdown(t *testing.T) {
 	tests := []struct {
 		name     string
-		rep      *Report
+		rep      *policy.Report
 		opts     MarkdownOptions
 		inOrder  []string // must appear in this order
 		absent   []string
@@ -71,7 +73,7 @@ func TestMarkdown(t *testing.T) {
 		},
 		{
 			name: "no new violations",
-			rep: func() *Report {
+			rep: func() *policy.Report {
 				rep := mrReport(0)
 				rep.Results = rep.Results[:2] // the unchanged ones
 				rep.Changes.CountBaselines(rep.Results)
@@ -175,7 +177,7 @@ func TestMarkdownEscapes(t *testing.T) {
 	r := privilegedFinding(3)
 	r.Message = "image `x` is *bad* [click](http://evil) <script>alert(1)</script> | pipe\nnext line"
 	r.Remediation = ""
-	got := Markdown(&Report{Results: []Result{r}, Summary: Summary{Blocking: 1, Fail: 1}}, DefaultMarkdownOptions())
+	got := Markdown(&policy.Report{Results: []policy.Result{r}, Summary: policy.Summary{Blocking: 1, Fail: 1}}, DefaultMarkdownOptions())
 	for _, bad := range []string{"<script>", "[click](", "*bad*", "`x`", "\nnext line"} {
 		if strings.Contains(got, bad) {
 			t.Errorf("message not escaped: %q in\n%s", bad, got)

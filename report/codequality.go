@@ -1,6 +1,8 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"encoding/json"
 	"io"
 	"strings"
@@ -30,7 +32,7 @@ type codeQualityLines struct {
 // CodeQualitySeverity maps a finding to GitLab's severities: an Enforce finding is
 // blocker when its policy's severity is high or critical, else critical; an Audit one
 // is major (high, critical), minor (medium or unset) or info (low, info).
-func CodeQualitySeverity(r Result) string {
+func CodeQualitySeverity(r policy.Result) string {
 	sev := strings.ToLower(r.Severity)
 	high := sev == "high" || sev == "critical"
 	if r.Blocking() {
@@ -53,19 +55,19 @@ func CodeQualitySeverity(r Result) string {
 // base and head pipelines itself, so the fingerprint is what must not move: a hash of
 // FindingKey (target, resource identity, policy/rule, failing field) and the message,
 // never the line.
-func WriteCodeQuality(w io.Writer, rep *Report) error {
-	var findings []Result
+func WriteCodeQuality(w io.Writer, rep *policy.Report) error {
+	var findings []policy.Result
 	for _, r := range rep.Results {
 		if r.Finding() {
 			findings = append(findings, r)
 		}
 	}
-	prints := Fingerprints(findings, func(r Result) string { return CleanMessage(r.Message) })
+	prints := Fingerprints(findings, func(r policy.Result) string { return policy.CleanMessage(r.Message) })
 	issues := make([]codeQualityIssue, 0, len(findings))
 	for i, r := range findings {
-		desc := r.ResourceID() + ": " + CleanMessage(r.Message)
-		if r.Status == StatusError {
-			desc = r.ResourceID() + ": could not evaluate: " + CleanMessage(r.Message)
+		desc := r.ResourceID() + ": " + policy.CleanMessage(r.Message)
+		if r.Status == policy.StatusError {
+			desc = r.ResourceID() + ": could not evaluate: " + policy.CleanMessage(r.Message)
 		}
 		if r.Origin.Target != "" {
 			desc += " [" + r.Origin.Target + "]"

@@ -1,6 +1,8 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"cmp"
 	"fmt"
 	"io"
@@ -40,17 +42,10 @@ func DefaultMarkdownOptions() MarkdownOptions {
 	return MarkdownOptions{MaxChars: GitHubCommentLimit}
 }
 
-// MarkdownWriter is the markdown format with options.
-func MarkdownWriter(opts MarkdownOptions) Writer {
-	return WriterFunc(func(w io.Writer, rep *Report) error {
-		_, err := io.WriteString(w, Markdown(rep, opts))
-		return err
-	})
-}
-
 // WriteMarkdown writes the markdown report with DefaultMarkdownOptions.
-func WriteMarkdown(w io.Writer, rep *Report) error {
-	return MarkdownWriter(DefaultMarkdownOptions()).Write(w, rep)
+func WriteMarkdown(w io.Writer, rep *policy.Report) error {
+	_, err := io.WriteString(w, Markdown(rep, DefaultMarkdownOptions()))
+	return err
 }
 
 // mdTruncationReserve is room kept for the closing truncation note.
@@ -98,7 +93,7 @@ func (d *mdDoc) section(head string, items []string, tail string) {
 // the waived ones collapsed, then each affected target's rendered diff in a collapsed
 // <details> block. It stays under opts.MaxChars by truncating diffs, then lists, with a
 // note saying so. A report without Changes renders a summary and its findings.
-func Markdown(rep *Report, opts MarkdownOptions) string {
+func Markdown(rep *policy.Report, opts MarkdownOptions) string {
 	limit := opts.MaxChars
 	if limit <= 0 {
 		limit = GitHubCommentLimit
@@ -126,7 +121,7 @@ func Markdown(rep *Report, opts MarkdownOptions) string {
 	return out
 }
 
-func markdownChanges(d *mdDoc, rep *Report, opts MarkdownOptions) {
+func markdownChanges(d *mdDoc, rep *policy.Report, opts MarkdownOptions) {
 	c := rep.Changes
 	switch {
 	case c.NewBlocking > 0:
@@ -153,16 +148,16 @@ func markdownChanges(d *mdDoc, rep *Report, opts MarkdownOptions) {
 
 	// New, fixed and unchanged by policy.
 	by := map[string]*[3]int{}
-	var news, unchanged, waived []Result
+	var news, unchanged, waived []policy.Result
 	for _, r := range rep.Results {
 		switch {
-		case r.Finding() && r.Baseline == BaselineUnchanged:
+		case r.Finding() && r.Baseline == policy.BaselineUnchanged:
 			policyCount(by, r.Policy)[2]++
 			unchanged = append(unchanged, r)
 		case r.Finding():
 			policyCount(by, r.Policy)[0]++
 			news = append(news, r)
-		case r.Status == StatusSkip && r.Exception != "":
+		case r.Status == policy.StatusSkip && r.Exception != "":
 			waived = append(waived, r)
 		}
 	}
@@ -176,14 +171,14 @@ func markdownChanges(d *mdDoc, rep *Report, opts MarkdownOptions) {
 		for _, t := range c.Targets {
 			baseV, headV := verdictCell(t.BaseBlocking), verdictCell(t.HeadBlocking)
 			switch t.State {
-			case TargetAdded:
+			case policy.TargetAdded:
 				baseV = "—"
-			case TargetRemoved:
+			case policy.TargetRemoved:
 				headV = "—"
 			}
-			if t.NewlyFailing() && t.State != TargetAdded {
+			if t.NewlyFailing() && t.State != policy.TargetAdded {
 				headV += " (newly failing)"
-			} else if t.NewlyPassing() && t.State != TargetRemoved {
+			} else if t.NewlyPassing() && t.State != policy.TargetRemoved {
 				headV += " (newly passing)"
 			}
 			rows = append(rows, fmt.Sprintf("| `%s` | %s | %s | %s |\n", mdCode(t.Name), t.State, baseV, headV))
@@ -207,7 +202,7 @@ func markdownChanges(d *mdDoc, rep *Report, opts MarkdownOptions) {
 	markdownDiffs(d, c.Targets)
 }
 
-func markdownPlain(d *mdDoc, rep *Report, opts MarkdownOptions) {
+func markdownPlain(d *mdDoc, rep *policy.Report, opts MarkdownOptions) {
 	s := rep.Summary
 	warnings := s.Fail + s.Warn + s.Error - s.Blocking
 	switch {
@@ -221,9 +216,9 @@ func markdownPlain(d *mdDoc, rep *Report, opts MarkdownOptions) {
 	d.add(mdText(SummaryLine(rep))+"\n\n", 0)
 
 	by := map[string]*[3]int{} // blocking, warnings, rule errors
-	var findings, waived []Result
+	var findings, waived []policy.Result
 	for _, r := range rep.Results {
-		if r.Status == StatusSkip && r.Exception != "" {
+		if r.Status == policy.StatusSkip && r.Exception != "" {
 			waived = append(waived, r)
 		}
 		if !r.Finding() {
@@ -232,7 +227,7 @@ func markdownPlain(d *mdDoc, rep *Report, opts MarkdownOptions) {
 		findings = append(findings, r)
 		x := policyCount(by, r.Policy)
 		switch {
-		case r.Status == StatusError:
+		case r.Status == policy.StatusError:
 			x[2]++
 		case r.Blocking():
 			x[0]++
@@ -249,7 +244,7 @@ func markdownPlain(d *mdDoc, rep *Report, opts MarkdownOptions) {
 }
 
 // markdownTail lists what could not be checked and the notices, collapsed.
-func markdownTail(d *mdDoc, rep *Report, opts MarkdownOptions) {
+func markdownTail(d *mdDoc, rep *policy.Report, opts MarkdownOptions) {
 	if len(rep.Errors) > 0 {
 		items := make([]string, 0, len(rep.Errors))
 		for _, err := range rep.Errors {
@@ -266,7 +261,7 @@ func markdownTail(d *mdDoc, rep *Report, opts MarkdownOptions) {
 	}
 }
 
-func markdownWaived(d *mdDoc, waived []Result, opts MarkdownOptions) {
+func markdownWaived(d *mdDoc, waived []policy.Result, opts MarkdownOptions) {
 	if len(waived) == 0 {
 		return
 	}
@@ -279,8 +274,8 @@ func markdownWaived(d *mdDoc, waived []Result, opts MarkdownOptions) {
 
 // markdownDiffs adds each target's rendered diff, collapsed, truncating a diff that
 // does not fit and leaving out those with no room left.
-func markdownDiffs(d *mdDoc, targets []TargetChange) {
-	var withDiff []TargetChange
+func markdownDiffs(d *mdDoc, targets []policy.TargetChange) {
+	var withDiff []policy.TargetChange
 	for _, t := range targets {
 		if t.Diff != "" {
 			withDiff = append(withDiff, t)
@@ -361,9 +356,9 @@ func verdictCell(blocking bool) string {
 }
 
 // blockingFirst orders findings blocking first, then warnings, each in report order.
-func blockingFirst(rs []Result) {
-	slices.SortStableFunc(rs, func(a, b Result) int {
-		rank := func(r Result) int {
+func blockingFirst(rs []policy.Result) {
+	slices.SortStableFunc(rs, func(a, b policy.Result) int {
+		rank := func(r policy.Result) int {
 			if r.Blocking() {
 				return 0
 			}
@@ -373,7 +368,7 @@ func blockingFirst(rs []Result) {
 	})
 }
 
-func findingItems(rs []Result, opts MarkdownOptions) []string {
+func findingItems(rs []policy.Result, opts MarkdownOptions) []string {
 	items := make([]string, 0, len(rs))
 	for _, r := range rs {
 		items = append(items, findingItem(r, opts))
@@ -383,12 +378,12 @@ func findingItems(rs []Result, opts MarkdownOptions) []string {
 
 // findingItem is one finding as a list item: icon, action, resource, policy/rule,
 // file:line link, target, message, field and remediation.
-func findingItem(r Result, opts MarkdownOptions) string {
+func findingItem(r policy.Result, opts MarkdownOptions) string {
 	icon := "⚠️"
 	switch {
-	case r.Baseline == BaselineFixed:
+	case r.Baseline == policy.BaselineFixed:
 		icon = "✅"
-	case r.Status == StatusError:
+	case r.Status == policy.StatusError:
 		icon = "❗"
 	case r.Blocking():
 		icon = "❌"
@@ -406,14 +401,14 @@ func findingItem(r Result, opts MarkdownOptions) string {
 		fmt.Fprintf(&b, " in `%s`", mdCode(r.Origin.Target))
 	}
 	b.WriteString(": ")
-	if r.Status == StatusError {
+	if r.Status == policy.StatusError {
 		b.WriteString("could not evaluate: ")
 	}
-	b.WriteString(mdText(CleanMessage(r.Message)))
+	b.WriteString(mdText(policy.CleanMessage(r.Message)))
 	if r.Path != "" {
 		fmt.Fprintf(&b, " (at `%s`)", mdCode(r.Path))
 	}
-	if r.Remediation != "" && r.Baseline != BaselineFixed {
+	if r.Remediation != "" && r.Baseline != policy.BaselineFixed {
 		b.WriteString(" — _" + mdText(r.Remediation) + "_")
 	}
 	b.WriteString("\n")
@@ -421,7 +416,7 @@ func findingItem(r Result, opts MarkdownOptions) string {
 }
 
 // mdLink is [file:line](base/file#Lline), or "" without a file.
-func mdLink(o Origin, opts MarkdownOptions) string {
+func mdLink(o policy.Origin, opts MarkdownOptions) string {
 	if o.File == "" {
 		return ""
 	}

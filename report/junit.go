@@ -1,6 +1,8 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -55,7 +57,7 @@ type junitCDATA struct {
 // one <error>; Audit findings do not fail the gate, so they are the testcase's
 // <system-out>; a rule whose every result was waived or excepted is <skipped>. In
 // merge-request mode messages start with [new] or [unchanged].
-func WriteJUnit(w io.Writer, rep *Report) error {
+func WriteJUnit(w io.Writer, rep *policy.Report) error {
 	out := junitSuites{Name: "gitgate"}
 	suiteAt := map[string]int{}
 	caseAt := map[[2]string]int{}
@@ -79,14 +81,14 @@ func WriteJUnit(w io.Writer, rep *Report) error {
 			out.Suites[si].Cases = append(out.Suites[si].Cases, junitCase{ClassName: suite, Name: RuleID(r)})
 		}
 		c := &out.Suites[si].Cases[ci]
-		line := xmlSafe(baselineTag(r) + FindingLine(r))
-		short := xmlSafe(baselineTag(r) + r.ResourceID() + ": " + CleanMessage(r.Message))
+		line := xmlSafe(baselineTag(r) + policy.FindingLine(r))
+		short := xmlSafe(baselineTag(r) + r.ResourceID() + ": " + policy.CleanMessage(r.Message))
 		body := line
 		if r.Remediation != "" {
 			body += "\n" + xmlSafe(r.Remediation)
 		}
 		switch {
-		case r.Status == StatusError:
+		case r.Status == policy.StatusError:
 			c.Errors = append(c.Errors, junitProblem{Message: short, Type: string(r.Action), Text: body})
 		case r.Blocking():
 			c.Failures = append(c.Failures, junitProblem{Message: short, Type: string(r.Action), Text: body})
@@ -95,7 +97,7 @@ func WriteJUnit(w io.Writer, rep *Report) error {
 				c.SystemOut = &junitCDATA{}
 			}
 			c.SystemOut.Text += line + "\n"
-		case r.Status == StatusSkip && r.Exception != "":
+		case r.Status == policy.StatusSkip && r.Exception != "":
 			skips[key] = append(skips[key], xmlSafe(r.ResourceID()+": "+r.Exception))
 		}
 	}
