@@ -348,7 +348,23 @@ func dump(t *testing.T, r *SyncResult) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	// The messages once more as they are (JSON escapes their quotes), for the tests that
+	// look for one; every field is in the JSON above, for the tests that look for a value.
+	var msgs strings.Builder
+	for _, e := range r.Errors {
+		fmt.Fprintf(&msgs, "error: %s\n", e)
+	}
+	for _, a := range r.Apps {
+		if a.Error != "" {
+			fmt.Fprintf(&msgs, "%s: error: %s\n", a.App, a.Error)
+		}
+		for _, o := range a.Objects {
+			if o.Message != "" {
+				fmt.Fprintf(&msgs, "%s: %s %s: %s\n", a.App, o.Ref, o.Action, o.Message)
+			}
+		}
+	}
+	return string(b) + "\n" + msgs.String()
 }
 
 func getDeploy(t *testing.T, c client.Client, ns, name string) *appsv1.Deployment {

@@ -29,10 +29,10 @@ type codeQualityLines struct {
 	Begin int `json:"begin"`
 }
 
-// CodeQualitySeverity maps a finding to GitLab's severities: an Enforce finding is
+// codeQualitySeverity maps a finding to GitLab's severities: an Enforce finding is
 // blocker when its policy's severity is high or critical, else critical; an Audit one
 // is major (high, critical), minor (medium or unset) or info (low, info).
-func CodeQualitySeverity(r policy.Result) string {
+func codeQualitySeverity(r policy.Result) string {
 	sev := strings.ToLower(r.Severity)
 	high := sev == "high" || sev == "critical"
 	if r.Blocking() {
@@ -50,19 +50,19 @@ func CodeQualitySeverity(r policy.Result) string {
 	return "minor"
 }
 
-// WriteCodeQuality writes a GitLab Code Quality report: a JSON array with an issue per
+// writeCodeQuality writes a GitLab Code Quality report: a JSON array with an issue per
 // finding (fail, warn, error) of the head revision. GitLab compares the reports of the
 // base and head pipelines itself, so the fingerprint is what must not move: a hash of
 // FindingKey (target, resource identity, policy/rule, failing field) and the message,
 // never the line.
-func WriteCodeQuality(w io.Writer, rep *policy.Report) error {
+func writeCodeQuality(w io.Writer, rep *policy.Report) error {
 	var findings []policy.Result
 	for _, r := range rep.Results {
 		if r.Finding() {
 			findings = append(findings, r)
 		}
 	}
-	prints := Fingerprints(findings, func(r policy.Result) string { return policy.CleanMessage(r.Message) })
+	prints := fingerprints(findings, func(r policy.Result) string { return policy.CleanMessage(r.Message) })
 	issues := make([]codeQualityIssue, 0, len(findings))
 	for i, r := range findings {
 		desc := r.ResourceID() + ": " + policy.CleanMessage(r.Message)
@@ -78,11 +78,11 @@ func WriteCodeQuality(w io.Writer, rep *policy.Report) error {
 		}
 		issues = append(issues, codeQualityIssue{
 			Type:        "issue",
-			CheckName:   RuleID(r),
+			CheckName:   ruleID(r),
 			Description: desc,
 			Categories:  []string{cat},
 			Fingerprint: prints[i],
-			Severity:    CodeQualitySeverity(r),
+			Severity:    codeQualitySeverity(r),
 			Location:    codeQualityLocation{Path: r.Origin.File, Lines: codeQualityLines{Begin: max(r.Origin.Line, 1)}},
 		})
 	}

@@ -128,7 +128,7 @@ func TestCodeQualitySeverity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.action)+"/"+string(tt.status)+"/"+tt.severity, func(t *testing.T) {
-			got := CodeQualitySeverity(policy.Result{Action: tt.action, Status: tt.status, Severity: tt.severity})
+			got := codeQualitySeverity(policy.Result{Action: tt.action, Status: tt.status, Severity: tt.severity})
 			if got != tt.want {
 				t.Errorf("got %s, want %s", got, tt.want)
 			}

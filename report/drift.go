@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// WriteSyncText prints one line per app and the objects that changed or need attention.
-func WriteSyncText(w io.Writer, r *reconcile.SyncResult) error {
+// writeSyncText prints one line per app and the objects that changed or need attention.
+func writeSyncText(w io.Writer, r *reconcile.SyncResult) error {
 	var b strings.Builder
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "error: %s\n", e)
@@ -53,8 +53,8 @@ func WriteSyncText(w io.Writer, r *reconcile.SyncResult) error {
 	return err
 }
 
-// WriteSyncJSON writes the sync result as indented JSON.
-func WriteSyncJSON(w io.Writer, r *reconcile.SyncResult) error {
+// writeSyncJSON writes the sync result as indented JSON.
+func writeSyncJSON(w io.Writer, r *reconcile.SyncResult) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
@@ -70,8 +70,8 @@ func short(rev string) string {
 	return rev
 }
 
-// WriteReportJSON writes the report as indented JSON.
-func WriteReportJSON(w io.Writer, r *reconcile.DriftReport) error {
+// writeReportJSON writes the report as indented JSON.
+func writeReportJSON(w io.Writer, r *reconcile.DriftReport) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
@@ -87,8 +87,8 @@ func stateWord(o reconcile.ObjectDrift) string {
 	return s
 }
 
-// WriteReportText prints a summary line per app, then what differs and what violates.
-func WriteReportText(w io.Writer, r *reconcile.DriftReport) error {
+// writeReportText prints a summary line per app, then what differs and what violates.
+func writeReportText(w io.Writer, r *reconcile.DriftReport) error {
 	var b strings.Builder
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "error: %s\n", e)
@@ -120,8 +120,8 @@ func WriteReportText(w io.Writer, r *reconcile.DriftReport) error {
 	return err
 }
 
-// WriteReportMarkdown writes a summary table and a section per app with drift or findings.
-func WriteReportMarkdown(w io.Writer, r *reconcile.DriftReport) error {
+// writeReportMarkdown writes a summary table and a section per app with drift or findings.
+func writeReportMarkdown(w io.Writer, r *reconcile.DriftReport) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Drift and policy report\n\nRevision `%s`, generated %s.\n\n", short(r.Revision), r.Generated.Format(time.RFC3339))
 	b.WriteString("| app | in sync | missing | modified | extra | violating | drift violating |\n|---|---|---|---|---|---|---|\n")
@@ -264,9 +264,9 @@ code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f5f7fa;pa
 </body></html>
 `))
 
-// WriteReportHTML writes a self-contained page: a bar per app (in sync, drifted,
+// writeReportHTML writes a self-contained page: a bar per app (in sync, drifted,
 // violating), then each app's details.
-func WriteReportHTML(w io.Writer, r *reconcile.DriftReport) error {
+func writeReportHTML(w io.Writer, r *reconcile.DriftReport) error {
 	view := *r
 	view.Apps = append([]reconcile.AppDrift(nil), r.Apps...)
 	rank := func(a reconcile.AppDrift) int {

@@ -188,8 +188,8 @@ func TestWriteTextChanges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := string(render(t, "text", tt.rep))
-			if !strings.HasSuffix(got, "\n"+SummaryLine(tt.rep)+"\n") {
-				t.Errorf("does not end with the summary line %q:\n%s", SummaryLine(tt.rep), got)
+			if !strings.HasSuffix(got, "\n"+summaryLine(tt.rep)+"\n") {
+				t.Errorf("does not end with the summary line %q:\n%s", summaryLine(tt.rep), got)
 			}
 			pos := 0
 			for _, w := range tt.want {

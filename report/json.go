@@ -8,8 +8,8 @@ import (
 	"io"
 )
 
-// JSONVersion is the apiVersion of the JSON report; see docs/report.md.
-const JSONVersion = "gitgate.dev/v1alpha1"
+// jsonVersion is the apiVersion of the JSON report; see docs/report.md.
+const jsonVersion = "gitgate.dev/v1alpha1"
 
 type jsonReport struct {
 	APIVersion string             `json:"apiVersion"`
@@ -28,10 +28,10 @@ type jsonError struct {
 	Message string        `json:"message"`
 }
 
-// WriteJSON writes the versioned JSON report (kind CheckReport).
-func WriteJSON(w io.Writer, rep *policy.Report) error {
+// writeJSON writes the versioned JSON report (kind CheckReport).
+func writeJSON(w io.Writer, rep *policy.Report) error {
 	out := jsonReport{
-		APIVersion: JSONVersion,
+		APIVersion: jsonVersion,
 		Kind:       "CheckReport",
 		Summary:    rep.Summary,
 		Results:    rep.Results,

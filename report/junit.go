@@ -51,13 +51,13 @@ type junitCDATA struct {
 	Text string `xml:",cdata"`
 }
 
-// WriteJUnit writes JUnit XML: a testsuite per render target (per file for plain
+// writeJUnit writes JUnit XML: a testsuite per render target (per file for plain
 // manifests) and a testcase per target x policy rule, named policy/rule. Each failing
 // resource of an Enforce rule is one <failure>, each rule that could not be evaluated
 // one <error>; Audit findings do not fail the gate, so they are the testcase's
 // <system-out>; a rule whose every result was waived or excepted is <skipped>. In
 // merge-request mode messages start with [new] or [unchanged].
-func WriteJUnit(w io.Writer, rep *policy.Report) error {
+func writeJUnit(w io.Writer, rep *policy.Report) error {
 	out := junitSuites{Name: "gitgate"}
 	suiteAt := map[string]int{}
 	caseAt := map[[2]string]int{}
@@ -73,12 +73,12 @@ func WriteJUnit(w io.Writer, rep *policy.Report) error {
 			suiteAt[suite] = si
 			out.Suites = append(out.Suites, junitSuite{Name: suite})
 		}
-		key := [2]string{suite, RuleID(r)}
+		key := [2]string{suite, ruleID(r)}
 		ci, ok := caseAt[key]
 		if !ok {
 			ci = len(out.Suites[si].Cases)
 			caseAt[key] = ci
-			out.Suites[si].Cases = append(out.Suites[si].Cases, junitCase{ClassName: suite, Name: RuleID(r)})
+			out.Suites[si].Cases = append(out.Suites[si].Cases, junitCase{ClassName: suite, Name: ruleID(r)})
 		}
 		c := &out.Suites[si].Cases[ci]
 		line := xmlSafe(baselineTag(r) + policy.FindingLine(r))

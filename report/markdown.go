@@ -5,7 +5,6 @@ import (
 
 	"cmp"
 	"fmt"
-	"io"
 	"net/url"
 	"slices"
 	"strconv"
@@ -21,11 +20,11 @@ const (
 	GitLabCommentLimit = 1000000
 )
 
-// MarkdownMarker starts every markdown report, so a CI job can find its previous
+// markdownMarker starts every markdown report, so a CI job can find its previous
 // comment and update it instead of adding another.
-const MarkdownMarker = "<!-- gitgate report -->"
+const markdownMarker = "<!-- gitgate report -->"
 
-// MarkdownOptions configure the markdown report. Start from DefaultMarkdownOptions.
+// MarkdownOptions configure the markdown report; the zero value is a GitHub comment.
 type MarkdownOptions struct {
 	// MaxChars bounds the comment's size in bytes (never fewer characters than that);
 	// rendered diffs, then the longest lists, are truncated with a note to stay under it.
@@ -37,15 +36,9 @@ type MarkdownOptions struct {
 	LinkBase string
 }
 
-// DefaultMarkdownOptions fit a GitHub comment, with links relative to the repository.
-func DefaultMarkdownOptions() MarkdownOptions {
+// defaultMarkdownOptions fit a GitHub comment, with links relative to the repository.
+func defaultMarkdownOptions() MarkdownOptions {
 	return MarkdownOptions{MaxChars: GitHubCommentLimit}
-}
-
-// WriteMarkdown writes the markdown report with DefaultMarkdownOptions.
-func WriteMarkdown(w io.Writer, rep *policy.Report) error {
-	_, err := io.WriteString(w, Markdown(rep, DefaultMarkdownOptions()))
-	return err
 }
 
 // mdTruncationReserve is room kept for the closing truncation note.
@@ -88,18 +81,18 @@ func (d *mdDoc) section(head string, items []string, tail string) {
 	d.add(tail, 0)
 }
 
-// Markdown renders the report as a merge request comment: a verdict, a summary table,
+// markdown renders the report as a merge request comment: a verdict, a summary table,
 // new violations first with file:line links, then fixed ones, the unchanged ones and
 // the waived ones collapsed, then each affected target's rendered diff in a collapsed
 // <details> block. It stays under opts.MaxChars by truncating diffs, then lists, with a
 // note saying so. A report without Changes renders a summary and its findings.
-func Markdown(rep *policy.Report, opts MarkdownOptions) string {
+func markdown(rep *policy.Report, opts MarkdownOptions) string {
 	limit := opts.MaxChars
 	if limit <= 0 {
 		limit = GitHubCommentLimit
 	}
 	d := &mdDoc{limit: max(limit-mdTruncationReserve, 0)}
-	d.add(MarkdownMarker+"\n", 0)
+	d.add(markdownMarker+"\n", 0)
 	if rep.Changes != nil {
 		markdownChanges(d, rep, opts)
 	} else {
@@ -213,7 +206,7 @@ func markdownPlain(d *mdDoc, rep *policy.Report, opts MarkdownOptions) {
 	default:
 		d.add("### ✅ gitgate: no violations\n\n", 0)
 	}
-	d.add(mdText(SummaryLine(rep))+"\n\n", 0)
+	d.add(mdText(summaryLine(rep))+"\n\n", 0)
 
 	by := map[string]*[3]int{} // blocking, warnings, rule errors
 	var findings, waived []policy.Result
@@ -267,7 +260,7 @@ func markdownWaived(d *mdDoc, waived []policy.Result, opts MarkdownOptions) {
 	}
 	items := make([]string, 0, len(waived))
 	for _, r := range waived {
-		items = append(items, fmt.Sprintf("- ➖ `%s` `%s` at %s: %s\n", mdCode(r.ResourceID()), mdCode(RuleID(r)), mdLink(r.Origin, opts), mdText(r.Exception)))
+		items = append(items, fmt.Sprintf("- ➖ `%s` `%s` at %s: %s\n", mdCode(r.ResourceID()), mdCode(ruleID(r)), mdLink(r.Origin, opts), mdText(r.Exception)))
 	}
 	d.section(fmt.Sprintf("<details><summary>Waived or excepted (%d)</summary>\n\n", len(waived)), items, "\n</details>\n\n")
 }
@@ -389,7 +382,7 @@ func findingItem(r policy.Result, opts MarkdownOptions) string {
 		icon = "❌"
 	}
 	var b strings.Builder
-	rule := "`" + mdCode(RuleID(r)) + "`"
+	rule := "`" + mdCode(ruleID(r)) + "`"
 	if u, err := url.Parse(r.HelpURL); err == nil && u.IsAbs() && (u.Scheme == "https" || u.Scheme == "http") {
 		rule = "[" + rule + "](" + strings.NewReplacer("(", "%28", ")", "%29", " ", "%20").Replace(r.HelpURL) + ")"
 	}
@@ -435,6 +428,8 @@ var mdEscaper = strings.NewReplacer(
 )
 
 // mdText escapes text for inline markdown: no emphasis, links, HTML or table breaks.
+// With mdCode (inside a code span) it is the one markdown escaping of every format:
+// check's markdown and the drift report's.
 func mdText(s string) string { return mdEscaper.Replace(s) }
 
 // mdCode makes s safe inside a `code span` in a table or list item.

@@ -42,9 +42,9 @@ func TestMarkdown(t *testing.T) {
 		{
 			name: "merge request: verdict, tables, new before fixed before unchanged before diffs",
 			rep:  mrReport(0),
-			opts: DefaultMarkdownOptions(),
+			opts: defaultMarkdownOptions(),
 			inOrder: []string{
-				MarkdownMarker,
+				markdownMarker,
 				"### ❌ gitgate: 1 new blocking violation",
 				"Compared with `main` (`0123456789ab`): 3 targets affected by 2 changed files, 4 targets checked: **1 new** (1 blocking), **1 fixed**, 2 unchanged.",
 				"| policy | new | fixed | unchanged |",
@@ -79,14 +79,14 @@ func TestMarkdown(t *testing.T) {
 				rep.Changes.CountBaselines(rep.Results)
 				return rep
 			}(),
-			opts:    DefaultMarkdownOptions(),
+			opts:    defaultMarkdownOptions(),
 			inOrder: []string{"### ✅ gitgate: no new violations", "#### Fixed (1)"},
 			absent:  []string{"#### New"},
 		},
 		{
 			name: "plain report: summary and findings, blocking first",
 			rep:  plainReport(0),
-			opts: DefaultMarkdownOptions(),
+			opts: defaultMarkdownOptions(),
 			inOrder: []string{
 				"### ❌ gitgate: 3 blocking violations",
 				"12 resources from 4 targets, 11 policies: 3 blocking",
@@ -103,7 +103,7 @@ func TestMarkdown(t *testing.T) {
 		{
 			name: "GitHub limit: huge diffs truncated with a note, new findings kept",
 			rep:  bigMRReport(50, 40, 400),
-			opts: DefaultMarkdownOptions(),
+			opts: defaultMarkdownOptions(),
 			inOrder: []string{
 				"#### New (51)",
 				"`Deployment/production/web-0049`",
@@ -139,7 +139,7 @@ func TestMarkdown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Markdown(tt.rep, tt.opts)
+			got := markdown(tt.rep, tt.opts)
 			limit := tt.opts.MaxChars
 			if limit == 0 {
 				limit = GitHubCommentLimit
@@ -177,7 +177,7 @@ func TestMarkdownEscapes(t *testing.T) {
 	r := privilegedFinding(3)
 	r.Message = "image `x` is *bad* [click](http://evil) <script>alert(1)</script> | pipe\nnext line"
 	r.Remediation = ""
-	got := Markdown(&policy.Report{Results: []policy.Result{r}, Summary: policy.Summary{Blocking: 1, Fail: 1}}, DefaultMarkdownOptions())
+	got := markdown(&policy.Report{Results: []policy.Result{r}, Summary: policy.Summary{Blocking: 1, Fail: 1}}, defaultMarkdownOptions())
 	for _, bad := range []string{"<script>", "[click](", "*bad*", "`x`", "\nnext line"} {
 		if strings.Contains(got, bad) {
 			t.Errorf("message not escaped: %q in\n%s", bad, got)

@@ -65,27 +65,27 @@ func plain[R any](write func(io.Writer, R) error) func(Options) Writer[R] {
 
 var (
 	checkFormats = newFormats(map[string]func(Options) Writer[*policy.Report]{
-		"text":        plain(WriteText),
-		"json":        plain(WriteJSON),
-		"sarif":       plain(WriteSARIF),
-		"junit":       plain(WriteJUnit),
-		"codequality": plain(WriteCodeQuality),
+		"text":        plain(writeText),
+		"json":        plain(writeJSON),
+		"sarif":       plain(writeSARIF),
+		"junit":       plain(writeJUnit),
+		"codequality": plain(writeCodeQuality),
 		"markdown": func(o Options) Writer[*policy.Report] {
 			return writerFunc[*policy.Report](func(w io.Writer, rep *policy.Report) error {
-				_, err := io.WriteString(w, Markdown(rep, o.Markdown))
+				_, err := io.WriteString(w, markdown(rep, o.Markdown))
 				return err
 			})
 		},
 	})
 	driftFormats = newFormats(map[string]func(Options) Writer[*reconcile.DriftReport]{
-		"text":     plain(WriteReportText),
-		"json":     plain(WriteReportJSON),
-		"markdown": plain(WriteReportMarkdown),
-		"html":     plain(WriteReportHTML),
+		"text":     plain(writeReportText),
+		"json":     plain(writeReportJSON),
+		"markdown": plain(writeReportMarkdown),
+		"html":     plain(writeReportHTML),
 	})
 	syncFormats = newFormats(map[string]func(Options) Writer[*reconcile.SyncResult]{
-		"text": plain(WriteSyncText),
-		"json": plain(WriteSyncJSON),
+		"text": plain(writeSyncText),
+		"json": plain(writeSyncJSON),
 	})
 )
 

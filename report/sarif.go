@@ -22,9 +22,9 @@ import (
 const (
 	sarifVersion = "2.1.0"
 	sarifSchema  = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-	// SARIFFingerprint is the partialFingerprints key: a hash of FindingKey (target,
+	// sarifFingerprint is the partialFingerprints key: a hash of FindingKey (target,
 	// resource identity, policy/rule, failing field), stable when lines move.
-	SARIFFingerprint = "gitgateFindingKey/v1"
+	sarifFingerprint = "gitgateFindingKey/v1"
 )
 
 type sarifLog struct {
@@ -122,19 +122,19 @@ type sarifSuppression struct {
 	Justification string `json:"justification,omitempty"`
 }
 
-// RuleID names a result's rule across formats: policy/rule, or the policy alone when
+// ruleID names a result's rule across formats: policy/rule, or the policy alone when
 // the rule has its name.
-func RuleID(r policy.Result) string {
+func ruleID(r policy.Result) string {
 	if r.Rule == "" || r.Rule == r.Policy {
 		return r.Policy
 	}
 	return r.Policy + "/" + r.Rule
 }
 
-// Fingerprints returns, for each result, a hash of its FindingKey (plus extra, when
+// fingerprints returns, for each result, a hash of its FindingKey (plus extra, when
 // set), stable when lines move; the n-th repeat of the same key gets "#n" mixed in so
 // the hashes stay unique within a report.
-func Fingerprints(rs []policy.Result, extra func(policy.Result) string) []string {
+func fingerprints(rs []policy.Result, extra func(policy.Result) string) []string {
 	seen := map[string]int{}
 	out := make([]string, len(rs))
 	for i, r := range rs {
@@ -201,12 +201,12 @@ func securitySeverity(s string) string {
 	return ""
 }
 
-// WriteSARIF writes the report as a SARIF 2.1.0 log with one run: a rule per
+// writeSARIF writes the report as a SARIF 2.1.0 log with one run: a rule per
 // policy/rule (its help from the remediation annotation), a result per finding pinned
 // to its file, line and column, with a stable partial fingerprint. Waived and excepted
 // results are included with a suppression. In merge-request mode results carry their
 // baselineState (new, unchanged) and fixed findings are "absent" results.
-func WriteSARIF(w io.Writer, rep *policy.Report) error {
+func writeSARIF(w io.Writer, rep *policy.Report) error {
 	type item struct {
 		r     policy.Result
 		fixed bool
@@ -226,7 +226,7 @@ func WriteSARIF(w io.Writer, rep *policy.Report) error {
 	// Rules, sorted by id; the first result of a rule describes it.
 	first := map[string]policy.Result{}
 	for _, it := range items {
-		id := RuleID(it.r)
+		id := ruleID(it.r)
 		if _, ok := first[id]; !ok || (it.r.Status != policy.StatusError && first[id].Status == policy.StatusError) {
 			first[id] = it.r
 		}
@@ -247,11 +247,11 @@ func WriteSARIF(w io.Writer, rep *policy.Report) error {
 	for i, it := range items {
 		rs[i] = it.r
 	}
-	prints := Fingerprints(rs, nil)
+	prints := fingerprints(rs, nil)
 	results := make([]sarifResult, 0, len(items))
 	for i, it := range items {
 		r := it.r
-		id := RuleID(r)
+		id := ruleID(r)
 		msg := policy.CleanMessage(r.Message)
 		if r.Status == policy.StatusError {
 			msg = "could not evaluate: " + msg
@@ -267,7 +267,7 @@ func WriteSARIF(w io.Writer, rep *policy.Report) error {
 			Level:               sarifLevel(r.Action),
 			Message:             sarifMessage{Text: text},
 			Locations:           sarifLocations(r.Origin, r),
-			PartialFingerprints: map[string]string{SARIFFingerprint: prints[i]},
+			PartialFingerprints: map[string]string{sarifFingerprint: prints[i]},
 			Properties:          map[string]any{"status": string(r.Status)},
 		}
 		if r.Origin.Target != "" {

@@ -170,7 +170,7 @@ func TestWriteSARIF(t *testing.T) {
 				if run.Tool.Driver.Rules[r.RuleIndex].ID != r.RuleID {
 					t.Errorf("result %s points at rule %d", r.RuleID, r.RuleIndex)
 				}
-				fp := r.PartialFingerprints[SARIFFingerprint]
+				fp := r.PartialFingerprints[sarifFingerprint]
 				if fp == "" || prints[fp] {
 					t.Errorf("result %s: fingerprint %q missing or repeated", r.RuleID, fp)
 				}
@@ -196,7 +196,7 @@ func TestWriteSARIF(t *testing.T) {
 	}
 }
 
-// Fingerprints survive moved lines: GitHub matches alerts across commits by them.
+// fingerprints survive moved lines: GitHub matches alerts across commits by them.
 func TestSARIFFingerprintsStable(t *testing.T) {
 	prints := func(rep *policy.Report) []string {
 		var got sarifGot
@@ -205,7 +205,7 @@ func TestSARIFFingerprintsStable(t *testing.T) {
 		}
 		var out []string
 		for _, r := range got.Runs[0].Results {
-			out = append(out, r.RuleID+" "+r.PartialFingerprints[SARIFFingerprint])
+			out = append(out, r.RuleID+" "+r.PartialFingerprints[sarifFingerprint])
 		}
 		return out
 	}

@@ -9,11 +9,11 @@ import (
 	"strings"
 )
 
-// WriteText prints one line per finding, grouped by render target, then duplicates,
+// writeText prints one line per finding, grouped by render target, then duplicates,
 // then a one-line summary. In merge-request mode (rep.Changes set) every finding is
 // tagged [new] or [unchanged], the fixed findings and the affected targets follow, and
 // the summary counts new, fixed and unchanged findings.
-func WriteText(w io.Writer, rep *policy.Report) error {
+func writeText(w io.Writer, rep *policy.Report) error {
 	target := ""
 	for _, r := range rep.Results {
 		if !r.Finding() {
@@ -60,12 +60,12 @@ func WriteText(w io.Writer, rep *policy.Report) error {
 			return err
 		}
 	}
-	_, err := fmt.Fprintln(w, SummaryLine(rep))
+	_, err := fmt.Fprintln(w, summaryLine(rep))
 	return err
 }
 
-// SummaryLine is the one-line summary of a report.
-func SummaryLine(rep *policy.Report) string {
+// summaryLine is the one-line summary of a report.
+func summaryLine(rep *policy.Report) string {
 	s := rep.Summary
 	var b strings.Builder
 	if s.Targets > 0 {
@@ -95,14 +95,14 @@ func SummaryLine(rep *policy.Report) string {
 	}
 	if c := rep.Changes; c != nil {
 		b.WriteString("; ")
-		b.WriteString(ChangesLine(c))
+		b.WriteString(changesLine(c))
 	}
 	return b.String()
 }
 
-// ChangesLine summarises a merge-request comparison: against main (0123abc): 2 new
+// changesLine summarises a merge-request comparison: against main (0123abc): 2 new
 // (1 blocking), 1 fixed, 5 unchanged in 3 affected targets.
-func ChangesLine(c *policy.Changes) string {
+func changesLine(c *policy.Changes) string {
 	var b strings.Builder
 	b.WriteString("against ")
 	b.WriteString(c.Base)
