@@ -32,8 +32,11 @@ func (d FieldDiff) String() string {
 		if !set {
 			return "(absent)"
 		}
-		b, _ := json.Marshal(v)
-		s := string(b)
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // a masked value reads <masked 1a2b3c4d>, not \u003cmasked
+		_ = enc.Encode(v)
+		s := strings.TrimSuffix(b.String(), "\n")
 		if len(s) > 80 {
 			s = s[:77] + "..."
 		}

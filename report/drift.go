@@ -163,8 +163,11 @@ func jsonShort(v any, set bool) string {
 	if !set {
 		return "(absent)"
 	}
-	j, _ := json.Marshal(v)
-	s := string(j)
+	var j strings.Builder
+	enc := json.NewEncoder(&j)
+	enc.SetEscapeHTML(false) // a masked value reads <masked 1a2b3c4d>; the formats escape for themselves
+	_ = enc.Encode(v)
+	s := strings.TrimSuffix(j.String(), "\n")
 	if len(s) > 120 {
 		s = s[:117] + "..."
 	}

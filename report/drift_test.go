@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,10 @@ func TestDriftFormatsMaskSecrets(t *testing.T) {
 			if strings.Contains(b.String(), v) {
 				t.Fatalf("%s report prints the Secret's value %q", name, v)
 			}
+		}
+		shown := map[string]string{"text": `"<masked [0-9a-f]{8}>" -> live "<masked [0-9a-f]{8}>"`, "markdown": `&lt;masked [0-9a-f]{8}&gt;`, "html": `&lt;masked [0-9a-f]{8}&gt;`}
+		if re, ok := shown[name]; ok && !regexp.MustCompile(re).MatchString(b.String()) {
+			t.Errorf("%s report does not show the masked values as %s:\n%s", name, re, b.String())
 		}
 		if !strings.Contains(b.String(), "/data/password") {
 			t.Errorf("%s report does not show the Secret's changed key:\n%s", name, b.String())
