@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gitgate/gitgate/policy"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -17,7 +18,7 @@ type FieldDiff struct {
 	// Path is a JSON pointer: /spec/replicas.
 	Path string `json:"path"`
 	// Desired and Live are the values (absent: nil, with the *Set flag false). Secret data
-	// is masked.
+	// is masked (policy.MaskValue).
 	Desired    any  `json:"desired,omitempty"`
 	Live       any  `json:"live,omitempty"`
 	DesiredSet bool `json:"desiredSet"`
@@ -31,8 +32,11 @@ func (d FieldDiff) String() string {
 		if !set {
 			return "(absent)"
 		}
-		b, _ := json.Marshal(v)
-		s := string(b)
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // a masked value reads <masked 1a2b3c4d>, not \u003cmasked
+		_ = enc.Encode(v)
+		s := strings.TrimSuffix(b.String(), "\n")
 		if len(s) > 80 {
 			s = s[:77] + "..."
 		}
@@ -224,22 +228,21 @@ func Compare(desired, live *unstructured.Unstructured, ignorePointers, ignoreMan
 			out = append(out, df)
 		}
 	}
-	if live.GetKind() == "Secret" && live.GroupVersionKind().Group == "" {
+	if policy.IsSecret(live.Object) || policy.IsSecret(desired.Object) {
+		// Compared as they are (a masked digest is short and could collide), shown masked.
 		for i := range out {
 			if under(out[i].Path, "/data") || under(out[i].Path, "/stringData") {
 				if out[i].DesiredSet {
-					out[i].Desired = masked
+					out[i].Desired = policy.MaskValue(out[i].Desired)
 				}
 				if out[i].LiveSet {
-					out[i].Live = masked
+					out[i].Live = policy.MaskValue(out[i].Live)
 				}
 			}
 		}
 	}
 	return out
 }
-
-const masked = "*** (masked)"
 
 func contains(l []string, s string) bool {
 	for _, x := range l {
@@ -248,21 +251,4 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// maskSecret returns a copy of a Secret with its values masked (any other object as is).
-func maskSecret(u *unstructured.Unstructured) *unstructured.Unstructured {
-	if u == nil || u.GetKind() != "Secret" || u.GroupVersionKind().Group != "" {
-		return u
-	}
-	c := u.DeepCopy()
-	for _, f := range []string{"data", "stringData"} {
-		if m, ok := c.Object[f].(map[string]any); ok {
-			for k := range m {
-				m[k] = masked
-			}
-		}
-	}
-	unstructured.RemoveNestedField(c.Object, "metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration")
-	return c
 }

@@ -138,3 +138,14 @@ func WritePolicyReports(ctx context.Context, c client.Client, reports []*unstruc
 	}
 	return nil
 }
+
+// short is a revision for people: 12 characters, or "(working tree)".
+func short(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	if rev == "" {
+		return "(working tree)"
+	}
+	return rev
+}

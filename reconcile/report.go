@@ -261,7 +261,7 @@ func stateRank(o ObjectDrift) int {
 // liveResource is a live object as the gate sees it: without server-owned metadata,
 // Secret data masked (findings quote values).
 func liveResource(live *unstructured.Unstructured, app string) policy.Resource {
-	c := maskSecret(live).DeepCopy()
+	c := (&unstructured.Unstructured{Object: policy.MaskSecret(live.Object)}).DeepCopy()
 	unstructured.RemoveNestedField(c.Object, "metadata", "managedFields")
 	return policy.Resource{Object: c, Origin: policy.Origin{File: fmt.Sprintf("cluster:%s", refOf(live)), Target: app}}
 }

@@ -3,10 +3,6 @@ package render
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"reflect"
@@ -204,22 +200,6 @@ func indexTargets(ts []Target) map[string]Target {
 	return m
 }
 
-// maskKey keys the digests that stand for Secret values in diffs: random per process,
-// so equal values show as equal within one run (a changed value shows as changed) and a
-// digest cannot be brute-forced afterwards.
-var maskKey = func() []byte {
-	k := make([]byte, 32)
-	_, _ = rand.Read(k)
-	return k
-}()
-
-// maskValue is what a diff shows for a Secret value: "<masked 1a2b3c4d>".
-func maskValue(v any) string {
-	m := hmac.New(sha256.New, maskKey)
-	fmt.Fprint(m, v)
-	return "<masked " + hex.EncodeToString(m.Sum(nil))[:8] + ">"
-}
-
 // diffYAML is a target's rendered objects in a stable order, as YAML documents with
 // sorted keys and Secret values masked: the text its rendered diff compares.
 func diffYAML(rs []policy.Resource) []byte {
@@ -229,11 +209,7 @@ func diffYAML(rs []policy.Resource) []byte {
 	}
 	docs := make([]doc, 0, len(rs))
 	for _, r := range rs {
-		obj := r.Object.Object
-		if r.Object.GetKind() == "Secret" {
-			obj = maskSecret(obj)
-		}
-		b, err := yaml.Marshal(obj)
+		b, err := yaml.Marshal(policy.MaskSecret(r.Object.Object))
 		if err != nil {
 			continue
 		}
@@ -247,43 +223,6 @@ func diffYAML(rs []policy.Resource) []byte {
 		buf.Write(d.data)
 	}
 	return buf.Bytes()
-}
-
-// maskSecret is a copy of a Secret object whose data and stringData values are masked;
-// the keys stay, so a diff shows which key was added or removed, never a value.
-func maskSecret(obj map[string]any) map[string]any {
-	out := make(map[string]any, len(obj))
-	for k, v := range obj {
-		out[k] = v
-	}
-	for _, field := range []string{"data", "stringData"} {
-		if m, ok := obj[field].(map[string]any); ok {
-			masked := make(map[string]any, len(m))
-			for k, v := range m {
-				masked[k] = maskValue(v)
-			}
-			out[field] = masked
-		}
-	}
-	if ann, ok := obj["metadata"].(map[string]any); ok {
-		// kubectl's last-applied annotation would carry the values again.
-		if a, ok := ann["annotations"].(map[string]any); ok {
-			if _, has := a["kubectl.kubernetes.io/last-applied-configuration"]; has {
-				meta := make(map[string]any, len(ann))
-				for k, v := range ann {
-					meta[k] = v
-				}
-				na := make(map[string]any, len(a))
-				for k, v := range a {
-					na[k] = v
-				}
-				na["kubectl.kubernetes.io/last-applied-configuration"] = maskValue(a["kubectl.kubernetes.io/last-applied-configuration"])
-				meta["annotations"] = na
-				out["metadata"] = meta
-			}
-		}
-	}
-	return out
 }
 
 // unifiedDiff is the unified diff of a target's rendered YAML at base and at head, or ""

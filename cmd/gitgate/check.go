@@ -13,6 +13,7 @@ import (
 
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/render"
+	"github.com/gitgate/gitgate/report"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -33,13 +34,13 @@ type checkOptions struct {
 func (o *checkOptions) BindFlags(fs *pflag.FlagSet) {
 	o.gate.BindFlags(fs)
 	def := policy.DefaultCheckOptions()
-	fs.StringArrayVarP(&o.outputs, "output", "o", nil, "report format, repeatable: FORMAT on stdout or FORMAT=FILE; formats: "+strings.Join(policy.FormatNames(), ", ")+" (default text)")
+	fs.StringArrayVarP(&o.outputs, "output", "o", nil, "report format, repeatable: FORMAT on stdout or FORMAT=FILE; formats: "+strings.Join(report.CheckFormats().Names(), ", ")+" (default text)")
 	fs.Int64Var(&o.maxFileSize, "max-file-size", def.MaxFileSize, "refuse manifest files larger than this many bytes")
 	fs.IntVar(&o.workers, "workers", def.Workers, "files evaluated in parallel")
 	fs.BoolVar(&o.noSchema, "no-schema", false, "skip the strict schema check of built-in kinds")
 	fs.BoolVar(&o.plain, "plain", false, "check files as plain manifests even when one directory is given (no rendering)")
 	fs.StringVar(&o.linkBase, "link-base", "", "markdown report: prefix of file links, e.g. https://github.com/org/repo/blob/<sha>/ (default: links relative to the repository)")
-	fs.IntVar(&o.commentMax, "comment-limit", policy.GitHubCommentLimit, fmt.Sprintf("markdown report: size limit in bytes, diffs truncated to fit (GitHub %d, GitLab %d)", policy.GitHubCommentLimit, policy.GitLabCommentLimit))
+	fs.IntVar(&o.commentMax, "comment-limit", report.GitHubCommentLimit, fmt.Sprintf("markdown report: size limit in bytes, diffs truncated to fit (GitHub %d, GitLab %d)", report.GitHubCommentLimit, report.GitLabCommentLimit))
 	fs.BoolVar(&o.staged, "staged", false, "with --base: the change is what is staged (unstaged and untracked files left out), as a pre-commit hook needs")
 	fs.StringVar(&o.base, "base", "", "merge-request mode: check only the targets the changes since the merge base with REF affect, and report findings as new, fixed or unchanged (only new Enforce findings fail)")
 }
@@ -79,15 +80,10 @@ Exit codes: 0 clean, 1 enforced violations, 2 could not check.`,
 }
 
 func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.Writer) error {
-	outs, err := policy.ParseOutputs(o.outputs)
+	outs, err := report.CheckFormats().Parse(o.outputs, report.Options{Markdown: report.MarkdownOptions{MaxChars: o.commentMax, LinkBase: o.linkBase}})
 	if err != nil {
 		fmt.Fprintf(stderr, "gitgate check: %v\n", err)
 		return exitCodeError{exitError}
-	}
-	for i := range outs {
-		if outs[i].Format == "markdown" {
-			outs[i].Writer = policy.MarkdownWriter(policy.MarkdownOptions{MaxChars: o.commentMax, LinkBase: o.linkBase})
-		}
 	}
 	if len(args) == 0 {
 		args = []string{"."}
@@ -143,7 +139,7 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 		fmt.Fprintf(stderr, "gitgate check: no resources found in %s\n", strings.Join(args, " "))
 		return nil
 	}
-	if err := policy.WriteOutputs(stdout, rep, outs); err != nil {
+	if err := report.Write(stdout, rep, outs); err != nil {
 		fmt.Fprintf(stderr, "gitgate check: %v\n", err)
 		return exitCodeError{exitError}
 	}

@@ -263,10 +263,10 @@ func TestCheckBasePolicyBlastRadius(t *testing.T) {
 }
 
 // validateSARIF fails the test unless data is valid against the official SARIF 2.1.0
-// schema vendored in policy/testdata (see its README).
+// schema vendored in report/testdata (see its README).
 func validateSARIF(t *testing.T, data []byte) {
 	t.Helper()
-	f, err := os.Open("../../policy/testdata/sarif-schema-2.1.0.json")
+	f, err := os.Open("../../report/testdata/sarif-schema-2.1.0.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/gitgate/gitgate/reconcile"
+	"github.com/gitgate/gitgate/report"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -24,7 +24,7 @@ func (o *reportOptions) BindFlags(fs *pflag.FlagSet) {
 	o.gate.BindFlags(fs)
 	o.source.BindFlags(fs)
 	o.cluster.BindFlags(fs)
-	fs.StringArrayVarP(&o.outputs, "output", "o", []string{"text"}, "format["+"=FILE] ("+strings.Join(reconcile.FormatNames(), ", ")+"); repeatable, e.g. -o text -o html=report.html")
+	fs.StringArrayVarP(&o.outputs, "output", "o", nil, "report format, repeatable: FORMAT on stdout or FORMAT=FILE (written atomically); formats: "+strings.Join(report.DriftFormats().Names(), ", ")+" (default text), e.g. -o text -o html=report.html")
 	fs.BoolVar(&o.policyReport, "write-policyreports", false, "create or update wgpolicyk8s.io/v1alpha2 PolicyReports (gitgate-<app>) in the cluster")
 }
 
@@ -41,6 +41,9 @@ and --ignore-manager fields such as an HPA's replicas, do not count). The live o
 judged by the same gate; drift that breaks a policy Git's version passes is marked.
 Secret values are masked in every format.
 
+-o FORMAT writes to stdout, -o FORMAT=FILE to a file (replaced whole, atomically);
+repeatable, at most one format on stdout.
+
 Exit codes: 0 in sync and no enforced violation on live objects, 1 drift or violations,
 2 error.`,
 		Example: `  gitgate report . -o text
@@ -52,19 +55,10 @@ Exit codes: 0 in sync and no enforced violation on live objects, 1 drift or viol
 			if len(args) == 1 {
 				o.source.src.URL = args[0]
 			}
-			type out struct {
-				write func(io.Writer, *reconcile.DriftReport) error
-				file  string
-			}
-			var outs []out
-			for _, spec := range o.outputs {
-				name, file, _ := strings.Cut(spec, "=")
-				w, ok := reconcile.ReportFormats[name]
-				if !ok {
-					fmt.Fprintf(stderr, "gitgate report: -o %s: want one of %s\n", name, strings.Join(reconcile.FormatNames(), ", "))
-					return exitCodeError{exitError}
-				}
-				outs = append(outs, out{w, file})
+			outs, err := report.DriftFormats().Parse(o.outputs, report.Options{})
+			if err != nil {
+				fmt.Fprintf(stderr, "gitgate report: %v\n", err)
+				return exitCodeError{exitError}
 			}
 			c, _, err := o.cluster.client()
 			if err != nil {
@@ -87,28 +81,9 @@ Exit codes: 0 in sync and no enforced violation on live objects, 1 drift or viol
 					rep.Errors = append(rep.Errors, err.Error())
 				}
 			}
-			for _, x := range outs {
-				w := stdout
-				if x.file != "" {
-					f, err := os.Create(x.file)
-					if err != nil {
-						fmt.Fprintf(stderr, "gitgate report: %v\n", err)
-						return exitCodeError{exitError}
-					}
-					err = x.write(f, rep)
-					if cerr := f.Close(); err == nil {
-						err = cerr
-					}
-					if err != nil {
-						fmt.Fprintf(stderr, "gitgate report: write %s: %v\n", x.file, err)
-						return exitCodeError{exitError}
-					}
-					continue
-				}
-				if err := x.write(w, rep); err != nil {
-					fmt.Fprintf(stderr, "gitgate report: %v\n", err)
-					return exitCodeError{exitError}
-				}
+			if err := report.Write(stdout, rep, outs); err != nil {
+				fmt.Fprintf(stderr, "gitgate report: %v\n", err)
+				return exitCodeError{exitError}
 			}
 			return exitCodeError{rep.ExitCode()}
 		},

@@ -6,11 +6,13 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/reconcile"
 	"github.com/gitgate/gitgate/render"
+	"github.com/gitgate/gitgate/report"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
@@ -129,7 +131,8 @@ type syncOptions struct {
 	cluster     clusterFlags
 	once        bool
 	interval    time.Duration
-	output      string
+	output      []string
+	outs        []report.Output[*reconcile.SyncResult]
 	leaderElect bool
 	leaseNS     string
 	healthAddr  string
@@ -144,7 +147,7 @@ func (o *syncOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.cluster.opts.Prune, "prune", false, "delete objects this app applied before and Git no longer has, even when its syncPolicy does not prune")
 	fs.BoolVar(&o.cluster.opts.ForceConflicts, "force-conflicts", false, "take over fields other field managers own (otherwise a conflict is reported)")
 	fs.BoolVar(&o.cluster.opts.CreateNamespace, "create-namespace", false, "create missing namespaces for every app (Applications ask with syncOptions CreateNamespace=true)")
-	fs.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	fs.StringArrayVarP(&o.output, "output", "o", nil, "output format, repeatable: FORMAT on stdout or FORMAT=FILE (replaced atomically each round); formats: "+strings.Join(report.SyncFormats().Names(), ", ")+" (default text)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "with --interval: only the replica holding the gitgate-sync Lease syncs")
 	fs.StringVar(&o.leaseNS, "leader-election-namespace", "", "namespace of the Lease (default: the pod's namespace)")
 	fs.StringVar(&o.healthAddr, "health-addr", ":8081", `with --interval: host:port serving /healthz and /readyz ("0" turns it off)`)
@@ -180,10 +183,12 @@ or refusing an object, a field conflict left unresolved, Git).`,
 			if len(args) == 1 {
 				o.source.src.URL = args[0]
 			}
-			if o.output != "text" && o.output != "json" {
-				fmt.Fprintf(stderr, "gitgate sync: -o %s: want text or json\n", o.output)
+			outs, err := report.SyncFormats().Parse(o.output, report.Options{})
+			if err != nil {
+				fmt.Fprintf(stderr, "gitgate sync: %v\n", err)
 				return exitCodeError{exitError}
 			}
+			o.outs = outs
 			if o.interval > 0 && o.once {
 				fmt.Fprintln(stderr, "gitgate sync: --once and --interval exclude each other")
 				return exitCodeError{exitError}
@@ -227,11 +232,7 @@ func (o *syncOptions) syncOnce(ctx context.Context, c client.Client, resync bool
 		}
 		shown = &c
 	}
-	write := reconcile.WriteSyncText
-	if o.output == "json" {
-		write = reconcile.WriteSyncJSON
-	}
-	if err := write(stdout, shown); err != nil {
+	if err := report.Write(stdout, shown, o.outs); err != nil {
 		fmt.Fprintf(stderr, "gitgate sync: %v\n", err)
 		return exitError
 	}

@@ -1,6 +1,8 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"encoding/json"
 	"testing"
 
@@ -22,7 +24,7 @@ type cqIssue struct {
 	} `json:"location"`
 }
 
-func codeQuality(t *testing.T, rep *Report) []cqIssue {
+func codeQuality(t *testing.T, rep *policy.Report) []cqIssue {
 	t.Helper()
 	var out []cqIssue
 	if err := json.Unmarshal(render(t, "codequality", rep), &out); err != nil {
@@ -38,7 +40,7 @@ func TestWriteCodeQuality(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		rep  *Report
+		rep  *policy.Report
 		want []row
 	}{
 		{name: "plain", rep: plainReport(0), want: []row{
@@ -52,7 +54,7 @@ func TestWriteCodeQuality(t *testing.T) {
 			{"require-probes/autogen-liveness", "minor", "apps/api/overlays/production/kustomization.yaml", 12},
 			{"disallow-privilege-escalation/autogen-privilege-escalation", "blocker", "apps/web/base/deployment.yaml", 20},
 		}},
-		{name: "empty report is an empty array", rep: &Report{}, want: nil},
+		{name: "empty report is an empty array", rep: &policy.Report{}, want: nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,7 +83,7 @@ func TestWriteCodeQuality(t *testing.T) {
 
 // GitLab tells new from resolved issues by fingerprint: it must not move with lines.
 func TestCodeQualityFingerprintsStable(t *testing.T) {
-	prints := func(rep *Report) map[string]string {
+	prints := func(rep *policy.Report) map[string]string {
 		out := map[string]string{}
 		for _, is := range codeQuality(t, rep) {
 			out[is.CheckName] = is.Fingerprint
@@ -109,24 +111,24 @@ func TestCodeQualityFingerprintsStable(t *testing.T) {
 
 func TestCodeQualitySeverity(t *testing.T) {
 	tests := []struct {
-		action   Action
-		status   Status
+		action   policy.Action
+		status   policy.Status
 		severity string
 		want     string
 	}{
-		{Enforce, StatusFail, "high", "blocker"},
-		{Enforce, StatusFail, "critical", "blocker"},
-		{Enforce, StatusFail, "medium", "critical"},
-		{Enforce, StatusFail, "", "critical"},
-		{Enforce, StatusError, "", "critical"},
-		{Audit, StatusFail, "high", "major"},
-		{Audit, StatusFail, "medium", "minor"},
-		{Audit, StatusWarn, "", "minor"},
-		{Audit, StatusFail, "low", "info"},
+		{policy.Enforce, policy.StatusFail, "high", "blocker"},
+		{policy.Enforce, policy.StatusFail, "critical", "blocker"},
+		{policy.Enforce, policy.StatusFail, "medium", "critical"},
+		{policy.Enforce, policy.StatusFail, "", "critical"},
+		{policy.Enforce, policy.StatusError, "", "critical"},
+		{policy.Audit, policy.StatusFail, "high", "major"},
+		{policy.Audit, policy.StatusFail, "medium", "minor"},
+		{policy.Audit, policy.StatusWarn, "", "minor"},
+		{policy.Audit, policy.StatusFail, "low", "info"},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.action)+"/"+string(tt.status)+"/"+tt.severity, func(t *testing.T) {
-			got := CodeQualitySeverity(Result{Action: tt.action, Status: tt.status, Severity: tt.severity})
+			got := codeQualitySeverity(policy.Result{Action: tt.action, Status: tt.status, Severity: tt.severity})
 			if got != tt.want {
 				t.Errorf("got %s, want %s", got, tt.want)
 			}

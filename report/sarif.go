@@ -1,6 +1,8 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,14 +17,14 @@ import (
 )
 
 // SARIF 2.1.0 (OASIS): the format GitHub code scanning and most CI security dashboards
-// read. policy/testdata/sarif-schema-2.1.0.json is the official schema it is tested
+// read. report/testdata/sarif-schema-2.1.0.json is the official schema it is tested
 // against.
 const (
 	sarifVersion = "2.1.0"
 	sarifSchema  = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-	// SARIFFingerprint is the partialFingerprints key: a hash of FindingKey (target,
+	// sarifFingerprint is the partialFingerprints key: a hash of FindingKey (target,
 	// resource identity, policy/rule, failing field), stable when lines move.
-	SARIFFingerprint = "gitgateFindingKey/v1"
+	sarifFingerprint = "gitgateFindingKey/v1"
 )
 
 type sarifLog struct {
@@ -120,23 +122,23 @@ type sarifSuppression struct {
 	Justification string `json:"justification,omitempty"`
 }
 
-// RuleID names a result's rule across formats: policy/rule, or the policy alone when
+// ruleID names a result's rule across formats: policy/rule, or the policy alone when
 // the rule has its name.
-func RuleID(r Result) string {
+func ruleID(r policy.Result) string {
 	if r.Rule == "" || r.Rule == r.Policy {
 		return r.Policy
 	}
 	return r.Policy + "/" + r.Rule
 }
 
-// Fingerprints returns, for each result, a hash of its FindingKey (plus extra, when
+// fingerprints returns, for each result, a hash of its FindingKey (plus extra, when
 // set), stable when lines move; the n-th repeat of the same key gets "#n" mixed in so
 // the hashes stay unique within a report.
-func Fingerprints(rs []Result, extra func(Result) string) []string {
+func fingerprints(rs []policy.Result, extra func(policy.Result) string) []string {
 	seen := map[string]int{}
 	out := make([]string, len(rs))
 	for i, r := range rs {
-		k := FindingKey(r)
+		k := policy.FindingKey(r)
 		if extra != nil {
 			k += "\x00" + extra(r)
 		}
@@ -151,8 +153,8 @@ func Fingerprints(rs []Result, extra func(Result) string) []string {
 }
 
 // sarifLevel is error for what blocks (Enforce), warning for the rest.
-func sarifLevel(a Action) string {
-	if a == Enforce {
+func sarifLevel(a policy.Action) string {
+	if a == policy.Enforce {
 		return "error"
 	}
 	return "warning"
@@ -166,7 +168,7 @@ func sarifURI(file string) string {
 	return (&url.URL{Path: file}).String()
 }
 
-func sarifLocations(o Origin, r Result) []sarifLocation {
+func sarifLocations(o policy.Origin, r policy.Result) []sarifLocation {
 	loc := sarifLocation{}
 	if o.File != "" {
 		loc.PhysicalLocation = &sarifPhysical{ArtifactLocation: sarifArtifact{URI: sarifURI(o.File)}}
@@ -199,19 +201,19 @@ func securitySeverity(s string) string {
 	return ""
 }
 
-// WriteSARIF writes the report as a SARIF 2.1.0 log with one run: a rule per
+// writeSARIF writes the report as a SARIF 2.1.0 log with one run: a rule per
 // policy/rule (its help from the remediation annotation), a result per finding pinned
 // to its file, line and column, with a stable partial fingerprint. Waived and excepted
 // results are included with a suppression. In merge-request mode results carry their
 // baselineState (new, unchanged) and fixed findings are "absent" results.
-func WriteSARIF(w io.Writer, rep *Report) error {
+func writeSARIF(w io.Writer, rep *policy.Report) error {
 	type item struct {
-		r     Result
+		r     policy.Result
 		fixed bool
 	}
 	var items []item
 	for _, r := range rep.Results {
-		if r.Finding() || (r.Status == StatusSkip && r.Exception != "") {
+		if r.Finding() || (r.Status == policy.StatusSkip && r.Exception != "") {
 			items = append(items, item{r: r})
 		}
 	}
@@ -222,10 +224,10 @@ func WriteSARIF(w io.Writer, rep *Report) error {
 	}
 
 	// Rules, sorted by id; the first result of a rule describes it.
-	first := map[string]Result{}
+	first := map[string]policy.Result{}
 	for _, it := range items {
-		id := RuleID(it.r)
-		if _, ok := first[id]; !ok || (it.r.Status != StatusError && first[id].Status == StatusError) {
+		id := ruleID(it.r)
+		if _, ok := first[id]; !ok || (it.r.Status != policy.StatusError && first[id].Status == policy.StatusError) {
 			first[id] = it.r
 		}
 	}
@@ -241,17 +243,17 @@ func WriteSARIF(w io.Writer, rep *Report) error {
 		rules = append(rules, sarifRuleOf(id, first[id]))
 	}
 
-	rs := make([]Result, len(items))
+	rs := make([]policy.Result, len(items))
 	for i, it := range items {
 		rs[i] = it.r
 	}
-	prints := Fingerprints(rs, nil)
+	prints := fingerprints(rs, nil)
 	results := make([]sarifResult, 0, len(items))
 	for i, it := range items {
 		r := it.r
-		id := RuleID(r)
-		msg := CleanMessage(r.Message)
-		if r.Status == StatusError {
+		id := ruleID(r)
+		msg := policy.CleanMessage(r.Message)
+		if r.Status == policy.StatusError {
 			msg = "could not evaluate: " + msg
 		}
 		text := r.ResourceID() + ": " + msg
@@ -265,7 +267,7 @@ func WriteSARIF(w io.Writer, rep *Report) error {
 			Level:               sarifLevel(r.Action),
 			Message:             sarifMessage{Text: text},
 			Locations:           sarifLocations(r.Origin, r),
-			PartialFingerprints: map[string]string{SARIFFingerprint: prints[i]},
+			PartialFingerprints: map[string]string{sarifFingerprint: prints[i]},
 			Properties:          map[string]any{"status": string(r.Status)},
 		}
 		if r.Origin.Target != "" {
@@ -282,7 +284,7 @@ func WriteSARIF(w io.Writer, rep *Report) error {
 		case rep.Changes != nil && r.Baseline != "":
 			res.BaselineState = string(r.Baseline)
 		}
-		if r.Status == StatusSkip {
+		if r.Status == policy.StatusSkip {
 			kind, why := "external", r.Exception // a PolicyException, kept outside the resource
 			if reason, ok := strings.CutPrefix(r.Exception, "waiver: "); ok {
 				kind, why = "inSource", reason // the resource's gitgate.dev/waive annotation
@@ -295,17 +297,17 @@ func WriteSARIF(w io.Writer, rep *Report) error {
 	inv := sarifInvocation{ExecutionSuccessful: len(rep.Errors) == 0}
 	for _, err := range rep.Errors {
 		n := sarifNotification{Level: "error", Message: sarifMessage{Text: err.Error()}}
-		var ie *InputError
+		var ie *policy.InputError
 		if errors.As(err, &ie) {
 			n.Message.Text = ie.Err.Error()
-			n.Locations = sarifLocations(ie.Origin, Result{})
+			n.Locations = sarifLocations(ie.Origin, policy.Result{})
 		}
 		inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, n)
 	}
 	for _, d := range rep.Duplicates {
 		n := sarifNotification{Level: "warning", Message: sarifMessage{Text: d.Resource + ": defined more than once"}}
 		for _, o := range d.Origins {
-			n.Locations = append(n.Locations, sarifLocations(o, Result{})...)
+			n.Locations = append(n.Locations, sarifLocations(o, policy.Result{})...)
 		}
 		inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, n)
 	}
@@ -330,9 +332,9 @@ func WriteSARIF(w io.Writer, rep *Report) error {
 	return enc.Encode(sarifLog{Schema: sarifSchema, Version: sarifVersion, Runs: []sarifRun{run}})
 }
 
-func sarifRuleOf(id string, r Result) sarifRule {
-	msg := CleanMessage(r.Message)
-	if r.Status == StatusError || msg == "" {
+func sarifRuleOf(id string, r policy.Result) sarifRule {
+	msg := policy.CleanMessage(r.Message)
+	if r.Status == policy.StatusError || msg == "" {
 		msg = id
 	}
 	full := msg

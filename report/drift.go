@@ -1,6 +1,8 @@
-package reconcile
+package report
 
 import (
+	"github.com/gitgate/gitgate/reconcile"
+
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -10,15 +12,15 @@ import (
 	"time"
 )
 
-// WriteSyncText prints one line per app and the objects that changed or need attention.
-func WriteSyncText(w io.Writer, r *SyncResult) error {
+// writeSyncText prints one line per app and the objects that changed or need attention.
+func writeSyncText(w io.Writer, r *reconcile.SyncResult) error {
 	var b strings.Builder
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "error: %s\n", e)
 	}
 	for _, a := range r.Apps {
 		fmt.Fprintf(&b, "%s: %s at %s (%d created, %d configured, %d unchanged, %d pruned, %d writes, %s)\n",
-			a.App, a.Phase, short(a.Revision), a.Count(Created), a.Count(Configured), a.Count(Unchanged), a.Count(Pruned), a.Writes, a.Duration.Round(time.Millisecond))
+			a.App, a.Phase, short(a.Revision), a.Count(reconcile.Created), a.Count(reconcile.Configured), a.Count(reconcile.Unchanged), a.Count(reconcile.Pruned), a.Writes, a.Duration.Round(time.Millisecond))
 		if a.Error != "" {
 			fmt.Fprintf(&b, "  error: %s\n", a.Error)
 		}
@@ -31,7 +33,7 @@ func WriteSyncText(w io.Writer, r *SyncResult) error {
 		}
 		for _, o := range a.Objects {
 			switch o.Action {
-			case Unchanged:
+			case reconcile.Unchanged:
 				continue
 			}
 			fmt.Fprintf(&b, "  %s %s", o.Ref, o.Action)
@@ -51,8 +53,8 @@ func WriteSyncText(w io.Writer, r *SyncResult) error {
 	return err
 }
 
-// WriteSyncJSON writes the sync result as indented JSON.
-func WriteSyncJSON(w io.Writer, r *SyncResult) error {
+// writeSyncJSON writes the sync result as indented JSON.
+func writeSyncJSON(w io.Writer, r *reconcile.SyncResult) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
@@ -68,32 +70,14 @@ func short(rev string) string {
 	return rev
 }
 
-// ReportFormats are the drift report's output formats.
-var ReportFormats = map[string]func(io.Writer, *DriftReport) error{
-	"text":     WriteReportText,
-	"json":     WriteReportJSON,
-	"markdown": WriteReportMarkdown,
-	"html":     WriteReportHTML,
-}
-
-// FormatNames lists ReportFormats sorted.
-func FormatNames() []string {
-	var out []string
-	for k := range ReportFormats {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// WriteReportJSON writes the report as indented JSON.
-func WriteReportJSON(w io.Writer, r *DriftReport) error {
+// writeReportJSON writes the report as indented JSON.
+func writeReportJSON(w io.Writer, r *reconcile.DriftReport) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
 }
 
-func stateWord(o ObjectDrift) string {
+func stateWord(o reconcile.ObjectDrift) string {
 	s := string(o.State)
 	if o.DriftViolates {
 		s += ", drift violates policy"
@@ -103,8 +87,8 @@ func stateWord(o ObjectDrift) string {
 	return s
 }
 
-// WriteReportText prints a summary line per app, then what differs and what violates.
-func WriteReportText(w io.Writer, r *DriftReport) error {
+// writeReportText prints a summary line per app, then what differs and what violates.
+func writeReportText(w io.Writer, r *reconcile.DriftReport) error {
 	var b strings.Builder
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "error: %s\n", e)
@@ -117,7 +101,7 @@ func WriteReportText(w io.Writer, r *DriftReport) error {
 			fmt.Fprintf(&b, "  error: %s\n", a.Error)
 		}
 		for _, o := range a.Objects {
-			if o.State == InSync && len(o.Violations) == 0 && o.Error == "" {
+			if o.State == reconcile.InSync && len(o.Violations) == 0 && o.Error == "" {
 				continue
 			}
 			fmt.Fprintf(&b, "  %s: %s\n", o.Ref, stateWord(o))
@@ -136,44 +120,38 @@ func WriteReportText(w io.Writer, r *DriftReport) error {
 	return err
 }
 
-func mdEscape(s string) string {
-	s = strings.ReplaceAll(s, "|", `\|`)
-	s = strings.ReplaceAll(s, "\n", " ")
-	return s
-}
-
-// WriteReportMarkdown writes a summary table and a section per app with drift or findings.
-func WriteReportMarkdown(w io.Writer, r *DriftReport) error {
+// writeReportMarkdown writes a summary table and a section per app with drift or findings.
+func writeReportMarkdown(w io.Writer, r *reconcile.DriftReport) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Drift and policy report\n\nRevision `%s`, generated %s.\n\n", short(r.Revision), r.Generated.Format(time.RFC3339))
 	b.WriteString("| app | in sync | missing | modified | extra | violating | drift violating |\n|---|---|---|---|---|---|---|\n")
 	for _, a := range r.Apps {
 		c := a.Counts()
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d |\n", mdEscape(a.App), c.InSync, c.Missing, c.Modified, c.Extra, c.Violating, c.DriftViolating)
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d |\n", mdText(a.App), c.InSync, c.Missing, c.Modified, c.Extra, c.Violating, c.DriftViolating)
 	}
 	for _, a := range r.Apps {
 		c := a.Counts()
 		if !c.Drifted() && c.Violating == 0 && a.Error == "" && c.Errors == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "\n## %s\n\n", mdEscape(a.App))
+		fmt.Fprintf(&b, "\n## %s\n\n", mdText(a.App))
 		if a.Error != "" {
-			fmt.Fprintf(&b, "Error: %s\n\n", mdEscape(a.Error))
+			fmt.Fprintf(&b, "Error: %s\n\n", mdText(a.Error))
 		}
 		b.WriteString("| object | state | field / rule | desired | live |\n|---|---|---|---|---|\n")
 		for _, o := range a.Objects {
-			if o.State == InSync && len(o.Violations) == 0 && o.Error == "" {
+			if o.State == reconcile.InSync && len(o.Violations) == 0 && o.Error == "" {
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | | | |\n", mdEscape(o.Ref.String()), mdEscape(stateWord(o)))
+			fmt.Fprintf(&b, "| %s | %s | | | |\n", mdText(o.Ref.String()), mdText(stateWord(o)))
 			for _, d := range o.Diffs {
-				fmt.Fprintf(&b, "| | | `%s` | %s | %s |\n", mdEscape(d.Path), mdEscape(jsonShort(d.Desired, d.DesiredSet)), mdEscape(jsonShort(d.Live, d.LiveSet)))
+				fmt.Fprintf(&b, "| | | `%s` | %s | %s |\n", mdCode(d.Path), mdText(jsonShort(d.Desired, d.DesiredSet)), mdText(jsonShort(d.Live, d.LiveSet)))
 			}
 			for _, v := range o.Violations {
-				fmt.Fprintf(&b, "| | %s | %s/%s | | %s |\n", v.Status, mdEscape(v.Policy), mdEscape(v.Rule), mdEscape(v.Message))
+				fmt.Fprintf(&b, "| | %s | %s/%s | | %s |\n", v.Status, mdText(v.Policy), mdText(v.Rule), mdText(v.Message))
 			}
 			if o.Error != "" {
-				fmt.Fprintf(&b, "| | error | | | %s |\n", mdEscape(o.Error))
+				fmt.Fprintf(&b, "| | error | | | %s |\n", mdText(o.Error))
 			}
 		}
 	}
@@ -185,8 +163,11 @@ func jsonShort(v any, set bool) string {
 	if !set {
 		return "(absent)"
 	}
-	j, _ := json.Marshal(v)
-	s := string(j)
+	var j strings.Builder
+	enc := json.NewEncoder(&j)
+	enc.SetEscapeHTML(false) // a masked value reads <masked 1a2b3c4d>; the formats escape for themselves
+	_ = enc.Encode(v)
+	s := strings.TrimSuffix(j.String(), "\n")
 	if len(s) > 120 {
 		s = s[:117] + "..."
 	}
@@ -203,37 +184,37 @@ var htmlPage = template.Must(template.New("report").Funcs(template.FuncMap{
 		return fmt.Sprintf("%.2f", float64(n)*100/float64(total))
 	},
 	"word":  stateWord,
-	"lower": func(s State) string { return strings.ToLower(string(s)) },
-	"show": func(o ObjectDrift) bool {
-		return o.State != InSync || len(o.Violations) > 0 || o.Error != ""
+	"lower": func(s reconcile.State) string { return strings.ToLower(string(s)) },
+	"show": func(o reconcile.ObjectDrift) bool {
+		return o.State != reconcile.InSync || len(o.Violations) > 0 || o.Error != ""
 	},
-	"anyShown": func(a AppDrift) bool {
+	"anyShown": func(a reconcile.AppDrift) bool {
 		for _, o := range a.Objects {
-			if o.State != InSync || len(o.Violations) > 0 || o.Error != "" {
+			if o.State != reconcile.InSync || len(o.Violations) > 0 || o.Error != "" {
 				return true
 			}
 		}
 		return false
 	},
-	"totals": func(r *DriftReport) []int {
-		a, b, c, d := r.Totals()
+	"totals": func(r *reconcile.DriftReport) []int {
+		a, b, c, d := totals(r)
 		return []int{a, b, c, d}
 	},
 	"sum3": func(a, b, c int) int { return a + b + c },
 	// inSyncOK: in sync and not violating; driftOK: drifted and not violating.
-	"inSyncOK": func(a AppDrift) int {
+	"inSyncOK": func(a reconcile.AppDrift) int {
 		n := 0
 		for _, o := range a.Objects {
-			if o.State == InSync && !o.Blocking() {
+			if o.State == reconcile.InSync && !o.Blocking() {
 				n++
 			}
 		}
 		return n
 	},
-	"driftOK": func(a AppDrift) int {
+	"driftOK": func(a reconcile.AppDrift) int {
 		n := 0
 		for _, o := range a.Objects {
-			if o.State != InSync && !o.Blocking() {
+			if o.State != reconcile.InSync && !o.Blocking() {
 				n++
 			}
 		}
@@ -286,12 +267,12 @@ code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f5f7fa;pa
 </body></html>
 `))
 
-// WriteReportHTML writes a self-contained page: a bar per app (in sync, drifted,
+// writeReportHTML writes a self-contained page: a bar per app (in sync, drifted,
 // violating), then each app's details.
-func WriteReportHTML(w io.Writer, r *DriftReport) error {
+func writeReportHTML(w io.Writer, r *reconcile.DriftReport) error {
 	view := *r
-	view.Apps = append([]AppDrift(nil), r.Apps...)
-	rank := func(a AppDrift) int {
+	view.Apps = append([]reconcile.AppDrift(nil), r.Apps...)
+	rank := func(a reconcile.AppDrift) int {
 		c := a.Counts()
 		switch {
 		case a.Error != "" || c.Errors > 0:
@@ -309,8 +290,8 @@ func WriteReportHTML(w io.Writer, r *DriftReport) error {
 	return htmlPage.Execute(w, &view)
 }
 
-// Totals counts apps: in sync and clean, drifted, violating (live Enforce failures), failed.
-func (r *DriftReport) Totals() (clean, drifted, violating, failed int) {
+// totals counts apps: in sync and clean, drifted, violating (live Enforce failures), failed.
+func totals(r *reconcile.DriftReport) (clean, drifted, violating, failed int) {
 	for _, a := range r.Apps {
 		c := a.Counts()
 		switch {

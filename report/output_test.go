@@ -1,4 +1,4 @@
-package policy
+package report
 
 import (
 	"bytes"
@@ -27,11 +27,12 @@ func TestParseOutputs(t *testing.T) {
 			wantErr: []string{`-o sarf=x.sarif: unknown output format "sarf"; the formats are codequality, json, junit, markdown, sarif, text`}},
 		{name: "empty path", specs: []string{"sarif="}, wantErr: []string{"-o sarif=: no file after ="}},
 		{name: "same file twice", specs: []string{"sarif=out", "json=./out"}, wantErr: []string{"out is already written by -o sarif"}},
+		{name: "drift formats are not check's", specs: []string{"html=r.html"}, wantErr: []string{`unknown output format "html"`}},
 		{name: "every error at once", specs: []string{"a", "b=x"}, wantErr: []string{`unknown output format "a"`, `unknown output format "b"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			outs, err := ParseOutputs(tt.specs)
+			outs, err := CheckFormats().Parse(tt.specs, Options{})
 			if len(tt.wantErr) > 0 {
 				if err == nil {
 					t.Fatalf("no error, got %v", outs)
@@ -60,7 +61,7 @@ func TestParseOutputs(t *testing.T) {
 	}
 }
 
-func TestWriteOutputs(t *testing.T) {
+func TestWrite(t *testing.T) {
 	dir := t.TempDir()
 	other := filepath.Join(dir, "keep.txt")
 	if err := os.WriteFile(other, []byte("untouched"), 0o600); err != nil {
@@ -70,13 +71,13 @@ func TestWriteOutputs(t *testing.T) {
 	if err := os.WriteFile(stale, bytes.Repeat([]byte("old "), 100000), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	outs, err := ParseOutputs([]string{"text", "sarif=" + stale, "markdown=" + filepath.Join(dir, "comment.md"), "codequality=" + filepath.Join(dir, "cq.json")})
+	outs, err := CheckFormats().Parse([]string{"text", "sarif=" + stale, "markdown=" + filepath.Join(dir, "comment.md"), "codequality=" + filepath.Join(dir, "cq.json")}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep := mrReport(0)
 	var stdout bytes.Buffer
-	if err := WriteOutputs(&stdout, rep, outs); err != nil {
+	if err := Write(&stdout, rep, outs); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(string(render(t, "text", rep)), stdout.String()); diff != "" {
@@ -115,11 +116,11 @@ func TestWriteOutputs(t *testing.T) {
 
 func TestWriteOutputsErrors(t *testing.T) {
 	dir := t.TempDir()
-	outs, err := ParseOutputs([]string{"json=" + filepath.Join(dir, "missing", "r.json"), "sarif=" + dir, "junit=" + filepath.Join(dir, "ok.xml")})
+	outs, err := CheckFormats().Parse([]string{"json=" + filepath.Join(dir, "missing", "r.json"), "sarif=" + dir, "junit=" + filepath.Join(dir, "ok.xml")}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = WriteOutputs(&bytes.Buffer{}, plainReport(0), outs)
+	err = Write(&bytes.Buffer{}, plainReport(0), outs)
 	if err == nil {
 		t.Fatal("no error")
 	}

@@ -1,6 +1,8 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -49,13 +51,13 @@ type junitCDATA struct {
 	Text string `xml:",cdata"`
 }
 
-// WriteJUnit writes JUnit XML: a testsuite per render target (per file for plain
+// writeJUnit writes JUnit XML: a testsuite per render target (per file for plain
 // manifests) and a testcase per target x policy rule, named policy/rule. Each failing
 // resource of an Enforce rule is one <failure>, each rule that could not be evaluated
 // one <error>; Audit findings do not fail the gate, so they are the testcase's
 // <system-out>; a rule whose every result was waived or excepted is <skipped>. In
 // merge-request mode messages start with [new] or [unchanged].
-func WriteJUnit(w io.Writer, rep *Report) error {
+func writeJUnit(w io.Writer, rep *policy.Report) error {
 	out := junitSuites{Name: "gitgate"}
 	suiteAt := map[string]int{}
 	caseAt := map[[2]string]int{}
@@ -71,22 +73,22 @@ func WriteJUnit(w io.Writer, rep *Report) error {
 			suiteAt[suite] = si
 			out.Suites = append(out.Suites, junitSuite{Name: suite})
 		}
-		key := [2]string{suite, RuleID(r)}
+		key := [2]string{suite, ruleID(r)}
 		ci, ok := caseAt[key]
 		if !ok {
 			ci = len(out.Suites[si].Cases)
 			caseAt[key] = ci
-			out.Suites[si].Cases = append(out.Suites[si].Cases, junitCase{ClassName: suite, Name: RuleID(r)})
+			out.Suites[si].Cases = append(out.Suites[si].Cases, junitCase{ClassName: suite, Name: ruleID(r)})
 		}
 		c := &out.Suites[si].Cases[ci]
-		line := xmlSafe(baselineTag(r) + FindingLine(r))
-		short := xmlSafe(baselineTag(r) + r.ResourceID() + ": " + CleanMessage(r.Message))
+		line := xmlSafe(baselineTag(r) + policy.FindingLine(r))
+		short := xmlSafe(baselineTag(r) + r.ResourceID() + ": " + policy.CleanMessage(r.Message))
 		body := line
 		if r.Remediation != "" {
 			body += "\n" + xmlSafe(r.Remediation)
 		}
 		switch {
-		case r.Status == StatusError:
+		case r.Status == policy.StatusError:
 			c.Errors = append(c.Errors, junitProblem{Message: short, Type: string(r.Action), Text: body})
 		case r.Blocking():
 			c.Failures = append(c.Failures, junitProblem{Message: short, Type: string(r.Action), Text: body})
@@ -95,7 +97,7 @@ func WriteJUnit(w io.Writer, rep *Report) error {
 				c.SystemOut = &junitCDATA{}
 			}
 			c.SystemOut.Text += line + "\n"
-		case r.Status == StatusSkip && r.Exception != "":
+		case r.Status == policy.StatusSkip && r.Exception != "":
 			skips[key] = append(skips[key], xmlSafe(r.ResourceID()+": "+r.Exception))
 		}
 	}

@@ -1,6 +1,8 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"fmt"
 	"strings"
 	"testing"
@@ -8,12 +10,12 @@ import (
 )
 
 // bigMRReport has n new findings and one target per diff, each diff lines long.
-func bigMRReport(findings, targets, lines int) *Report {
+func bigMRReport(findings, targets, lines int) *policy.Report {
 	rep := mrReport(0)
 	for i := range findings {
 		r := privilegedFinding(100 + i)
 		r.Name = fmt.Sprintf("web-%04d", i)
-		r.Baseline = BaselineNew
+		r.Baseline = policy.BaselineNew
 		rep.Results = append(rep.Results, r)
 	}
 	for i := range targets {
@@ -22,7 +24,7 @@ func bigMRReport(findings, targets, lines int) *Report {
 		for j := range lines {
 			fmt.Fprintf(&b, "+  key-%d: value with some ```backticks``` and <html> %d\n", j, i)
 		}
-		rep.Changes.Targets = append(rep.Changes.Targets, TargetChange{Name: fmt.Sprintf("app-%03d/production", i), State: TargetModified, Diff: b.String()})
+		rep.Changes.Targets = append(rep.Changes.Targets, policy.TargetChange{Name: fmt.Sprintf("app-%03d/production", i), State: policy.TargetModified, Diff: b.String()})
 	}
 	rep.Changes.CountBaselines(rep.Results)
 	return rep
@@ -31,7 +33,7 @@ func bigMRReport(findings, targets, lines int) *Report {
 func TestMarkdown(t *testing.T) {
 	tests := []struct {
 		name     string
-		rep      *Report
+		rep      *policy.Report
 		opts     MarkdownOptions
 		inOrder  []string // must appear in this order
 		absent   []string
@@ -40,9 +42,9 @@ func TestMarkdown(t *testing.T) {
 		{
 			name: "merge request: verdict, tables, new before fixed before unchanged before diffs",
 			rep:  mrReport(0),
-			opts: DefaultMarkdownOptions(),
+			opts: defaultMarkdownOptions(),
 			inOrder: []string{
-				MarkdownMarker,
+				markdownMarker,
 				"### ❌ gitgate: 1 new blocking violation",
 				"Compared with `main` (`0123456789ab`): 3 targets affected by 2 changed files, 4 targets checked: **1 new** (1 blocking), **1 fixed**, 2 unchanged.",
 				"| policy | new | fixed | unchanged |",
@@ -71,20 +73,20 @@ func TestMarkdown(t *testing.T) {
 		},
 		{
 			name: "no new violations",
-			rep: func() *Report {
+			rep: func() *policy.Report {
 				rep := mrReport(0)
 				rep.Results = rep.Results[:2] // the unchanged ones
 				rep.Changes.CountBaselines(rep.Results)
 				return rep
 			}(),
-			opts:    DefaultMarkdownOptions(),
+			opts:    defaultMarkdownOptions(),
 			inOrder: []string{"### ✅ gitgate: no new violations", "#### Fixed (1)"},
 			absent:  []string{"#### New"},
 		},
 		{
 			name: "plain report: summary and findings, blocking first",
 			rep:  plainReport(0),
-			opts: DefaultMarkdownOptions(),
+			opts: defaultMarkdownOptions(),
 			inOrder: []string{
 				"### ❌ gitgate: 3 blocking violations",
 				"12 resources from 4 targets, 11 policies: 3 blocking",
@@ -101,7 +103,7 @@ func TestMarkdown(t *testing.T) {
 		{
 			name: "GitHub limit: huge diffs truncated with a note, new findings kept",
 			rep:  bigMRReport(50, 40, 400),
-			opts: DefaultMarkdownOptions(),
+			opts: defaultMarkdownOptions(),
 			inOrder: []string{
 				"#### New (51)",
 				"`Deployment/production/web-0049`",
@@ -137,7 +139,7 @@ func TestMarkdown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Markdown(tt.rep, tt.opts)
+			got := markdown(tt.rep, tt.opts)
 			limit := tt.opts.MaxChars
 			if limit == 0 {
 				limit = GitHubCommentLimit
@@ -175,7 +177,7 @@ func TestMarkdownEscapes(t *testing.T) {
 	r := privilegedFinding(3)
 	r.Message = "image `x` is *bad* [click](http://evil) <script>alert(1)</script> | pipe\nnext line"
 	r.Remediation = ""
-	got := Markdown(&Report{Results: []Result{r}, Summary: Summary{Blocking: 1, Fail: 1}}, DefaultMarkdownOptions())
+	got := markdown(&policy.Report{Results: []policy.Result{r}, Summary: policy.Summary{Blocking: 1, Fail: 1}}, defaultMarkdownOptions())
 	for _, bad := range []string{"<script>", "[click](", "*bad*", "`x`", "\nnext line"} {
 		if strings.Contains(got, bad) {
 			t.Errorf("message not escaped: %q in\n%s", bad, got)

@@ -1,9 +1,10 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"cmp"
 	"fmt"
-	"io"
 	"net/url"
 	"slices"
 	"strconv"
@@ -19,11 +20,11 @@ const (
 	GitLabCommentLimit = 1000000
 )
 
-// MarkdownMarker starts every markdown report, so a CI job can find its previous
+// markdownMarker starts every markdown report, so a CI job can find its previous
 // comment and update it instead of adding another.
-const MarkdownMarker = "<!-- gitgate report -->"
+const markdownMarker = "<!-- gitgate report -->"
 
-// MarkdownOptions configure the markdown report. Start from DefaultMarkdownOptions.
+// MarkdownOptions configure the markdown report; the zero value is a GitHub comment.
 type MarkdownOptions struct {
 	// MaxChars bounds the comment's size in bytes (never fewer characters than that);
 	// rendered diffs, then the longest lists, are truncated with a note to stay under it.
@@ -35,22 +36,9 @@ type MarkdownOptions struct {
 	LinkBase string
 }
 
-// DefaultMarkdownOptions fit a GitHub comment, with links relative to the repository.
-func DefaultMarkdownOptions() MarkdownOptions {
+// defaultMarkdownOptions fit a GitHub comment, with links relative to the repository.
+func defaultMarkdownOptions() MarkdownOptions {
 	return MarkdownOptions{MaxChars: GitHubCommentLimit}
-}
-
-// MarkdownWriter is the markdown format with options.
-func MarkdownWriter(opts MarkdownOptions) Writer {
-	return WriterFunc(func(w io.Writer, rep *Report) error {
-		_, err := io.WriteString(w, Markdown(rep, opts))
-		return err
-	})
-}
-
-// WriteMarkdown writes the markdown report with DefaultMarkdownOptions.
-func WriteMarkdown(w io.Writer, rep *Report) error {
-	return MarkdownWriter(DefaultMarkdownOptions()).Write(w, rep)
 }
 
 // mdTruncationReserve is room kept for the closing truncation note.
@@ -93,18 +81,18 @@ func (d *mdDoc) section(head string, items []string, tail string) {
 	d.add(tail, 0)
 }
 
-// Markdown renders the report as a merge request comment: a verdict, a summary table,
+// markdown renders the report as a merge request comment: a verdict, a summary table,
 // new violations first with file:line links, then fixed ones, the unchanged ones and
 // the waived ones collapsed, then each affected target's rendered diff in a collapsed
 // <details> block. It stays under opts.MaxChars by truncating diffs, then lists, with a
 // note saying so. A report without Changes renders a summary and its findings.
-func Markdown(rep *Report, opts MarkdownOptions) string {
+func markdown(rep *policy.Report, opts MarkdownOptions) string {
 	limit := opts.MaxChars
 	if limit <= 0 {
 		limit = GitHubCommentLimit
 	}
 	d := &mdDoc{limit: max(limit-mdTruncationReserve, 0)}
-	d.add(MarkdownMarker+"\n", 0)
+	d.add(markdownMarker+"\n", 0)
 	if rep.Changes != nil {
 		markdownChanges(d, rep, opts)
 	} else {
@@ -126,7 +114,7 @@ func Markdown(rep *Report, opts MarkdownOptions) string {
 	return out
 }
 
-func markdownChanges(d *mdDoc, rep *Report, opts MarkdownOptions) {
+func markdownChanges(d *mdDoc, rep *policy.Report, opts MarkdownOptions) {
 	c := rep.Changes
 	switch {
 	case c.NewBlocking > 0:
@@ -153,16 +141,16 @@ func markdownChanges(d *mdDoc, rep *Report, opts MarkdownOptions) {
 
 	// New, fixed and unchanged by policy.
 	by := map[string]*[3]int{}
-	var news, unchanged, waived []Result
+	var news, unchanged, waived []policy.Result
 	for _, r := range rep.Results {
 		switch {
-		case r.Finding() && r.Baseline == BaselineUnchanged:
+		case r.Finding() && r.Baseline == policy.BaselineUnchanged:
 			policyCount(by, r.Policy)[2]++
 			unchanged = append(unchanged, r)
 		case r.Finding():
 			policyCount(by, r.Policy)[0]++
 			news = append(news, r)
-		case r.Status == StatusSkip && r.Exception != "":
+		case r.Status == policy.StatusSkip && r.Exception != "":
 			waived = append(waived, r)
 		}
 	}
@@ -176,14 +164,14 @@ func markdownChanges(d *mdDoc, rep *Report, opts MarkdownOptions) {
 		for _, t := range c.Targets {
 			baseV, headV := verdictCell(t.BaseBlocking), verdictCell(t.HeadBlocking)
 			switch t.State {
-			case TargetAdded:
+			case policy.TargetAdded:
 				baseV = "—"
-			case TargetRemoved:
+			case policy.TargetRemoved:
 				headV = "—"
 			}
-			if t.NewlyFailing() && t.State != TargetAdded {
+			if t.NewlyFailing() && t.State != policy.TargetAdded {
 				headV += " (newly failing)"
-			} else if t.NewlyPassing() && t.State != TargetRemoved {
+			} else if t.NewlyPassing() && t.State != policy.TargetRemoved {
 				headV += " (newly passing)"
 			}
 			rows = append(rows, fmt.Sprintf("| `%s` | %s | %s | %s |\n", mdCode(t.Name), t.State, baseV, headV))
@@ -207,7 +195,7 @@ func markdownChanges(d *mdDoc, rep *Report, opts MarkdownOptions) {
 	markdownDiffs(d, c.Targets)
 }
 
-func markdownPlain(d *mdDoc, rep *Report, opts MarkdownOptions) {
+func markdownPlain(d *mdDoc, rep *policy.Report, opts MarkdownOptions) {
 	s := rep.Summary
 	warnings := s.Fail + s.Warn + s.Error - s.Blocking
 	switch {
@@ -218,12 +206,12 @@ func markdownPlain(d *mdDoc, rep *Report, opts MarkdownOptions) {
 	default:
 		d.add("### ✅ gitgate: no violations\n\n", 0)
 	}
-	d.add(mdText(SummaryLine(rep))+"\n\n", 0)
+	d.add(mdText(summaryLine(rep))+"\n\n", 0)
 
 	by := map[string]*[3]int{} // blocking, warnings, rule errors
-	var findings, waived []Result
+	var findings, waived []policy.Result
 	for _, r := range rep.Results {
-		if r.Status == StatusSkip && r.Exception != "" {
+		if r.Status == policy.StatusSkip && r.Exception != "" {
 			waived = append(waived, r)
 		}
 		if !r.Finding() {
@@ -232,7 +220,7 @@ func markdownPlain(d *mdDoc, rep *Report, opts MarkdownOptions) {
 		findings = append(findings, r)
 		x := policyCount(by, r.Policy)
 		switch {
-		case r.Status == StatusError:
+		case r.Status == policy.StatusError:
 			x[2]++
 		case r.Blocking():
 			x[0]++
@@ -249,7 +237,7 @@ func markdownPlain(d *mdDoc, rep *Report, opts MarkdownOptions) {
 }
 
 // markdownTail lists what could not be checked and the notices, collapsed.
-func markdownTail(d *mdDoc, rep *Report, opts MarkdownOptions) {
+func markdownTail(d *mdDoc, rep *policy.Report, opts MarkdownOptions) {
 	if len(rep.Errors) > 0 {
 		items := make([]string, 0, len(rep.Errors))
 		for _, err := range rep.Errors {
@@ -266,21 +254,21 @@ func markdownTail(d *mdDoc, rep *Report, opts MarkdownOptions) {
 	}
 }
 
-func markdownWaived(d *mdDoc, waived []Result, opts MarkdownOptions) {
+func markdownWaived(d *mdDoc, waived []policy.Result, opts MarkdownOptions) {
 	if len(waived) == 0 {
 		return
 	}
 	items := make([]string, 0, len(waived))
 	for _, r := range waived {
-		items = append(items, fmt.Sprintf("- ➖ `%s` `%s` at %s: %s\n", mdCode(r.ResourceID()), mdCode(RuleID(r)), mdLink(r.Origin, opts), mdText(r.Exception)))
+		items = append(items, fmt.Sprintf("- ➖ `%s` `%s` at %s: %s\n", mdCode(r.ResourceID()), mdCode(ruleID(r)), mdLink(r.Origin, opts), mdText(r.Exception)))
 	}
 	d.section(fmt.Sprintf("<details><summary>Waived or excepted (%d)</summary>\n\n", len(waived)), items, "\n</details>\n\n")
 }
 
 // markdownDiffs adds each target's rendered diff, collapsed, truncating a diff that
 // does not fit and leaving out those with no room left.
-func markdownDiffs(d *mdDoc, targets []TargetChange) {
-	var withDiff []TargetChange
+func markdownDiffs(d *mdDoc, targets []policy.TargetChange) {
+	var withDiff []policy.TargetChange
 	for _, t := range targets {
 		if t.Diff != "" {
 			withDiff = append(withDiff, t)
@@ -361,9 +349,9 @@ func verdictCell(blocking bool) string {
 }
 
 // blockingFirst orders findings blocking first, then warnings, each in report order.
-func blockingFirst(rs []Result) {
-	slices.SortStableFunc(rs, func(a, b Result) int {
-		rank := func(r Result) int {
+func blockingFirst(rs []policy.Result) {
+	slices.SortStableFunc(rs, func(a, b policy.Result) int {
+		rank := func(r policy.Result) int {
 			if r.Blocking() {
 				return 0
 			}
@@ -373,7 +361,7 @@ func blockingFirst(rs []Result) {
 	})
 }
 
-func findingItems(rs []Result, opts MarkdownOptions) []string {
+func findingItems(rs []policy.Result, opts MarkdownOptions) []string {
 	items := make([]string, 0, len(rs))
 	for _, r := range rs {
 		items = append(items, findingItem(r, opts))
@@ -383,18 +371,18 @@ func findingItems(rs []Result, opts MarkdownOptions) []string {
 
 // findingItem is one finding as a list item: icon, action, resource, policy/rule,
 // file:line link, target, message, field and remediation.
-func findingItem(r Result, opts MarkdownOptions) string {
+func findingItem(r policy.Result, opts MarkdownOptions) string {
 	icon := "⚠️"
 	switch {
-	case r.Baseline == BaselineFixed:
+	case r.Baseline == policy.BaselineFixed:
 		icon = "✅"
-	case r.Status == StatusError:
+	case r.Status == policy.StatusError:
 		icon = "❗"
 	case r.Blocking():
 		icon = "❌"
 	}
 	var b strings.Builder
-	rule := "`" + mdCode(RuleID(r)) + "`"
+	rule := "`" + mdCode(ruleID(r)) + "`"
 	if u, err := url.Parse(r.HelpURL); err == nil && u.IsAbs() && (u.Scheme == "https" || u.Scheme == "http") {
 		rule = "[" + rule + "](" + strings.NewReplacer("(", "%28", ")", "%29", " ", "%20").Replace(r.HelpURL) + ")"
 	}
@@ -406,14 +394,14 @@ func findingItem(r Result, opts MarkdownOptions) string {
 		fmt.Fprintf(&b, " in `%s`", mdCode(r.Origin.Target))
 	}
 	b.WriteString(": ")
-	if r.Status == StatusError {
+	if r.Status == policy.StatusError {
 		b.WriteString("could not evaluate: ")
 	}
-	b.WriteString(mdText(CleanMessage(r.Message)))
+	b.WriteString(mdText(policy.CleanMessage(r.Message)))
 	if r.Path != "" {
 		fmt.Fprintf(&b, " (at `%s`)", mdCode(r.Path))
 	}
-	if r.Remediation != "" && r.Baseline != BaselineFixed {
+	if r.Remediation != "" && r.Baseline != policy.BaselineFixed {
 		b.WriteString(" — _" + mdText(r.Remediation) + "_")
 	}
 	b.WriteString("\n")
@@ -421,7 +409,7 @@ func findingItem(r Result, opts MarkdownOptions) string {
 }
 
 // mdLink is [file:line](base/file#Lline), or "" without a file.
-func mdLink(o Origin, opts MarkdownOptions) string {
+func mdLink(o policy.Origin, opts MarkdownOptions) string {
 	if o.File == "" {
 		return ""
 	}
@@ -440,6 +428,8 @@ var mdEscaper = strings.NewReplacer(
 )
 
 // mdText escapes text for inline markdown: no emphasis, links, HTML or table breaks.
+// With mdCode (inside a code span) it is the one markdown escaping of every format:
+// check's markdown and the drift report's.
 func mdText(s string) string { return mdEscaper.Replace(s) }
 
 // mdCode makes s safe inside a `code span` in a table or list item.

@@ -1,6 +1,8 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -16,69 +18,69 @@ import (
 // Reports built here, not by a check: every format is tested on the same two reports,
 // a plain one and a merge-request one (Changes set, baselines classified).
 
-func probeFinding(line int) Result {
-	return Result{
-		Origin:     Origin{File: "apps/api/overlays/production/kustomization.yaml", Line: line, Col: 3, Target: "api/production"},
+func probeFinding(line int) policy.Result {
+	return policy.Result{
+		Origin:     policy.Origin{File: "apps/api/overlays/production/kustomization.yaml", Line: line, Col: 3, Target: "api/production"},
 		APIVersion: "apps/v1", Kind: "Deployment", Namespace: "production", Name: "api",
-		Policy: "require-probes", Rule: "autogen-liveness", Status: StatusFail, Action: Audit,
+		Policy: "require-probes", Rule: "autogen-liveness", Status: policy.StatusFail, Action: policy.Audit,
 		Message:  "validation error: a livenessProbe is required. rule autogen-liveness failed at path /spec/template/spec/containers/0/livenessProbe/",
 		Path:     "spec.template.spec.containers[0].livenessProbe",
 		Severity: "medium", Category: "Best Practices", Remediation: "add a livenessProbe",
 	}
 }
 
-func privilegedFinding(line int) Result {
-	return Result{
-		Origin:     Origin{File: "apps/web/base/deployment.yaml", Line: line, Col: 9, Target: "web/production"},
+func privilegedFinding(line int) policy.Result {
+	return policy.Result{
+		Origin:     policy.Origin{File: "apps/web/base/deployment.yaml", Line: line, Col: 9, Target: "web/production"},
 		APIVersion: "apps/v1", Kind: "Deployment", Namespace: "production", Name: "web",
-		Policy: "disallow-privilege-escalation", Rule: "autogen-privilege-escalation", Status: StatusFail, Action: Enforce,
+		Policy: "disallow-privilege-escalation", Rule: "autogen-privilege-escalation", Status: policy.StatusFail, Action: policy.Enforce,
 		Message:  "validation error: allowPrivilegeEscalation must be false | <always>. rule autogen-privilege-escalation failed at path /spec/template/spec/containers/0/securityContext/",
 		Severity: "high", Category: "Pod Security Standards (Restricted)", Remediation: "set allowPrivilegeEscalation: false",
 		HelpURL: "https://kyverno.io/policies/pod-security/restricted/disallow-privilege-escalation/",
 	}
 }
 
-func latestFinding(line int) Result {
-	return Result{
-		Origin:     Origin{File: "apps/web/base/deployment.yaml", Line: line, Col: 16, Target: "web/staging"},
+func latestFinding(line int) policy.Result {
+	return policy.Result{
+		Origin:     policy.Origin{File: "apps/web/base/deployment.yaml", Line: line, Col: 16, Target: "web/staging"},
 		APIVersion: "apps/v1", Kind: "Deployment", Namespace: "staging", Name: "web",
-		Policy: "disallow-latest-tag", Rule: "autogen-validate-image-tag", Status: StatusFail, Action: Enforce,
+		Policy: "disallow-latest-tag", Rule: "autogen-validate-image-tag", Status: policy.StatusFail, Action: policy.Enforce,
 		Message: "validation error: an image tag is required and must not be latest",
 	}
 }
 
-func ruleError(line int) Result {
-	return Result{
-		Origin:     Origin{File: "apps/api/base/deployment.yaml", Line: line, Col: 1, Target: "api/production"},
+func ruleError(line int) policy.Result {
+	return policy.Result{
+		Origin:     policy.Origin{File: "apps/api/base/deployment.yaml", Line: line, Col: 1, Target: "api/production"},
 		APIVersion: "apps/v1", Kind: "Deployment", Namespace: "production", Name: "api",
-		Policy: "quota", Rule: "max-deployments", Status: StatusError, Action: Enforce,
+		Policy: "quota", Rule: "max-deployments", Status: policy.StatusError, Action: policy.Enforce,
 		Message: `needs cluster data: context entry "count" (apiCall) can only be answered by a cluster`,
 	}
 }
 
-func waivedResult() Result {
-	return Result{
-		Origin:     Origin{File: "apps/batch/base/job.yaml", Line: 4, Col: 5, Target: "batch/production"},
+func waivedResult() policy.Result {
+	return policy.Result{
+		Origin:     policy.Origin{File: "apps/batch/base/job.yaml", Line: 4, Col: 5, Target: "batch/production"},
 		APIVersion: "batch/v1", Kind: "Job", Namespace: "production", Name: "migrate",
-		Policy: "require-run-as-non-root", Rule: "autogen-run-as-non-root", Status: StatusSkip, Action: Enforce,
+		Policy: "require-run-as-non-root", Rule: "autogen-run-as-non-root", Status: policy.StatusSkip, Action: policy.Enforce,
 		Message: "skipped", Exception: "waiver: the vendor image needs root, OPS-7",
 	}
 }
 
-func excepted() Result {
+func excepted() policy.Result {
 	r := waivedResult()
 	r.Name, r.Exception = "seed", "platform/legacy-seed (ticket OPS-123)"
 	return r
 }
 
 // plainReport is what check prints without --base. shift moves every line.
-func plainReport(shift int) *Report {
-	rs := []Result{probeFinding(12 + shift), privilegedFinding(20 + shift), latestFinding(18 + shift), ruleError(1 + shift), waivedResult(), excepted()}
-	SortResults(rs)
-	return &Report{
-		Summary: Summary{Targets: 4, Files: 9, Resources: 12, Policies: 11, Pass: 30, Fail: 3, Error: 1, Skip: 2, Blocking: 3},
+func plainReport(shift int) *policy.Report {
+	rs := []policy.Result{probeFinding(12 + shift), privilegedFinding(20 + shift), latestFinding(18 + shift), ruleError(1 + shift), waivedResult(), excepted()}
+	policy.SortResults(rs)
+	return &policy.Report{
+		Summary: policy.Summary{Targets: 4, Files: 9, Resources: 12, Policies: 11, Pass: 30, Fail: 3, Error: 1, Skip: 2, Blocking: 3},
 		Results: rs,
-		Errors:  []error{&InputError{Origin: Origin{File: "apps/bad/broken.yaml", Line: 3}, Err: fmt.Errorf("malformed YAML: mapping values are not allowed here")}},
+		Errors:  []error{&policy.InputError{Origin: policy.Origin{File: "apps/bad/broken.yaml", Line: 3}, Err: fmt.Errorf("malformed YAML: mapping values are not allowed here")}},
 		Notices: []string{"policies/old.yaml:4: PolicyException/platform/old (ticket OPS-1) expired (gitgate.dev/expires: 2026-01-31)"},
 	}
 }
@@ -95,32 +97,32 @@ const apiDiff = `--- base/api/production
 
 // mrReport is what check --base prints: the privilege escalation is new, the missing
 // probe was already on main, and main's latest tag is fixed.
-func mrReport(shift int) *Report {
+func mrReport(shift int) *policy.Report {
 	rep := plainReport(shift)
 	for i := range rep.Results {
 		switch rep.Results[i].Policy {
 		case "disallow-privilege-escalation":
-			rep.Results[i].Baseline = BaselineNew
+			rep.Results[i].Baseline = policy.BaselineNew
 		case "require-probes", "quota":
-			rep.Results[i].Baseline = BaselineUnchanged
+			rep.Results[i].Baseline = policy.BaselineUnchanged
 		}
 	}
-	var fixed []Result
+	var fixed []policy.Result
 	for i, r := range rep.Results {
 		if r.Policy == "disallow-latest-tag" {
-			r.Baseline = BaselineFixed
+			r.Baseline = policy.BaselineFixed
 			fixed = append(fixed, r)
 			rep.Results = append(rep.Results[:i], rep.Results[i+1:]...)
 			break
 		}
 	}
-	rep.Changes = &Changes{
+	rep.Changes = &policy.Changes{
 		Base: "main", BaseCommit: "0123456789abcdef0123456789abcdef01234567",
 		Files: []string{"apps/web/base/deployment.yaml", "apps/api/overlays/production/kustomization.yaml"},
-		Targets: []TargetChange{
-			{Name: "api/production", State: TargetModified, Diff: apiDiff},
-			{Name: "web/production", State: TargetModified, HeadBlocking: true, Diff: "--- a\n+++ b\n@@ -1 +1 @@\n-a: 1\n+a: 2\n"},
-			{Name: "web/staging", State: TargetModified, BaseBlocking: true},
+		Targets: []policy.TargetChange{
+			{Name: "api/production", State: policy.TargetModified, Diff: apiDiff},
+			{Name: "web/production", State: policy.TargetModified, HeadBlocking: true, Diff: "--- a\n+++ b\n@@ -1 +1 @@\n-a: 1\n+a: 2\n"},
+			{Name: "web/staging", State: policy.TargetModified, BaseBlocking: true},
 		},
 		Fixed: fixed,
 	}
@@ -128,10 +130,14 @@ func mrReport(shift int) *Report {
 	return rep
 }
 
-func render(t *testing.T, format string, rep *Report) []byte {
+func render(t *testing.T, format string, rep *policy.Report) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := Formats[format].Write(&buf, rep); err != nil {
+	w, err := CheckFormats().New(format, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(&buf, rep); err != nil {
 		t.Fatalf("%s: %v", format, err)
 	}
 	return buf.Bytes()
@@ -148,7 +154,7 @@ func TestMRReportFixture(t *testing.T) {
 func TestWriteTextChanges(t *testing.T) {
 	tests := []struct {
 		name     string
-		rep      *Report
+		rep      *policy.Report
 		want     []string // lines that must appear, in this order
 		wantNone []string
 	}{
@@ -182,8 +188,8 @@ func TestWriteTextChanges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := string(render(t, "text", tt.rep))
-			if !strings.HasSuffix(got, "\n"+SummaryLine(tt.rep)+"\n") {
-				t.Errorf("does not end with the summary line %q:\n%s", SummaryLine(tt.rep), got)
+			if !strings.HasSuffix(got, "\n"+summaryLine(tt.rep)+"\n") {
+				t.Errorf("does not end with the summary line %q:\n%s", summaryLine(tt.rep), got)
 			}
 			pos := 0
 			for _, w := range tt.want {
@@ -205,7 +211,7 @@ func TestWriteTextChanges(t *testing.T) {
 func TestWriteJSONChanges(t *testing.T) {
 	tests := []struct {
 		name        string
-		rep         *Report
+		rep         *policy.Report
 		wantChanges bool
 		wantBase    map[string]string // policy -> baseline
 	}{
@@ -254,18 +260,18 @@ func TestWriteJSONChanges(t *testing.T) {
 	}
 }
 
-var updateGolden = flag.Bool("update", false, "rewrite the report golden files in testdata/report")
+var updateGolden = flag.Bool("update", false, "rewrite the report golden files in testdata/golden")
 
 // TestFormatsGolden pins every format's exact output for both reports; the files in
-// testdata/report are what a reviewer reads to see a format. Refresh with
-// go test ./policy/ -run TestFormatsGolden -update.
+// testdata/golden are what a reviewer reads to see a format. Refresh with
+// go test ./report/ -run TestFormatsGolden -update.
 func TestFormatsGolden(t *testing.T) {
 	ext := map[string]string{"text": "txt", "json": "json", "sarif": "sarif", "junit": "xml", "codequality": "json", "markdown": "md"}
-	for _, format := range FormatNames() {
-		for name, rep := range map[string]*Report{"plain": plainReport(0), "mr": mrReport(0)} {
+	for _, format := range CheckFormats().Names() {
+		for name, rep := range map[string]*policy.Report{"plain": plainReport(0), "mr": mrReport(0)} {
 			t.Run(format+"/"+name, func(t *testing.T) {
 				got := render(t, format, rep)
-				file := filepath.Join("testdata", "report", name+"."+format+"."+ext[format])
+				file := filepath.Join("testdata", "golden", name+"."+format+"."+ext[format])
 				if *updateGolden {
 					if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 						t.Fatal(err)

@@ -1,6 +1,8 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"encoding/xml"
 	"strings"
 	"testing"
@@ -96,11 +98,11 @@ func TestWriteJUnit(t *testing.T) {
 	second := privilegedFinding(40)
 	second.Name, second.Message = "web-canary", "validation error: allowPrivilegeEscalation must be false"
 	two.Results = append(two.Results, second)
-	SortResults(two.Results)
+	policy.SortResults(two.Results)
 
 	tests := []struct {
 		name       string
-		rep        *Report
+		rep        *policy.Report
 		wantTotals [4]int // tests, failures, errors, skipped
 		want       []junitRow
 	}{
@@ -123,7 +125,7 @@ func TestWriteJUnit(t *testing.T) {
 		},
 		{
 			name:       "one failure per failing resource",
-			rep:        &Report{Results: []Result{privilegedFinding(20), second}},
+			rep:        &policy.Report{Results: []policy.Result{privilegedFinding(20), second}},
 			wantTotals: [4]int{1, 1, 0, 0},
 			want: []junitRow{
 				{Suite: "web/production", Class: "web/production", Name: "disallow-privilege-escalation/autogen-privilege-escalation",
@@ -135,7 +137,7 @@ func TestWriteJUnit(t *testing.T) {
 		},
 		{
 			name:       "plain manifests: a suite per file",
-			rep:        &Report{Results: []Result{{Origin: Origin{File: "deploy/web.yaml", Line: 3}, Kind: "Pod", Name: "web", Policy: "p", Rule: "r", Status: StatusFail, Action: Enforce, Message: "bad\x00byte"}}},
+			rep:        &policy.Report{Results: []policy.Result{{Origin: policy.Origin{File: "deploy/web.yaml", Line: 3}, Kind: "Pod", Name: "web", Policy: "p", Rule: "r", Status: policy.StatusFail, Action: policy.Enforce, Message: "bad\x00byte"}}},
 			wantTotals: [4]int{1, 1, 0, 0},
 			want: []junitRow{
 				{Suite: "deploy/web.yaml", Class: "deploy/web.yaml", Name: "p/r", Failures: []string{"Enforce: Pod/web: bad\uFFFDbyte"}},

@@ -1,6 +1,8 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"bytes"
 	"encoding/json"
 	"os"
@@ -94,7 +96,7 @@ func TestWriteSARIF(t *testing.T) {
 	schema := sarifValidator(t)
 	tests := []struct {
 		name      string
-		rep       *Report
+		rep       *policy.Report
 		wantRules map[string]string // id -> default level
 		wantRows  []sarifRow
 	}{
@@ -168,7 +170,7 @@ func TestWriteSARIF(t *testing.T) {
 				if run.Tool.Driver.Rules[r.RuleIndex].ID != r.RuleID {
 					t.Errorf("result %s points at rule %d", r.RuleID, r.RuleIndex)
 				}
-				fp := r.PartialFingerprints[SARIFFingerprint]
+				fp := r.PartialFingerprints[sarifFingerprint]
 				if fp == "" || prints[fp] {
 					t.Errorf("result %s: fingerprint %q missing or repeated", r.RuleID, fp)
 				}
@@ -194,16 +196,16 @@ func TestWriteSARIF(t *testing.T) {
 	}
 }
 
-// Fingerprints survive moved lines: GitHub matches alerts across commits by them.
+// fingerprints survive moved lines: GitHub matches alerts across commits by them.
 func TestSARIFFingerprintsStable(t *testing.T) {
-	prints := func(rep *Report) []string {
+	prints := func(rep *policy.Report) []string {
 		var got sarifGot
 		if err := json.Unmarshal(render(t, "sarif", rep), &got); err != nil {
 			t.Fatal(err)
 		}
 		var out []string
 		for _, r := range got.Runs[0].Results {
-			out = append(out, r.RuleID+" "+r.PartialFingerprints[SARIFFingerprint])
+			out = append(out, r.RuleID+" "+r.PartialFingerprints[sarifFingerprint])
 		}
 		return out
 	}
@@ -214,7 +216,7 @@ func TestSARIFFingerprintsStable(t *testing.T) {
 }
 
 func TestSARIFEmptyReportIsValid(t *testing.T) {
-	validateSARIF(t, sarifValidator(t), render(t, "sarif", &Report{}))
+	validateSARIF(t, sarifValidator(t), render(t, "sarif", &policy.Report{}))
 }
 
 // The schema check is real: a log that breaks it is refused.

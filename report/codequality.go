@@ -1,6 +1,8 @@
-package policy
+package report
 
 import (
+	"github.com/gitgate/gitgate/policy"
+
 	"encoding/json"
 	"io"
 	"strings"
@@ -27,10 +29,10 @@ type codeQualityLines struct {
 	Begin int `json:"begin"`
 }
 
-// CodeQualitySeverity maps a finding to GitLab's severities: an Enforce finding is
+// codeQualitySeverity maps a finding to GitLab's severities: an Enforce finding is
 // blocker when its policy's severity is high or critical, else critical; an Audit one
 // is major (high, critical), minor (medium or unset) or info (low, info).
-func CodeQualitySeverity(r Result) string {
+func codeQualitySeverity(r policy.Result) string {
 	sev := strings.ToLower(r.Severity)
 	high := sev == "high" || sev == "critical"
 	if r.Blocking() {
@@ -48,24 +50,24 @@ func CodeQualitySeverity(r Result) string {
 	return "minor"
 }
 
-// WriteCodeQuality writes a GitLab Code Quality report: a JSON array with an issue per
+// writeCodeQuality writes a GitLab Code Quality report: a JSON array with an issue per
 // finding (fail, warn, error) of the head revision. GitLab compares the reports of the
 // base and head pipelines itself, so the fingerprint is what must not move: a hash of
 // FindingKey (target, resource identity, policy/rule, failing field) and the message,
 // never the line.
-func WriteCodeQuality(w io.Writer, rep *Report) error {
-	var findings []Result
+func writeCodeQuality(w io.Writer, rep *policy.Report) error {
+	var findings []policy.Result
 	for _, r := range rep.Results {
 		if r.Finding() {
 			findings = append(findings, r)
 		}
 	}
-	prints := Fingerprints(findings, func(r Result) string { return CleanMessage(r.Message) })
+	prints := fingerprints(findings, func(r policy.Result) string { return policy.CleanMessage(r.Message) })
 	issues := make([]codeQualityIssue, 0, len(findings))
 	for i, r := range findings {
-		desc := r.ResourceID() + ": " + CleanMessage(r.Message)
-		if r.Status == StatusError {
-			desc = r.ResourceID() + ": could not evaluate: " + CleanMessage(r.Message)
+		desc := r.ResourceID() + ": " + policy.CleanMessage(r.Message)
+		if r.Status == policy.StatusError {
+			desc = r.ResourceID() + ": could not evaluate: " + policy.CleanMessage(r.Message)
 		}
 		if r.Origin.Target != "" {
 			desc += " [" + r.Origin.Target + "]"
@@ -76,11 +78,11 @@ func WriteCodeQuality(w io.Writer, rep *Report) error {
 		}
 		issues = append(issues, codeQualityIssue{
 			Type:        "issue",
-			CheckName:   RuleID(r),
+			CheckName:   ruleID(r),
 			Description: desc,
 			Categories:  []string{cat},
 			Fingerprint: prints[i],
-			Severity:    CodeQualitySeverity(r),
+			Severity:    codeQualitySeverity(r),
 			Location:    codeQualityLocation{Path: r.Origin.File, Lines: codeQualityLines{Begin: max(r.Origin.Line, 1)}},
 		})
 	}
