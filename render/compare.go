@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/gitgate/gitgate/internal/git"
 	"io/fs"
 	"os"
 	"reflect"
@@ -83,7 +84,7 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 		for _, t := range onBase {
 			all = append(all, deps.deps(t)...)
 		}
-		if err := Materialize(base.FS, all, dir); err != nil {
+		if err := git.Materialize(base.FS, all, dir); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Errorf("base revision: %w", err))
 			return rep
 		}
