@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitgate/gitgate/internal/git/gittest"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/go-git/go-billy/v5/memfs"
 	"github.com/go-git/go-billy/v5/osfs"
@@ -388,5 +389,28 @@ func TestReloadRepoDirectory(t *testing.T) {
 	}
 	if ok, msg := judge(t, r); ok || !strings.Contains(msg, "repo v1") {
 		t.Fatalf("after a broken .gitgate.yaml: allowed=%v msg=%q, want the last good set", ok, msg)
+	}
+}
+
+// serve --git-ref COMMIT on a remote: the commit (full or short) is fetched, then read;
+// it never moves, so a second snapshot contacts nobody.
+func TestReloadGitRemoteCommit(t *testing.T) {
+	repo := gittest.Init(t, "")
+	c1 := repo.CommitFiles("one", map[string]string{"policies/deny.yaml": denyKindPolicy("deny-cm", "ConfigMap", "commit one")})
+	repo.CommitFiles("two", map[string]string{"policies/deny.yaml": denyKindPolicy("deny-cm", "ConfigMap", "commit two")})
+	url, packs := gittest.HTTPServer(t, repo.Dir, "")
+	for _, ref := range []string{c1, c1[:8]} {
+		src := &GitSource{URL: url, Ref: ref}
+		snap, err := src.Snapshot(context.Background())
+		if err != nil {
+			t.Fatalf("ref %s: %v", ref, err)
+		}
+		if !strings.HasPrefix(snap.Version, c1) {
+			t.Fatalf("ref %s: version %s, want commit %s", ref, snap.Version, c1)
+		}
+		n := packs.Load()
+		if again, err := src.Snapshot(context.Background()); err != nil || again != snap || packs.Load() != n {
+			t.Fatalf("ref %s: a commit was fetched again (%v)", ref, err)
+		}
 	}
 }

@@ -10,6 +10,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	gitsrc "github.com/gitgate/gitgate/internal/git"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,7 +47,7 @@ func TestBenchCorpus(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := newGitRepo(t, files)
-	src := Source{URL: "file://" + g.bare, CacheDir: t.TempDir()}
+	src := gitsrc.Source{URL: "file://" + g.bare, CacheDir: t.TempDir()}
 
 	fetchStart := time.Now()
 	co, err := src.Fetch(ctx)

@@ -13,9 +13,6 @@ import (
 
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/render"
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -221,77 +218,6 @@ ignoreDifferences:
 	}
 	if !a.Ignore[0].matches("apps", "Deployment", "x", "y") || a.Ignore[0].matches("", "Deployment", "x", "y") {
 		t.Error("ignore rule matching")
-	}
-}
-
-// A local repository through file://: fetched into the cache once, the worktree reused,
-// a new commit fetched, tags and commit hashes resolved.
-func TestSourceFetch(t *testing.T) {
-	work := t.TempDir()
-	r, err := git.PlainInit(work, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	commit := func(content string) plumbing.Hash {
-		if err := os.WriteFile(filepath.Join(work, "app.yaml"), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		wt, _ := r.Worktree()
-		if _, err := wt.Add("app.yaml"); err != nil {
-			t.Fatal(err)
-		}
-		h, err := wt.Commit("c", &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Now()}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
-	first := commit("one\n")
-	if _, err := r.CreateTag("v1", first, nil); err != nil {
-		t.Fatal(err)
-	}
-	src := Source{URL: work, CacheDir: t.TempDir()}
-	co, err := src.Fetch(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if co.Commit != first.String() || co.Ref != "refs/heads/master" {
-		t.Fatalf("checkout = %+v, want %s on master", co, first)
-	}
-	if b, _ := os.ReadFile(filepath.Join(co.Dir, "app.yaml")); string(b) != "one\n" {
-		t.Fatalf("worktree file = %q", b)
-	}
-	if _, err := os.Stat(filepath.Join(co.Dir, ".git")); err == nil {
-		t.Fatal("the worktree holds .git")
-	}
-	second := commit("two\n")
-	co2, err := src.Fetch(context.Background())
-	if err != nil || co2.Commit != second.String() {
-		t.Fatalf("after a new commit: %+v %v", co2, err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(co2.Dir, "app.yaml")); string(b) != "two\n" {
-		t.Fatalf("worktree file after the new commit = %q", b)
-	}
-	for rev, want := range map[string]plumbing.Hash{"v1": first, "master": second, first.String(): first} {
-		s := src
-		s.Revision = rev
-		co, err := s.Fetch(context.Background())
-		if err != nil || co.Commit != want.String() {
-			t.Errorf("revision %s: %+v %v, want %s", rev, co, err, want)
-		}
-	}
-	s := src
-	s.Revision = "no-such-branch"
-	if _, err := s.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "no-such-branch") {
-		t.Errorf("unknown revision: %v", err)
-	}
-	s = Source{URL: filepath.Join(work, "missing")}
-	if _, err := s.Fetch(context.Background()); err == nil {
-		t.Error("a missing path is not an error")
-	}
-	s = Source{URL: "https://127.0.0.1:1/x.git", TokenEnv: "GITGATE_TEST_UNSET_TOKEN", CacheDir: t.TempDir()}
-	if _, err := s.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "GITGATE_TEST_UNSET_TOKEN") {
-		t.Errorf("an empty token variable: %v", err)
 	}
 }
 

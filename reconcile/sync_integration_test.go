@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	gitsrc "github.com/gitgate/gitgate/internal/git"
 	"io"
 	"net"
 	"net/http"
@@ -292,7 +293,7 @@ type harness struct {
 	t    *testing.T
 	e    *env
 	git  *gitRepo
-	src  Source
+	src  gitsrc.Source
 	gate *policy.Gate
 }
 
@@ -302,7 +303,7 @@ func newHarness(t *testing.T, e *env) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, e: e, git: g, src: Source{URL: "file://" + g.bare, CacheDir: t.TempDir()}, gate: gate}
+	return &harness{t: t, e: e, git: g, src: gitsrc.Source{URL: "file://" + g.bare, CacheDir: t.TempDir()}, gate: gate}
 }
 
 func (h *harness) checkout(ctx context.Context) (render.Repo, string, []App) {

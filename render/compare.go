@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/gitgate/gitgate/internal/git"
 	"os"
 	"reflect"
 	"sort"
@@ -81,7 +82,7 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 		for _, t := range onBase {
 			all = append(all, deps.deps(t)...)
 		}
-		if err := Materialize(base.FS, all, dir); err != nil {
+		if err := git.Materialize(base.FS, all, dir); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Errorf("base revision: %w", err))
 			return rep
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/gitgate/gitgate/internal/git"
 	"io"
 	"os"
 	"path"
@@ -251,7 +252,7 @@ func renderRepo(dir string, cfg *policy.Config) render.Repo {
 // checkChange is merge-request mode: the targets the change affects, rendered and gated
 // at the merge base and at head, their findings classified as new, fixed or unchanged.
 func (o *checkOptions) checkChange(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []string, cfg *policy.Config, opts policy.CheckOptions, progress func(done, total int), stderr io.Writer) (*policy.Report, error) {
-	ch, err := render.OpenChange(root, o.base, render.ChangeOptions{Staged: o.staged})
+	ch, err := git.OpenChange(root, o.base, git.ChangeOptions{Staged: o.staged})
 	if err != nil {
 		return nil, err
 	}
@@ -261,16 +262,16 @@ func (o *checkOptions) checkChange(cmd *cobra.Command, root string, gate *policy
 
 	// A change to the policies, the values file or .gitgate.yaml re-evaluates every
 	// target: at base under the base's policies, at head under head's.
-	policiesChanged := render.ChangedUnder(ch.Files, policy.ConfigFile)
+	policiesChanged := git.ChangedUnder(ch.Files, policy.ConfigFile)
 	for _, d := range exclude {
-		policiesChanged = policiesChanged || render.ChangedUnder(ch.Files, d)
+		policiesChanged = policiesChanged || git.ChangedUnder(ch.Files, d)
 	}
 	if v := o.gate.values; v != "" {
 		for _, r := range repoRelative(display, []string{filepath.ToSlash(v)}) {
-			policiesChanged = policiesChanged || render.ChangedUnder(ch.Files, r)
+			policiesChanged = policiesChanged || git.ChangedUnder(ch.Files, r)
 		}
 	} else if cfg.Values != "" {
-		policiesChanged = policiesChanged || render.ChangedUnder(ch.Files, cfg.Values)
+		policiesChanged = policiesChanged || git.ChangedUnder(ch.Files, cfg.Values)
 	}
 	baseGate, baseCfg := gate, cfg
 	var notices []string
@@ -291,7 +292,7 @@ func (o *checkOptions) checkChange(cmd *cobra.Command, root string, gate *policy
 		if v := o.gate.values; v != "" {
 			deps = append(deps, repoRelative(display, []string{filepath.ToSlash(v)})...)
 		}
-		err = render.Materialize(ch.BaseFS, deps, dir)
+		err = git.Materialize(ch.BaseFS, deps, dir)
 		if err == nil {
 			flags := o.gate.rebase(root, dir)
 			baseGate, _, baseCfg, err = flags.openWithConfig(dir, io.Discard)

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/admission"
+	"github.com/gitgate/gitgate/internal/git"
 	"github.com/gitgate/gitgate/policy"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
@@ -155,15 +155,10 @@ func (o *serveOptions) run(cmd *cobra.Command, stderr io.Writer) error {
 	if o.gitURL != "" {
 		src := &admission.GitSource{URL: o.gitURL, Ref: o.gitRef, Path: o.gitPath}
 		if o.gitCredentials != "" {
-			data, err := os.ReadFile(o.gitCredentials)
-			if err != nil {
-				return fail("--git-credentials-file: %v", err)
+			src.Auth = git.Auth{CredentialsFile: o.gitCredentials, Flags: git.AuthFlags{CredentialsFile: "--git-credentials-file"}}
+			if err := src.Auth.Validate(); err != nil {
+				return fail("%v", err)
 			}
-			user, token, ok := strings.Cut(strings.TrimSpace(string(data)), ":")
-			if !ok || token == "" {
-				return fail("--git-credentials-file %s: want one line USERNAME:TOKEN", o.gitCredentials)
-			}
-			src.Auth = &githttp.BasicAuth{Username: user, Password: token}
 		}
 		sources = append(sources, src)
 	} else if o.gitRef != "" || o.gitPath != "" || o.gitCredentials != "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/gitgate/gitgate/internal/git"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -26,19 +27,20 @@ import (
 
 // sourceFlags name the Git repository sync and report read.
 type sourceFlags struct {
-	src  reconcile.Source
+	src  git.Source
 	apps []string
 	path string
 }
 
 func (f *sourceFlags) BindFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&f.src.Revision, "revision", "", "branch, tag or commit (default: the remote's HEAD)")
+	fs.StringVar(&f.src.Ref, "revision", "", "branch, tag or commit (default: the remote's HEAD)")
 	fs.StringVar(&f.src.CacheDir, "cache-dir", "", "where fetched objects and worktrees are kept between runs (default: $XDG_CACHE_HOME/gitgate/sync)")
-	fs.StringVar(&f.src.Username, "git-username", "", `https user name sent with the token (default "git")`)
-	fs.StringVar(&f.src.TokenEnv, "git-token-env", "", "environment variable holding an https token")
-	fs.StringVar(&f.src.TokenFile, "git-token-file", "", "file holding an https token (a mounted Secret)")
-	fs.StringVar(&f.src.SSHKeyFile, "ssh-key", "", "private key for ssh URLs (passphrase: $GITGATE_SSH_KEY_PASSPHRASE)")
-	fs.StringVar(&f.src.KnownHostsFile, "known-hosts", "", "known_hosts for ssh URLs (default: $SSH_KNOWN_HOSTS, ~/.ssh/known_hosts)")
+	fs.StringVar(&f.src.Auth.Username, "git-username", "", `https user name sent with the token (default "git")`)
+	fs.StringVar(&f.src.Auth.TokenEnv, "git-token-env", "", "environment variable holding an https token")
+	fs.StringVar(&f.src.Auth.TokenFile, "git-token-file", "", "file holding an https token (a mounted Secret)")
+	fs.StringVar(&f.src.Auth.SSHKeyFile, "ssh-key", "", "private key for ssh URLs (passphrase: $GITGATE_SSH_KEY_PASSPHRASE)")
+	fs.StringVar(&f.src.Auth.KnownHostsFile, "known-hosts", "", "known_hosts for ssh URLs (default: $SSH_KNOWN_HOSTS, ~/.ssh/known_hosts)")
+	f.src.Auth.Flags = git.AuthFlags{TokenEnv: "--git-token-env", TokenFile: "--git-token-file", SSHKey: "--ssh-key", KnownHosts: "--known-hosts"}
 	fs.StringArrayVar(&f.apps, "app", nil, "sync only apps with this name (glob, repeatable)")
 	fs.StringVar(&f.path, "path", "", "sync only the targets under this repository path, each as an app")
 }

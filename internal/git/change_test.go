@@ -1,4 +1,4 @@
-package render
+package git
 
 import (
 	"io/fs"
@@ -8,17 +8,19 @@ import (
 	"testing"
 	"time"
 
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
+	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gitgate/gitgate/internal/git/gittest"
 )
 
 // TestOpenChange: the change since the merge base counts committed, staged, unstaged
 // and untracked files (or only staged ones with Staged), and the base revision reads
 // as the merge base had it without a checkout; Materialize writes just what is asked.
 func TestOpenChange(t *testing.T) {
-	repo := writeRepo(t, map[string]string{
+	repo := gittest.Init(t, "")
+	repo.Write(map[string]string{
 		"apps/web/kustomization.yaml": "resources: [a.yaml]\n",
 		"apps/web/a.yaml":             "a: base\n",
 		"apps/web/gone.yaml":          "gone: base\n",
@@ -26,43 +28,12 @@ func TestOpenChange(t *testing.T) {
 		"apps/api/link.yaml":          "->b.yaml",
 		"docs/README.md":              "docs\n",
 	})
-	g, err := git.PlainInit(repo.Dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wt, _ := g.Worktree()
-	commit := func(msg string) plumbing.Hash {
-		if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-			t.Fatal(err)
-		}
-		h, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Unix(1700000000, 0)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
-	base := commit("base")
-	if err := g.Storer.SetReference(plumbing.NewHashReference("refs/heads/main", base)); err != nil {
-		t.Fatal(err)
-	}
-	write := func(p, s string) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(repo.Dir, p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(repo.Dir, p), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("apps/web/a.yaml", "a: committed\n")
-	os.Remove(filepath.Join(repo.Dir, "apps/web/gone.yaml"))
-	commit("branch")
-	write("apps/api/b.yaml", "b: staged\n")
-	if _, err := wt.Add("apps/api/b.yaml"); err != nil {
-		t.Fatal(err)
-	}
-	write("docs/README.md", "unstaged\n")
-	write("apps/new/c.yaml", "c: untracked\n")
+	base := repo.Commit("base")
+	repo.Branch("main", base)
+	repo.CommitFiles("branch", map[string]string{"apps/web/a.yaml": "a: committed\n", "apps/web/gone.yaml": ""})
+	repo.Write(map[string]string{"apps/api/b.yaml": "b: staged\n"})
+	repo.Stage("apps/api/b.yaml")
+	repo.Write(map[string]string{"docs/README.md": "unstaged\n", "apps/new/c.yaml": "c: untracked\n"})
 
 	for _, tc := range []struct {
 		staged bool
@@ -78,7 +49,7 @@ func TestOpenChange(t *testing.T) {
 		if diff := cmp.Diff(tc.want, ch.Files); diff != "" {
 			t.Errorf("staged=%v: changed files (-want +got)\n%s", tc.staged, diff)
 		}
-		if ch.BaseCommit != base.String() {
+		if ch.BaseCommit != base {
 			t.Errorf("base commit %s, want %s", ch.BaseCommit, base)
 		}
 		for p, want := range map[string]string{"apps/web/a.yaml": "a: base\n", "apps/web/gone.yaml": "gone: base\n", "apps/api/b.yaml": "b: base\n"} {
@@ -136,7 +107,8 @@ func TestOpenChange(t *testing.T) {
 // TestWorktreeChangesMatchesStatus: the one-walk change detection agrees with go-git's
 // Worktree.Status on staged, unstaged, untracked, ignored and deleted files.
 func TestWorktreeChangesMatchesStatus(t *testing.T) {
-	repo := writeRepo(t, map[string]string{
+	repo := struct{ Dir string }{t.TempDir()}
+	writeFiles(t, repo.Dir, map[string]string{
 		".gitignore":           "*.log\nbuild/\n",
 		"apps/web/a.yaml":      "a: 1\n",
 		"apps/web/b.yaml":      "b: 1\n",
@@ -146,15 +118,15 @@ func TestWorktreeChangesMatchesStatus(t *testing.T) {
 		"charts/x/Chart.yaml":  "name: x\n",
 		"charts/x/values.yaml": "v: 1\n",
 	})
-	g, err := git.PlainInit(repo.Dir, false)
+	g, err := gogit.PlainInit(repo.Dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wt, _ := g.Worktree()
-	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
+	if err := wt.AddWithOptions(&gogit.AddOptions{All: true}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := wt.Commit("base", &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Unix(1700000000, 0)}})
+	h, err := wt.Commit("base", &gogit.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Unix(1700000000, 0)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +151,7 @@ func TestWorktreeChangesMatchesStatus(t *testing.T) {
 		for _, staged := range []bool{false, true} {
 			want := []string{}
 			for p, s := range st {
-				if s.Staging != git.Unmodified && s.Staging != git.Untracked || !staged && s.Worktree != git.Unmodified {
+				if s.Staging != gogit.Unmodified && s.Staging != gogit.Untracked || !staged && s.Worktree != gogit.Unmodified {
 					want = append(want, p)
 				}
 			}
@@ -215,4 +187,17 @@ func TestWorktreeChangesMatchesStatus(t *testing.T) {
 	}
 	write("charts/x/values.yaml", "v: 3\n") // staged, then changed again
 	check("staged")
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

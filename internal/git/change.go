@@ -1,4 +1,4 @@
-package render
+package git
 
 import (
 	"errors"
@@ -10,8 +10,7 @@ import (
 	"sort"
 	"strings"
 
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
+	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -68,7 +67,7 @@ func OpenChange(dir, rev string, opts ChangeOptions) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	repo, err := git.PlainOpenWithOptions(abs, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
+	repo, err := gogit.PlainOpenWithOptions(abs, &gogit.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
 	if err != nil {
 		return nil, fmt.Errorf("%s: not inside a Git repository (%w); --base needs one", dir, err)
 	}
@@ -98,13 +97,13 @@ func OpenChange(dir, rev string, opts ChangeOptions) (*Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: HEAD commit: %w", top, err)
 	}
-	h, err := repo.ResolveRevision(plumbing.Revision(rev))
+	_, h, err := resolveLocal(repo, rev)
 	if err != nil {
 		return nil, &RevisionError{Rev: rev, Err: errors.New("not found in this clone")}
 	}
-	baseCommit, err := repo.CommitObject(*h)
+	baseCommit, err := peel(repo, h)
 	if err != nil {
-		return nil, &RevisionError{Rev: rev, Err: fmt.Errorf("commit %s is not in this clone", h.String()[:12])}
+		return nil, &RevisionError{Rev: rev, Err: fmt.Errorf("commit %s is not in this clone", short(h))}
 	}
 	bases, err := baseCommit.MergeBase(headCommit)
 	if err != nil || len(bases) == 0 {
@@ -145,8 +144,8 @@ func OpenChange(dir, rev string, opts ChangeOptions) (*Change, error) {
 			return nil, fmt.Errorf("%s: status: %w", top, err)
 		}
 		for p, s := range st {
-			staged := s.Staging != git.Unmodified && s.Staging != git.Untracked
-			if staged || !opts.Staged && s.Worktree != git.Unmodified {
+			staged := s.Staging != gogit.Unmodified && s.Staging != gogit.Untracked
+			if staged || !opts.Staged && s.Worktree != gogit.Unmodified {
 				changed[filepath.ToSlash(p)] = true
 			}
 		}

@@ -1,4 +1,4 @@
-package render
+package git
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	git "github.com/go-git/go-git/v5"
+	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
@@ -26,7 +26,7 @@ import (
 // tries of both sides and costs seconds on a monorepo; this is what a merge-request
 // check of one changed app should cost. staged leaves unstaged and untracked files out.
 // ok=false asks the caller to use Worktree.Status (conflicts in the index, submodules).
-func worktreeChanges(repo *git.Repository, top string, head *object.Tree, staged bool) (changed map[string]bool, ok bool) {
+func worktreeChanges(repo *gogit.Repository, top string, head *object.Tree, staged bool) (changed map[string]bool, ok bool) {
 	idx, err := repo.Storer.Index()
 	if err != nil {
 		return nil, false
@@ -150,7 +150,7 @@ type indexTree struct {
 
 // stagedChanges adds the paths whose index entry differs from HEAD. It hashes the
 // index's directories as Git trees and descends only where a hash differs from HEAD's.
-func stagedChanges(repo *git.Repository, idx *index.Index, head *object.Tree, changed map[string]bool) bool {
+func stagedChanges(repo *gogit.Repository, idx *index.Index, head *object.Tree, changed map[string]bool) bool {
 	root := &indexTree{files: map[string]*index.Entry{}, dirs: map[string]*indexTree{}}
 	for _, e := range idx.Entries {
 		t := root

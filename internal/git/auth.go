@@ -1,0 +1,129 @@
+package git
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+)
+
+// Auth says how to authenticate to a remote: for HTTP a token (from an environment
+// variable, a file, or a USERNAME:TOKEN credentials file), for SSH a private key checked
+// against known_hosts. The zero Auth is anonymous (and the ssh agent for SSH URLs).
+// Secrets are read when a remote is contacted, so a rotated Secret file is picked up.
+type Auth struct {
+	// Username for HTTP with a token (default "git"); the token is the password.
+	Username string
+	// TokenEnv names an environment variable holding an HTTP token; TokenFile a file
+	// (it wins over TokenEnv).
+	TokenEnv  string
+	TokenFile string
+	// CredentialsFile holds one line USERNAME:TOKEN for HTTP (a mounted Secret).
+	CredentialsFile string
+	// SSHKeyFile is a private key for SSH URLs (passphrase: $GITGATE_SSH_KEY_PASSPHRASE);
+	// KnownHostsFile the known_hosts to check the server against (default:
+	// $SSH_KNOWN_HOSTS, ~/.ssh/known_hosts).
+	SSHKeyFile     string
+	KnownHostsFile string
+	// Flags names the options above as the running command spells them, for messages;
+	// an empty name is described generically.
+	Flags AuthFlags
+}
+
+// AuthFlags are the command-line names of Auth's options (e.g. "--known-hosts").
+type AuthFlags struct {
+	TokenEnv, TokenFile, CredentialsFile, SSHKey, KnownHosts string
+}
+
+func flagOr(flag, generic string) string {
+	if flag != "" {
+		return flag
+	}
+	return generic
+}
+
+// SSHKeyPassphraseEnv holds the passphrase of Auth.SSHKeyFile.
+const SSHKeyPassphraseEnv = "GITGATE_SSH_KEY_PASSPHRASE"
+
+// Validate reads what Auth names that does not depend on the URL (the token variable,
+// the token and credentials files), so a command can refuse a broken setting at start.
+func (a Auth) Validate() error {
+	_, _, err := a.httpCredentials()
+	return err
+}
+
+// httpCredentials is the user and token for HTTP, empty token: none.
+func (a Auth) httpCredentials() (user, token string, err error) {
+	user = a.Username
+	if a.TokenEnv != "" {
+		token = os.Getenv(a.TokenEnv)
+		if token == "" {
+			return "", "", fmt.Errorf("environment variable %s is empty; export the token or drop %s", a.TokenEnv, flagOr(a.Flags.TokenEnv, "the token variable"))
+		}
+	}
+	if a.TokenFile != "" {
+		b, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			return "", "", fmt.Errorf("read token: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if a.CredentialsFile != "" {
+		name := flagOr(a.Flags.CredentialsFile, "credentials file")
+		b, err := os.ReadFile(a.CredentialsFile)
+		if err != nil {
+			return "", "", fmt.Errorf("%s: %w", name, err)
+		}
+		u, t, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+		if !ok || t == "" || strings.Contains(t, "\n") {
+			return "", "", fmt.Errorf("%s %s: want one line USERNAME:TOKEN", name, a.CredentialsFile)
+		}
+		user, token = u, t
+	}
+	if user == "" {
+		user = "git"
+	}
+	return user, token, nil
+}
+
+// method builds go-git's authentication for ep, and lists the secrets it holds so
+// errors can be redacted.
+func (a Auth) method(ep Endpoint) (transport.AuthMethod, []string, error) {
+	var secrets []string
+	if u, err := url.Parse(ep.Raw); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			secrets = append(secrets, p)
+		}
+	}
+	switch ep.Kind {
+	case HTTP:
+		user, token, err := a.httpCredentials()
+		if err != nil || token == "" {
+			return nil, secrets, err
+		}
+		return &githttp.BasicAuth{Username: user, Password: token}, append(secrets, token), nil
+	case SSH:
+		if a.SSHKeyFile == "" {
+			return nil, secrets, nil // go-git falls back to the ssh agent
+		}
+		keys, err := gitssh.NewPublicKeysFromFile(ep.sshUser(), a.SSHKeyFile, os.Getenv(SSHKeyPassphraseEnv))
+		if err != nil {
+			return nil, secrets, fmt.Errorf("ssh key %s: %w", a.SSHKeyFile, err)
+		}
+		var files []string
+		if a.KnownHostsFile != "" {
+			files = []string{a.KnownHostsFile}
+		}
+		cb, err := gitssh.NewKnownHostsCallback(files...)
+		if err != nil {
+			return nil, secrets, fmt.Errorf("known hosts: %w; give %s", err, flagOr(a.Flags.KnownHosts, "a known_hosts file (or set SSH_KNOWN_HOSTS)"))
+		}
+		keys.HostKeyCallback = cb
+		return keys, secrets, nil
+	}
+	return nil, secrets, nil
+}
