@@ -160,23 +160,27 @@ func (r *Reloader) failed(err error) error {
 
 // Build makes a gate from the command line's options and the source snapshots.
 func Build(base policy.GateOptions, snaps []*Snapshot) (*policy.Gate, error) {
+	// The snapshots' .gitgate.yaml files as one: registries and actions joined, noBuiltin
+	// from any, the first values file. Then the one rule check uses, with the command
+	// line on top (policy.Config.GateOptions): actions: apply here as in check.
+	merged := &policy.Config{Actions: map[string]policy.PolicyAction{}}
 	opts := base
 	opts.PolicyDirs = append([]policy.Source{}, base.PolicyDirs...)
-	opts.Registries = append([]string{}, base.Registries...)
 	for _, s := range snaps {
 		opts.PolicyDirs = append(opts.PolicyDirs, policy.Source{FS: s.Policies, Root: ".", Display: s.Display})
 		if s.Config == nil {
 			continue
 		}
-		if len(base.Registries) == 0 {
-			opts.Registries = append(opts.Registries, s.Config.Registries...)
+		merged.Registries = append(merged.Registries, s.Config.Registries...)
+		merged.NoBuiltin = merged.NoBuiltin || s.Config.NoBuiltin
+		for k, v := range s.Config.Actions {
+			merged.Actions[k] = v
 		}
-		opts.NoBuiltin = opts.NoBuiltin || s.Config.NoBuiltin
 		if opts.Values == nil {
 			opts.Values = s.Values
 		}
 	}
-	return policy.OpenGate(opts)
+	return policy.OpenGate(merged.GateOptions(opts))
 }
 
 // Trigger asks for a reload soon (a watched file changed).

@@ -112,6 +112,58 @@ type ClusterConfig struct {
 	Labels map[string]string `json:"labels,omitempty"`
 }
 
+// GateOptions is the one rule that turns .gitgate.yaml into the gate's options, with
+// the command line's options (flags) on top: registries from the flags win over
+// registries:, noBuiltin from either leaves the bundle out, and actions: always apply
+// (flags have no per-policy actions). The policy directories and the values file are the
+// caller's to load from wherever the repository is (a checkout, a snapshot, a Git tree):
+// PolicyDirs and ValuesFile name them.
+func (c *Config) GateOptions(flags GateOptions) GateOptions {
+	if c == nil {
+		c = &Config{}
+	}
+	opts := flags
+	opts.NoBuiltin = flags.NoBuiltin || c.NoBuiltin
+	if len(flags.Registries) == 0 {
+		opts.Registries = append([]string{}, c.Registries...)
+	}
+	if len(c.Actions) > 0 {
+		opts.Actions = map[string]PolicyAction{}
+		for k, v := range flags.Actions {
+			opts.Actions[k] = v
+		}
+		for k, v := range c.Actions {
+			if _, set := flags.Actions[k]; !set {
+				opts.Actions[k] = v
+			}
+		}
+	}
+	return opts
+}
+
+// DefaultPolicyDir is where a repository keeps its policies when .gitgate.yaml says
+// nothing.
+const DefaultPolicyDir = "policies"
+
+// PolicyDirs are the repository's policy directories, slash-separated and relative to
+// its root: policies: of .gitgate.yaml, else policies/ when the repository (fsys, its
+// root) has that directory, else none.
+func (c *Config) PolicyDirs(fsys fs.FS) []string {
+	if c != nil && len(c.Policies) > 0 {
+		out := make([]string, 0, len(c.Policies))
+		for _, d := range c.Policies {
+			out = append(out, path.Clean(d))
+		}
+		return out
+	}
+	if fsys != nil {
+		if st, err := fs.Stat(fsys, DefaultPolicyDir); err == nil && st.IsDir() {
+			return []string{DefaultPolicyDir}
+		}
+	}
+	return nil
+}
+
 // TargetIncluded reports whether the render target named name is checked: it matches
 // an include pattern (or there are none) and no exclude pattern. Patterns use
 // path.Match on the target name; a pattern matching the name's leading segments

@@ -100,12 +100,13 @@ func RenderRepo(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptio
 		d.Notices = append(d.Notices, notices...)
 		d.Errors = append(d.Errors, errs...)
 		var fresh []Target
-		for _, t := range opts.filter(ts, &d.Notices) {
+		for _, t := range ts {
 			if key := t.Name + "|" + t.Path; !seen[key] {
 				seen[key] = true
 				fresh = append(fresh, t)
 			}
 		}
+		fresh = opts.filter(d, fresh)
 		if len(fresh) == 0 {
 			return out
 		}

@@ -28,14 +28,15 @@ type Discovery struct {
 	Notices []string
 	// Errors are inputs that could not be understood; every other target is still listed.
 	Errors []error
+
+	considered, leftOut int // targets the filter saw and dropped
+	filterNotice        int // 1 + the index of the filter's notice in Notices
 }
 
 // DiscoverOptions configure Discover.
 type DiscoverOptions struct {
 	// Exclude lists repo-relative directories that are not manifests (policy directories).
 	Exclude []string
-	// MaxFileSize bounds the manifest files read while looking for Applications.
-	MaxFileSize int64
 	// RepoURLs identify this repository in Applications' sources (see AppOptions).
 	RepoURLs []string
 	// Environments, when set, are the only environments a chart is rendered for
@@ -46,15 +47,24 @@ type DiscoverOptions struct {
 	Include func(name string) bool
 }
 
-// filter drops the targets Include refuses, saying how many in a notice.
-func (o DiscoverOptions) filter(ts []Target, notices *[]string) []Target {
+// filter drops the targets Include refuses. One notice in d says how many over the
+// whole discovery, app-of-apps children included: it is rewritten, not repeated.
+func (o DiscoverOptions) filter(d *Discovery, ts []Target) []Target {
 	if o.Include == nil {
 		return ts
 	}
 	n := len(ts)
 	ts = slices.DeleteFunc(ts, func(t Target) bool { return !o.Include(t.Name) })
-	if left := n - len(ts); left > 0 {
-		*notices = append(*notices, fmt.Sprintf("%d of %d targets left out by the target filter (targets: in .gitgate.yaml)", left, n))
+	d.considered += n
+	d.leftOut += n - len(ts)
+	if d.leftOut > 0 {
+		msg := fmt.Sprintf("%d of %d targets left out by the target filter (targets: in .gitgate.yaml)", d.leftOut, d.considered)
+		if d.filterNotice > 0 {
+			d.Notices[d.filterNotice-1] = msg
+		} else {
+			d.Notices = append(d.Notices, msg)
+			d.filterNotice = len(d.Notices)
+		}
 	}
 	return ts
 }
@@ -148,7 +158,7 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	}
 	SortTargets(d.Targets)
 	dedupeNames(d.Targets)
-	d.Targets = opts.filter(d.Targets, &d.Notices)
+	d.Targets = opts.filter(d, d.Targets)
 	for _, t := range d.Targets {
 		if t.Kind == Kustomize || t.Kind == Helm {
 			d.NeedsRendering = true
@@ -235,7 +245,7 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 			return nil // chart templates and values are rendered with the chart
 		}
 		info, err := d.Info()
-		if err != nil || opts.MaxFileSize > 0 && info.Size() > opts.MaxFileSize {
+		if err != nil || repo.MaxFileSize > 0 && info.Size() > repo.MaxFileSize {
 			sc.manifests[dir] = append(sc.manifests[dir], p) // the check reports the size
 			return nil
 		}

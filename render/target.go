@@ -74,7 +74,7 @@ type Repo struct {
 	// Clusters are the clusters known to the ApplicationSet clusters generator
 	// (from .gitgate.yaml); with none, that generator is skipped with a notice.
 	Clusters []policy.ClusterConfig
-	// MaxFileSize refuses larger manifest files (0: no limit).
+	// MaxFileSize refuses larger files, when rendering and when discovering (0: no limit).
 	MaxFileSize int64
 	// KubeVersion and APIVersions are Helm's .Capabilities.
 	KubeVersion string

@@ -90,16 +90,20 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 		args = []string{"."}
 	}
 	tuneGC()
-	gate, policyDirs, cfg, err := o.gate.openWithConfig(args[0], stderr)
+	set, err := loadSettings(args[0], o.gate, o.maxFileSize)
+	var gate *policy.Gate
+	if err == nil {
+		gate, err = set.openGate(stderr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "gitgate check: %v\n", err)
 		return exitCodeError{exitError}
 	}
 	opts := policy.DefaultCheckOptions()
-	opts.MaxFileSize = o.maxFileSize
+	opts.MaxFileSize = set.maxFileSize
 	opts.Workers = o.workers
 	opts.Schema = !o.noSchema
-	opts.Exclude = policyDirs
+	opts.Exclude = set.shownPolicyDirs()
 	var renderProgress func(done, total int)
 	if isTerminal(stderr) {
 		opts.Progress = progress(stderr, "checked", "inputs")
@@ -111,13 +115,13 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 			fmt.Fprintf(stderr, "gitgate check: --base takes one repository directory and no --plain\n")
 			return exitCodeError{exitError}
 		}
-		rep, err = o.checkChange(cmd, args[0], gate, policyDirs, cfg, opts, renderProgress, stderr)
+		rep, err = o.checkChange(cmd, set, gate, opts, renderProgress)
 		if err != nil {
 			fmt.Fprintf(stderr, "gitgate check: %v\n", err)
 			return exitCodeError{exitError}
 		}
 	} else if st, err := os.Stat(args[0]); len(args) == 1 && !o.plain && err == nil && st.IsDir() {
-		rep = checkRepo(cmd, args[0], gate, policyDirs, cfg, opts, renderProgress)
+		rep = checkRepo(cmd, set, gate, opts, renderProgress)
 	}
 	if rep == nil { // files, several paths, --plain, or a directory with nothing to render
 		var sources []policy.Source
@@ -182,18 +186,16 @@ func tuneGC() {
 }
 
 // checkRepo is repository mode: discover, render every target in parallel, gate.
-func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []string, cfg *policy.Config, opts policy.CheckOptions, progress func(done, total int)) *policy.Report {
-	abs, _ := filepath.Abs(root)
-	repo := renderRepo(abs, cfg)
-	display := filepath.ToSlash(filepath.Clean(root))
-	exclude := repoRelative(display, policyDirs)
-	dopts := render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize, RepoURLs: cfg.RepoURLs, Environments: cfg.Environments, Include: cfg.TargetIncluded}
+func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int)) *policy.Report {
+	abs, _ := filepath.Abs(set.root)
+	repo := set.repo(abs)
+	display := filepath.ToSlash(filepath.Clean(set.root))
+	dopts := set.discover()
 	d := render.Discover(cmd.Context(), repo, dopts)
 	if !d.NeedsRendering {
 		return nil // plain manifests: checked file by file, with no render targets
 	}
 
-	repo.MaxFileSize = opts.MaxFileSize
 	show := func(p string) string {
 		if display == "." {
 			return p
@@ -239,41 +241,35 @@ func checkRepo(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []
 	return rep
 }
 
-// renderRepo is the repository at dir with the rendering settings of .gitgate.yaml.
-func renderRepo(dir string, cfg *policy.Config) render.Repo {
-	repo := render.Repo{Dir: dir, KubeVersion: cfg.KubeVersion, APIVersions: cfg.APIVersions}
-	if dir != "" {
-		repo.FS = os.DirFS(dir)
-	}
-	repo.Clusters = cfg.Clusters
-	return repo
-}
-
 // checkChange is merge-request mode: the targets the change affects, rendered and gated
 // at the merge base and at head, their findings classified as new, fixed or unchanged.
-func (o *checkOptions) checkChange(cmd *cobra.Command, root string, gate *policy.Gate, policyDirs []string, cfg *policy.Config, opts policy.CheckOptions, progress func(done, total int), stderr io.Writer) (*policy.Report, error) {
+func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int)) (*policy.Report, error) {
+	root := set.root
 	ch, err := git.OpenChange(root, o.base, git.ChangeOptions{Staged: o.staged})
 	if err != nil {
 		return nil, err
 	}
 	abs, _ := filepath.Abs(root)
 	display := filepath.ToSlash(filepath.Clean(root))
-	exclude := repoRelative(display, policyDirs)
+	dopts := set.discover()
 
 	// A change to the policies, the values file or .gitgate.yaml re-evaluates every
 	// target: at base under the base's policies, at head under head's.
 	policiesChanged := git.ChangedUnder(ch.Files, policy.ConfigFile)
-	for _, d := range exclude {
+	for _, d := range dopts.Exclude {
 		policiesChanged = policiesChanged || git.ChangedUnder(ch.Files, d)
 	}
+	values := set.cfg.Values
 	if v := o.gate.values; v != "" {
-		for _, r := range repoRelative(display, []string{filepath.ToSlash(v)}) {
-			policiesChanged = policiesChanged || git.ChangedUnder(ch.Files, r)
+		values = ""
+		if r := repoRelative(display, []string{filepath.ToSlash(v)}); len(r) > 0 {
+			values = r[0]
 		}
-	} else if cfg.Values != "" {
-		policiesChanged = policiesChanged || git.ChangedUnder(ch.Files, cfg.Values)
 	}
-	baseGate, baseCfg := gate, cfg
+	if values != "" {
+		policiesChanged = policiesChanged || git.ChangedUnder(ch.Files, values)
+	}
+	baseGate, baseSet := gate, set
 	var notices []string
 	if policiesChanged {
 		// The base's policies, values and .gitgate.yaml, written out to open its gate.
@@ -283,32 +279,29 @@ func (o *checkOptions) checkChange(cmd *cobra.Command, root string, gate *policy
 		}
 		defer os.RemoveAll(dir)
 		deps := []string{policy.ConfigFile}
-		for _, d := range exclude {
+		for _, d := range dopts.Exclude {
 			deps = append(deps, d+"/")
 		}
-		if cfg.Values != "" {
-			deps = append(deps, cfg.Values)
-		}
-		if v := o.gate.values; v != "" {
-			deps = append(deps, repoRelative(display, []string{filepath.ToSlash(v)})...)
+		if values != "" {
+			deps = append(deps, values)
 		}
 		err = git.Materialize(ch.BaseFS, deps, dir)
 		if err == nil {
-			flags := o.gate.rebase(root, dir)
-			baseGate, _, baseCfg, err = flags.openWithConfig(dir, io.Discard)
+			baseSet, err = loadSettings(dir, o.gate.rebase(root, dir), set.maxFileSize)
+		}
+		if err == nil {
+			baseGate, err = baseSet.openGate(io.Discard)
 		}
 		if err != nil {
-			baseGate, baseCfg = gate, cfg
+			baseGate, baseSet = gate, set
 			notices = append(notices, fmt.Sprintf("the base revision's policies do not load (%v); the base is judged with the head's policies", err))
 		}
 	}
-	head := renderRepo(abs, cfg)
-	head.MaxFileSize = opts.MaxFileSize
-	base := renderRepo("", baseCfg)
+	head := set.repo(abs)
+	base := baseSet.repo("")
 	base.FS = ch.BaseFS
-	base.MaxFileSize = opts.MaxFileSize
 	rep := render.Compare(cmd.Context(), base, head, render.CompareOptions{
-		Discover:        render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize, RepoURLs: cfg.RepoURLs, Environments: cfg.Environments, Include: cfg.TargetIncluded},
+		Discover:        dopts,
 		Workers:         opts.Workers,
 		Check:           opts,
 		Changed:         ch.Files,
@@ -340,16 +333,4 @@ func showResults(rs []policy.Result, show func(string) string) {
 	for i := range rs {
 		rs[i].Origin.File = show(rs[i].Origin.File)
 	}
-}
-
-// repoRelative keeps the paths (as shown) that lie inside the repository shown as
-// display, relative to it.
-func repoRelative(display string, paths []string) []string {
-	var out []string
-	for _, d := range paths {
-		if r, err := filepath.Rel(display, d); err == nil && !strings.HasPrefix(r, "..") {
-			out = append(out, filepath.ToSlash(r))
-		}
-	}
-	return out
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gitgate/gitgate/policy"
+	"github.com/gitgate/gitgate/render"
 	"github.com/spf13/pflag"
 )
 
@@ -35,67 +36,119 @@ func osSource(p string) policy.Source {
 	return policy.Source{FS: os.DirFS(filepath.Dir(abs)), Root: filepath.Base(abs), Display: filepath.ToSlash(filepath.Clean(p))}
 }
 
-// open builds the gate for a repository root: flags first, then .gitgate.yaml.
-// It returns the policy directories it used, so callers can keep them out of the manifests.
-func (f *gateFlags) open(root string, stderr io.Writer) (*policy.Gate, []string, error) {
-	g, dirs, _, err := f.openWithConfig(root, stderr)
-	return g, dirs, err
+// settings are one repository's effective settings: its .gitgate.yaml with the command
+// line on top. Every command that reads a repository (check, check --base at base and
+// at head, targets, render, sync, report, run's gate) takes them from loadSettings, and
+// serve's sources apply the same policy.Config.GateOptions, so no two commands read the
+// same repository differently.
+type settings struct {
+	// root is the repository directory as the user gave it (or a file, in plain mode).
+	root string
+	// cfg is .gitgate.yaml (empty when there is none or root is not a directory).
+	cfg   *policy.Config
+	flags gateFlags
+	// policyDirs are the policy files and directories, as OS paths shown from where the
+	// user stands: --policies, else .gitgate.yaml's policies:, else ROOT/policies/.
+	policyDirs []string
+	// maxFileSize bounds every file read (--max-file-size).
+	maxFileSize int64
 }
 
-// openWithConfig is open that also returns the .gitgate.yaml it read.
-func (f *gateFlags) openWithConfig(root string, stderr io.Writer) (*policy.Gate, []string, *policy.Config, error) {
-	cfg := &policy.Config{}
+// loadSettings reads root's .gitgate.yaml (when root is a directory) under the flags.
+func loadSettings(root string, flags gateFlags, maxFileSize int64) (*settings, error) {
+	if maxFileSize <= 0 {
+		maxFileSize = policy.DefaultMaxFileSize
+	}
+	s := &settings{root: root, cfg: &policy.Config{}, flags: flags, maxFileSize: maxFileSize}
+	var fsys = os.DirFS(root)
 	if st, err := os.Stat(root); err == nil && st.IsDir() {
-		c, err := policy.LoadConfig(os.DirFS(root))
+		c, err := policy.LoadConfig(fsys)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %w", root, err)
+			return nil, fmt.Errorf("%s: %w", root, err)
 		}
-		cfg = c
+		s.cfg = c
+	} else {
+		fsys = nil
 	}
-	opts := policy.GateOptions{NoBuiltin: f.noBuiltin || cfg.NoBuiltin, Registries: f.registries, Actions: cfg.Actions}
-	if len(opts.Registries) == 0 {
-		opts.Registries = cfg.Registries
-	}
-	dirs := f.policyDirs
-	if len(dirs) == 0 {
-		for _, d := range cfg.Policies {
-			dirs = append(dirs, filepath.Join(root, d))
+	s.policyDirs = flags.policyDirs
+	if len(s.policyDirs) == 0 {
+		for _, d := range s.cfg.PolicyDirs(fsys) {
+			s.policyDirs = append(s.policyDirs, filepath.Join(root, filepath.FromSlash(d)))
 		}
 	}
-	if len(dirs) == 0 {
-		if st, err := os.Stat(filepath.Join(root, "policies")); err == nil && st.IsDir() {
-			dirs = []string{filepath.Join(root, "policies")}
-		}
-	}
-	for _, d := range dirs {
+	return s, nil
+}
+
+// gateOptions loads the policy directories and the values file into the gate's options.
+func (s *settings) gateOptions() (policy.GateOptions, error) {
+	opts := s.cfg.GateOptions(policy.GateOptions{NoBuiltin: s.flags.noBuiltin, Registries: s.flags.registries})
+	for _, d := range s.policyDirs {
 		if _, err := os.Stat(d); err != nil {
-			return nil, nil, nil, fmt.Errorf("--policies %s: %w", d, err)
+			return opts, fmt.Errorf("--policies %s: %w", d, err)
 		}
 		opts.PolicyDirs = append(opts.PolicyDirs, osSource(d))
 	}
-	valuesFile := f.values
-	if valuesFile == "" && cfg.Values != "" {
-		valuesFile = filepath.Join(root, cfg.Values)
+	valuesFile := s.flags.values
+	if valuesFile == "" && s.cfg.Values != "" {
+		valuesFile = filepath.Join(s.root, filepath.FromSlash(s.cfg.Values))
 	}
 	if valuesFile != "" {
 		v, err := policy.LoadValuesSource(osSource(valuesFile))
 		if err != nil {
-			return nil, nil, nil, err
+			return opts, err
 		}
 		opts.Values = v
 	}
+	return opts, nil
+}
+
+// openGate compiles the gate; its loading warnings go to stderr once, here.
+func (s *settings) openGate(stderr io.Writer) (*policy.Gate, error) {
+	opts, err := s.gateOptions()
+	if err != nil {
+		return nil, err
+	}
 	g, err := policy.OpenGate(opts)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	for _, w := range g.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	var shown []string
-	for _, s := range opts.PolicyDirs {
-		shown = append(shown, s.Display)
+	return g, nil
+}
+
+// shownPolicyDirs are the policy directories as shown (slash-separated), for keeping them
+// out of plain-mode checks.
+func (s *settings) shownPolicyDirs() []string {
+	out := make([]string, 0, len(s.policyDirs))
+	for _, d := range s.policyDirs {
+		out = append(out, filepath.ToSlash(filepath.Clean(d)))
 	}
-	return g, shown, cfg, nil
+	return out
+}
+
+// discover is the one rule from settings to discovery options: the policy directories
+// inside the repository are not manifests; targets:, environments: and repoURLs: of
+// .gitgate.yaml; the file size bound.
+func (s *settings) discover() render.DiscoverOptions {
+	return render.DiscoverOptions{
+		Exclude:      repoRelative(filepath.ToSlash(filepath.Clean(s.root)), s.shownPolicyDirs()),
+		RepoURLs:     s.cfg.RepoURLs,
+		Environments: s.cfg.Environments,
+		Include:      s.cfg.TargetIncluded,
+	}
+}
+
+// repo is the repository at dir (root's absolute path, or another checkout of it: the
+// merge base, a workspace before a task) with the rendering settings of .gitgate.yaml.
+func (s *settings) repo(dir string) render.Repo {
+	repo := render.Repo{Dir: dir, KubeVersion: s.cfg.KubeVersion, APIVersions: s.cfg.APIVersions, MaxFileSize: s.maxFileSize}
+	if dir != "" {
+		repo.FS = os.DirFS(dir)
+	}
+	repo.Clusters = s.cfg.Clusters
+	return repo
 }
 
 // rebase is the same flags for the base revision checked out at baseDir: policy
@@ -115,6 +168,18 @@ func (f gateFlags) rebase(root, baseDir string) gateFlags {
 	}
 	if f.values != "" {
 		out.values = move(f.values)
+	}
+	return out
+}
+
+// repoRelative keeps the paths (as shown) that lie inside the repository shown as
+// display, relative to it.
+func repoRelative(display string, paths []string) []string {
+	var out []string
+	for _, d := range paths {
+		if r, err := filepath.Rel(display, d); err == nil && !strings.HasPrefix(r, "..") {
+			out = append(out, filepath.ToSlash(r))
+		}
 	}
 	return out
 }

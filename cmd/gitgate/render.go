@@ -18,30 +18,39 @@ import (
 )
 
 type repoFlags struct {
-	repo string
+	repo        string
+	maxFileSize int64
 }
 
 func (f *repoFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.repo, "repo", ".", "repository root")
+	f.bindMaxFileSize(fs)
 }
 
-func (f *repoFlags) open() (render.Repo, error) {
+func (f *repoFlags) bindMaxFileSize(fs *pflag.FlagSet) {
+	fs.Int64Var(&f.maxFileSize, "max-file-size", policy.DefaultMaxFileSize, "refuse files larger than this many bytes")
+}
+
+// open reads the repository's settings (.gitgate.yaml, as check reads them) and the
+// repository to render.
+func (f *repoFlags) open() (*settings, render.Repo, error) {
 	abs, err := filepath.Abs(f.repo)
 	if err != nil {
-		return render.Repo{}, err
+		return nil, render.Repo{}, err
 	}
 	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
-		return render.Repo{}, fmt.Errorf("--repo %s: not a directory", f.repo)
+		return nil, render.Repo{}, fmt.Errorf("--repo %s: not a directory", f.repo)
 	}
-	cfg, err := policy.LoadConfig(os.DirFS(abs))
+	set, err := loadSettings(f.repo, gateFlags{}, f.maxFileSize)
 	if err != nil {
-		return render.Repo{}, fmt.Errorf("%s: %w", f.repo, err)
+		return nil, render.Repo{}, err
 	}
-	return renderRepo(abs, cfg), nil
+	return set, set.repo(abs), nil
 }
 
 func newTargetsCmd(stdout, stderr io.Writer) *cobra.Command {
 	var output string
+	var rf repoFlags
 	cmd := &cobra.Command{
 		Use:   "targets [DIR]",
 		Short: "List the render targets of a GitOps repository",
@@ -54,16 +63,16 @@ Tekton files left over.`,
   gitgate targets -o json ~/src/gitops`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rf := repoFlags{repo: "."}
+			rf.repo = "."
 			if len(args) == 1 {
 				rf.repo = args[0]
 			}
-			repo, err := rf.open()
+			set, repo, err := rf.open()
 			if err != nil {
 				fmt.Fprintf(stderr, "gitgate targets: %v\n", err)
 				return exitCodeError{exitError}
 			}
-			d := render.Discover(cmd.Context(), repo, discoverOptions(repo))
+			d := render.Discover(cmd.Context(), repo, set.discover())
 			for _, n := range d.Notices {
 				fmt.Fprintf(stderr, "notice: %s\n", n)
 			}
@@ -95,6 +104,7 @@ Tekton files left over.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	rf.bindMaxFileSize(cmd.Flags())
 	return cmd
 }
 
@@ -110,12 +120,12 @@ Rendering is in-process and offline: a remote base is an error naming its URL.`,
   gitgate render --repo ~/src/gitops apps/api/overlays/dev`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, err := rf.open()
+			set, repo, err := rf.open()
 			if err != nil {
 				fmt.Fprintf(stderr, "gitgate render: %v\n", err)
 				return exitCodeError{exitError}
 			}
-			t, err := findTarget(cmd, repo, args[0])
+			t, err := findTarget(cmd, set, repo, args[0])
 			if err != nil {
 				fmt.Fprintf(stderr, "gitgate render: %v\n", err)
 				return exitCodeError{exitError}
@@ -154,8 +164,8 @@ Rendering is in-process and offline: a remote base is an error naming its URL.`,
 }
 
 // findTarget resolves a target name, or a repository directory, to a target.
-func findTarget(cmd *cobra.Command, repo render.Repo, arg string) (render.Target, error) {
-	d := render.Discover(cmd.Context(), repo, discoverOptions(repo))
+func findTarget(cmd *cobra.Command, set *settings, repo render.Repo, arg string) (render.Target, error) {
+	d := render.Discover(cmd.Context(), repo, set.discover())
 	for _, t := range d.Targets {
 		if t.Name == arg {
 			return t, nil
@@ -173,17 +183,4 @@ func findTarget(cmd *cobra.Command, repo render.Repo, arg string) (render.Target
 		}
 	}
 	return render.Target{}, fmt.Errorf("%s: no such target in %s; 'gitgate targets' lists them", arg, repo.Dir)
-}
-
-// discoverOptions keeps the repository's policy directories (.gitgate.yaml policies:,
-// default policies/) out of the targets: they are the gate, not manifests.
-func discoverOptions(repo render.Repo) render.DiscoverOptions {
-	opts := render.DiscoverOptions{Exclude: []string{"policies"}}
-	if cfg, err := policy.LoadConfig(repo.FS); err == nil {
-		if len(cfg.Policies) > 0 {
-			opts.Exclude = cfg.Policies
-		}
-		opts.RepoURLs = cfg.RepoURLs
-	}
-	return opts
 }

@@ -130,7 +130,11 @@ func (o *runOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.Wr
 	}
 
 	// The gate before anything runs: the Pipeline and every Task it uses, once each.
-	gate, _, err := o.gate.open(".", stderr)
+	set, err := loadSettings(".", o.gate, 0)
+	var gate *policy.Gate
+	if err == nil {
+		gate, err = set.openGate(stderr)
+	}
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -219,16 +223,18 @@ func secondInterrupt(ctx context.Context, kill chan struct{}) func() {
 // .gitgate.yaml. Flags (--policies, --registry, ...) win as in check.
 func (o *runOptions) changeGate() runner.ChangeGate {
 	return func(ctx context.Context, before, after string) (*policy.Report, error) {
-		gate, policyDirs, cfg, err := o.gate.openWithConfig(before, io.Discard)
+		set, err := loadSettings(before, o.gate, 0)
+		var gate *policy.Gate
+		if err == nil {
+			gate, err = set.openGate(io.Discard)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("the GitOps workspace's policies: %w", err)
 		}
 		opts := policy.DefaultCheckOptions()
-		exclude := repoRelative(filepath.ToSlash(filepath.Clean(before)), policyDirs)
-		base, head := renderRepo(before, cfg), renderRepo(after, cfg)
-		base.MaxFileSize, head.MaxFileSize = opts.MaxFileSize, opts.MaxFileSize
+		base, head := set.repo(before), set.repo(after)
 		rep := render.Compare(ctx, base, head, render.CompareOptions{
-			Discover: render.DiscoverOptions{Exclude: exclude, MaxFileSize: opts.MaxFileSize, RepoURLs: cfg.RepoURLs},
+			Discover: set.discover(),
 			Workers:  opts.Workers,
 			Check:    opts,
 			BaseGate: gate,

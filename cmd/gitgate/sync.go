@@ -6,7 +6,6 @@ import (
 	"github.com/gitgate/gitgate/internal/git"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -108,14 +107,16 @@ func load(ctx context.Context, sf *sourceFlags, gf *gateFlags, stderr io.Writer)
 	if err != nil {
 		return nil, err
 	}
-	gate, policyDirs, cfg, err := gf.openWithConfig(co.Dir, stderr)
+	set, err := loadSettings(co.Dir, *gf, policy.DefaultMaxFileSize)
 	if err != nil {
 		return nil, err
 	}
-	repo := renderRepo(co.Dir, cfg)
-	exclude := repoRelative(filepath.ToSlash(filepath.Clean(co.Dir)), policyDirs)
-	dopts := render.DiscoverOptions{Exclude: exclude, MaxFileSize: policy.DefaultMaxFileSize, RepoURLs: cfg.RepoURLs, Environments: cfg.Environments, Include: cfg.TargetIncluded}
-	apps, errs, err := reconcile.Apps(ctx, repo, reconcile.AppsOptions{Discover: dopts, Select: sf.apps, Path: sf.path})
+	gate, err := set.openGate(stderr)
+	if err != nil {
+		return nil, err
+	}
+	repo := set.repo(co.Dir)
+	apps, errs, err := reconcile.Apps(ctx, repo, reconcile.AppsOptions{Discover: set.discover(), Select: sf.apps, Path: sf.path})
 	if err != nil {
 		return nil, err
 	}
