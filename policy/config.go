@@ -128,15 +128,7 @@ func (c *Config) GateOptions(flags GateOptions) GateOptions {
 		opts.Registries = append([]string{}, c.Registries...)
 	}
 	if len(c.Actions) > 0 {
-		opts.Actions = map[string]PolicyAction{}
-		for k, v := range flags.Actions {
-			opts.Actions[k] = v
-		}
-		for k, v := range c.Actions {
-			if _, set := flags.Actions[k]; !set {
-				opts.Actions[k] = v
-			}
-		}
+		opts.Actions = c.Actions
 	}
 	return opts
 }
