@@ -66,7 +66,7 @@ func (g *GitSource) Snapshot(ctx context.Context) (*Snapshot, error) {
 // read loads .gitgate.yaml and the policy files of one commit.
 func (g *GitSource) read(t *git.Tree) (*Snapshot, error) {
 	root := t.FS
-	commit := t.Commit[:12]
+	commit := git.ShortRev(t.Commit)
 	cfgFS := fstest.MapFS{}
 	if _, err := fs.Stat(root, policy.ConfigFile); err == nil {
 		data, err := readTreeFile(root, policy.ConfigFile)

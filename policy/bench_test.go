@@ -25,7 +25,7 @@ func BenchmarkCheckCorpus(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng, err := NewEngine(set, DefaultOptions())
+	eng, err := NewEngine(set, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

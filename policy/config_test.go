@@ -191,7 +191,7 @@ func TestOverrideActions(t *testing.T) {
 			if diff := cmp.Diff(tt.wantNotices, notices); diff != "" {
 				t.Errorf("notices (-want +got):\n%s", diff)
 			}
-			eng, err := NewEngine(set, DefaultOptions())
+			eng, err := NewEngine(set, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -63,9 +63,6 @@ type Options struct {
 	eagerContext bool
 }
 
-// DefaultOptions is an engine with no values and no extra variables.
-func DefaultOptions() Options { return Options{} }
-
 // Request describes the admission request a resource is evaluated as. The zero value
 // is a CREATE by nobody, which is what a pre-commit check is.
 type Request struct {

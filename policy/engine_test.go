@@ -243,7 +243,7 @@ func TestEvaluate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			eng, err := NewEngine(mustSet(t, tc.policies...), DefaultOptions())
+			eng, err := NewEngine(mustSet(t, tc.policies...), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -258,7 +258,7 @@ func TestEvaluate(t *testing.T) {
 func TestAutogenAnnotationCoversRollout(t *testing.T) {
 	withRollout := strings.Replace(podRunAsNonRoot, "  name: non-root\n",
 		"  name: non-root\n  annotations: {pod-policies.kyverno.io/autogen-controllers: 'Deployment,Rollout'}\n", 1)
-	eng, err := NewEngine(mustSet(t, withRollout), DefaultOptions())
+	eng, err := NewEngine(mustSet(t, withRollout), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestAutogenAnnotationCoversRollout(t *testing.T) {
 }
 
 func TestFindingPointsAtField(t *testing.T) {
-	eng, err := NewEngine(mustSet(t, auditLabels), DefaultOptions())
+	eng, err := NewEngine(mustSet(t, auditLabels), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ spec:
 `
 
 func TestPolicyExceptionSkips(t *testing.T) {
-	eng, err := NewEngine(mustSet(t, podRunAsNonRoot, exception), DefaultOptions())
+	eng, err := NewEngine(mustSet(t, podRunAsNonRoot, exception), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestClusterDataOfflineAndFromValues(t *testing.T) {
 	set := mustSet(t, apiCallPolicy)
 	r := mustResource(t, deployment(1, safeContainers))
 
-	eng, err := NewEngine(set, DefaultOptions())
+	eng, err := NewEngine(set, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

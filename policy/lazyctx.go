@@ -191,7 +191,3 @@ func (c lazyPolicyContext) SetOperation(op kyvernov1.AdmissionOperation) error {
 	c.jc.write()
 	return c.PolicyContext.SetOperation(op)
 }
-
-func (c lazyPolicyContext) withPolicy(p kyvernov1.PolicyInterface) lazyPolicyContext {
-	return lazyPolicyContext{PolicyContext: c.PolicyContext.WithPolicy(p), jc: c.jc}
-}

@@ -80,16 +80,6 @@ func CheckSchema(r Resource) (results []Result, checked bool) {
 	return results, true
 }
 
-// strictDecodeError is the slow reference check: converting into the Go type with
-// field validation. Tests compare it with CheckSchema.
-func strictDecodeError(r Resource) error {
-	typed, err := builtinScheme.New(r.Object.GroupVersionKind())
-	if err != nil {
-		return nil
-	}
-	return runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(r.Object.Object, typed, true)
-}
-
 // dottedToSlash turns "spec.containers[0].image" into "/spec/containers/0/image".
 func dottedToSlash(p string) string {
 	if p == "" {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 func TestCheckSchema(t *testing.T) {
@@ -92,4 +93,14 @@ func TestSchemaAgreesWithStrictDecoding(t *testing.T) {
 	if n < 20 {
 		t.Errorf("compared only %d objects", n)
 	}
+}
+
+// strictDecodeError is the slow reference check: converting into the Go type with
+// field validation. Tests compare it with CheckSchema.
+func strictDecodeError(r Resource) error {
+	typed, err := builtinScheme.New(r.Object.GroupVersionKind())
+	if err != nil {
+		return nil
+	}
+	return runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(r.Object.Object, typed, true)
 }

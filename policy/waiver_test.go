@@ -106,7 +106,7 @@ func TestWaivers(t *testing.T) {
 			},
 		},
 	}
-	eng, err := NewEngine(mustSet(t, podRunAsNonRoot, auditLabels), DefaultOptions())
+	eng, err := NewEngine(mustSet(t, podRunAsNonRoot, auditLabels), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestWaivers(t *testing.T) {
 
 // A waiver on a rule that passes says so: it is stale.
 func TestWaiverOnPassingRule(t *testing.T) {
-	eng, err := NewEngine(mustSet(t, podRunAsNonRoot), DefaultOptions())
+	eng, err := NewEngine(mustSet(t, podRunAsNonRoot), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestWaiverOnPassingRule(t *testing.T) {
 
 // Check keeps waived results in the report, counted as skips: never silently dropped.
 func TestCheckKeepsWaived(t *testing.T) {
-	eng, err := NewEngine(mustSet(t, podRunAsNonRoot), DefaultOptions())
+	eng, err := NewEngine(mustSet(t, podRunAsNonRoot), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/git"
 	"github.com/gitgate/gitgate/policy"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,7 +42,7 @@ func PolicyReports(r *DriftReport) []*unstructured.Unstructured {
 				"timestamp": ts, "resources": []any{subject}, "category": "GitOps", "severity": "medium",
 			}
 			if o.State == InSync {
-				drift["result"], drift["message"] = "pass", "matches Git at "+short(r.Revision)
+				drift["result"], drift["message"] = "pass", "matches Git at "+ShowRevision(r.Revision)
 			} else {
 				drift["result"], drift["message"] = "fail", driftMessage(o)
 			}
@@ -140,12 +141,11 @@ func WritePolicyReports(ctx context.Context, c client.Client, reports []*unstruc
 }
 
 // short is a revision for people: 12 characters, or "(working tree)".
-func short(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
+// ShowRevision is how a sync or drift report names the revision it compared with: the
+// short commit id, or "(working tree)" for a directory that is not a Git checkout.
+func ShowRevision(rev string) string {
 	if rev == "" {
 		return "(working tree)"
 	}
-	return rev
+	return git.ShortRev(rev)
 }

@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	gitsrc "github.com/gitgate/gitgate/internal/git"
 	"io"
 	"net"
 	"net/http"
@@ -25,11 +24,10 @@ import (
 	"testing"
 	"time"
 
+	gitsrc "github.com/gitgate/gitgate/internal/git"
+	"github.com/gitgate/gitgate/internal/git/gittest"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/render"
-	git "github.com/go-git/go-git/v5"
-	gitconfig "github.com/go-git/go-git/v5/config"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -93,73 +91,31 @@ func startEnv(t *testing.T) *env {
 	return e
 }
 
-// gitRepo is a bare repository plus a working clone that commits and pushes to it.
+// gitRepo is the Git repository a sync reads: a bare repository (file://bare) committed
+// to through internal/git/gittest.
 type gitRepo struct {
-	t    *testing.T
 	bare string
-	work string
-	repo *git.Repository
+	repo *gittest.Repo
 }
 
 func newGitRepo(t *testing.T, files map[string]string) *gitRepo {
 	t.Helper()
-	g := &gitRepo{t: t, bare: filepath.Join(t.TempDir(), "gitops.git"), work: t.TempDir()}
-	if _, err := git.PlainInit(g.bare, true); err != nil {
-		t.Fatal(err)
-	}
-	r, err := git.PlainInit(g.work, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{"file://" + g.bare}}); err != nil {
-		t.Fatal(err)
-	}
-	g.repo = r
+	r := gittest.InitBare(t, filepath.Join(t.TempDir(), "gitops.git"))
+	g := &gitRepo{bare: r.Dir, repo: r}
 	g.commit("initial", files, nil)
 	return g
 }
 
-// commit writes files (content "" deletes), commits and pushes master.
+// commit writes files, removes the paths in remove, and commits on master.
 func (g *gitRepo) commit(msg string, files map[string]string, remove []string) {
-	g.t.Helper()
-	wt, err := g.repo.Worktree()
-	if err != nil {
-		g.t.Fatal(err)
-	}
+	all := map[string]string{}
 	for name, content := range files {
-		p := filepath.Join(g.work, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			g.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			g.t.Fatal(err)
-		}
-	}
-	if len(files) > 0 {
-		if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-			g.t.Fatal(err)
-		}
+		all[name] = content
 	}
 	for _, name := range remove {
-		if _, err := wt.Remove(name); err != nil {
-			g.t.Fatal(err)
-		}
+		all[name] = "" // gittest: "" removes the file
 	}
-	if _, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "test", Email: "test@example.com", When: time.Now()}}); err != nil {
-		g.t.Fatal(err)
-	}
-	err = g.repo.Push(&git.PushOptions{RemoteName: "origin", RefSpecs: []gitconfig.RefSpec{"+refs/heads/master:refs/heads/master"}})
-	if err != nil && err != git.NoErrAlreadyUpToDate {
-		g.t.Fatalf("push: %v", err)
-	}
-}
-
-func (g *gitRepo) read(name string) string {
-	b, err := os.ReadFile(filepath.Join(g.work, name))
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	return string(b)
+	g.repo.CommitFiles(msg, all)
 }
 
 const appSet = `apiVersion: argoproj.io/v1alpha1

@@ -36,7 +36,7 @@ type CompareOptions struct {
 }
 
 // Compare is merge-request mode: it maps the changed files to the targets that read
-// them (TargetDeps) on either side, renders only those at base and at head, gates both,
+// them (targetDeps) on either side, renders only those at base and at head, gates both,
 // and classifies every head finding as new or unchanged and every base finding head no
 // longer has as fixed (matched on target, resource identity and policy/rule, never on
 // lines). Each affected target gets its rendered diff, with Secret values masked. The
@@ -161,7 +161,7 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 
 // Affected names the targets a change affects, sorted: those added or removed, those
 // whose definition changed (an Application's or ApplicationSet's parameters for it),
-// those that read a changed file on either side (TargetDeps), or all of them when the
+// those that read a changed file on either side (targetDeps), or all of them when the
 // policies changed. Targets are matched by name.
 func Affected(base, head Repo, baseTargets, headTargets map[string]Target, changed []string, policiesChanged bool) []string {
 	pick := map[string]bool{}

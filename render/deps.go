@@ -38,7 +38,7 @@ func (d Deps) MatchAny(files []string) bool {
 	return false
 }
 
-// TargetDeps lists what rendering t reads:
+// targetDeps lists what rendering t reads:
 //   - kustomize: every kustomization file of its graph (bases, components) and every file
 //     they name (resources, patches, generators' files and env files, replacements,
 //     CRDs, transformers, OpenAPI schemas); a directory named as a resource without a
@@ -50,7 +50,7 @@ func (d Deps) MatchAny(files []string) bool {
 // Paths that do not exist are listed all the same: creating them changes the render.
 // The Application or ApplicationSet that defines a target is not among them: a change
 // there affects exactly the targets whose definition it changes (see Affected).
-func TargetDeps(repo Repo, t Target) Deps {
+func targetDeps(repo Repo, t Target) Deps {
 	return newDepsCache(repo.FS).deps(t)
 }
 

@@ -57,7 +57,7 @@ func TestTargetDepsCoverReads(t *testing.T) {
 					t.Errorf("%s: the render read no file: tracing is broken", tg.Name)
 				}
 				reads[tg.Name] = got
-				deps := TargetDeps(repo, tg)
+				deps := targetDeps(repo, tg)
 				var missed []string
 				for f := range got {
 					if !deps.Match(f) {
@@ -84,10 +84,10 @@ func TestTargetDepsCoverReads(t *testing.T) {
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("web/prod reads (-want +got)\n%s", diff)
 				}
-				if deps := TargetDeps(extra, Target{Kind: Kustomize, Path: "apps/web/overlays/prod"}); deps.Match("apps/web/base/README.md") {
+				if deps := targetDeps(extra, Target{Kind: Kustomize, Path: "apps/web/overlays/prod"}); deps.Match("apps/web/base/README.md") {
 					t.Errorf("a README no kustomization names is a dependency: %v", deps)
 				}
-				if deps := TargetDeps(extra, Target{Kind: Helm, Path: "charts/app", ValueFiles: []string{"charts/app/values-prod.yaml"}}); !deps.Match("charts/lib/templates/cm.yaml") {
+				if deps := targetDeps(extra, Target{Kind: Helm, Path: "charts/app", ValueFiles: []string{"charts/app/values-prod.yaml"}}); !deps.Match("charts/lib/templates/cm.yaml") {
 					t.Errorf("a file:// dependency's template is not a dependency: %v", deps)
 				}
 			}

@@ -20,7 +20,7 @@ func writeSyncText(w io.Writer, r *reconcile.SyncResult) error {
 	}
 	for _, a := range r.Apps {
 		fmt.Fprintf(&b, "%s: %s at %s (%d created, %d configured, %d unchanged, %d pruned, %d writes, %s)\n",
-			a.App, a.Phase, short(a.Revision), a.Count(reconcile.Created), a.Count(reconcile.Configured), a.Count(reconcile.Unchanged), a.Count(reconcile.Pruned), a.Writes, a.Duration.Round(time.Millisecond))
+			a.App, a.Phase, reconcile.ShowRevision(a.Revision), a.Count(reconcile.Created), a.Count(reconcile.Configured), a.Count(reconcile.Unchanged), a.Count(reconcile.Pruned), a.Writes, a.Duration.Round(time.Millisecond))
 		if a.Error != "" {
 			fmt.Fprintf(&b, "  error: %s\n", a.Error)
 		}
@@ -58,16 +58,6 @@ func writeSyncJSON(w io.Writer, r *reconcile.SyncResult) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
-}
-
-func short(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	if rev == "" {
-		return "(working tree)"
-	}
-	return rev
 }
 
 // writeReportJSON writes the report as indented JSON.
@@ -123,7 +113,7 @@ func writeReportText(w io.Writer, r *reconcile.DriftReport) error {
 // writeReportMarkdown writes a summary table and a section per app with drift or findings.
 func writeReportMarkdown(w io.Writer, r *reconcile.DriftReport) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Drift and policy report\n\nRevision `%s`, generated %s.\n\n", short(r.Revision), r.Generated.Format(time.RFC3339))
+	fmt.Fprintf(&b, "# Drift and policy report\n\nRevision `%s`, generated %s.\n\n", reconcile.ShowRevision(r.Revision), r.Generated.Format(time.RFC3339))
 	b.WriteString("| app | in sync | missing | modified | extra | violating | drift violating |\n|---|---|---|---|---|---|---|\n")
 	for _, a := range r.Apps {
 		c := a.Counts()
@@ -175,7 +165,7 @@ func jsonShort(v any, set bool) string {
 }
 
 var htmlPage = template.Must(template.New("report").Funcs(template.FuncMap{
-	"short": short,
+	"short": reconcile.ShowRevision,
 	"json":  jsonShort,
 	"pct": func(n, total int) string {
 		if total == 0 {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"github.com/gitgate/gitgate/internal/git"
 	"github.com/gitgate/gitgate/policy"
 
 	"cmp"
@@ -34,11 +35,6 @@ type MarkdownOptions struct {
 	// https://gitlab.example.com/org/repo/-/blob/<sha>/; empty: links relative to the
 	// repository root.
 	LinkBase string
-}
-
-// defaultMarkdownOptions fit a GitHub comment, with links relative to the repository.
-func defaultMarkdownOptions() MarkdownOptions {
-	return MarkdownOptions{MaxChars: GitHubCommentLimit}
 }
 
 // mdTruncationReserve is room kept for the closing truncation note.
@@ -126,7 +122,7 @@ func markdownChanges(d *mdDoc, rep *policy.Report, opts MarkdownOptions) {
 	}
 	base := "`" + mdCode(c.Base) + "`"
 	if c.BaseCommit != "" && c.BaseCommit != c.Base {
-		base += " (`" + shortCommit(c.BaseCommit) + "`)"
+		base += " (`" + git.ShortRev(c.BaseCommit) + "`)"
 	}
 	line := fmt.Sprintf("Compared with %s: %d %s affected by %d changed %s", base,
 		len(c.Targets), plural(len(c.Targets), "target", "targets"), len(c.Files), plural(len(c.Files), "file", "files"))

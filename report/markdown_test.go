@@ -187,3 +187,8 @@ func TestMarkdownEscapes(t *testing.T) {
 		t.Errorf("escaped message not found in\n%s", got)
 	}
 }
+
+// defaultMarkdownOptions fit a GitHub comment, with links relative to the repository.
+func defaultMarkdownOptions() MarkdownOptions {
+	return MarkdownOptions{MaxChars: GitHubCommentLimit}
+}

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"github.com/gitgate/gitgate/internal/git"
 	"github.com/gitgate/gitgate/policy"
 
 	"fmt"
@@ -107,20 +108,13 @@ func changesLine(c *policy.Changes) string {
 	b.WriteString("against ")
 	b.WriteString(c.Base)
 	if c.BaseCommit != "" && c.BaseCommit != c.Base {
-		fmt.Fprintf(&b, " (%s)", shortCommit(c.BaseCommit))
+		fmt.Fprintf(&b, " (%s)", git.ShortRev(c.BaseCommit))
 	}
 	fmt.Fprintf(&b, ": %d new (%d blocking), %d fixed, %d unchanged in %d affected targets", c.New, c.NewBlocking, c.FixedCount, c.Unchanged, len(c.Targets))
 	if c.PoliciesChanged {
 		b.WriteString(" (policies changed: every target re-evaluated)")
 	}
 	return b.String()
-}
-
-func shortCommit(c string) string {
-	if len(c) > 12 {
-		return c[:12]
-	}
-	return c
 }
 
 // baselineTag is "[new] " or "[unchanged] " for a classified finding, else "".

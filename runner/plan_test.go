@@ -287,7 +287,7 @@ spec:
 		{policy.Result{Kind: "Pipeline", Name: "p", Message: "Set it on every step and sidecar; step two of task inline may escalate privileges"}, "task inline, step two"},
 		{policy.Result{Kind: "Task", Name: "build", Message: "step nosuch is wrong"}, "task compile (Task build)"},
 	} {
-		if got := p.Where(tc.r); got != tc.want {
+		if got := p.locate(tc.r).where; got != tc.want {
 			t.Errorf("Where(%s %s %q) = %q, want %q", tc.r.Kind, tc.r.Path, tc.r.Message, got, tc.want)
 		}
 	}

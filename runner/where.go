@@ -148,11 +148,6 @@ func (p *Plan) pipelineList(name string) []PipelineTask {
 	return nil
 }
 
-// Where names the pipeline task and step a gate finding is about, from its field path
-// or, for rules that iterate over steps, the step its message names:
-// "task build (Task kaniko-build), step build-and-push". Empty when it names no task.
-func (p *Plan) Where(r policy.Result) string { return p.locate(r).where }
-
 // Describe is a gate finding as a line, with the task and step inserted after the
 // resource and, for a finding that named only the resource, the step's position:
 // file:line:col: Task/ns/name: task build (Task kaniko-build), step build-and-push:

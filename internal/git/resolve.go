@@ -93,7 +93,15 @@ func peel(repo *gogit.Repository, h plumbing.Hash) (*object.Commit, error) {
 	return nil, fmt.Errorf("tag %s: too many levels of tags", short(h))
 }
 
-func short(h plumbing.Hash) string { return h.String()[:12] }
+func short(h plumbing.Hash) string { return ShortRev(h.String()) }
+
+// ShortRev is how gitgate shows a commit id: its first 12 characters.
+func ShortRev(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
 
 // lookupCommit finds a commit by its full or abbreviated hash among the objects.
 func lookupCommit(repo *gogit.Repository, rev string) (*object.Commit, error) {

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestTargetsListWhatCheckRenders holds `targets` and `check` to one target list under
+// .gitgate.yaml's targets: and environments:. Every target plants an Audit finding (an
+// image without a tag), so the targets check's findings name are exactly the targets it
+// rendered; they must be the ones `targets` lists, and the filter's notice must be printed
+// once by each command (and carried once in check's JSON report).
+func TestTargetsListWhatCheckRenders(t *testing.T) {
+	dir := t.TempDir()
+	deploy := func(name string) string {
+		return `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ` + name + `
+spec:
+  selector: {matchLabels: {app: ` + name + `}}
+  template:
+    metadata: {labels: {app: ` + name + `}}
+    spec:
+      containers:
+        - name: app
+          image: nginx
+`
+	}
+	files := map[string]string{
+		".gitgate.yaml":                    "targets:\n  exclude: [apps/b]\nenvironments: [dev]\n",
+		"charts/web/Chart.yaml":            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+		"charts/web/values.yaml":           "name: web\n",
+		"charts/web/values-dev.yaml":       "name: web-dev\n",
+		"charts/web/values-prod.yaml":      "name: web-prod\n",
+		"charts/web/templates/deploy.yaml": strings.Replace(deploy("X"), "X", "{{ .Values.name }}", -1),
+	}
+	for _, app := range []string{"a", "b", "c"} {
+		files["apps/"+app+"/kustomization.yaml"] = "resources: [deploy.yaml]\n"
+		files["apps/"+app+"/deploy.yaml"] = deploy(app)
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("CI", "1")
+
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"targets", "-o", "json", dir}, &out, &errb); code != 0 {
+		t.Fatalf("targets exited %d: %s", code, errb.String())
+	}
+	var listed []struct{ Name string }
+	if err := json.Unmarshal(out.Bytes(), &listed); err != nil {
+		t.Fatalf("targets -o json: %v\n%s", err, out.String())
+	}
+	var names []string
+	for _, tg := range listed {
+		names = append(names, tg.Name)
+	}
+	slices.Sort(names)
+	targetsNotices := strings.Count(errb.String(), "left out by the target filter")
+
+	out.Reset()
+	errb.Reset()
+	if code := run(context.Background(), []string{"check", "-o", "json", dir}, &out, &errb); code > 1 {
+		t.Fatalf("check exited %d: %s", code, errb.String())
+	}
+	var rep struct {
+		Summary struct{ Targets int }
+		Results []struct {
+			Origin struct{ Target string }
+		}
+		Notices []string
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("check -o json: %v\n%s", err, out.String())
+	}
+	var checked []string
+	for _, r := range rep.Results {
+		if !slices.Contains(checked, r.Origin.Target) {
+			checked = append(checked, r.Origin.Target)
+		}
+	}
+	slices.Sort(checked)
+
+	if !slices.Equal(names, checked) {
+		t.Errorf("targets lists %q, check rendered %q", names, checked)
+	}
+	if rep.Summary.Targets != len(names) {
+		t.Errorf("check's summary counts %d targets, targets lists %d", rep.Summary.Targets, len(names))
+	}
+	// The filter did what .gitgate.yaml says: apps/b and the prod environment left out,
+	// a, c, the chart's defaults and dev kept.
+	for _, n := range names {
+		if strings.Contains(n, "apps/b") || strings.Contains(n, "prod") {
+			t.Errorf("target %s listed although .gitgate.yaml leaves it out", n)
+		}
+	}
+	if len(names) != 4 {
+		t.Errorf("want 4 targets (apps/a, apps/c, the chart's defaults and dev), got %q", names)
+	}
+	// Once on each command's stderr, and once in check's JSON report.
+	jsonNotices := 0
+	for _, n := range rep.Notices {
+		jsonNotices += strings.Count(n, "left out by the target filter")
+	}
+	checkNotices := strings.Count(errb.String(), "left out by the target filter")
+	if targetsNotices != 1 || checkNotices != 1 || jsonNotices != 1 {
+		t.Errorf("the target filter's notice: targets printed it %d times, check %d (and %d in its JSON); want once each", targetsNotices, checkNotices, jsonNotices)
+	}
+}
