@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policies"
 	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
@@ -214,6 +215,11 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	if err := yaml.UnmarshalStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("%s: %w; see README.md for its keys", file, err)
 	}
+	if len(root.Content) > 0 {
+		if errs := configPaths(file, root.Content[0]); len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+	}
 	for _, group := range [][]string{c.Targets.Include, c.Targets.Exclude} {
 		for _, p := range group {
 			if _, err := path.Match(p, ""); err != nil {
@@ -222,6 +228,54 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		}
 	}
 	return &c, nil
+}
+
+// configPaths checks the path keys of .gitgate.yaml (policies:, values:): each names
+// something inside the repository, relative to its root. An absolute path or one that
+// climbs out with ".." is an error at the key's line; what lies outside the repository
+// is the command line's to name (--policies, --values), never the repository's.
+// Symbolic links are judged when the paths are read (the CLI reads them through
+// repopath's confined filesystem).
+func configPaths(file string, n *yaml3.Node) []error {
+	if n.Kind != yaml3.MappingNode {
+		return nil
+	}
+	var errs []error
+	check := func(key string, v *yaml3.Node) {
+		if _, err := repopath.Clean(v.Value); err != nil || v.Value == "" {
+			if err == nil {
+				err = errors.New("empty path")
+			}
+			flag := "--values"
+			if strings.HasPrefix(key, "policies") {
+				flag = "--policies"
+			}
+			errs = append(errs, fmt.Errorf("%s:%d:%d: %s: %w; name a path inside the repository, relative to its root (a path outside it is %s on the command line)",
+				file, v.Line, v.Column, key, err, flag))
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind == yaml3.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		switch k.Value {
+		case "policies":
+			if v.Kind == yaml3.SequenceNode {
+				for j, item := range v.Content {
+					if item.Kind == yaml3.AliasNode && item.Alias != nil {
+						item = item.Alias
+					}
+					check(fmt.Sprintf("policies[%d]", j), item)
+				}
+			}
+		case "values":
+			if v.Kind == yaml3.ScalarNode {
+				check("values", v)
+			}
+		}
+	}
+	return errs
 }
 
 // unknownKeys walks a YAML node against the JSON field names of t and reports every key

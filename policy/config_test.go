@@ -262,3 +262,39 @@ func TestREADMEConfigExample(t *testing.T) {
 		t.Errorf("actions: %v", c.Actions)
 	}
 }
+
+// TestConfigPathsStayInside: policies: and values: naming something outside the
+// repository (by "..", or absolute) are an error at the key's line, naming the key and
+// the flag that may name outside paths; paths inside are accepted as they are.
+func TestConfigPathsStayInside(t *testing.T) {
+	for _, tc := range []struct {
+		name, data string
+		want       []string // substrings of the error; none: valid
+	}{
+		{"inside", "policies: [policies, team/policies/../shared]\nvalues: policies/values.yaml\n", nil},
+		{"policies ..", "registries: [r.example]\npolicies:\n  - policies\n  - ../../etc\n", []string{".gitgate.yaml:4:5: policies[1]: ../../etc is outside the repository", "--policies"}},
+		{"policies absolute", "policies: [/etc]\n", []string{".gitgate.yaml:1:12: policies[0]: /etc is an absolute path"}},
+		{"values absolute", "values: /etc/passwd\n", []string{".gitgate.yaml:1:9: values: /etc/passwd is an absolute path", "--values"}},
+		{"values ..", "values: x/../../values.yaml\n", []string{".gitgate.yaml:1:9: values: x/../../values.yaml is outside the repository"}},
+		{"both, one error each", "policies: [..]\nvalues: ../v.yaml\n", []string{"policies[0]", "values: ../v.yaml"}},
+		{"through an alias", "values: &v ../x.yaml\npolicies: [*v]\n", []string{"policies[0]: ../x.yaml is outside"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig(ConfigFile, []byte(tc.data))
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted %q", tc.data)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}

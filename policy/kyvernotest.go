@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/kyverno/kyverno/cmd/cli/kubectl-kyverno/apis/v1alpha1"
 	yaml3 "go.yaml.in/yaml/v3"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -72,7 +73,10 @@ func RunTests(ctx context.Context, fsys fs.FS, root string, opts TestOptions) *T
 		if opts.Display == "" {
 			return p
 		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
+		rel := p
+		if root != "." {
+			rel = strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
+		}
 		return path.Join(opts.Display, rel)
 	}
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
@@ -143,7 +147,16 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		if strings.Contains(p, "://") {
 			return "", fmt.Errorf("%s: remote files are not fetched offline", p)
 		}
-		return path.Clean(path.Join(dir, p)), nil
+		if path.IsAbs(p) {
+			return "", &repopath.EscapeError{Path: p, Reason: repopath.Absolute}
+		}
+		// Relative to the test's directory, inside the filesystem the tests were found
+		// in (a confined one refuses symbolic links out as well).
+		c, err := repopath.Clean(path.Join(dir, p))
+		if err != nil {
+			return "", &repopath.EscapeError{Path: p, Reason: repopath.Parent}
+		}
+		return c, nil
 	}
 	var paths []string
 	for _, p := range append(append([]string{}, t.Policies...), t.PolicyExceptions...) {

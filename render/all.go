@@ -54,6 +54,7 @@ func unjoinErr(err error) []error {
 // soon as it renders (from the worker's goroutine) and only its Argo CD Applications
 // are kept in the result, so a huge repository is never held in memory at once.
 func RenderAll(ctx context.Context, repo Repo, targets []Target, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
+	repo = repo.confined()
 	out := make([]Rendered, len(targets))
 	var mu sync.Mutex
 	done := 0
@@ -82,6 +83,7 @@ const maxAppDepth = 5
 // ApplicationSets found in rendered output become targets too (Argo CD would apply and
 // then sync them), to a depth of 5. Targets already rendered are not rendered twice.
 func RenderRepo(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptions, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
+	repo = repo.confined()
 	seen := map[string]bool{}
 	for _, t := range d.Targets {
 		seen[t.Name+"|"+t.Path] = true

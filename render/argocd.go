@@ -91,6 +91,7 @@ func (e *AppError) Unwrap() error { return e.Err }
 // Application with more than one source rendered from this repository. Targets come
 // back sorted with SortTargets.
 func AppTargets(repo Repo, apps []policy.Resource, opts AppOptions) (targets []Target, notices []string, errs []error) {
+	repo = repo.confined()
 	d := &argoDiscovery{repo: repo, opts: opts, urls: map[string]bool{}, seenNotice: map[string]bool{}}
 	for _, u := range opts.RepoURLs {
 		d.urls[argoNormalizeURL(u)] = true

@@ -43,6 +43,7 @@ type CompareOptions struct {
 // report's Results are head's findings of the affected targets; Report.Blocking is true
 // only for new Enforce findings.
 func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.Report {
+	base, head = base.confined(), head.confined()
 	changed := opts.Changed
 	if changed == nil {
 		var err error
@@ -164,6 +165,7 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 // those that read a changed file on either side (targetDeps), or all of them when the
 // policies changed. Targets are matched by name.
 func Affected(base, head Repo, baseTargets, headTargets map[string]Target, changed []string, policiesChanged bool) []string {
+	base, head = base.confined(), head.confined()
 	pick := map[string]bool{}
 	consider := func(repo Repo, ts, other map[string]Target) {
 		deps := newDepsCache(repo.FS)

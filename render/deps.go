@@ -51,6 +51,7 @@ func (d Deps) MatchAny(files []string) bool {
 // The Application or ApplicationSet that defines a target is not among them: a change
 // there affects exactly the targets whose definition it changes (see Affected).
 func targetDeps(repo Repo, t Target) Deps {
+	repo = repo.confined()
 	return newDepsCache(repo.FS).deps(t)
 }
 

@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/gitgate/gitgate/internal/kustomization"
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 )
 
@@ -91,6 +93,7 @@ type repoScan struct {
 // environments/<env>/<chart>/values.yaml), and the plain manifest directories and Tekton
 // files left over. It needs no configuration for a repository shaped like the seed's.
 func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
+	repo = repo.confined()
 	sc := scanRepo(repo, opts)
 	d := &Discovery{Apps: sc.apps, Errors: sc.errs}
 	reached := map[string]bool{}
@@ -251,6 +254,11 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 		}
 		data, err := fs.ReadFile(repo.FS, p)
 		if err != nil {
+			var esc *repopath.EscapeError
+			if errors.As(err, &esc) {
+				// A link out of the repository: its directory's target refuses it by name.
+				sc.manifests[dir] = append(sc.manifests[dir], p)
+			}
 			return nil
 		}
 		// A kustomization's own files are rendered through it: only an Application or a

@@ -41,6 +41,7 @@ const sourceAnnotation = "gitgate.dev/source"
 // same but also record every transformer on every resource, a third of the build.
 // Objects a generator made point at the kustomization whose generator created them.
 func RenderKustomize(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
+	repo = repo.confined()
 	objs, err := buildKustomize(repo, t)
 	if err != nil {
 		return nil, err
@@ -103,7 +104,8 @@ func runKustomize(repo Repo, t Target, provenance bool) (resmap.ResMap, error) {
 	}
 	root := confine.Real()
 	dir := filepath.Join(root, filepath.FromSlash(t.Path))
-	if err := scanRemote(confine, dir, map[string]bool{}); err != nil {
+	// Before kustomize runs: it fetches URLs and clones Git repositories itself.
+	if err := scanKustomization(confine, t.Path, repo.MaxFileSize); err != nil {
 		return nil, err
 	}
 	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), confine: confine, root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace, virtual: map[string][]byte{}}
@@ -147,43 +149,6 @@ func stripAnnotation(u *unstructured.Unstructured, key string) {
 		return
 	}
 	u.SetAnnotations(ann)
-}
-
-// scanRemote walks the kustomization graph before kustomize does, so a remote base or
-// resource is refused with its URL instead of being cloned or fetched.
-func scanRemote(confine *repopath.Root, dir string, seen map[string]bool) error {
-	if seen[dir] {
-		return nil
-	}
-	seen[dir] = true
-	file, data := kustomization.Find(os.DirFS(dir), ".")
-	if data == nil {
-		return nil
-	}
-	k, err := kustomization.Parse(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", rel(confine.Real(), filepath.Join(dir, file)), err)
-	}
-	for _, h := range k.HelmCharts {
-		if h.Repo != "" {
-			return &RemoteError{URL: h.Repo}
-		}
-	}
-	for _, r := range k.Refs() {
-		if isRemote(r) {
-			return &RemoteError{URL: r}
-		}
-		p := filepath.Join(dir, r)
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			if confine.Check(p) != nil {
-				continue // the confined filesystem reports it with the path
-			}
-			if err := scanRemote(confine, p, seen); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func rel(root, p string) string {

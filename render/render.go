@@ -15,6 +15,7 @@ import (
 // namespace get the target's destination namespace, as Argo CD applies it, unless their
 // kind is cluster-scoped.
 func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
+	repo = repo.confined()
 	var (
 		rs  []policy.Resource
 		err error

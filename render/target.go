@@ -10,9 +10,11 @@ package render
 import (
 	"fmt"
 	"io/fs"
+	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 )
 
@@ -84,6 +86,23 @@ type Repo struct {
 	Trace func(file string)
 }
 
+// confined is the repository with FS the confined view of Dir (repopath.FS): a name
+// that resolves outside the repository, through a symbolic link or otherwise, is an
+// *repopath.EscapeError instead of a read. Every entry point of the package calls it,
+// so discovery (the ApplicationSet git generators included) and plain manifest
+// directories read through it whatever FS the caller passed. Without Dir (a revision
+// with no checkout) FS is kept: it is not the disk.
+func (r Repo) confined() Repo {
+	if r.Dir == "" {
+		return r
+	}
+	if f, ok := r.FS.(*repopath.FS); ok && f.Root() != nil {
+		return r
+	}
+	r.FS = repopath.DirFS(r.Dir)
+	return r
+}
+
 func (r Repo) trace(file string) {
 	if r.Trace != nil {
 		r.Trace(file)
@@ -113,12 +132,28 @@ func (e *RemoteError) Error() string {
 	return fmt.Sprintf("%s: remote sources are not fetched offline; vendor it into the repository", e.URL)
 }
 
-// isRemote reports whether a kustomize resource, chart or repo reference is a URL.
+// isRemote reports whether a kustomize resource, chart, values file or repo reference
+// is a URL or a remote Git repository, as kustomize and Helm would read it: any
+// scheme:// (http, https, ssh, file, oci, ... in any case: kustomize fetches http(s)
+// itself and clones git URLs, file:// included, with the git binary), git:: and gh:,
+// SCP-style user@host:path or user@host/path, the github.com, gitlab.com and
+// bitbucket.org short forms (github.com:org/repo too), and ?ref=, .git// or _git/ in
+// the path.
 func isRemote(ref string) bool {
-	for _, p := range []string{"http://", "https://", "git::", "git@", "ssh://", "oci://", "github.com/", "gitlab.com/", "bitbucket.org/"} {
-		if strings.HasPrefix(ref, p) {
+	s := strings.TrimSpace(ref)
+	if urlScheme.MatchString(s) || scpStyle.MatchString(s) {
+		return true
+	}
+	l := strings.ToLower(s)
+	for _, p := range []string{"git::", "gh:", "github.com/", "github.com:", "gitlab.com/", "bitbucket.org/"} {
+		if strings.HasPrefix(l, p) {
 			return true
 		}
 	}
-	return strings.Contains(ref, "?ref=") || strings.Contains(ref, ".git//")
+	return strings.Contains(l, "?ref=") || strings.Contains(l, "?version=") || strings.Contains(l, ".git//") || strings.Contains(l, "_git/")
 }
+
+var (
+	urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
+	scpStyle  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*@[^/:\s]+[:/]`)
+)

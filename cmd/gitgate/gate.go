@@ -1,12 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/render"
 	"github.com/spf13/pflag"
@@ -27,13 +31,47 @@ func (f *gateFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.values, "values", "", "Kyverno values file supplying cluster data (apiCall/configMap results, namespace labels)")
 }
 
-// osSource names an OS path as a policy.Source shown as the user typed it.
+// osSource names an OS path the user typed as a policy.Source shown as typed. The path
+// itself is the user's (its own symbolic links are followed); what lies below it is
+// read through a filesystem confined to the repository holding it (the Git work tree
+// around it, else its parent directory), so a symbolic link in a checked-out tree that
+// leads out of it is refused, not read.
 func osSource(p string) policy.Source {
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		abs = p
 	}
-	return policy.Source{FS: os.DirFS(filepath.Dir(abs)), Root: filepath.Base(abs), Display: filepath.ToSlash(filepath.Clean(p))}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	top := workTree(abs)
+	rel, err := filepath.Rel(top, abs)
+	if err != nil {
+		top, rel = filepath.Dir(abs), filepath.Base(abs)
+	}
+	return policy.Source{FS: repopath.DirFS(top), Root: filepath.ToSlash(rel), Display: filepath.ToSlash(filepath.Clean(p))}
+}
+
+// workTree is the Git work tree holding the absolute path p (p itself or the nearest
+// directory above it with a .git), else p's parent directory.
+func workTree(p string) string {
+	for d := p; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return filepath.Dir(p)
+		}
+	}
+}
+
+// repoSource is a path .gitgate.yaml names (repo-relative, checked by policy.ParseConfig
+// to stay inside by name) as a policy.Source read through the repository's confined
+// filesystem: a symbolic link on it or below it that leads out of the repository is
+// refused, not read.
+func repoSource(root, rel string) policy.Source {
+	rel = path.Clean(filepath.ToSlash(rel))
+	return policy.Source{FS: repopath.DirFS(root), Root: rel, Display: filepath.ToSlash(filepath.Join(root, filepath.FromSlash(rel)))}
 }
 
 // settings are one repository's effective settings: its .gitgate.yaml with the command
@@ -52,6 +90,9 @@ type settings struct {
 	policyDirs []string
 	// maxFileSize bounds every file read (--max-file-size).
 	maxFileSize int64
+	// repoPolicies: policyDirs come from the repository (.gitgate.yaml policies: or
+	// ROOT/policies/), so they are read confined to it.
+	repoPolicies bool
 }
 
 // loadSettings reads root's .gitgate.yaml (when root is a directory) under the flags.
@@ -60,7 +101,7 @@ func loadSettings(root string, flags gateFlags, maxFileSize int64) (*settings, e
 		maxFileSize = policy.DefaultMaxFileSize
 	}
 	s := &settings{root: root, cfg: &policy.Config{}, flags: flags, maxFileSize: maxFileSize}
-	var fsys = os.DirFS(root)
+	var fsys fs.FS = repopath.DirFS(root) // .gitgate.yaml and policies/ read confined to the repository
 	if st, err := os.Stat(root); err == nil && st.IsDir() {
 		c, err := policy.LoadConfig(fsys)
 		if err != nil {
@@ -74,6 +115,7 @@ func loadSettings(root string, flags gateFlags, maxFileSize int64) (*settings, e
 	if len(s.policyDirs) == 0 {
 		for _, d := range s.cfg.PolicyDirs(fsys) {
 			s.policyDirs = append(s.policyDirs, filepath.Join(root, filepath.FromSlash(d)))
+			s.repoPolicies = true
 		}
 	}
 	return s, nil
@@ -83,23 +125,52 @@ func loadSettings(root string, flags gateFlags, maxFileSize int64) (*settings, e
 func (s *settings) gateOptions() (policy.GateOptions, error) {
 	opts := s.cfg.GateOptions(policy.GateOptions{NoBuiltin: s.flags.noBuiltin, Registries: s.flags.registries})
 	for _, d := range s.policyDirs {
-		if _, err := os.Stat(d); err != nil {
-			return opts, fmt.Errorf("--policies %s: %w", d, err)
+		src, flag := osSource(d), "--policies"
+		if s.repoPolicies {
+			src, flag = s.repoSource(d), policy.ConfigFile+" policies:"
 		}
-		opts.PolicyDirs = append(opts.PolicyDirs, osSource(d))
+		if _, err := fs.Stat(src.FS, src.Root); err != nil {
+			return opts, fmt.Errorf("%s %s: %w", flag, d, unwrapPathErr(err))
+		}
+		opts.PolicyDirs = append(opts.PolicyDirs, src)
 	}
-	valuesFile := s.flags.values
-	if valuesFile == "" && s.cfg.Values != "" {
-		valuesFile = filepath.Join(s.root, filepath.FromSlash(s.cfg.Values))
+	var values policy.Source
+	switch {
+	case s.flags.values != "":
+		values = osSource(s.flags.values)
+	case s.cfg.Values != "":
+		values = repoSource(s.root, s.cfg.Values)
 	}
-	if valuesFile != "" {
-		v, err := policy.LoadValuesSource(osSource(valuesFile))
+	if values.FS != nil {
+		v, err := policy.LoadValuesSource(values)
 		if err != nil {
 			return opts, err
 		}
 		opts.Values = v
 	}
 	return opts, nil
+}
+
+// repoSource is a policy directory of the repository (an OS path under root) read
+// confined to the repository.
+func (s *settings) repoSource(d string) policy.Source {
+	rel, err := filepath.Rel(s.root, d)
+	if err != nil {
+		rel = d
+	}
+	src := repoSource(s.root, filepath.ToSlash(rel))
+	src.Display = filepath.ToSlash(filepath.Clean(d))
+	return src
+}
+
+// unwrapPathErr drops an *fs.PathError's operation and path when the message names the
+// path already.
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // openGate compiles the gate; its loading warnings go to stderr once, here.

@@ -193,3 +193,105 @@ func evalExisting(p string) (string, error) {
 		p = parent
 	}
 }
+
+// FS is the repository as an fs.FS that every reader of repository files goes through:
+// each name is checked with Resolve (an absolute name, "..", or a symbolic link on the
+// way that resolves outside the repository is an *EscapeError naming it) before the
+// file is opened, so nothing outside the repository is ever read. A symbolic link that
+// stays inside is followed. It implements fs.StatFS, fs.ReadFileFS and fs.ReadDirFS.
+type FS struct {
+	root *Root
+	err  error // the root did not open: every call fails with it
+}
+
+var (
+	_ fs.StatFS     = (*FS)(nil)
+	_ fs.ReadFileFS = (*FS)(nil)
+	_ fs.ReadDirFS  = (*FS)(nil)
+)
+
+// FS is the repository as a confined fs.FS.
+func (r *Root) FS() *FS { return &FS{root: r} }
+
+// DirFS is the confined fs.FS of the repository at dir: os.DirFS with symbolic links
+// that leave dir refused. When dir cannot be opened, every call fails with that error.
+func DirFS(dir string) *FS {
+	r, err := Open(dir)
+	if err != nil {
+		return &FS{err: err}
+	}
+	return r.FS()
+}
+
+// Root is the repository the FS is confined to (nil when it did not open).
+func (f *FS) Root() *Root { return f.root }
+
+// path checks name and returns its OS path.
+func (f *FS) path(op, name string) (string, error) {
+	if f.err != nil {
+		return "", &fs.PathError{Op: op, Path: name, Err: f.err}
+	}
+	if !fs.ValidPath(name) {
+		if _, err := Clean(name); err != nil {
+			return "", err
+		}
+		return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
+	}
+	return f.root.Resolve(name)
+}
+
+// Open opens the named file, refusing it when it resolves outside the repository.
+func (f *FS) Open(name string) (fs.File, error) {
+	p, err := f.path("open", name)
+	if err != nil {
+		return nil, err
+	}
+	file, err := os.Open(p)
+	if err != nil {
+		return nil, relPathErr(err, name)
+	}
+	return file, nil
+}
+
+// ReadFile reads the named file, refusing it when it resolves outside the repository.
+func (f *FS) ReadFile(name string) ([]byte, error) {
+	p, err := f.path("read", name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(p)
+	return data, relPathErr(err, name)
+}
+
+// Stat describes the named file (links followed), refusing it when it resolves
+// outside the repository.
+func (f *FS) Stat(name string) (fs.FileInfo, error) {
+	p, err := f.path("stat", name)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(p)
+	return fi, relPathErr(err, name)
+}
+
+// ReadDir lists the named directory, refusing it when it resolves outside the
+// repository. Symbolic links are listed as links (fs.WalkDir does not follow them);
+// reading one goes through the same check.
+func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
+	p, err := f.path("readdir", name)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(p)
+	return entries, relPathErr(err, name)
+}
+
+// relPathErr names the repository-relative name in an *fs.PathError instead of the OS
+// path, as os.DirFS does.
+func relPathErr(err error, name string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &fs.PathError{Op: pe.Op, Path: name, Err: pe.Err}
+	}
+	return err
+}

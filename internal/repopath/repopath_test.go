@@ -2,8 +2,12 @@ package repopath
 
 import (
 	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -156,5 +160,87 @@ func TestEscapeErrorMessages(t *testing.T) {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// TestFS: the confined fs.FS reads what stays inside (links within the repository
+// included), refuses every way out with an *EscapeError naming the path and never
+// returns the outside content, and fs.WalkDir over it lists a link out without reading
+// it.
+func TestFS(t *testing.T) {
+	tmp := t.TempDir()
+	outside := filepath.Join(tmp, "outside")
+	repo := filepath.Join(tmp, "repo")
+	for _, d := range []string{outside, filepath.Join(repo, "apps"), filepath.Join(repo, "shared")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const secret = "OUTSIDE-SECRET"
+	if err := os.WriteFile(filepath.Join(outside, "secret.txt"), []byte(secret), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "shared", "base.yaml"), []byte("inside"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{
+		"apps/out.yaml":    filepath.Join(outside, "secret.txt"),
+		"apps/outdir":      outside,
+		"apps/rel-out":     "../../outside/secret.txt",
+		"apps/in.yaml":     "../shared/base.yaml",
+		"apps/dangling":    filepath.Join(outside, "missing.yaml"),
+		"apps/shared-link": "../shared",
+	} {
+		if err := os.Symlink(target, filepath.Join(repo, filepath.FromSlash(name))); err != nil {
+			t.Skip("symlinks not supported:", err)
+		}
+	}
+	fsys := DirFS(repo)
+	if data, err := fsys.ReadFile("apps/in.yaml"); err != nil || string(data) != "inside" {
+		t.Errorf("a link inside: %q, %v", data, err)
+	}
+	if data, err := fs.ReadFile(fsys, "apps/shared-link/base.yaml"); err != nil || string(data) != "inside" {
+		t.Errorf("a file below a directory link inside: %q, %v", data, err)
+	}
+	for _, name := range []string{"apps/out.yaml", "apps/outdir/secret.txt", "apps/rel-out", "apps/dangling", "../outside/secret.txt", "/etc/passwd"} {
+		for op, call := range map[string]func() (string, error){
+			"ReadFile": func() (string, error) { b, err := fsys.ReadFile(name); return string(b), err },
+			"Open": func() (string, error) {
+				f, err := fsys.Open(name)
+				if err != nil {
+					return "", err
+				}
+				defer f.Close()
+				b, err := io.ReadAll(f)
+				return string(b), err
+			},
+			"Stat":    func() (string, error) { _, err := fsys.Stat(name); return "", err },
+			"ReadDir": func() (string, error) { _, err := fsys.ReadDir(name); return "", err },
+		} {
+			got, err := call()
+			var esc *EscapeError
+			if !errors.As(err, &esc) || strings.Contains(got, secret) {
+				t.Errorf("%s(%q) = %q, %v; want an EscapeError and no content", op, name, got, err)
+			}
+		}
+	}
+	var walked []string
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			walked = append(walked, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(walked, "apps/out.yaml") || slices.Contains(walked, "apps/outdir/secret.txt") {
+		t.Errorf("WalkDir listed %v: want links listed, not followed", walked)
+	}
+	if _, err := DirFS(filepath.Join(tmp, "nope")).ReadFile("x"); err == nil {
+		t.Error("a missing root read a file")
 	}
 }

@@ -1,0 +1,470 @@
+package render
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/gitgate/gitgate/internal/kustomization"
+	"github.com/gitgate/gitgate/internal/repopath"
+	yaml3 "go.yaml.in/yaml/v3"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+// Kustomize's loader fetches an http(s) URL itself, with its own HTTP client (the
+// filesystem gitgate hands it never sees the request), wherever a kustomization names a
+// file: resources, generator files and envs, patches, patchesStrategicMerge,
+// patchesJson6902, replacements, openapi, configurations, crds, and the entries of
+// generators, transformers and validators (and the paths inside their plugin
+// configurations). A remote git base (resources, bases, components, generators,
+// transformers, validators) is cloned by running the git binary. So every such field
+// is checked here, before kustomize runs: a URL is a *RemoteError and a path that
+// leaves the repository (absolute, "..", or a symbolic link out) an *EscapeError, each
+// named with the kustomization file, line and field. Kustomize's confined filesystem
+// (confinedFS) stays behind this as the second line for paths.
+
+// KustomizeFieldError is a kustomization field that names something a render does not
+// read: a remote source or a path outside the repository.
+type KustomizeFieldError struct {
+	// File is the repo-relative kustomization (or plugin configuration) file, Line the
+	// line of the value in it.
+	File string
+	Line int
+	// Field is where the value sits: configMapGenerator[0].files[1], patches[2].path.
+	Field string
+	// Value is the value as written.
+	Value string
+	// Err is a *RemoteError or a *repopath.EscapeError.
+	Err error
+}
+
+func (e *KustomizeFieldError) Error() string {
+	at := e.File
+	if e.Line > 0 {
+		at = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	var re *RemoteError
+	if errors.As(e.Err, &re) {
+		return fmt.Sprintf("%s: %s: %s: remote sources are not fetched (a render never reaches the network); vendor it into the repository", at, e.Field, quoteValue(e.Value))
+	}
+	return fmt.Sprintf("%s: %s: %v; keep bases, patches and files inside the repository", at, e.Field, e.Err)
+}
+
+func (e *KustomizeFieldError) Unwrap() error { return e.Err }
+
+// quoteValue quotes a value for a message when it holds anything that could pass for
+// more output (spaces, newlines, control characters).
+func quoteValue(s string) string {
+	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || r == 0x7f }) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// pluginPathKeys are the keys of kustomize's builtin plugin configurations whose values
+// name files kustomize loads (PatchTransformer path, ReplacementTransformer
+// replacements[].path, ConfigMapGenerator/SecretGenerator files, envs and env,
+// HelmChartInflationGenerator valuesFile and additionalValuesFiles, exec plugins'
+// argsFromFile).
+var pluginPathKeys = map[string]bool{
+	"path": true, "files": true, "envs": true, "env": true,
+	"valuesFile": true, "additionalValuesFiles": true, "argsFromFile": true,
+}
+
+// kustScan walks one target's kustomization graph.
+type kustScan struct {
+	root    *repopath.Root
+	fsys    *repopath.FS
+	maxSize int64
+	seen    map[string]bool
+	errs    []error
+}
+
+// scanKustomization checks the kustomization graph of the repo-relative directory dir
+// before kustomize builds it: every error found, joined (one bad field never hides
+// another).
+func scanKustomization(root *repopath.Root, dir string, maxSize int64) error {
+	s := &kustScan{root: root, fsys: root.FS(), maxSize: maxSize, seen: map[string]bool{}}
+	s.kustomization(dir, "")
+	return errors.Join(s.errs...)
+}
+
+// kustomization scans the kustomization in dir. With cfgDir, it was named by
+// generators, transformers or validators: its resources are plugin configurations, whose
+// paths kustomize loads relative to cfgDir, the kustomization that named it.
+func (s *kustScan) kustomization(dir, cfgDir string) {
+	key := dir + "\x00" + cfgDir
+	if s.seen[key] {
+		return
+	}
+	s.seen[key] = true
+	var file string
+	var data []byte
+	for _, n := range kustomization.FileNames {
+		p := path.Join(dir, n)
+		b, err := s.read(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			var esc *repopath.EscapeError
+			if !errors.As(err, &esc) {
+				err = fmt.Errorf("%s: %w", p, err)
+			}
+			s.errs = append(s.errs, err)
+			return
+		}
+		file, data = p, b
+		break
+	}
+	if data == nil {
+		return
+	}
+	m, lines := kustomizationNode(data)
+	if m == nil {
+		return // kustomize reports the syntax error itself
+	}
+	if !lines {
+		zeroLines(m)
+	}
+	for _, kv := range mapPairs(m) {
+		key, val := kv[0].Value, kv[1]
+		switch key {
+		case "resources", "bases", "components":
+			eachString(val, key, func(field string, n *yaml3.Node) {
+				s.ref(file, dir, field, n, cfgDir)
+			})
+		case "generators", "transformers", "validators":
+			eachString(val, key, func(field string, n *yaml3.Node) {
+				if strings.Contains(n.Value, "\n") { // an inline plugin configuration
+					line := n.Line
+					if n.Style&(yaml3.LiteralStyle|yaml3.FoldedStyle) != 0 {
+						line++ // the block starts on the next line
+					}
+					s.config(file, line, field, dir, []byte(n.Value))
+					return
+				}
+				s.ref(file, dir, field, n, dir)
+			})
+		case "crds", "configurations":
+			eachString(val, key, func(field string, n *yaml3.Node) { s.path(file, dir, field, n) })
+		case "patchesStrategicMerge":
+			eachString(val, key, func(field string, n *yaml3.Node) {
+				if !inlinePatch(n.Value) {
+					s.path(file, dir, field, n)
+				}
+			})
+		case "patches", "patchesJson6902", "replacements", "openapi":
+			each(val, key, func(field string, item *yaml3.Node) {
+				if n := mapValue(item, "path"); n != nil {
+					s.path(file, dir, field+".path", n)
+				}
+			})
+		case "configMapGenerator", "secretGenerator":
+			each(val, key, func(field string, item *yaml3.Node) {
+				s.generatorFiles(file, dir, field, item)
+			})
+		case "helmCharts":
+			each(val, key, func(field string, item *yaml3.Node) {
+				if n := mapValue(item, "repo"); n != nil && n.Value != "" {
+					s.errs = append(s.errs, &KustomizeFieldError{File: file, Line: n.Line, Field: field + ".repo", Value: n.Value, Err: &RemoteError{URL: n.Value}})
+				}
+				for _, k := range []string{"valuesFile", "additionalValuesFiles"} {
+					eachString(mapValue(item, k), field+"."+k, func(f string, n *yaml3.Node) { s.path(file, dir, f, n) })
+				}
+			})
+		case "helmGlobals":
+			if n := mapValue(val, "chartHome"); n != nil && n.Kind == yaml3.ScalarNode {
+				s.path(file, dir, "helmGlobals.chartHome", n)
+			}
+		}
+	}
+}
+
+// generatorFiles checks a configMapGenerator or secretGenerator entry's files
+// ([key=]path), envs and env.
+func (s *kustScan) generatorFiles(file, dir, field string, item *yaml3.Node) {
+	eachString(mapValue(item, "files"), field+".files", func(f string, n *yaml3.Node) {
+		v := *n
+		if _, src, ok := strings.Cut(n.Value, "="); ok && !isRemote(n.Value) {
+			v.Value = src
+		}
+		s.path(file, dir, f, &v)
+	})
+	eachString(mapValue(item, "envs"), field+".envs", func(f string, n *yaml3.Node) { s.path(file, dir, f, n) })
+	if n := mapValue(item, "env"); n != nil && n.Kind == yaml3.ScalarNode && n.Value != "" {
+		s.path(file, dir, field+".env", n)
+	}
+}
+
+// path checks a value naming a file kustomize loads relative to dir; it returns the
+// repo-relative path when it stays inside.
+func (s *kustScan) path(file, dir, field string, n *yaml3.Node) (string, bool) {
+	v := strings.TrimSpace(n.Value)
+	if v == "" {
+		return "", false
+	}
+	fail := func(err error) (string, bool) {
+		s.errs = append(s.errs, &KustomizeFieldError{File: file, Line: n.Line, Field: field, Value: n.Value, Err: err})
+		return "", false
+	}
+	if isRemote(v) {
+		return fail(&RemoteError{URL: v})
+	}
+	if path.IsAbs(v) || strings.HasPrefix(v, `\`) || len(v) > 1 && v[1] == ':' {
+		return fail(&repopath.EscapeError{Path: v, Reason: repopath.Absolute})
+	}
+	p, err := repopath.Clean(path.Join(dir, v))
+	if err != nil {
+		return fail(&repopath.EscapeError{Path: v, Reason: repopath.Parent})
+	}
+	if _, err := s.root.Resolve(p); err != nil {
+		return fail(err) // names the link repo-relative
+	}
+	return p, true
+}
+
+// ref checks a resource, base, component, generator, transformer or validator entry:
+// a file, or a directory holding a kustomization, which is scanned in turn. With
+// cfgDir, the entry is a plugin configuration (or a kustomization of them) whose paths
+// are relative to cfgDir.
+func (s *kustScan) ref(file, dir, field string, n *yaml3.Node, cfgDir string) {
+	p, ok := s.path(file, dir, field, n)
+	if !ok {
+		return
+	}
+	st, err := s.fsys.Stat(p)
+	if err != nil {
+		return // kustomize reports a missing file or directory itself
+	}
+	if st.IsDir() {
+		s.kustomization(p, cfgDir)
+		return
+	}
+	if cfgDir != "" {
+		data, err := s.read(p)
+		if err != nil {
+			return
+		}
+		s.config(p, 1, "", cfgDir, data)
+	}
+}
+
+// config checks the path keys of plugin configurations (one or more YAML documents)
+// found in file from line on; their paths are relative to dir.
+func (s *kustScan) config(file string, line int, field, dir string, data []byte) {
+	dec := yaml3.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml3.Node
+		if err := dec.Decode(&doc); err != nil {
+			if !errors.Is(err, io.EOF) {
+				return // kustomize reports the syntax error itself
+			}
+			return
+		}
+		var walk func(n *yaml3.Node, at string)
+		walk = func(n *yaml3.Node, at string) {
+			if n = deref(n); n == nil {
+				return
+			}
+			switch n.Kind {
+			case yaml3.DocumentNode:
+				for _, c := range n.Content {
+					walk(c, at)
+				}
+			case yaml3.SequenceNode:
+				for i, c := range n.Content {
+					walk(c, fmt.Sprintf("%s[%d]", at, i))
+				}
+			case yaml3.MappingNode:
+				for _, kv := range mapPairs(n) {
+					k, v := kv[0].Value, kv[1]
+					f := at + k
+					if at != "" && !strings.HasSuffix(at, ":") {
+						f = at + "." + k
+					}
+					if !pluginPathKeys[k] {
+						walk(v, f)
+						continue
+					}
+					eachString(v, f, func(f string, n *yaml3.Node) {
+						c := *n
+						c.Line += line - 1
+						if k == "files" {
+							if _, src, ok := strings.Cut(c.Value, "="); ok && !isRemote(c.Value) {
+								c.Value = src
+							}
+						}
+						s.path(file, dir, f, &c)
+					})
+				}
+			}
+		}
+		prefix := field
+		if prefix != "" {
+			prefix += ":"
+		}
+		walk(&doc, prefix)
+	}
+}
+
+// read reads a repo-relative file through the confined filesystem, within the size
+// bound.
+func (s *kustScan) read(p string) ([]byte, error) {
+	st, err := s.fsys.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, fs.ErrNotExist
+	}
+	if s.maxSize > 0 && st.Size() > s.maxSize {
+		return nil, fmt.Errorf("file is %d bytes, over the %d-byte limit; raise it with --max-file-size if the file is legitimate", st.Size(), s.maxSize)
+	}
+	return s.fsys.ReadFile(p)
+}
+
+// inlinePatch reports whether a patchesStrategicMerge entry is a patch written inline
+// rather than a file name.
+func inlinePatch(v string) bool {
+	return strings.Contains(v, "\n") || strings.HasPrefix(strings.TrimSpace(v), "{") || strings.Contains(v, ": ")
+}
+
+// kustomizationNode parses a kustomization into its top mapping, with lines. YAML that
+// yaml.v3 refuses but kustomize's parser (sigs.k8s.io/yaml) reads is still checked,
+// through kustomize's reading, without lines (lines=false): what kustomize would
+// read is never left unchecked.
+func kustomizationNode(data []byte) (m *yaml3.Node, lines bool) {
+	var doc yaml3.Node
+	if yaml3.Unmarshal(data, &doc) == nil && len(doc.Content) > 0 && doc.Content[0].Kind == yaml3.MappingNode {
+		return doc.Content[0], true
+	}
+	var v map[string]any
+	if sigsyaml.Unmarshal(data, &v) != nil || v == nil {
+		return nil, false
+	}
+	b, err := yaml3.Marshal(v)
+	if err != nil || yaml3.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
+		return nil, false
+	}
+	return doc.Content[0], false
+}
+
+// zeroLines marks every node's line unknown.
+func zeroLines(n *yaml3.Node) {
+	n.Line = 0
+	for _, c := range n.Content {
+		zeroLines(c)
+	}
+}
+
+// mapPairs are a mapping's key/value pairs with aliases followed and merge keys ("<<")
+// expanded, as a YAML reader sees them: a key of the mapping itself wins over a merged
+// one.
+func mapPairs(n *yaml3.Node) [][2]*yaml3.Node {
+	var out [][2]*yaml3.Node
+	have := map[string]bool{}
+	var merged []*yaml3.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], deref(n.Content[i+1])
+		if k.Value == "<<" && v != nil {
+			if v.Kind == yaml3.SequenceNode {
+				for _, c := range v.Content {
+					merged = append(merged, deref(c))
+				}
+			} else {
+				merged = append(merged, v)
+			}
+			continue
+		}
+		have[k.Value] = true
+		out = append(out, [2]*yaml3.Node{k, v})
+	}
+	for _, m := range merged {
+		if m == nil || m.Kind != yaml3.MappingNode {
+			continue
+		}
+		for _, kv := range mapPairs(m) {
+			if !have[kv[0].Value] {
+				have[kv[0].Value] = true
+				out = append(out, kv)
+			}
+		}
+	}
+	return out
+}
+
+// deref follows an alias node to what it names.
+func deref(n *yaml3.Node) *yaml3.Node {
+	for i := 0; n != nil && n.Kind == yaml3.AliasNode && i < 16; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// each calls fn with every item of a sequence node (or the node itself when it is a
+// mapping, as openapi: is), and its field name.
+func each(n *yaml3.Node, field string, fn func(field string, item *yaml3.Node)) {
+	if n = deref(n); n == nil {
+		return
+	}
+	switch n.Kind {
+	case yaml3.SequenceNode:
+		for i, c := range n.Content {
+			fn(fmt.Sprintf("%s[%d]", field, i), deref(c))
+		}
+	case yaml3.MappingNode:
+		fn(field, n)
+	}
+}
+
+// eachString calls fn with every scalar of a sequence node (or the node itself when it
+// is a scalar).
+func eachString(n *yaml3.Node, field string, fn func(field string, item *yaml3.Node)) {
+	if n = deref(n); n == nil {
+		return
+	}
+	switch n.Kind {
+	case yaml3.ScalarNode:
+		fn(field, n)
+	case yaml3.SequenceNode:
+		for i, c := range n.Content {
+			if c = deref(c); c != nil && c.Kind == yaml3.ScalarNode {
+				fn(fmt.Sprintf("%s[%d]", field, i), c)
+			}
+		}
+	}
+}
+
+// mapValue is the value of key in a mapping node (aliases and merge keys followed), or
+// nil.
+func mapValue(n *yaml3.Node, key string) *yaml3.Node {
+	if n = deref(n); n == nil || n.Kind != yaml3.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return deref(n.Content[i+1])
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "<<" {
+			merged := deref(n.Content[i+1])
+			if merged != nil && merged.Kind == yaml3.SequenceNode {
+				for _, c := range merged.Content {
+					if v := mapValue(c, key); v != nil {
+						return v
+					}
+				}
+			} else if v := mapValue(merged, key); v != nil {
+				return v
+			}
+		}
+	}
+	return nil
+}
