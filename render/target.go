@@ -76,6 +76,10 @@ type Repo struct {
 	Clusters []policy.ClusterConfig
 	// MaxFileSize refuses larger files, when rendering and when discovering (0: no limit).
 	MaxFileSize int64
+	// Helm bounds each chart's template execution (zero: the defaults).
+	Helm HelmLimits
+	// MaxObjects refuses a target that renders more objects (0: no limit).
+	MaxObjects int
 	// KubeVersion and APIVersions are Helm's .Capabilities.
 	KubeVersion string
 	APIVersions []string
