@@ -406,7 +406,9 @@ func (e *helmEngine) include(t *template.Template) func(string, any) (string, er
 	return func(name string, data any) (string, error) {
 		if v, ok := e.included[name]; ok {
 			if v > helmRecursionMax {
-				return "", fmt.Errorf("rendering template has a nested reference name: %s: unable to execute template", name)
+				// Helm's limit, reported once rather than as a thousand nested errors.
+				e.b.err = &HelmLimitError{What: "depth", Detail: fmt.Sprintf(" (include %q nests itself more than %d times)", name, helmRecursionMax), Limits: e.b.limits}
+				return "", e.b.err
 			}
 			e.included[name]++
 		} else {
