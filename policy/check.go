@@ -143,7 +143,7 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 		errs = append(errs, es...)
 		notices = append(notices, ns...)
 	}
-	rep := e.run(ctx, len(jobs), func(i int) ([]Resource, error) { return readJob(jobs[i], opts.MaxFileSize) }, opts)
+	rep := e.run(ctx, len(jobs), func(i int, fn func(Resource) error) error { return readJob(jobs[i], opts.MaxFileSize, fn) }, opts)
 	rep.Errors = append(rep.Errors, errs...)
 	rep.Notices = append(notices, rep.Notices...)
 	rep.Summary.Files = len(jobs)
@@ -155,11 +155,13 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 // parallel. Identities are compared within a render target: the same object rendered by
 // two targets is not a duplicate.
 func (e *Engine) CheckResources(ctx context.Context, resources []Resource, opts CheckOptions) *Report {
-	return e.run(ctx, len(resources), func(i int) ([]Resource, error) { return resources[i : i+1], nil }, opts)
+	return e.run(ctx, len(resources), func(i int, fn func(Resource) error) error { return fn(resources[i]) }, opts)
 }
 
 // run evaluates n units of work (a file, or one resource) on opts.Workers goroutines.
-func (e *Engine) run(ctx context.Context, n int, load func(i int) ([]Resource, error), opts CheckOptions) *Report {
+// Each unit hands its resources to fn one at a time (a file as it decodes), so memory
+// and time per resource stay constant however many documents one file holds.
+func (e *Engine) run(ctx context.Context, n int, each func(i int, fn func(Resource) error) error, opts CheckOptions) *Report {
 	rep := &Report{Unchecked: map[string]int{}}
 	var (
 		mu    sync.Mutex
@@ -179,17 +181,20 @@ func (e *Engine) run(ctx context.Context, n int, load func(i int) ([]Resource, e
 	pool.ForEachWorker(ctx, n, opts.Workers, func() *worker {
 		return &worker{rep: Report{Unchecked: map[string]int{}}}
 	}, func(w *worker, i int) {
-		resources, err := load(i)
-		if err != nil {
-			w.rep.Errors = append(w.rep.Errors, err)
-		}
-		for _, r := range resources {
+		err := each(i, func(r Resource) error {
+			if err := ctx.Err(); err != nil {
+				return err // reported once below, as the check being interrupted
+			}
 			if skipKind(r) {
-				continue
+				return nil
 			}
 			w.rep.Summary.Resources++
 			w.ids = append(w.ids, ident{r.Origin.Target + "|" + r.key(), r.ID(), r.Origin})
 			e.checkOne(ctx, r, opts, &w.rep)
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			w.rep.Errors = append(w.rep.Errors, err)
 		}
 		if opts.Progress != nil {
 			opts.Progress(int(done.Add(1)), n)
@@ -347,19 +352,19 @@ func unwrapPathErr(err error) error {
 	return err
 }
 
-func readJob(j fileJob, limit int64) ([]Resource, error) {
+func readJob(j fileJob, limit int64, fn func(Resource) error) error {
 	info, err := fs.Stat(j.src.FS, j.name)
 	if err != nil {
-		return nil, &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("cannot read: %w", unwrapPathErr(err))}
+		return &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("cannot read: %w", unwrapPathErr(err))}
 	}
 	if limit > 0 && info.Size() > limit {
-		return nil, &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("file is %d bytes, over the %d-byte limit; raise it with --max-file-size if the file is legitimate", info.Size(), limit)}
+		return &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("file is %d bytes, over the %d-byte limit; raise it with --max-file-size if the file is legitimate", info.Size(), limit)}
 	}
 	data, err := fs.ReadFile(j.src.FS, j.name)
 	if err != nil {
-		return nil, &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("cannot read: %w", unwrapPathErr(err))}
+		return &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("cannot read: %w", unwrapPathErr(err))}
 	}
-	return Decode(j.show, data)
+	return DecodeEach(j.show, data, fn)
 }
 
 // displayFunc maps a path inside src.FS to the path shown to the user.
