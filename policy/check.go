@@ -143,7 +143,7 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 		errs = append(errs, es...)
 		notices = append(notices, ns...)
 	}
-	rep := e.run(ctx, len(jobs), func(i int, fn func(Resource) error) error { return readJob(jobs[i], opts.MaxFileSize, fn) }, opts)
+	rep := e.run(ctx, len(jobs), func(i int, fn func(Resource) error) error { return readJob(jobs[i], opts.MaxFileSize, fn) }, func(i int) string { return jobs[i].show }, opts)
 	rep.Errors = append(rep.Errors, errs...)
 	rep.Notices = append(notices, rep.Notices...)
 	rep.Summary.Files = len(jobs)
@@ -155,19 +155,21 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 // parallel. Identities are compared within a render target: the same object rendered by
 // two targets is not a duplicate.
 func (e *Engine) CheckResources(ctx context.Context, resources []Resource, opts CheckOptions) *Report {
-	return e.run(ctx, len(resources), func(i int, fn func(Resource) error) error { return fn(resources[i]) }, opts)
+	return e.run(ctx, len(resources), func(i int, fn func(Resource) error) error { return fn(resources[i]) }, nil, opts)
 }
 
 // run evaluates n units of work (a file, or one resource) on opts.Workers goroutines.
 // Each unit hands its resources to fn one at a time (a file as it decodes), so memory
 // and time per resource stay constant however many documents one file holds.
-func (e *Engine) run(ctx context.Context, n int, each func(i int, fn func(Resource) error) error, opts CheckOptions) *Report {
+// name (nil for resources) names a unit in the report of an interrupted check.
+func (e *Engine) run(ctx context.Context, n int, each func(i int, fn func(Resource) error) error, name func(i int) string, opts CheckOptions) *Report {
 	rep := &Report{Unchecked: map[string]int{}}
 	var (
-		mu    sync.Mutex
-		done  atomic.Int64
-		seen  = map[string][]Origin{}
-		names = map[string]string{}
+		mu       sync.Mutex
+		done     atomic.Int64
+		complete = make([]bool, n)
+		seen     = map[string][]Origin{}
+		names    = map[string]string{}
 	)
 	type ident struct {
 		key, id string
@@ -193,8 +195,11 @@ func (e *Engine) run(ctx context.Context, n int, each func(i int, fn func(Resour
 			e.checkOne(ctx, r, opts, &w.rep)
 			return nil
 		})
-		if err != nil && ctx.Err() == nil {
-			w.rep.Errors = append(w.rep.Errors, err)
+		if ctx.Err() == nil {
+			complete[i] = true // each item is written by one worker only
+			if err != nil {
+				w.rep.Errors = append(w.rep.Errors, err)
+			}
 		}
 		if opts.Progress != nil {
 			opts.Progress(int(done.Add(1)), n)
@@ -214,7 +219,16 @@ func (e *Engine) run(ctx context.Context, n int, each func(i int, fn func(Resour
 		}
 	})
 	if err := ctx.Err(); err != nil {
-		rep.Errors = append(rep.Errors, fmt.Errorf("check interrupted: %w", err))
+		ie := &InterruptedError{Err: err, Total: n, Unit: "inputs"}
+		for i, ok := range complete {
+			if !ok {
+				ie.NotEvaluated++
+				if name != nil {
+					ie.Names = append(ie.Names, name(i))
+				}
+			}
+		}
+		rep.Errors = append(rep.Errors, ie)
 	}
 	rep.Summary.Policies = e.set.Len()
 	for key, origins := range seen {
@@ -228,6 +242,34 @@ func (e *Engine) run(ctx context.Context, n int, each func(i int, fn func(Resour
 	sortErrors(rep.Errors)
 	return rep
 }
+
+// InterruptedError says a check was stopped (SIGINT, SIGTERM, a cancelled context)
+// before it evaluated everything: the report is incomplete, and names what was not
+// evaluated.
+type InterruptedError struct {
+	Err error
+	// NotEvaluated of Total units (Unit: "inputs", "targets") were not evaluated, or
+	// not completely; Names lists them when known.
+	NotEvaluated, Total int
+	Unit                string
+	Names               []string
+}
+
+func (e *InterruptedError) Error() string {
+	msg := fmt.Sprintf("check interrupted (%v): the report is incomplete: %d of %d %s not evaluated", e.Err, e.NotEvaluated, e.Total, e.Unit)
+	if len(e.Names) > 0 {
+		names := slices.Clone(e.Names)
+		sort.Strings(names)
+		const show = 20
+		if len(names) > show {
+			names = append(names[:show], fmt.Sprintf("and %d more", len(names)-show))
+		}
+		msg += ": " + strings.Join(names, ", ")
+	}
+	return msg
+}
+
+func (e *InterruptedError) Unwrap() error { return e.Err }
 
 func sortErrors(errs []error) {
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })

@@ -89,9 +89,9 @@ type HelmLimitError struct {
 func (e *HelmLimitError) Error() string {
 	switch e.What {
 	case "time":
-		return fmt.Sprintf("templates ran longer than %s and were stopped%s; if the chart is legitimate, raise helm.timeout in .gitgate.yaml (--helm-timeout)", e.Limits.Timeout, e.Detail)
+		return fmt.Sprintf("templates ran longer than %s and were stopped%s; if the chart is legitimate, raise limits.helmTimeout in .gitgate.yaml or --helm-timeout", e.Limits.Timeout, e.Detail)
 	case "output":
-		return fmt.Sprintf("templates produced more than %d bytes and were stopped%s; if the chart is legitimate, raise helm.maxOutput in .gitgate.yaml (--helm-max-output)", e.Limits.MaxOutput, e.Detail)
+		return fmt.Sprintf("templates produced more than %d bytes and were stopped%s; if the chart is legitimate, raise limits.helmMaxOutput in .gitgate.yaml or --helm-max-output", e.Limits.MaxOutput, e.Detail)
 	}
 	return fmt.Sprintf("templates nest more than %d levels deep (include, tpl or template recursing?)%s", helmMaxDepth, e.Detail)
 }

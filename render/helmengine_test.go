@@ -82,7 +82,7 @@ func TestHelmBounds(t *testing.T) {
 
 // TestHelmBoundsNamesTheKeys: a bound error says what to raise.
 func TestHelmBoundsNamesTheKeys(t *testing.T) {
-	for what, key := range map[string]string{"time": "helm.timeout", "output": "helm.maxOutput"} {
+	for what, key := range map[string]string{"time": "limits.helmTimeout", "output": "limits.helmMaxOutput"} {
 		msg := (&HelmLimitError{What: what, Limits: HelmLimits{}.withDefaults()}).Error()
 		if !strings.Contains(msg, key) {
 			t.Errorf("%s: %q does not name %s", what, msg, key)
