@@ -49,6 +49,9 @@ type Source struct {
 	FS      fs.FS
 	Root    string
 	Display string
+	// MaxFileSize bounds each file read from the source where no other limit applies
+	// (policies, values files; 0: DefaultMaxFileSize).
+	MaxFileSize int64
 }
 
 // Duplicate is one identity defined more than once.

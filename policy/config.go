@@ -210,7 +210,7 @@ func matchAny(patterns []string, name string) bool {
 
 // LoadConfig reads .gitgate.yaml from the root of fsys. A missing file is an empty config.
 func LoadConfig(fsys fs.FS) (*Config, error) {
-	data, err := fs.ReadFile(fsys, ConfigFile)
+	data, err := ReadFileLimit(fsys, ConfigFile, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Config{}, nil
 	}

@@ -266,7 +266,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 // at the merge base and at head, their findings classified as new, fixed or unchanged.
 func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int)) (*policy.Report, error) {
 	root := set.root
-	ch, err := git.OpenChange(root, o.base, git.ChangeOptions{Staged: o.staged})
+	ch, err := git.OpenChange(root, o.base, git.ChangeOptions{Staged: o.staged, MaxBlobSize: set.maxFileSize})
 	if err != nil {
 		return nil, err
 	}

@@ -99,14 +99,18 @@ func (s *settings) gateOptions() (policy.GateOptions, error) {
 		if _, err := os.Stat(d); err != nil {
 			return opts, fmt.Errorf("--policies %s: %w", d, err)
 		}
-		opts.PolicyDirs = append(opts.PolicyDirs, osSource(d))
+		src := osSource(d)
+		src.MaxFileSize = s.maxFileSize
+		opts.PolicyDirs = append(opts.PolicyDirs, src)
 	}
 	valuesFile := s.flags.values
 	if valuesFile == "" && s.cfg.Values != "" {
 		valuesFile = filepath.Join(s.root, filepath.FromSlash(s.cfg.Values))
 	}
 	if valuesFile != "" {
-		v, err := policy.LoadValuesSource(osSource(valuesFile))
+		src := osSource(valuesFile)
+		src.MaxFileSize = s.maxFileSize
+		v, err := policy.LoadValuesSource(src)
 		if err != nil {
 			return opts, err
 		}
