@@ -108,3 +108,26 @@ func TestHelmBoundsCancel(t *testing.T) {
 		t.Errorf("stopped after %s", took)
 	}
 }
+
+// TestHelmBoundsKustomizeHelmCharts: a kustomization's helmCharts entry is bounded by
+// the repository's Helm limits too. (kustomize replaces the error of a helmCharts entry
+// with "unable to find one of 'kustomization.yaml'", issue 12 item 7, so the test holds
+// the render to failing without allocating the 800 MB `until` would.)
+func TestHelmBoundsKustomizeHelmCharts(t *testing.T) {
+	repo := writeRepo(t, map[string]string{
+		"apps/k/kustomization.yaml":              "helmCharts:\n- name: bomb\n  releaseName: bomb\n",
+		"apps/k/charts/bomb/Chart.yaml":          "apiVersion: v2\nname: bomb\nversion: 0.1.0\n",
+		"apps/k/charts/bomb/templates/bomb.yaml": "{{ range until 100000000 }}x{{ end }}\n",
+	})
+	repo.Helm = HelmLimits{MaxOutput: 1 << 20}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Render(context.Background(), repo, Target{Name: "k", Kind: Kustomize, Path: "apps/k"})
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("rendered; want an error")
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 200<<20 {
+		t.Errorf("allocated %d MiB: the chart was not bounded", grew>>20)
+	}
+}
