@@ -48,7 +48,7 @@ func TestLazyContextMatchesEager(t *testing.T) {
 	}
 	n := 0
 	for _, j := range jobs {
-		rs, err := readJob(j, DefaultMaxFileSize)
+		rs, err := readJobAll(j, DefaultMaxFileSize)
 		if err != nil {
 			t.Fatal(err)
 		}

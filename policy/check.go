@@ -49,6 +49,9 @@ type Source struct {
 	FS      fs.FS
 	Root    string
 	Display string
+	// MaxFileSize bounds each file read from the source where no other limit applies
+	// (policies, values files; 0: DefaultMaxFileSize).
+	MaxFileSize int64
 }
 
 // Duplicate is one identity defined more than once.
@@ -143,7 +146,7 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 		errs = append(errs, es...)
 		notices = append(notices, ns...)
 	}
-	rep := e.run(ctx, len(jobs), func(i int) ([]Resource, error) { return readJob(jobs[i], opts.MaxFileSize) }, opts)
+	rep := e.run(ctx, len(jobs), func(i int, fn func(Resource) error) error { return readJob(jobs[i], opts.MaxFileSize, fn) }, func(i int) string { return jobs[i].show }, opts)
 	rep.Errors = append(rep.Errors, errs...)
 	rep.Notices = append(notices, rep.Notices...)
 	rep.Summary.Files = len(jobs)
@@ -155,17 +158,21 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 // parallel. Identities are compared within a render target: the same object rendered by
 // two targets is not a duplicate.
 func (e *Engine) CheckResources(ctx context.Context, resources []Resource, opts CheckOptions) *Report {
-	return e.run(ctx, len(resources), func(i int) ([]Resource, error) { return resources[i : i+1], nil }, opts)
+	return e.run(ctx, len(resources), func(i int, fn func(Resource) error) error { return fn(resources[i]) }, nil, opts)
 }
 
 // run evaluates n units of work (a file, or one resource) on opts.Workers goroutines.
-func (e *Engine) run(ctx context.Context, n int, load func(i int) ([]Resource, error), opts CheckOptions) *Report {
+// Each unit hands its resources to fn one at a time (a file as it decodes), so memory
+// and time per resource stay constant however many documents one file holds.
+// name (nil for resources) names a unit in the report of an interrupted check.
+func (e *Engine) run(ctx context.Context, n int, each func(i int, fn func(Resource) error) error, name func(i int) string, opts CheckOptions) *Report {
 	rep := &Report{Unchecked: map[string]int{}}
 	var (
-		mu    sync.Mutex
-		done  atomic.Int64
-		seen  = map[string][]Origin{}
-		names = map[string]string{}
+		mu       sync.Mutex
+		done     atomic.Int64
+		complete = make([]bool, n)
+		seen     = map[string][]Origin{}
+		names    = map[string]string{}
 	)
 	type ident struct {
 		key, id string
@@ -179,17 +186,23 @@ func (e *Engine) run(ctx context.Context, n int, load func(i int) ([]Resource, e
 	pool.ForEachWorker(ctx, n, opts.Workers, func() *worker {
 		return &worker{rep: Report{Unchecked: map[string]int{}}}
 	}, func(w *worker, i int) {
-		resources, err := load(i)
-		if err != nil {
-			w.rep.Errors = append(w.rep.Errors, err)
-		}
-		for _, r := range resources {
+		err := each(i, func(r Resource) error {
+			if err := ctx.Err(); err != nil {
+				return err // reported once below, as the check being interrupted
+			}
 			if skipKind(r) {
-				continue
+				return nil
 			}
 			w.rep.Summary.Resources++
 			w.ids = append(w.ids, ident{r.Origin.Target + "|" + r.key(), r.ID(), r.Origin})
 			e.checkOne(ctx, r, opts, &w.rep)
+			return nil
+		})
+		if ctx.Err() == nil {
+			complete[i] = true // each item is written by one worker only
+			if err != nil {
+				w.rep.Errors = append(w.rep.Errors, err)
+			}
 		}
 		if opts.Progress != nil {
 			opts.Progress(int(done.Add(1)), n)
@@ -209,7 +222,16 @@ func (e *Engine) run(ctx context.Context, n int, load func(i int) ([]Resource, e
 		}
 	})
 	if err := ctx.Err(); err != nil {
-		rep.Errors = append(rep.Errors, fmt.Errorf("check interrupted: %w", err))
+		ie := &InterruptedError{Err: err, Total: n, Unit: "inputs"}
+		for i, ok := range complete {
+			if !ok {
+				ie.NotEvaluated++
+				if name != nil {
+					ie.Names = append(ie.Names, name(i))
+				}
+			}
+		}
+		rep.Errors = append(rep.Errors, ie)
 	}
 	rep.Summary.Policies = e.set.Len()
 	for key, origins := range seen {
@@ -223,6 +245,34 @@ func (e *Engine) run(ctx context.Context, n int, load func(i int) ([]Resource, e
 	sortErrors(rep.Errors)
 	return rep
 }
+
+// InterruptedError says a check was stopped (SIGINT, SIGTERM, a cancelled context)
+// before it evaluated everything: the report is incomplete, and names what was not
+// evaluated.
+type InterruptedError struct {
+	Err error
+	// NotEvaluated of Total units (Unit: "inputs", "targets") were not evaluated, or
+	// not completely; Names lists them when known.
+	NotEvaluated, Total int
+	Unit                string
+	Names               []string
+}
+
+func (e *InterruptedError) Error() string {
+	msg := fmt.Sprintf("check interrupted (%v): the report is incomplete: %d of %d %s not evaluated", e.Err, e.NotEvaluated, e.Total, e.Unit)
+	if len(e.Names) > 0 {
+		names := slices.Clone(e.Names)
+		sort.Strings(names)
+		const show = 20
+		if len(names) > show {
+			names = append(names[:show], fmt.Sprintf("and %d more", len(names)-show))
+		}
+		msg += ": " + strings.Join(names, ", ")
+	}
+	return msg
+}
+
+func (e *InterruptedError) Unwrap() error { return e.Err }
 
 func sortErrors(errs []error) {
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
@@ -347,19 +397,19 @@ func unwrapPathErr(err error) error {
 	return err
 }
 
-func readJob(j fileJob, limit int64) ([]Resource, error) {
+func readJob(j fileJob, limit int64, fn func(Resource) error) error {
 	info, err := fs.Stat(j.src.FS, j.name)
 	if err != nil {
-		return nil, &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("cannot read: %w", unwrapPathErr(err))}
+		return &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("cannot read: %w", unwrapPathErr(err))}
 	}
 	if limit > 0 && info.Size() > limit {
-		return nil, &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("file is %d bytes, over the %d-byte limit; raise it with --max-file-size if the file is legitimate", info.Size(), limit)}
+		return &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("file is %d bytes, over the %d-byte limit; raise it with --max-file-size if the file is legitimate", info.Size(), limit)}
 	}
 	data, err := fs.ReadFile(j.src.FS, j.name)
 	if err != nil {
-		return nil, &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("cannot read: %w", unwrapPathErr(err))}
+		return &InputError{Origin: Origin{File: j.show}, Err: fmt.Errorf("cannot read: %w", unwrapPathErr(err))}
 	}
-	return Decode(j.show, data)
+	return DecodeEach(j.show, data, fn)
 }
 
 // displayFunc maps a path inside src.FS to the path shown to the user.

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policies"
@@ -54,6 +55,27 @@ type Config struct {
 	// and its built-in APIs).
 	KubeVersion string   `json:"kubeVersion,omitempty"`
 	APIVersions []string `json:"apiVersions,omitempty"`
+
+	// Limits bound the work one target may cause; flags win over them.
+	Limits Limits `json:"limits,omitempty"`
+}
+
+// Limits are the bounds of .gitgate.yaml's limits: block (zero: the default). Each has
+// a flag of the same name that wins over it.
+type Limits struct {
+	// HelmTimeout is the wall time one chart's templates may run ("30s"; --helm-timeout).
+	HelmTimeout string `json:"helmTimeout,omitempty"`
+	// HelmMaxOutput is the number of bytes one chart's templates may produce, each
+	// include and tpl counted (--helm-max-output).
+	HelmMaxOutput int64 `json:"helmMaxOutput,omitempty"`
+	// MaxObjects is the number of objects one target may render (--max-objects).
+	MaxObjects int `json:"maxObjects,omitempty"`
+}
+
+// HelmTimeoutDuration is HelmTimeout parsed (0 when unset); ParseConfig has checked it.
+func (l Limits) HelmTimeoutDuration() time.Duration {
+	d, _ := time.ParseDuration(l.HelmTimeout)
+	return d
 }
 
 // TargetFilter selects render targets by name with path.Match patterns.
@@ -189,7 +211,7 @@ func matchAny(patterns []string, name string) bool {
 
 // LoadConfig reads .gitgate.yaml from the root of fsys. A missing file is an empty config.
 func LoadConfig(fsys fs.FS) (*Config, error) {
-	data, err := fs.ReadFile(fsys, ConfigFile)
+	data, err := ReadFileLimit(fsys, ConfigFile, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Config{}, nil
 	}
@@ -219,6 +241,14 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		if errs := configPaths(file, root.Content[0]); len(errs) > 0 {
 			return nil, errors.Join(errs...)
 		}
+	}
+	if c.Limits.HelmTimeout != "" {
+		if d, err := time.ParseDuration(c.Limits.HelmTimeout); err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s: limits.helmTimeout: %q is not a positive duration such as 30s", file, c.Limits.HelmTimeout)
+		}
+	}
+	if c.Limits.HelmMaxOutput < 0 || c.Limits.MaxObjects < 0 {
+		return nil, fmt.Errorf("%s: limits: helmMaxOutput and maxObjects must not be negative", file)
 	}
 	for _, group := range [][]string{c.Targets.Include, c.Targets.Exclude} {
 		for _, p := range group {

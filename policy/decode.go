@@ -35,7 +35,20 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 // it are returned together with an *InputError that names the line.
 func Decode(file string, data []byte) ([]Resource, error) {
 	var out []Resource
-	err := eachDocument(file, data, func(root *yaml.Node, v any) error {
+	err := DecodeEach(file, data, func(r Resource) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// DecodeEach is Decode handing each object to fn as soon as its document is decoded,
+// so a file of many documents is never held decoded at once (each object's YAML tree
+// can be dropped once fn is done with it). An error from fn stops the decoding and is
+// returned.
+func DecodeEach(file string, data []byte, fn func(Resource) error) error {
+	var batch []Resource
+	return eachDocument(file, data, func(root *yaml.Node, v any) error {
 		obj, ok := v.(map[string]any)
 		if !ok {
 			if v == nil {
@@ -44,10 +57,15 @@ func Decode(file string, data []byte) ([]Resource, error) {
 			return &InputError{Origin: Origin{File: file, Line: root.Line, Col: root.Column},
 				Err: fmt.Errorf("document is a %s, not a Kubernetes object", kindOfNode(root))}
 		}
-		out = appendObject(out, file, root, obj)
+		batch = appendObject(batch[:0], file, root, obj)
+		for i := range batch {
+			if err := fn(batch[i]); err != nil {
+				return err
+			}
+			batch[i] = Resource{}
+		}
 		return nil
 	})
-	return out, err
 }
 
 // eachDocument calls fn with the root node and the JSON-normalised value of every

@@ -114,7 +114,7 @@ func RunTests(ctx context.Context, fsys fs.FS, root string, opts TestOptions) *T
 
 // readTests reads every document of a kyverno-test.yaml as a Test.
 func readTests(fsys fs.FS, file string) ([]v1alpha1.Test, error) {
-	data, err := fs.ReadFile(fsys, file)
+	data, err := ReadFileLimit(fsys, file, 0)
 	if err != nil {
 		return nil, unwrapPathErr(err)
 	}
@@ -176,9 +176,9 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		if err != nil {
 			return fail(err)
 		}
-		b, err := fs.ReadFile(fsys, rp)
+		b, err := ReadFileLimit(fsys, rp, 0)
 		if err != nil {
-			return fail(fmt.Errorf("resources: %w", unwrapPathErr(err)))
+			return fail(fmt.Errorf("resources: %s: %w", rp, unwrapPathErr(err)))
 		}
 		rs, err := Decode(show(rp), b)
 		if err != nil {
@@ -210,7 +210,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		if err != nil {
 			return fail(err)
 		}
-		b, err := fs.ReadFile(fsys, rp)
+		b, err := ReadFileLimit(fsys, rp, 0)
 		if err != nil {
 			return fail(fmt.Errorf("userinfo: %w", unwrapPathErr(err)))
 		}

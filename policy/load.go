@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"sort"
@@ -193,6 +194,35 @@ func Load(fsys fs.FS, paths ...string) (*Set, error) {
 	return LoadSources(srcs...)
 }
 
+// ErrFileTooLarge is a file over the size limit (--max-file-size).
+var ErrFileTooLarge = errors.New("file too large")
+
+// ReadFileLimit reads a file of at most limit bytes (DefaultMaxFileSize when limit is
+// 0); a larger one is refused before it is read, with an error naming its size, the
+// limit and --max-file-size. Policies, values files, kyverno-test files and their
+// resources are read through it.
+func ReadFileLimit(fsys fs.FS, name string, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = DefaultMaxFileSize
+	}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > limit {
+		return nil, fmt.Errorf("%w: %d bytes, over the %d-byte limit; raise it with --max-file-size if the file is legitimate", ErrFileTooLarge, st.Size(), limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit { // Stat said less: a growing file, a pipe
+		return nil, fmt.Errorf("%w: over the %d-byte limit; raise it with --max-file-size if the file is legitimate", ErrFileTooLarge, limit)
+	}
+	return data, nil
+}
+
 // LoadSources is Load over sources whose files are shown under their Display path.
 func LoadSources(srcs ...Source) (*Set, error) {
 	s := &Set{origins: map[string]Origin{}}
@@ -213,7 +243,7 @@ func LoadSources(srcs ...Source) (*Set, error) {
 			if p != src.Root && !isManifestFile(p) {
 				return nil
 			}
-			data, err := fs.ReadFile(src.FS, p)
+			data, err := ReadFileLimit(src.FS, p, src.MaxFileSize)
 			if err != nil {
 				errs = append(errs, &PolicyError{Origin: Origin{File: show(p)}, Err: unwrapPathErr(err)})
 				return nil

@@ -77,7 +77,7 @@ func TestSchemaAgreesWithStrictDecoding(t *testing.T) {
 	for _, dir := range []string{"../testdata", "../policies"} {
 		jobs, _, _ := walk(Source{FS: os.DirFS(dir), Root: ".", Display: dir}, nil)
 		for _, j := range jobs {
-			rs, _ := readJob(j, DefaultMaxFileSize)
+			rs, _ := readJobAll(j, DefaultMaxFileSize)
 			for _, r := range rs {
 				res, checked := CheckSchema(r)
 				if !checked {

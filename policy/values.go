@@ -23,7 +23,7 @@ func LoadValues(fsys fs.FS, name string) (*Values, error) {
 // LoadValuesSource reads the values file src.Root, naming it src.Display in errors.
 func LoadValuesSource(src Source) (*Values, error) {
 	name := src.Display
-	data, err := fs.ReadFile(src.FS, src.Root)
+	data, err := ReadFileLimit(src.FS, src.Root, src.MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot read values file: %w", name, unwrapPathErr(err))
 	}

@@ -18,7 +18,6 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	"helm.sh/helm/v3/pkg/strvals"
@@ -398,9 +397,9 @@ func renderHelmChart(ctx context.Context, repo Repo, t Target) (*helmOutput, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// The zero Engine has no cluster: lookup returns nothing, getHostByName "".
-	var e engine.Engine
-	files, err := e.Render(ch, top)
+	// Helm's engine, bounded in time, output and depth (helmengine.go): no cluster
+	// (lookup returns nothing), no DNS (getHostByName returns "").
+	files, err := renderHelmTemplates(ctx, ch, top, repo.Helm)
 	if err != nil {
 		return nil, out.templateError(chartPath, err)
 	}

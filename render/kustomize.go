@@ -108,7 +108,7 @@ func runKustomize(repo Repo, t Target, provenance bool) (resmap.ResMap, error) {
 	if err := scanKustomization(confine, t.Path, repo.MaxFileSize); err != nil {
 		return nil, err
 	}
-	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), confine: confine, root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace, virtual: map[string][]byte{}}
+	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), confine: confine, root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace, helm: repo.Helm, virtual: map[string][]byte{}}
 	if provenance {
 		fsys.annotate = resourceFiles(newDepsCache(os.DirFS(root)), t.Path)
 	}
@@ -172,6 +172,10 @@ type confinedFS struct {
 	t       Target
 	maxSize int64
 	trace   func(file string)
+	// helm bounds the charts of helmCharts entries as Helm targets are bounded; ctx
+	// (nil: none) stops them. kustomize builds take no context yet.
+	ctx  context.Context
+	helm HelmLimits
 	// virtual are in-memory files: charts of helmCharts entries, rendered.
 	virtual map[string][]byte
 	// annotate are the repo-relative resource files whose documents get the source

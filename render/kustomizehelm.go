@@ -90,8 +90,12 @@ func (c *confinedFS) inflateHelmCharts(dir string, k map[string]any) error {
 		default:
 			return fmt.Errorf("%s: helmCharts %s: valuesMerge %q is not merge, override or replace", relDir, h.Name, h.ValuesMerge)
 		}
-		repo := Repo{Dir: c.root, MaxFileSize: c.maxSize, Trace: c.trace, KubeVersion: h.KubeVersion, APIVersions: h.ApiVersions}
-		out, err := renderHelmChart(context.Background(), repo, t)
+		repo := Repo{Dir: c.root, MaxFileSize: c.maxSize, Trace: c.trace, KubeVersion: h.KubeVersion, APIVersions: h.ApiVersions, Helm: c.helm}
+		ctx := c.ctx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		out, err := renderHelmChart(ctx, repo, t)
 		if err != nil {
 			return fmt.Errorf("%s: helmCharts %s: %w", relDir, h.Name, err)
 		}

@@ -33,6 +33,10 @@ func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 	if err != nil && t.Kind != Directory && t.Kind != Tekton {
 		return nil, err
 	}
+	if repo.MaxObjects > 0 && len(rs) > repo.MaxObjects {
+		return nil, &policy.InputError{Origin: policy.Origin{File: t.Path, Target: t.Name},
+			Err: fmt.Errorf("target %s renders %d objects, over the limit of %d; if that is legitimate, raise limits.maxObjects in .gitgate.yaml or --max-objects", t.Name, len(rs), repo.MaxObjects)}
+	}
 	for i := range rs {
 		rs[i].Origin.Target = t.Name
 		if t.Namespace != "" && rs[i].Object.GetNamespace() == "" && !policy.ClusterScoped(rs[i].Object.GetKind()) {

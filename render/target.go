@@ -66,6 +66,9 @@ type Target struct {
 // String is the target's name and kind, for messages.
 func (t Target) String() string { return fmt.Sprintf("%s (%s %s)", t.Name, t.Kind, t.Path) }
 
+// DefaultMaxObjects is the number of objects one target may render unless raised.
+const DefaultMaxObjects = 20000
+
 // Repo is a repository checkout to discover and render.
 type Repo struct {
 	// FS is the repository root.
@@ -78,6 +81,11 @@ type Repo struct {
 	Clusters []policy.ClusterConfig
 	// MaxFileSize refuses larger files, when rendering and when discovering (0: no limit).
 	MaxFileSize int64
+	// Helm bounds each chart's template execution (zero: the defaults).
+	Helm HelmLimits
+	// MaxObjects refuses a target that renders more objects (0: no limit; the CLI
+	// defaults to DefaultMaxObjects).
+	MaxObjects int
 	// KubeVersion and APIVersions are Helm's .Capabilities.
 	KubeVersion string
 	APIVersions []string

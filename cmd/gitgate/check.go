@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 
@@ -90,6 +91,7 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 		args = []string{"."}
 	}
 	tuneGC()
+	defer watchInterrupt(cmd.Context(), stderr)()
 	set, err := loadSettings(args[0], o.gate, o.maxFileSize)
 	var gate *policy.Gate
 	if err == nil {
@@ -208,14 +210,33 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	var mu sync.Mutex
 	one := opts
 	one.Workers, one.Progress = 1, nil
+	ctx := cmd.Context()
+	evaluated := map[string]bool{} // target name|path, rendered and gated completely
 	sink := func(r render.Rendered) {
-		part := gate.CheckResources(cmd.Context(), r.Resources, one)
+		part := gate.CheckResources(ctx, r.Resources, one)
 		part.Errors = append(part.Errors, r.Errors()...)
+		interrupted := ctx.Err() != nil
+		if interrupted { // one InterruptedError for the repository, below
+			part.Errors = slices.DeleteFunc(part.Errors, func(e error) bool { return errors.Is(e, ctx.Err()) })
+		}
 		mu.Lock()
 		rep.Merge(part)
+		if !interrupted {
+			evaluated[r.Target.Name+"|"+r.Target.Path] = true
+		}
 		mu.Unlock()
 	}
-	render.RenderRepo(cmd.Context(), repo, d, dopts, opts.Workers, progress, sink)
+	render.RenderRepo(ctx, repo, d, dopts, opts.Workers, progress, sink)
+	if err := ctx.Err(); err != nil {
+		ie := &policy.InterruptedError{Err: err, Total: len(d.Targets), Unit: "targets"}
+		for _, t := range d.Targets {
+			if !evaluated[t.Name+"|"+t.Path] {
+				ie.NotEvaluated++
+				ie.Names = append(ie.Names, t.Name)
+			}
+		}
+		rep.Errors = append(rep.Errors, ie)
+	}
 	rep.Summary.Policies = gate.Set.Len()
 	rep.Sort()
 	// Origins are repo-relative (a finding may point into an overlay, not the resource's
@@ -245,7 +266,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 // at the merge base and at head, their findings classified as new, fixed or unchanged.
 func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int)) (*policy.Report, error) {
 	root := set.root
-	ch, err := git.OpenChange(root, o.base, git.ChangeOptions{Staged: o.staged})
+	ch, err := git.OpenChange(root, o.base, git.ChangeOptions{Staged: o.staged, MaxBlobSize: set.maxFileSize})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
@@ -22,6 +24,14 @@ type gateFlags struct {
 	noBuiltin  bool
 	registries []string
 	values     string
+	limits     limitFlags
+}
+
+// limitFlags bound the work of rendering; each wins over .gitgate.yaml's limits:.
+type limitFlags struct {
+	helmTimeout   time.Duration
+	helmMaxOutput int64
+	maxObjects    int
 }
 
 func (f *gateFlags) BindFlags(fs *pflag.FlagSet) {
@@ -29,6 +39,9 @@ func (f *gateFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.noBuiltin, "no-builtin", false, "leave the built-in policy bundle out")
 	fs.StringSliceVar(&f.registries, "registry", nil, "allowed image registry, e.g. harbor.example.com (repeatable; default: registries: in .gitgate.yaml)")
 	fs.StringVar(&f.values, "values", "", "Kyverno values file supplying cluster data (apiCall/configMap results, namespace labels)")
+	fs.DurationVar(&f.limits.helmTimeout, "helm-timeout", 0, fmt.Sprintf("wall time one Helm chart's templates may run (default limits.helmTimeout in .gitgate.yaml, else %s)", render.DefaultHelmTimeout))
+	fs.Int64Var(&f.limits.helmMaxOutput, "helm-max-output", 0, fmt.Sprintf("bytes one Helm chart's templates may produce, include and tpl counted (default limits.helmMaxOutput, else %d)", render.DefaultHelmMaxOutput))
+	fs.IntVar(&f.limits.maxObjects, "max-objects", 0, fmt.Sprintf("objects one target may render (default limits.maxObjects, else %d)", render.DefaultMaxObjects))
 }
 
 // osSource names an OS path the user typed as a policy.Source shown as typed. The path
@@ -132,6 +145,7 @@ func (s *settings) gateOptions() (policy.GateOptions, error) {
 		if _, err := fs.Stat(src.FS, src.Root); err != nil {
 			return opts, fmt.Errorf("%s %s: %w", flag, d, unwrapPathErr(err))
 		}
+		src.MaxFileSize = s.maxFileSize
 		opts.PolicyDirs = append(opts.PolicyDirs, src)
 	}
 	var values policy.Source
@@ -142,6 +156,7 @@ func (s *settings) gateOptions() (policy.GateOptions, error) {
 		values = repoSource(s.root, s.cfg.Values)
 	}
 	if values.FS != nil {
+		values.MaxFileSize = s.maxFileSize
 		v, err := policy.LoadValuesSource(values)
 		if err != nil {
 			return opts, err
@@ -215,6 +230,10 @@ func (s *settings) discover() render.DiscoverOptions {
 // merge base, a workspace before a task) with the rendering settings of .gitgate.yaml.
 func (s *settings) repo(dir string) render.Repo {
 	repo := render.Repo{Dir: dir, KubeVersion: s.cfg.KubeVersion, APIVersions: s.cfg.APIVersions, MaxFileSize: s.maxFileSize}
+	// Limits: the flag, else .gitgate.yaml's limits:, else the default.
+	lim := s.cfg.Limits
+	repo.Helm = render.HelmLimits{Timeout: cmp.Or(s.flags.limits.helmTimeout, lim.HelmTimeoutDuration()), MaxOutput: cmp.Or(s.flags.limits.helmMaxOutput, lim.HelmMaxOutput)}
+	repo.MaxObjects = cmp.Or(s.flags.limits.maxObjects, lim.MaxObjects, render.DefaultMaxObjects)
 	if dir != "" {
 		repo.FS = os.DirFS(dir)
 	}

@@ -12,6 +12,14 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT or SIGTERM cancels ctx: commands stop starting work, and running
+	// renders and evaluations stop at their next step (check then reports what it has,
+	// marked incomplete, see watchInterrupt). A second signal gets Go's default and ends
+	// the process, unless a command listens for it itself (run's finally tasks).
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	// GITGATE_CPUPROFILE=FILE writes a CPU profile of the run, for performance work.
 	if p := os.Getenv("GITGATE_CPUPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -76,4 +77,28 @@ func isTerminal(w io.Writer) bool {
 	}
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// interruptGrace is how long check may take to wind down after SIGINT or SIGTERM.
+const interruptGrace = 3 * time.Second
+
+// watchInterrupt backs a command's own handling of ctx's cancellation: if the command
+// is still running interruptGrace after the signal (a render that cannot be stopped
+// mid-step), the process ends with exit 2 and says so. The returned func stops watching.
+func watchInterrupt(ctx context.Context, stderr io.Writer) func() {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		select {
+		case <-done:
+		case <-time.After(interruptGrace):
+			fmt.Fprintf(stderr, "gitgate: interrupted, and still running %s later; stopping now (no report)\n", interruptGrace)
+			os.Exit(exitError)
+		}
+	}()
+	return func() { close(done) }
 }

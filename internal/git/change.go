@@ -57,6 +57,9 @@ type ChangeOptions struct {
 	// Staged leaves unstaged and untracked files out of the change: what a commit would
 	// record (pre-commit hooks run with unstaged changes stashed).
 	Staged bool
+	// MaxBlobSize: a changed file's base blob larger than this is not read; reading it
+	// from BaseFS fails with an error naming the limit (0: no limit).
+	MaxBlobSize int64
 }
 
 // OpenChange compares dir, inside a Git working tree (a clone, a linked worktree, a
@@ -180,6 +183,14 @@ func OpenChange(dir, rev string, opts ChangeOptions) (*Change, error) {
 			return nil, fmt.Errorf("%s at %s: %w", p, rev, err)
 		}
 		if f.Mode == filemode.Submodule {
+			continue
+		}
+		if opts.MaxBlobSize > 0 && f.Size > opts.MaxBlobSize {
+			ov.files[r] = &overlayFile{size: f.Size, symlink: f.Mode == filemode.Symlink,
+				tooBig: fmt.Errorf("%s at the base revision is %d bytes, over the %d-byte limit; raise it with --max-file-size if the file is legitimate", p, f.Size, opts.MaxBlobSize)}
+			for d := path.Dir(r); d != "."; d = path.Dir(d) {
+				ov.dirs[d] = true
+			}
 			continue
 		}
 		content, err := f.Contents()

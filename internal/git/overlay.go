@@ -25,6 +25,17 @@ type overlayFS struct {
 type overlayFile struct {
 	data    []byte
 	symlink bool // data is the link's target
+	// tooBig is set for a blob over ChangeOptions.MaxBlobSize: it was not read, Stat
+	// reports its size and reading it fails with this error.
+	tooBig error
+	size   int64
+}
+
+func (f *overlayFile) length() int64 {
+	if f.tooBig != nil {
+		return f.size
+	}
+	return int64(len(f.data))
 }
 
 var (
@@ -45,6 +56,9 @@ func (o *overlayFS) Open(name string) (fs.File, error) {
 	if f, ok := o.changed(name); ok {
 		if f == nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		}
+		if f.tooBig != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: f.tooBig}
 		}
 		return &memFile{name: path.Base(name), r: bytes.NewReader(f.data), size: int64(len(f.data))}, nil
 	}
@@ -67,6 +81,9 @@ func (o *overlayFS) ReadFile(name string) ([]byte, error) {
 		if f == nil {
 			return nil, &fs.PathError{Op: "read", Path: name, Err: fs.ErrNotExist}
 		}
+		if f.tooBig != nil {
+			return nil, &fs.PathError{Op: "read", Path: name, Err: f.tooBig}
+		}
 		return bytes.Clone(f.data), nil
 	}
 	return fs.ReadFile(o.head, name)
@@ -77,7 +94,7 @@ func (o *overlayFS) Stat(name string) (fs.FileInfo, error) {
 		if f == nil {
 			return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 		}
-		return memInfo{name: path.Base(name), size: int64(len(f.data))}, nil
+		return memInfo{name: path.Base(name), size: f.length()}, nil
 	}
 	st, err := fs.Stat(o.head, name)
 	if err != nil && o.dirs[name] {
@@ -104,7 +121,7 @@ func (o *overlayFS) ReadDir(name string) ([]fs.DirEntry, error) {
 			delete(byName, base)
 			continue
 		}
-		byName[base] = fs.FileInfoToDirEntry(memInfo{name: base, size: int64(len(f.data))})
+		byName[base] = fs.FileInfoToDirEntry(memInfo{name: base, size: f.length()})
 	}
 	for d := range o.dirs {
 		if path.Dir(d) == name || name == "." && !strings.Contains(d, "/") {
