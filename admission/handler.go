@@ -207,15 +207,23 @@ func (e *requestError) Error() string { return e.reason }
 // ServeHTTP decodes an AdmissionReview, judges its request and writes the review back.
 // Anything that is not a well-formed admission.k8s.io/v1 AdmissionReview with a request
 // gets HTTP 400 (413 when too large, 415 for another content type, 408 when the body is
-// not read within BodyTimeout, 503 when its memory share is not free within Timeout)
+// not read within BodyTimeout, 503 when its memory share is not free within Timeout: the
+// API server then applies the webhook's failurePolicy, Fail in deploy/)
 // and a plain-text reason.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.opts.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
-	review, release, err := h.decode(ctx, w, r)
-	if release != nil {
-		defer release()
+	review, share, err := h.decode(ctx, w, r)
+	if share != nil {
+		// handle takes the share over when it evaluates (an overdue evaluation keeps it
+		// until it really ends); otherwise it is given back with the answer.
+		defer func() {
+			if !share.taken {
+				share.release()
+			}
+		}()
+		ctx = context.WithValue(ctx, shareKey{}, share)
 	}
 	if err != nil {
 		var re *requestError
@@ -246,9 +254,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	observeLatency(verdictOf(resp), h.opts.Now().Sub(start))
 }
 
-// decode reads and decodes the body within BodyTimeout, holding its share of the memory
-// budget (returned as release, to be called once the response is written).
-func (h *Handler) decode(ctx context.Context, w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionReview, func(), error) {
+// reservation is a request's share of the memory budget: reserved once, before its body
+// is read, for the body and the evaluation together (never a second wait while holding
+// the first), released by whoever holds it last.
+type reservation struct {
+	release func()
+	taken   bool
+}
+
+type shareKey struct{}
+
+// decode reads and decodes the body within BodyTimeout, holding the request's share of
+// the memory budget (returned, to be released once the response is written unless an
+// evaluation took it over).
+func (h *Handler) decode(ctx context.Context, w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionReview, *reservation, error) {
 	if r.Method != http.MethodPost {
 		return nil, nil, &requestError{http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed; the API server POSTs an AdmissionReview", r.Method)}
 	}
@@ -268,10 +287,11 @@ func (h *Handler) decode(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if size < 0 { // chunked: as large as it may be
 		size = h.opts.MaxRequestBytes
 	}
-	release, err := h.reserve(ctx, h.share(size, bodyMemoryPerByte), fmt.Sprintf("a body of %d bytes", size))
+	rel, err := h.reserve(ctx, h.share(size, bodyMemoryPerByte+evalMemoryPerByte), fmt.Sprintf("a request of %d bytes", size))
 	if err != nil {
 		return nil, nil, &requestError{http.StatusServiceUnavailable, err.Error()}
 	}
+	release := &reservation{release: rel}
 	// The body's own deadline: a client trickling bytes in holds its connection and share
 	// no longer than this. (Ignored by writers that cannot set one, e.g. in tests.)
 	rc := http.NewResponseController(w)
@@ -327,10 +347,18 @@ func (h *Handler) handle(ctx context.Context, req ctrladmission.Request) ctrladm
 	defer cancel()
 	// The object's memory share, held until its evaluation really ends (past a timeout,
 	// an evaluation still running keeps what it uses).
-	size := int64(len(req.Object.Raw) + len(req.OldObject.Raw))
-	release, err := h.reserve(ctx, h.share(size, evalMemoryPerByte), fmt.Sprintf("%s %s/%s (%d bytes)", req.Kind.Kind, req.Namespace, req.Name, size))
-	if err != nil {
-		return h.refuse(req, err.Error(), http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests)
+	// Over HTTP, ServeHTTP reserved it with the body; called directly, reserve it here.
+	var release func()
+	if share, ok := ctx.Value(shareKey{}).(*reservation); ok && !share.taken {
+		share.taken = true
+		release = share.release
+	} else {
+		size := int64(len(req.Object.Raw) + len(req.OldObject.Raw))
+		rel, err := h.reserve(ctx, h.share(size, evalMemoryPerByte), fmt.Sprintf("%s %s/%s (%d bytes)", req.Kind.Kind, req.Namespace, req.Name, size))
+		if err != nil {
+			return h.refuse(req, err.Error(), http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests)
+		}
+		release = rel
 	}
 	handedOff := false
 	defer func() {

@@ -2,8 +2,10 @@ package admission
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -128,7 +130,7 @@ func TestMemoryBudget(t *testing.T) {
 	opts.Timeout = 300 * time.Millisecond
 	opts.MaxConcurrent = 4
 	opts.FailOpen = true
-	pad := strings.Repeat("x", 100<<10) // 100 KiB object: about 4 MiB of budget to evaluate
+	pad := strings.Repeat("x", 100<<10) // 100 KiB object: about 4.3 MiB of budget
 	big := func(name string) map[string]any {
 		return deployment(name, func(pod, _ map[string]any) {
 			pod["metadata"] = map[string]any{"annotations": map[string]any{"pad": pad}}
@@ -147,9 +149,10 @@ func TestMemoryBudget(t *testing.T) {
 		first <- resp.Allowed
 	}()
 	<-started // the first holds its share
-	resp := post(t, srv.URL, review(t, big("second"), reviewOpts{}))
-	if resp.Allowed || resp.Result.Code != http.StatusTooManyRequests || !strings.Contains(resp.Result.Message, "over the memory budget") {
-		t.Fatalf("second large request while the first holds the budget: %+v", resp.Result)
+	// The second is refused before its body is read (no request UID yet, so an HTTP
+	// error: the API server applies the failurePolicy, Fail in deploy/).
+	if code, body := rawPost(t, srv.URL, review(t, big("second"), reviewOpts{})); code != http.StatusServiceUnavailable || !strings.Contains(body, "over the memory budget") {
+		t.Fatalf("second large request while the first holds the budget: HTTP %d %s", code, body)
 	}
 	// A small request still fits beside it.
 	if resp := post(t, srv.URL, review(t, deployment("small", nil), reviewOpts{})); !resp.Allowed {
@@ -159,13 +162,28 @@ func TestMemoryBudget(t *testing.T) {
 		t.Fatal("the stuck large request was admitted")
 	}
 	// The stuck one timed out but still runs: its share is still held.
-	if resp := post(t, srv.URL, review(t, big("third"), reviewOpts{})); resp.Allowed {
-		t.Fatal("a large request fit while an overdue evaluation still held its share")
+	if code, _ := rawPost(t, srv.URL, review(t, big("third"), reviewOpts{})); code != http.StatusServiceUnavailable {
+		t.Fatalf("a large request got HTTP %d while an overdue evaluation still held its share", code)
 	}
 	unblock()
 	waitFor(t, func() bool {
-		return post(t, srv.URL, review(t, big("fourth"), reviewOpts{})).Allowed
+		code, _ := rawPost(t, srv.URL, review(t, big("fourth"), reviewOpts{}))
+		return code == http.StatusOK
 	}, "the share to come back once the evaluation ended")
+	if resp := post(t, srv.URL, review(t, big("fifth"), reviewOpts{})); !resp.Allowed {
+		t.Fatalf("large request alone: %+v", resp.Result)
+	}
+}
+
+func rawPost(t *testing.T, url string, body []byte) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data)
 }
 
 // A client that sends headers and then trickles (here: nothing of) its body gets 408
