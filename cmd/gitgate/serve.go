@@ -236,10 +236,22 @@ func serveGC() {
 	}
 }
 
-// memoryBudget is --memory-budget, or 60% of the memory limit (GOMEMLIMIT, else the
-// container's cgroup limit, which then also becomes GOMEMLIMIT at 90%), else 1 GiB. The
-// rest of the limit is for the policies, caches and the collector's headroom.
+// memoryBudget is --memory-budget, or 60% of the memory limit (GOMEMLIMIT or the
+// container's cgroup limit, the lower), else 1 GiB. The rest of the limit is for the
+// policies, caches and the collector's headroom. With a container limit, GOMEMLIMIT is
+// kept at 90% of it at most (deploy/ sets it to the whole limit; with GOGC=400 the heap
+// would otherwise grow into the OOM killer).
 func memoryBudget(flag string) (int64, string, error) {
+	limit, from := int64(0), ""
+	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
+		limit, from = l, "GOMEMLIMIT"
+	}
+	if c := cgroupMemoryLimit(); c > 0 {
+		if limit == 0 || limit > c/10*9 {
+			limit, from = c/10*9, "90% of the cgroup memory limit"
+			debug.SetMemoryLimit(limit)
+		}
+	}
 	if flag != "" {
 		q, err := resource.ParseQuantity(flag)
 		if err != nil {
@@ -250,12 +262,8 @@ func memoryBudget(flag string) (int64, string, error) {
 		}
 		return q.Value(), "--memory-budget", nil
 	}
-	if limit := debug.SetMemoryLimit(-1); limit > 0 && limit < math.MaxInt64 {
-		return limit / 10 * 6, "60% of GOMEMLIMIT", nil
-	}
-	if limit := cgroupMemoryLimit(); limit > 0 {
-		debug.SetMemoryLimit(limit / 10 * 9)
-		return limit / 10 * 6, "60% of the cgroup memory limit", nil
+	if limit > 0 {
+		return limit / 10 * 6, "60% of " + from, nil
 	}
 	return admission.DefaultMemoryBudget, "default", nil
 }
