@@ -343,7 +343,7 @@ require (
 	golang.org/x/mod v0.40.0 // indirect
 	golang.org/x/net v0.58.0 // indirect
 	golang.org/x/oauth2 v0.36.0 // indirect
-	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/sync v0.22.0
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
@@ -382,3 +382,7 @@ require (
 )
 
 replace k8s.io/pod-security-admission => github.com/kyverno/pod-security-admission v0.0.0-20251031094455-46f20778634f
+
+// Kyverno's wildcard matcher backtracks exponentially (*a*a*a*a*a*a*b against a long value);
+// this module is a linear-time replacement with the same API and results (see its README).
+replace github.com/IGLOU-EU/go-wildcard => ./third_party/go-wildcard

@@ -15,15 +15,19 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gitgate/gitgate/policy"
 	"github.com/go-logr/logr"
 	kyvernov2 "github.com/kyverno/kyverno/api/kyverno/v2"
+	"golang.org/x/sync/semaphore"
 	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	ctrladmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -33,9 +37,32 @@ import (
 // limits objects to 3 MiB in etcd; an UPDATE carries the object twice, plus the envelope.
 const DefaultMaxRequestBytes = 7 << 20
 
-// DefaultTimeout bounds one evaluation. It stays below the ValidatingWebhookConfiguration's
+// DefaultTimeout bounds one request: waiting for memory and an evaluation slot, reading
+// the body and evaluating. It stays below the ValidatingWebhookConfiguration's
 // timeoutSeconds (10 in deploy/) so the webhook answers before the API server gives up.
 const DefaultTimeout = 8 * time.Second
+
+// DefaultBodyTimeout bounds reading one request body. The API server sends a body at
+// once; a client that trickles one in holds a connection and its memory share no longer.
+const DefaultBodyTimeout = 5 * time.Second
+
+// DefaultMemoryBudget is the memory budget when neither the flag nor a memory limit
+// (GOMEMLIMIT, the container's) gives one.
+const DefaultMemoryBudget = 1 << 30
+
+// Memory estimates, in bytes of heap per byte of request, measured with
+// BenchmarkHandlerMemory (testdata-free: generated Pods of many small containers and env
+// entries, the densest JSON for its size; a few large strings cost far less):
+//
+//	bodyMemoryPerByte: the body and the AdmissionReview decoded around it (the raw
+//	object is copied once);
+//	evalMemoryPerByte: the object decoded into maps and judged by the engine (one policy
+//	context per resource, autogen, the JSON context copies).
+const (
+	bodyMemoryPerByte = 3
+	evalMemoryPerByte = 40
+	minRequestMemory  = 256 << 10
+)
 
 // GateFunc returns the gate to judge with; a Reloader's Gate method is one.
 type GateFunc func() *Gate
@@ -44,17 +71,31 @@ type GateFunc func() *Gate
 type HandlerOptions struct {
 	// MaxRequestBytes refuses larger bodies with HTTP 413.
 	MaxRequestBytes int64
-	// Timeout bounds one request's wait for an evaluation slot plus the evaluation; past
-	// it the request gets the failure mode.
+	// Timeout bounds one request: the wait for memory and an evaluation slot, reading the
+	// body and the evaluation. An evaluation past it is denied, whatever FailOpen says.
 	Timeout time.Duration
+	// BodyTimeout bounds reading the request body (default DefaultBodyTimeout).
+	BodyTimeout time.Duration
 	// MaxConcurrent evaluations run at once (default GOMAXPROCS); the others wait their
 	// turn in arrival order. Evaluation is CPU-bound: running more at once only makes
 	// every request slower and the slowest ones very slow.
 	MaxConcurrent int
-	// FailOpen admits (with a warning) a request whose evaluation could not finish (a
-	// timeout, a panic in the engine, no policies loaded yet); otherwise it is denied with
-	// the reason. Rules that evaluate to an error follow their own action: Enforce denies,
-	// Audit warns, exactly as in `gitgate check`.
+	// MaxOverdue evaluations past their deadline may go on running aside, their slot
+	// handed to the next request (default MaxConcurrent). The engine cannot be stopped
+	// mid-evaluation; this keeps a stuck evaluation from holding a slot, and the number
+	// of them (their CPU and memory) bounded. Past it, an overdue evaluation keeps its
+	// slot until it ends.
+	MaxOverdue int
+	// MemoryBudget (bytes) bounds the memory of requests in flight, estimated from their
+	// size: a request waits until its share is free (large objects one after another,
+	// not all at once) and is refused when that does not happen within Timeout. An
+	// evaluation past its deadline keeps its share until it really ends. 0: DefaultMemoryBudget.
+	MemoryBudget int64
+	// FailOpen admits (with a warning) a request that could not be judged because the
+	// webhook is not ready: no policies loaded yet, namespace labels unreadable. It never
+	// admits because judging was slow, over budget or panicked: a request that makes the
+	// engine slow is denied. Rules that evaluate to an error follow their own action:
+	// Enforce denies, Audit warns, exactly as in `gitgate check`.
 	FailOpen bool
 	// NamespaceLabels, when set, returns the labels of a namespace for Kyverno's
 	// namespaceSelector; otherwise the values file's namespace entries are used, as in check.
@@ -65,19 +106,31 @@ type HandlerOptions struct {
 	Now func() time.Time
 }
 
-// DefaultHandlerOptions: 7 MiB bodies, an 8 s evaluation timeout, GOMAXPROCS evaluations
-// at once, fail closed.
+// DefaultHandlerOptions: 7 MiB bodies read within 5 s, an 8 s request timeout, GOMAXPROCS
+// evaluations at once (as many overdue), a 1 GiB memory budget, fail closed.
 func DefaultHandlerOptions() HandlerOptions {
-	return HandlerOptions{MaxRequestBytes: DefaultMaxRequestBytes, Timeout: DefaultTimeout, MaxConcurrent: runtime.GOMAXPROCS(0), Log: logr.Discard(), Now: time.Now}
+	n := runtime.GOMAXPROCS(0)
+	return HandlerOptions{
+		MaxRequestBytes: DefaultMaxRequestBytes, Timeout: DefaultTimeout, BodyTimeout: DefaultBodyTimeout,
+		MaxConcurrent: n, MaxOverdue: n, MemoryBudget: DefaultMemoryBudget,
+		Log: logr.Discard(), Now: time.Now,
+	}
 }
 
 // Handler answers AdmissionReviews with the current gate's verdict. It is an
 // http.Handler (admission.k8s.io/v1 over HTTP, with HTTP 400 for bodies that are not an
 // AdmissionReview) and a controller-runtime admission.Handler.
 type Handler struct {
-	gate  GateFunc
-	opts  HandlerOptions
-	slots chan struct{} // evaluation slots; a buffered channel's waiters are served in order
+	gate   GateFunc
+	opts   HandlerOptions
+	slots  chan struct{} // evaluation slots; a buffered channel's waiters are served in order
+	memory *semaphore.Weighted
+
+	mu      sync.Mutex
+	overdue int // evaluations past their deadline that gave their slot back
+
+	// evalHook replaces the gate's evaluation in tests (a stuck engine on demand).
+	evalHook func(context.Context, *Gate, policy.Resource, policy.Request) []policy.Result
 }
 
 var (
@@ -94,6 +147,9 @@ func NewHandler(gate GateFunc, opts HandlerOptions) *Handler {
 	if opts.Timeout <= 0 {
 		opts.Timeout = def.Timeout
 	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = def.BodyTimeout
+	}
 	if opts.Log.GetSink() == nil {
 		opts.Log = def.Log
 	}
@@ -103,8 +159,42 @@ func NewHandler(gate GateFunc, opts HandlerOptions) *Handler {
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = def.MaxConcurrent
 	}
-	return &Handler{gate: gate, opts: opts, slots: make(chan struct{}, opts.MaxConcurrent)}
+	if opts.MaxOverdue <= 0 {
+		opts.MaxOverdue = opts.MaxConcurrent
+	}
+	if opts.MemoryBudget <= 0 {
+		opts.MemoryBudget = def.MemoryBudget
+	}
+	return &Handler{gate: gate, opts: opts, slots: make(chan struct{}, opts.MaxConcurrent), memory: semaphore.NewWeighted(opts.MemoryBudget)}
 }
+
+// share is the budget a request of n bytes takes at factor bytes of memory per byte:
+// at least minRequestMemory, at most the whole budget (a request larger than the
+// budget runs alone rather than never).
+func (h *Handler) share(n int64, factor int64) int64 {
+	w := n * factor
+	if n > 0 && w/factor != n { // overflow
+		w = h.opts.MemoryBudget
+	}
+	w = max(w, minRequestMemory)
+	return min(w, h.opts.MemoryBudget)
+}
+
+// reserve waits for w bytes of the memory budget until ctx ends.
+func (h *Handler) reserve(ctx context.Context, w int64, what string) (release func(), err error) {
+	if err := h.memory.Acquire(ctx, w); err != nil {
+		countOverBudget()
+		return nil, fmt.Errorf("over the memory budget: %s needs %d MiB of the %d MiB budget (--memory-budget), which other requests held for %s; retry later",
+			what, mib(w), mib(h.opts.MemoryBudget), h.opts.Timeout)
+	}
+	inBudget.Add(float64(w))
+	var once sync.Once
+	return func() {
+		once.Do(func() { inBudget.Sub(float64(w)); h.memory.Release(w) })
+	}, nil
+}
+
+func mib(n int64) int64 { return (n + 1<<20 - 1) >> 20 }
 
 // requestError is a body that is not an AdmissionReview: HTTP status and reason.
 type requestError struct {
@@ -116,10 +206,25 @@ func (e *requestError) Error() string { return e.reason }
 
 // ServeHTTP decodes an AdmissionReview, judges its request and writes the review back.
 // Anything that is not a well-formed admission.k8s.io/v1 AdmissionReview with a request
-// gets HTTP 400 (413 when too large, 415 for another content type) and a plain-text reason.
+// gets HTTP 400 (413 when too large, 415 for another content type, 408 when the body is
+// not read within BodyTimeout, 503 when its memory share is not free within Timeout: the
+// API server then applies the webhook's failurePolicy, Fail in deploy/)
+// and a plain-text reason.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.opts.Now()
-	review, err := h.decode(w, r)
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	review, share, err := h.decode(ctx, w, r)
+	if share != nil {
+		// handle takes the share over when it evaluates (an overdue evaluation keeps it
+		// until it really ends); otherwise it is given back with the answer.
+		defer func() {
+			if !share.taken {
+				share.release()
+			}
+		}()
+		ctx = context.WithValue(ctx, shareKey{}, share)
+	}
 	if err != nil {
 		var re *requestError
 		if !errors.As(err, &re) {
@@ -128,11 +233,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		observeBadRequest()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if re.code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		w.WriteHeader(re.code)
 		fmt.Fprintf(w, "gitgate admission: %s\n", re.reason)
 		return
 	}
-	resp := h.Handle(r.Context(), ctrladmission.Request{AdmissionRequest: *review.Request})
+	resp := h.Handle(ctx, ctrladmission.Request{AdmissionRequest: *review.Request})
 	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: &resp.AdmissionResponse}
 	out.Response.UID = review.Request.UID
 	body, err := json.Marshal(out)
@@ -146,44 +254,77 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	observeLatency(verdictOf(resp), h.opts.Now().Sub(start))
 }
 
-func (h *Handler) decode(w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionReview, error) {
+// reservation is a request's share of the memory budget: reserved once, before its body
+// is read, for the body and the evaluation together (never a second wait while holding
+// the first), released by whoever holds it last.
+type reservation struct {
+	release func()
+	taken   bool
+}
+
+type shareKey struct{}
+
+// decode reads and decodes the body within BodyTimeout, holding the request's share of
+// the memory budget (returned, to be released once the response is written unless an
+// evaluation took it over).
+func (h *Handler) decode(ctx context.Context, w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionReview, *reservation, error) {
 	if r.Method != http.MethodPost {
-		return nil, &requestError{http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed; the API server POSTs an AdmissionReview", r.Method)}
+		return nil, nil, &requestError{http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed; the API server POSTs an AdmissionReview", r.Method)}
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
-			return nil, &requestError{http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q not supported; send application/json", ct)}
+			return nil, nil, &requestError{http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q not supported; send application/json", ct)}
 		}
 	}
 	if r.Body == nil {
-		return nil, &requestError{http.StatusBadRequest, "empty body; send an admission.k8s.io/v1 AdmissionReview"}
+		return nil, nil, &requestError{http.StatusBadRequest, "empty body; send an admission.k8s.io/v1 AdmissionReview"}
 	}
+	if r.ContentLength > h.opts.MaxRequestBytes {
+		return nil, nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", h.opts.MaxRequestBytes)}
+	}
+	size := r.ContentLength
+	if size < 0 { // chunked: as large as it may be
+		size = h.opts.MaxRequestBytes
+	}
+	rel, err := h.reserve(ctx, h.share(size, bodyMemoryPerByte+evalMemoryPerByte), fmt.Sprintf("a request of %d bytes", size))
+	if err != nil {
+		return nil, nil, &requestError{http.StatusServiceUnavailable, err.Error()}
+	}
+	release := &reservation{release: rel}
+	// The body's own deadline: a client trickling bytes in holds its connection and share
+	// no longer than this. (Ignored by writers that cannot set one, e.g. in tests.)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(h.opts.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxRequestBytes))
+	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", h.opts.MaxRequestBytes)}
+			return nil, release, &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", h.opts.MaxRequestBytes)}
 		}
-		return nil, &requestError{http.StatusBadRequest, fmt.Sprintf("read body: %v", err)}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, release, &requestError{http.StatusRequestTimeout, fmt.Sprintf("body not received within %s", h.opts.BodyTimeout)}
+		}
+		return nil, release, &requestError{http.StatusBadRequest, fmt.Sprintf("read body: %v", err)}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, &requestError{http.StatusBadRequest, "empty body; send an admission.k8s.io/v1 AdmissionReview"}
+		return nil, release, &requestError{http.StatusBadRequest, "empty body; send an admission.k8s.io/v1 AdmissionReview"}
 	}
 	var review admissionv1.AdmissionReview
 	if err := json.Unmarshal(body, &review); err != nil {
-		return nil, &requestError{http.StatusBadRequest, fmt.Sprintf("body is not an AdmissionReview: %v", err)}
+		return nil, release, &requestError{http.StatusBadRequest, fmt.Sprintf("body is not an AdmissionReview: %v", err)}
 	}
 	if review.APIVersion != admissionv1.SchemeGroupVersion.String() || review.Kind != "AdmissionReview" {
-		return nil, &requestError{http.StatusBadRequest, fmt.Sprintf("got apiVersion %q kind %q; want admission.k8s.io/v1 AdmissionReview (set admissionReviewVersions: [v1])", review.APIVersion, review.Kind)}
+		return nil, release, &requestError{http.StatusBadRequest, fmt.Sprintf("got apiVersion %q kind %q; want admission.k8s.io/v1 AdmissionReview (set admissionReviewVersions: [v1])", review.APIVersion, review.Kind)}
 	}
 	if review.Request == nil {
-		return nil, &requestError{http.StatusBadRequest, "AdmissionReview has no request"}
+		return nil, release, &requestError{http.StatusBadRequest, "AdmissionReview has no request"}
 	}
 	if review.Request.UID == "" {
-		return nil, &requestError{http.StatusBadRequest, "AdmissionReview request has no uid"}
+		return nil, release, &requestError{http.StatusBadRequest, "AdmissionReview request has no uid"}
 	}
-	return &review, nil
+	return &review, release, nil
 }
 
 // Handle judges one admission request: Enforce failures deny it, naming every failing
@@ -200,8 +341,31 @@ func (h *Handler) handle(ctx context.Context, req ctrladmission.Request) ctrladm
 	}
 	gate := h.gate()
 	if gate == nil || gate.Gate == nil || gate.Engine == nil {
-		return h.failure(req, "no policies loaded yet")
+		return h.unavailable(req, "no policies loaded yet")
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.opts.Timeout)
+	defer cancel()
+	// The object's memory share, held until its evaluation really ends (past a timeout,
+	// an evaluation still running keeps what it uses).
+	// Over HTTP, ServeHTTP reserved it with the body; called directly, reserve it here.
+	var release func()
+	if share, ok := ctx.Value(shareKey{}).(*reservation); ok && !share.taken {
+		share.taken = true
+		release = share.release
+	} else {
+		size := int64(len(req.Object.Raw) + len(req.OldObject.Raw))
+		rel, err := h.reserve(ctx, h.share(size, evalMemoryPerByte), fmt.Sprintf("%s %s/%s (%d bytes)", req.Kind.Kind, req.Namespace, req.Name, size))
+		if err != nil {
+			return h.refuse(req, err.Error(), http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests)
+		}
+		release = rel
+	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 	obj, err := requestObject(req)
 	if err != nil {
 		// Not a failure of ours: the API server sent an object we cannot read.
@@ -227,27 +391,43 @@ func (h *Handler) handle(ctx context.Context, req ctrladmission.Request) ctrladm
 	if h.opts.NamespaceLabels != nil && obj.GetNamespace() != "" {
 		labels, err := h.opts.NamespaceLabels(ctx, obj.GetNamespace())
 		if err != nil {
-			return h.failure(req, fmt.Sprintf("%s: read labels of namespace %s: %v", id, obj.GetNamespace(), err))
+			return h.unavailable(req, fmt.Sprintf("%s: read labels of namespace %s: %v", id, obj.GetNamespace(), err))
 		}
 		preq.NamespaceLabels = labels
 	}
-	results, err := h.evaluate(ctx, gate, res, preq)
+	handedOff = true
+	results, err := h.evaluateFunc(ctx, release, func(ctx context.Context) []policy.Result {
+		if h.evalHook != nil {
+			return h.evalHook(ctx, gate, res, preq)
+		}
+		return gate.Evaluate(ctx, res, preq)
+	})
 	if err != nil {
-		return h.failure(req, fmt.Sprintf("%s: %v", id, err))
+		var te *evalError
+		if errors.As(err, &te) {
+			return h.refuse(req, fmt.Sprintf("%s: %v", id, err), te.code, te.reason)
+		}
+		return h.refuse(req, fmt.Sprintf("%s: %v", id, err), http.StatusInternalServerError, metav1.StatusReasonInternalError)
 	}
 	return verdict(id, results)
 }
 
-// evaluate runs the gate with the request's timeout. The engine does not watch its
-// context everywhere, so it runs aside and a late answer is dropped: the request never
-// waits longer than the timeout. A panic in the engine is an error, never a crash.
-func (h *Handler) evaluate(ctx context.Context, gate *Gate, r policy.Resource, req policy.Request) ([]policy.Result, error) {
-	return h.evaluateFunc(ctx, func(ctx context.Context) []policy.Result { return gate.Evaluate(ctx, r, req) })
+// evalError is an evaluation that did not produce results, with the status to deny with.
+type evalError struct {
+	code   int32
+	reason metav1.StatusReason
+	msg    string
 }
 
-func (h *Handler) evaluateFunc(ctx context.Context, eval func(context.Context) []policy.Result) ([]policy.Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.opts.Timeout)
-	defer cancel()
+func (e *evalError) Error() string { return e.msg }
+
+// evaluateFunc runs eval in an evaluation slot until ctx's deadline. The engine does not
+// watch its context everywhere and cannot be stopped, so it runs aside: the request never
+// waits past its deadline, and the late evaluation hands its slot to the next request
+// while fewer than MaxOverdue are overdue (else it keeps it until it ends). release (the
+// request's memory share) is called when eval really returns. A panic in the engine is
+// an error, never a crash.
+func (h *Handler) evaluateFunc(ctx context.Context, release func(), eval func(context.Context) []policy.Result) ([]policy.Result, error) {
 	type answer struct {
 		results []policy.Result
 		err     error
@@ -255,11 +435,29 @@ func (h *Handler) evaluateFunc(ctx context.Context, eval func(context.Context) [
 	select {
 	case h.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("no evaluation slot within %s (%d evaluations running): %w", h.opts.Timeout, h.opts.MaxConcurrent, ctx.Err())
+		release()
+		return nil, &evalError{http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
+			fmt.Sprintf("no evaluation slot free within %s (%d evaluations running, --max-concurrent); denied, not admitted unjudged", h.opts.Timeout, h.opts.MaxConcurrent)}
 	}
+	var (
+		mu       sync.Mutex
+		finished bool
+		overdue  bool
+	)
 	done := make(chan answer, 1)
 	go func() {
-		defer func() { <-h.slots }() // held until the engine returns, even after a timeout
+		defer func() {
+			release()
+			mu.Lock()
+			finished = true
+			o := overdue
+			mu.Unlock()
+			if o {
+				h.endOverdue()
+			} else {
+				<-h.slots
+			}
+		}()
 		defer func() {
 			if p := recover(); p != nil {
 				done <- answer{err: fmt.Errorf("policy engine panicked: %v", p)}
@@ -271,12 +469,48 @@ func (h *Handler) evaluateFunc(ctx context.Context, eval func(context.Context) [
 	case a := <-done:
 		return a.results, a.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("evaluation did not finish within %s: %w", h.opts.Timeout, ctx.Err())
+		mu.Lock()
+		if !finished && h.startOverdue() {
+			overdue = true
+			<-h.slots // ours is in the channel until the goroutine would take it back
+		}
+		mu.Unlock()
+		return nil, &evalError{http.StatusGatewayTimeout, metav1.StatusReasonTimeout,
+			fmt.Sprintf("evaluation did not finish within %s; denied: a request that makes the policy engine slow is never admitted (not even with --fail-open)", h.opts.Timeout)}
 	}
 }
 
-// failure answers a request that could not be judged with the configured failure mode.
-func (h *Handler) failure(req ctrladmission.Request, reason string) ctrladmission.Response {
+// startOverdue counts one more evaluation running past its deadline without a slot;
+// false when MaxOverdue already are.
+func (h *Handler) startOverdue() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.overdue >= h.opts.MaxOverdue {
+		return false
+	}
+	h.overdue++
+	overdueEvaluations.Set(float64(h.overdue))
+	return true
+}
+
+func (h *Handler) endOverdue() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.overdue--
+	overdueEvaluations.Set(float64(h.overdue))
+}
+
+// Overdue is the number of evaluations running past their deadline without a slot.
+func (h *Handler) Overdue() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.overdue
+}
+
+// unavailable answers a request that could not be judged because the webhook is not
+// ready for it (no policies yet, namespace labels unreadable): the configured failure
+// mode, as when the API server cannot reach the webhook at all.
+func (h *Handler) unavailable(req ctrladmission.Request, reason string) ctrladmission.Response {
 	countEvalError()
 	h.opts.Log.Error(errors.New(reason), "could not evaluate admission request", "uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "failOpen", h.opts.FailOpen)
 	if h.opts.FailOpen {
@@ -284,7 +518,19 @@ func (h *Handler) failure(req ctrladmission.Request, reason string) ctrladmissio
 	}
 	resp := ctrladmission.Denied("gitgate: could not evaluate: " + reason)
 	resp.Result.Code = http.StatusInternalServerError
-	resp.Result.Reason = "InternalError"
+	resp.Result.Reason = metav1.StatusReasonInternalError
+	return resp
+}
+
+// refuse denies a request whose judging was cut short by the request itself or by load:
+// too slow, over the memory budget, no slot in time, an engine panic. Never fail-open:
+// otherwise a request built to be slow would be admitted unjudged.
+func (h *Handler) refuse(req ctrladmission.Request, reason string, code int32, why metav1.StatusReason) ctrladmission.Response {
+	countEvalError()
+	h.opts.Log.Error(errors.New(reason), "denied admission request that could not be judged", "uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name)
+	resp := ctrladmission.Denied("gitgate: could not evaluate: " + reason)
+	resp.Result.Code = code
+	resp.Result.Reason = why
 	return resp
 }
 
@@ -391,7 +637,7 @@ func verdictOf(resp ctrladmission.Response) string {
 	switch {
 	case !resp.Allowed && resp.Result != nil && resp.Result.Code >= 500:
 		return "error"
-	case !resp.Allowed && resp.Result != nil && resp.Result.Code == http.StatusBadRequest:
+	case !resp.Allowed && resp.Result != nil && (resp.Result.Code == http.StatusBadRequest || resp.Result.Code == http.StatusTooManyRequests):
 		return "error"
 	case !resp.Allowed:
 		return "denied"

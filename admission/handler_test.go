@@ -399,14 +399,14 @@ func TestHandlerTimeout(t *testing.T) {
 	start := time.Now()
 	// evaluate is what applies the timeout; a gate whose engine blocks is simulated
 	// by calling it with a context that a stuck engine would ignore.
-	_, err := h.evaluateFunc(context.Background(), func(context.Context) []policy.Result { <-block; return nil })
+	_, err := h.evaluateFunc(context.Background(), func() {}, func(context.Context) []policy.Result { <-block; return nil })
 	if err == nil || !strings.Contains(err.Error(), "did not finish within 50ms") {
 		t.Fatalf("err = %v, want a timeout", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("took %s, want about 50ms", d)
 	}
-	_, err = h.evaluateFunc(context.Background(), func(context.Context) []policy.Result { panic("boom") })
+	_, err = h.evaluateFunc(context.Background(), func() {}, func(context.Context) []policy.Result { panic("boom") })
 	if err == nil || !strings.Contains(err.Error(), "panicked: boom") {
 		t.Fatalf("err = %v, want the panic as an error", err)
 	}
@@ -421,17 +421,17 @@ func TestHandlerConcurrencyLimit(t *testing.T) {
 	release := make(chan struct{})
 	running := make(chan struct{})
 	go func() {
-		_, _ = h.evaluateFunc(context.Background(), func(context.Context) []policy.Result { close(running); <-release; return nil })
+		_, _ = h.evaluateFunc(context.Background(), func() {}, func(context.Context) []policy.Result { close(running); <-release; return nil })
 	}()
 	<-running
-	_, err := h.evaluateFunc(context.Background(), func(context.Context) []policy.Result { return nil })
+	_, err := h.evaluateFunc(context.Background(), func() {}, func(context.Context) []policy.Result { return nil })
 	if err == nil || !strings.Contains(err.Error(), "no evaluation slot") {
 		t.Fatalf("err = %v, want no slot while the only one is taken", err)
 	}
 	close(release)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := h.evaluateFunc(context.Background(), func(context.Context) []policy.Result { return nil }); err == nil {
+		if _, err := h.evaluateFunc(context.Background(), func() {}, func(context.Context) []policy.Result { return nil }); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -29,7 +29,19 @@ var (
 	})
 	evalErrorsTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gitgate_admission_evaluation_errors_total",
-		Help: "Requests answered with the failure mode: evaluation timed out or panicked, or no policies were loaded.",
+		Help: "Requests that could not be judged: evaluation timed out, panicked or was over budget (denied), or no policies were loaded (the failure mode).",
+	})
+	overBudgetTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gitgate_admission_over_budget_total",
+		Help: "Requests refused because their memory share of --memory-budget was not free within the timeout.",
+	})
+	inBudget = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gitgate_admission_memory_reserved_bytes",
+		Help: "Memory budget held by requests in flight (estimated from their size), including overdue evaluations.",
+	})
+	overdueEvaluations = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gitgate_admission_overdue_evaluations",
+		Help: "Evaluations still running past their request's deadline (the request was denied); at most --max-overdue.",
 	})
 	reloadsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gitgate_policy_reloads_total",
@@ -51,7 +63,7 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(requestsTotal, policyResultsTotal, requestDuration, badRequestsTotal,
-		evalErrorsTotal, reloadsTotal, loadErrorsTotal, policiesLoaded, lastReloadOK)
+		evalErrorsTotal, overBudgetTotal, inBudget, overdueEvaluations, reloadsTotal, loadErrorsTotal, policiesLoaded, lastReloadOK)
 }
 
 func countRequest(verdict string)       { requestsTotal.WithLabelValues(verdict).Inc() }
@@ -61,3 +73,4 @@ func observeLatency(verdict string, d time.Duration) {
 }
 func observeBadRequest() { badRequestsTotal.Inc(); requestsTotal.WithLabelValues("error").Inc() }
 func countEvalError()    { evalErrorsTotal.Inc() }
+func countOverBudget()   { overBudgetTotal.Inc() }

@@ -308,7 +308,9 @@ func (r *Reloader) Detail() string {
 	}
 	s := fmt.Sprintf("policies: %d loaded, version %s, since %s", st.Policies, st.Version, st.Loaded.UTC().Format(time.RFC3339))
 	if st.LastError != "" {
-		s += fmt.Sprintf("; last reload at %s failed, the last good set keeps serving: %s", st.LastAttempt.UTC().Format(time.RFC3339), st.LastError)
+		// The error text (paths, parse errors, URLs) goes to the log and Status, not here:
+		// Detail is served on the probe port.
+		s += fmt.Sprintf("; last reload at %s failed (the reason is in the log), the last good set keeps serving", st.LastAttempt.UTC().Format(time.RFC3339))
 	}
 	return s
 }

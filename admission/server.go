@@ -34,9 +34,15 @@ type ServeOptions struct {
 	Addr string
 	// Path is where the AdmissionReview endpoint is served.
 	Path string
-	// HealthAddr is host:port of the plain-HTTP listener for /healthz, /readyz and
-	// /metrics; "0" turns it off.
+	// HealthAddr is host:port of the plain-HTTP listener for /healthz and /readyz (the
+	// kubelet probes it from the node, so it listens on every interface by default; it
+	// says ready or not and why in general terms, never error text); "0" turns it off.
 	HealthAddr string
+	// MetricsAddr is host:port of /metrics, on a loopback address only (127.0.0.1 by
+	// default): only the pod itself reads it, a sidecar such as kube-rbac-proxy exposes
+	// it with authentication. The same address as HealthAddr serves /metrics next to the
+	// probes. "0" turns it off.
+	MetricsAddr string
 	// CertDir holds tls.crt and tls.key (CertName, KeyName); they are reloaded when they
 	// change on disk (controller-runtime's certwatcher). With Rotator set, the Secret the
 	// rotator writes must be mounted here.
@@ -81,10 +87,11 @@ type RotatorOptions struct {
 	ControllerName string
 }
 
-// DefaultServeOptions: webhook on :9443 at /validate, health and metrics on :8081.
+// DefaultServeOptions: webhook on :9443 at /validate, health on :8081, metrics on
+// 127.0.0.1:8080.
 func DefaultServeOptions() ServeOptions {
 	return ServeOptions{
-		Addr: ":9443", Path: "/validate", HealthAddr: ":8081",
+		Addr: ":9443", Path: "/validate", HealthAddr: ":8081", MetricsAddr: "127.0.0.1:8080",
 		CertDir:  filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs"),
 		CertName: "tls.crt", KeyName: "tls.key",
 		Handler: DefaultHandlerOptions(), Log: logr.Discard(),
@@ -120,6 +127,10 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	}
 	if o.Rotator != nil && o.RestConfig == nil {
 		return errors.New("certificate rotation needs a cluster connection (in-cluster config or --kubeconfig)")
+	}
+	metricsOn := o.MetricsAddr != "" && o.MetricsAddr != "0"
+	if metricsOn && !loopback(o.MetricsAddr) {
+		return fmt.Errorf("--metrics-addr %s would serve metrics beyond this host without authentication; bind it to 127.0.0.1 (and put an authenticating proxy such as kube-rbac-proxy in front to scrape it from elsewhere)", o.MetricsAddr)
 	}
 	if _, err := o.Reloader.Reload(ctx); err != nil {
 		// not fatal: not ready until a later poll loads them
@@ -225,8 +236,17 @@ func Serve(ctx context.Context, o ServeOptions) error {
 			}
 		}()
 	}
-	if o.HealthAddr != "" && o.HealthAddr != "0" {
-		goRun("health server", func(ctx context.Context) error { return serveHealth(ctx, o.HealthAddr, ready) })
+	healthOn := o.HealthAddr != "" && o.HealthAddr != "0"
+	metricsHandler := promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})
+	if healthOn {
+		var withMetrics http.Handler
+		if metricsOn && o.MetricsAddr == o.HealthAddr {
+			withMetrics, metricsOn = metricsHandler, false
+		}
+		goRun("health server", func(ctx context.Context) error { return serveHealth(ctx, o.HealthAddr, ready, withMetrics) })
+	}
+	if metricsOn {
+		goRun("metrics server", func(ctx context.Context) error { return serveMetrics(ctx, o.MetricsAddr, metricsHandler) })
 	}
 	if mgr != nil {
 		if err := mgr.Add(everyReplica(runWebhook)); err != nil {
@@ -328,8 +348,10 @@ func (r *readiness) check() (bool, []string) {
 	ok := true
 	var lines []string
 	if err := r.reloader.Check(nil); err != nil {
+		// The reason (a path, a parse error, a Git URL) goes to the log, not to whoever
+		// can reach the probe port.
 		ok = false
-		lines = append(lines, "[-]policies: "+err.Error())
+		lines = append(lines, "[-]policies: not ready: no policy set loaded (the reason is in the log)")
 	} else {
 		lines = append(lines, "[+]"+r.reloader.Detail())
 	}
@@ -352,9 +374,9 @@ func (r *readiness) check() (bool, []string) {
 	return ok, lines
 }
 
-// serveHealth serves /healthz, /readyz (with ?verbose or always a detail body) and
-// /metrics in plain HTTP on addr.
-func serveHealth(ctx context.Context, addr string, ready *readiness) error {
+// serveHealth serves /healthz and /readyz (always with a detail body) in plain HTTP on
+// addr, and /metrics when metricsHandler is set.
+func serveHealth(ctx context.Context, addr string, ready *readiness, metricsHandler http.Handler) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -373,12 +395,31 @@ func serveHealth(ctx context.Context, addr string, ready *readiness) error {
 			fmt.Fprintln(w, "readyz check failed")
 		}
 	})
-	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	if metricsHandler != nil {
+		mux.Handle("/metrics", metricsHandler)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return serveHTTP(ctx, ln, mux)
+}
+
+// serveMetrics serves /metrics in plain HTTP on addr (a loopback address).
+func serveMetrics(ctx context.Context, addr string, h http.Handler) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return serveHTTP(ctx, ln, mux)
+}
+
+// serveHTTP serves on ln until ctx ends, with timeouts so slow clients hold nothing long.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: 64 << 10}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -389,4 +430,18 @@ func serveHealth(ctx context.Context, addr string, ready *readiness) error {
 		return err
 	}
 	return nil
+}
+
+// loopback reports whether addr's host is a loopback address or localhost (an empty
+// host is every interface).
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -89,6 +89,7 @@ func TestServeLocal(t *testing.T) {
 	sopts := DefaultServeOptions()
 	sopts.Addr = "127.0.0.1:" + localPort(t)
 	sopts.HealthAddr = "127.0.0.1:" + localPort(t)
+	sopts.MetricsAddr = "127.0.0.1:" + localPort(t)
 	sopts.CertDir = certDir
 	sopts.Ready = ready
 	sopts.Reloader = NewReloader(ReloaderOptions{Gate: policy.GateOptions{NoBuiltin: true}, Sources: []Source{DirSource{Path: policies}}})
@@ -154,7 +155,11 @@ func TestServeLocal(t *testing.T) {
 	}
 
 	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + sopts.HealthAddr + path)
+		addr := sopts.HealthAddr
+		if path == "/metrics" {
+			addr = sopts.MetricsAddr
+		}
+		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,6 +172,11 @@ func TestServeLocal(t *testing.T) {
 	}
 	if code, body := get("/readyz"); code != http.StatusOK || !strings.Contains(body, "[+]policies: 1 loaded") || !strings.Contains(body, "[+]webhook: listening") {
 		t.Errorf("/readyz = %d:\n%s", code, body)
+	}
+	if resp, err := http.Get("http://" + sopts.HealthAddr + "/metrics"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics on the health port: %v %v, want 404 (metrics have their own address)", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "gitgate_admission_requests_total") || !strings.Contains(body, "gitgate_policies_loaded 1") {
 		t.Errorf("/metrics = %d, lacks the webhook's metrics", code)

@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/gitgate/gitgate/policy"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,12 +34,16 @@ type serveOptions struct {
 	addr            string
 	path            string
 	healthAddr      string
+	metricsAddr     string
 	certDir         string
 	certName        string
 	keyName         string
 	timeout         time.Duration
 	maxRequestBytes int64
 	maxConcurrent   int
+	maxOverdue      int
+	bodyTimeout     time.Duration
+	memoryBudget    string
 	failOpen        bool
 	kubeconfig      string
 	namespaceLabels bool
@@ -61,14 +68,18 @@ func (o *serveOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.pollInterval, "poll-interval", admission.DefaultPollInterval, "how often policy sources are polled (directories are also watched)")
 	fs.StringVar(&o.addr, "addr", def.Addr, "host:port of the TLS webhook listener")
 	fs.StringVar(&o.path, "path", def.Path, "URL path of the AdmissionReview endpoint")
-	fs.StringVar(&o.healthAddr, "health-addr", def.HealthAddr, `host:port serving /healthz, /readyz and /metrics over plain HTTP ("0" turns it off)`)
+	fs.StringVar(&o.healthAddr, "health-addr", def.HealthAddr, `host:port serving /healthz and /readyz over plain HTTP for the kubelet's probes; they never show error text ("0" turns it off)`)
+	fs.StringVar(&o.metricsAddr, "metrics-addr", def.MetricsAddr, `loopback host:port serving Prometheus /metrics (unauthenticated, so never beyond the pod: scrape through an authenticating proxy such as kube-rbac-proxy); the --health-addr value serves it next to the probes if that is a loopback address ("0" turns it off)`)
 	fs.StringVar(&o.certDir, "cert-dir", def.CertDir, "directory holding the serving certificate and key; reloaded when they change")
 	fs.StringVar(&o.certName, "cert-name", def.CertName, "certificate file in --cert-dir")
 	fs.StringVar(&o.keyName, "key-name", def.KeyName, "key file in --cert-dir")
-	fs.DurationVar(&o.timeout, "timeout", admission.DefaultTimeout, "per-request evaluation limit; keep it below the webhook's timeoutSeconds")
+	fs.DurationVar(&o.timeout, "timeout", admission.DefaultTimeout, "per-request limit (waiting for memory and a slot, reading, evaluating); past it the request is denied, even with --fail-open; keep it below the webhook's timeoutSeconds")
+	fs.DurationVar(&o.bodyTimeout, "body-timeout", admission.DefaultBodyTimeout, "limit for reading one request body (the API server sends it at once)")
+	fs.StringVar(&o.memoryBudget, "memory-budget", "", "memory for requests in flight, estimated from their size (e.g. 300Mi); large objects then wait their turn instead of together exceeding the limit (default: 60% of GOMEMLIMIT or the container's memory limit, else 1Gi)")
 	fs.Int64Var(&o.maxRequestBytes, "max-request-bytes", admission.DefaultMaxRequestBytes, "refuse larger AdmissionReview bodies with HTTP 413")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", def.Handler.MaxConcurrent, "evaluations at once (default GOMAXPROCS); further requests wait in order within --timeout")
-	fs.BoolVar(&o.failOpen, "fail-open", false, "admit (with a warning) requests that could not be evaluated (timeout, no policies loaded); default: deny them")
+	fs.IntVar(&o.maxOverdue, "max-overdue", 0, "evaluations past --timeout that may go on running aside, handing their slot on (default --max-concurrent)")
+	fs.BoolVar(&o.failOpen, "fail-open", false, "admit (with a warning) requests that could not be evaluated because the webhook is not ready (no policies loaded, namespace labels unreadable); never for a slow, over-budget or panicking evaluation; default: deny them")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for --rotate-certs and --namespace-labels out of the cluster (default: in-cluster, then $KUBECONFIG)")
 	fs.BoolVar(&o.namespaceLabels, "namespace-labels", false, "read namespace labels from the cluster for Kyverno's namespaceSelector (needs get/list/watch on namespaces)")
 	fs.BoolVar(&o.rotate, "rotate-certs", false, "create and rotate the serving certificate in --secret-name and inject its CA into --webhook-config (in-cluster)")
@@ -101,8 +112,14 @@ gitgate_policy_reloads_total{result="error"}.
 
 TLS only (1.2 or later): --cert-dir holds tls.crt/tls.key, reloaded on change. In a cluster,
 --rotate-certs creates and rotates them in a Secret and injects the CA into the
-ValidatingWebhookConfiguration (one replica rotates, by leader election). /healthz, /readyz
-and Prometheus /metrics are served on --health-addr.
+ValidatingWebhookConfiguration (one replica rotates, by leader election). /healthz and /readyz
+are served on --health-addr (no error text: reasons go to the log); Prometheus /metrics on
+--metrics-addr, a loopback address (127.0.0.1:8080).
+
+Bounded: a request is denied when its evaluation does not finish within --timeout (the
+evaluation goes on aside, at most --max-overdue of them, its slot handed on); bodies are read
+within --body-timeout; requests wait for their share of --memory-budget, so concurrent
+large objects are judged one after another instead of exceeding the memory limit.
 
 Runs until interrupted; exit code 2 when it cannot start or a part of it fails.`,
 		Example: `  # out of cluster, with a certificate you made
@@ -170,9 +187,16 @@ func (o *serveOptions) run(cmd *cobra.Command, stderr io.Writer) error {
 
 	sopts := admission.DefaultServeOptions()
 	sopts.Addr, sopts.Path, sopts.HealthAddr = o.addr, o.path, o.healthAddr
+	sopts.MetricsAddr = o.metricsAddr
 	sopts.CertDir, sopts.CertName, sopts.KeyName = o.certDir, o.certName, o.keyName
 	sopts.Handler.Timeout, sopts.Handler.MaxRequestBytes, sopts.Handler.FailOpen = o.timeout, o.maxRequestBytes, o.failOpen
-	sopts.Handler.MaxConcurrent = o.maxConcurrent
+	sopts.Handler.MaxConcurrent, sopts.Handler.MaxOverdue, sopts.Handler.BodyTimeout = o.maxConcurrent, o.maxOverdue, o.bodyTimeout
+	budget, from, err := memoryBudget(o.memoryBudget)
+	if err != nil {
+		return fail("--memory-budget %q: %v", o.memoryBudget, err)
+	}
+	sopts.Handler.MemoryBudget = budget
+	log.Info("memory budget for requests in flight", "bytes", budget, "from", from)
 	sopts.Handler.Log = log.WithName("admission")
 	sopts.Reloader, sopts.Log, sopts.NamespaceLabels = reloader, log, o.namespaceLabels
 	if o.rotate || o.namespaceLabels {
@@ -210,6 +234,54 @@ func serveGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
+}
+
+// memoryBudget is --memory-budget, or 60% of the memory limit (GOMEMLIMIT or the
+// container's cgroup limit, the lower), else 1 GiB. The rest of the limit is for the
+// policies, caches and the collector's headroom. With a container limit, GOMEMLIMIT is
+// kept at 90% of it at most (deploy/ sets it to the whole limit; with GOGC=400 the heap
+// would otherwise grow into the OOM killer).
+func memoryBudget(flag string) (int64, string, error) {
+	limit, from := int64(0), ""
+	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
+		limit, from = l, "GOMEMLIMIT"
+	}
+	if c := cgroupMemoryLimit(); c > 0 {
+		if limit == 0 || limit > c/10*9 {
+			limit, from = c/10*9, "90% of the cgroup memory limit"
+			debug.SetMemoryLimit(limit)
+		}
+	}
+	if flag != "" {
+		q, err := resource.ParseQuantity(flag)
+		if err != nil {
+			return 0, "", err
+		}
+		if q.Value() < 16<<20 {
+			return 0, "", fmt.Errorf("below 16Mi: too small to judge even small objects")
+		}
+		return q.Value(), "--memory-budget", nil
+	}
+	if limit > 0 {
+		return limit / 10 * 6, "60% of " + from, nil
+	}
+	return admission.DefaultMemoryBudget, "default", nil
+}
+
+// cgroupMemoryLimit is the cgroup v2 (else v1) memory limit of this process, 0 if none.
+func cgroupMemoryLimit() int64 {
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+		if err != nil || v <= 0 || v >= 1<<50 { // "max", or v1's "unlimited" page-rounded max
+			continue
+		}
+		return v
+	}
+	return 0
 }
 
 func (o *serveOptions) restConfig() (*rest.Config, error) {

@@ -1,0 +1,3 @@
+module github.com/IGLOU-EU/go-wildcard
+
+go 1.21
