@@ -181,7 +181,7 @@ func (e *Engine) run(ctx context.Context, n int, load func(i int) ([]Resource, e
 	}, func(w *worker, i int) {
 		resources, err := load(i)
 		if err != nil {
-			w.rep.Errors = append(w.rep.Errors, err)
+			w.rep.Errors = append(w.rep.Errors, MaskErrors([]error{err}, resources)...)
 		}
 		for _, r := range resources {
 			if skipKind(r) {
@@ -232,6 +232,7 @@ func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, re
 	var results []Result
 	if opts.Schema {
 		rs, checked := CheckSchema(r)
+		rs = MaskResults(rs, r.Object.Object)
 		if !checked {
 			rep.Unchecked[r.Object.GetAPIVersion()+"/"+r.Object.GetKind()]++
 		}
