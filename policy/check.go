@@ -186,9 +186,13 @@ func (e *Engine) run(ctx context.Context, n int, each func(i int, fn func(Resour
 	pool.ForEachWorker(ctx, n, opts.Workers, func() *worker {
 		return &worker{rep: Report{Unchecked: map[string]int{}}}
 	}, func(w *worker, i int) {
+		var secrets []Resource // to mask the unit's error text with (a decode error may quote a value)
 		err := each(i, func(r Resource) error {
 			if err := ctx.Err(); err != nil {
 				return err // reported once below, as the check being interrupted
+			}
+			if r.Object != nil && IsSecret(r.Object.Object) {
+				secrets = append(secrets, r)
 			}
 			if skipKind(r) {
 				return nil
@@ -201,7 +205,7 @@ func (e *Engine) run(ctx context.Context, n int, each func(i int, fn func(Resour
 		if ctx.Err() == nil {
 			complete[i] = true // each item is written by one worker only
 			if err != nil {
-				w.rep.Errors = append(w.rep.Errors, err)
+				w.rep.Errors = append(w.rep.Errors, MaskErrors([]error{err}, secrets)...)
 			}
 		}
 		if opts.Progress != nil {
@@ -282,6 +286,7 @@ func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, re
 	var results []Result
 	if opts.Schema {
 		rs, checked := CheckSchema(r)
+		rs = MaskResults(rs, r.Object.Object)
 		if !checked {
 			rep.Unchecked[r.Object.GetAPIVersion()+"/"+r.Object.GetKind()]++
 		}

@@ -41,6 +41,11 @@ type Config struct {
 	// (the policy is not evaluated, with a notice). See GateOptions.Actions.
 	Actions map[string]PolicyAction `json:"actions,omitempty"`
 
+	// MergeRequests say how check --base treats a merge request's own changes to the
+	// policies and settings. Only the merge base's file counts: a merge request cannot
+	// grant itself trust.
+	MergeRequests MergeRequestSettings `json:"mergeRequests,omitempty"`
+
 	// Rendering settings, read by the render package through the CLI.
 
 	// Targets limit which render targets are checked (TargetIncluded).
@@ -76,6 +81,15 @@ type Limits struct {
 func (l Limits) HelmTimeoutDuration() time.Duration {
 	d, _ := time.ParseDuration(l.HelmTimeout)
 	return d
+}
+
+// MergeRequestSettings is mergeRequests: in .gitgate.yaml.
+type MergeRequestSettings struct {
+	// TrustPolicyChanges lets a merge request's own .gitgate.yaml, policies and values
+	// judge it (a policy repository, whose merge requests are policy changes). Without
+	// it, check --base judges head with the merge base's, and a change that weakens
+	// enforcement is itself a blocking finding.
+	TrustPolicyChanges bool `json:"trustPolicyChanges,omitempty"`
 }
 
 // TargetFilter selects render targets by name with path.Match patterns.

@@ -244,7 +244,9 @@ func computeRules(p kyvernov1.PolicyInterface) []kyvernov1.Rule {
 // Evaluate runs every policy on one resource and returns one Result per policy rule that
 // applied. Rules whose match does not select the resource produce no result. The
 // resource's gitgate.dev/waive annotation is honoured here, so check, the webhook and
-// the runner treat waivers identically (see applyWaivers).
+// the runner treat waivers identically (see applyWaivers). Secret values (of the
+// object, and of the old object in a request) are masked in the results' text here, so
+// no caller prints them (MaskResults).
 func (e *Engine) Evaluate(ctx context.Context, r Resource, req Request) []Result {
 	var out []Result
 	if len(e.policies) > 0 {
@@ -253,7 +255,11 @@ func (e *Engine) Evaluate(ctx context.Context, r Resource, req Request) []Result
 	if e.vpol != nil {
 		out = append(out, e.evaluateCEL(ctx, r, req)...)
 	}
-	return applyWaivers(r, out)
+	out = applyWaivers(r, out)
+	if req.OldObject != nil {
+		return MaskResults(out, r.Object.Object, req.OldObject.Object)
+	}
+	return MaskResults(out, r.Object.Object)
 }
 
 func operation(op string) kyvernov1.AdmissionOperation {

@@ -31,6 +31,11 @@ type CompareOptions struct {
 	// BaseGate judges the base, HeadGate the head (the same gate when policies did not
 	// change).
 	BaseGate, HeadGate *policy.Gate
+	// BaseRules and HeadRules, when both are set (the policies changed), are the rules
+	// of the merge base and of head: head's renders are gated under both (a gate that is
+	// HeadGate is not evaluated twice) and the findings head's rules add to or remove
+	// from the base's are Changes.Policy, the policy change's blast radius.
+	BaseRules, HeadRules *policy.Gate
 	// Progress is called as targets render, on both sides.
 	Progress func(done, total int)
 }
@@ -106,23 +111,42 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 		errs   []error
 		report *policy.Report
 		yaml   []byte
+		// under the base's and head's rules (blast radius), when both are set
+		baseRules, headRules []policy.Result
 	}
-	gateAll := func(repo Repo, ts []Target, gate *policy.Gate) map[string]side {
+	rulesFor := func(g *policy.Gate, judged *policy.Report, rs []policy.Resource) []policy.Result {
+		if g == nil {
+			return nil
+		}
+		if g == opts.HeadGate {
+			return judged.Results
+		}
+		return g.CheckResources(ctx, rs, one).Results
+	}
+	gateAll := func(repo Repo, ts []Target, gate *policy.Gate, rules bool) map[string]side {
 		out := map[string]side{}
 		var mu sync.Mutex
 		RenderAll(ctx, repo, ts, opts.Workers, progress, func(r Rendered) {
 			rep := gate.CheckResources(ctx, r.Resources, one)
-			s := side{errs: r.Errors(), report: rep, yaml: diffYAML(r.Resources)}
+			s := side{errs: policy.MaskErrors(r.Errors(), r.Resources), report: rep, yaml: diffYAML(r.Resources)}
+			if rules {
+				s.baseRules = rulesFor(opts.BaseRules, rep, r.Resources)
+				s.headRules = rulesFor(opts.HeadRules, rep, r.Resources)
+			}
 			mu.Lock()
 			out[r.Target.Name] = s
 			mu.Unlock()
 		})
 		return out
 	}
-	baseOut := gateAll(base, onBase, opts.BaseGate)
-	headOut := gateAll(head, onHead, opts.HeadGate)
+	withRules := opts.BaseRules != nil && opts.HeadRules != nil
+	baseOut := gateAll(base, onBase, opts.BaseGate, false)
+	headOut := gateAll(head, onHead, opts.HeadGate, withRules)
 
 	ch := &policy.Changes{Files: changed, PoliciesChanged: opts.PoliciesChanged}
+	if withRules {
+		ch.Policy = &policy.PolicyChange{}
+	}
 	for _, n := range names {
 		b, inBase := baseOut[n]
 		h, inHead := headOut[n]
@@ -140,6 +164,11 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 		}
 		if inHead {
 			tc.HeadBlocking = h.report.Summary.Blocking > 0
+			if withRules {
+				added, removed := policy.RuleDelta(h.baseRules, h.headRules)
+				ch.Policy.Added = append(ch.Policy.Added, added...)
+				ch.Policy.Removed = append(ch.Policy.Removed, removed...)
+			}
 			h.report.Errors = append(h.report.Errors, h.errs...)
 			ch.Fixed = append(ch.Fixed, policy.Classify(baseResults, h.report.Results)...)
 			rep.Merge(h.report)
@@ -150,6 +179,10 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 		ch.Targets = append(ch.Targets, tc)
 	}
 	policy.SortResults(ch.Fixed)
+	if ch.Policy != nil {
+		policy.SortResults(ch.Policy.Added)
+		policy.SortResults(ch.Policy.Removed)
+	}
 	ch.CountBaselines(rep.Results)
 	rep.Changes = ch
 	rep.Summary.Targets = len(names)

@@ -4,7 +4,6 @@ import (
 	"github.com/gitgate/gitgate/policy"
 
 	"encoding/json"
-	"errors"
 	"io"
 )
 
@@ -64,9 +63,8 @@ func writeJSON(w io.Writer, rep *policy.Report) error {
 	}
 	for _, err := range rep.Errors {
 		je := jsonError{Message: err.Error()}
-		var ie *policy.InputError
-		if errors.As(err, &ie) {
-			je = jsonError{Origin: ie.Origin, Message: ie.Err.Error()}
+		if o, msg, ok := policy.SplitInputError(err); ok {
+			je = jsonError{Origin: o, Message: msg}
 		}
 		out.Errors = append(out.Errors, je)
 	}

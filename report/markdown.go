@@ -188,7 +188,29 @@ func markdownChanges(d *mdDoc, rep *policy.Report, opts MarkdownOptions) {
 			findingItems(unchanged, opts), "\n</details>\n\n")
 	}
 	markdownWaived(d, waived, opts)
+	markdownPolicyChange(d, c, opts)
 	markdownDiffs(d, c.Targets)
+}
+
+// markdownPolicyChange shows a policy change's blast radius: whose rules judged the
+// merge request and the findings the merge request's own rules would add and remove.
+func markdownPolicyChange(d *mdDoc, c *policy.Changes, opts MarkdownOptions) {
+	pc := c.Policy
+	if pc == nil {
+		return
+	}
+	judge := "the merge base's policies and settings (`" + mdCode(c.Base) + "`): the merge request's own are not in force until it merges"
+	if pc.JudgedBy == policy.JudgedByHead {
+		judge = "the merge request's own policies and settings (the base's `.gitgate.yaml` sets `mergeRequests.trustPolicyChanges`)"
+	}
+	d.add(fmt.Sprintf("#### Policy change\n\nThis merge request changes the policies or settings. It was judged by %s. Its own rules would add **%d** and remove **%d** %s (%d Enforce).\n\n",
+		judge, len(pc.Added), len(pc.Removed), plural(len(pc.Removed), "finding", "findings"), pc.RemovedBlocking()), 0)
+	if len(pc.Removed) > 0 {
+		d.section(fmt.Sprintf("<details><summary>Findings the merge request's rules would remove (%d)</summary>\n\n", len(pc.Removed)), findingItems(pc.Removed, opts), "\n</details>\n\n")
+	}
+	if len(pc.Added) > 0 {
+		d.section(fmt.Sprintf("<details><summary>Findings the merge request's rules would add (%d)</summary>\n\n", len(pc.Added)), findingItems(pc.Added, opts), "\n</details>\n\n")
+	}
 }
 
 func markdownPlain(d *mdDoc, rep *policy.Report, opts MarkdownOptions) {

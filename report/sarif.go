@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/url"
 	"path"
@@ -297,10 +296,9 @@ func writeSARIF(w io.Writer, rep *policy.Report) error {
 	inv := sarifInvocation{ExecutionSuccessful: len(rep.Errors) == 0}
 	for _, err := range rep.Errors {
 		n := sarifNotification{Level: "error", Message: sarifMessage{Text: err.Error()}}
-		var ie *policy.InputError
-		if errors.As(err, &ie) {
-			n.Message.Text = ie.Err.Error()
-			n.Locations = sarifLocations(ie.Origin, policy.Result{})
+		if o, msg, ok := policy.SplitInputError(err); ok {
+			n.Message.Text = msg
+			n.Locations = sarifLocations(o, policy.Result{})
 		}
 		inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, n)
 	}

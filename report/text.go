@@ -41,6 +41,25 @@ func writeText(w io.Writer, rep *policy.Report) error {
 				}
 			}
 		}
+		if pc := c.Policy; pc != nil {
+			judge := "the merge base's rules judged; its own are not in force until merged"
+			if pc.JudgedBy == policy.JudgedByHead {
+				judge = "its own rules judged: the base trusts policy changes"
+			}
+			if _, err := fmt.Fprintf(w, "# policy change (%s): its own rules would add %d and remove %d findings (%d Enforce)\n", judge, len(pc.Added), len(pc.Removed), pc.RemovedBlocking()); err != nil {
+				return err
+			}
+			for _, r := range pc.Removed {
+				if _, err := fmt.Fprintln(w, "[would remove] "+policy.FindingLine(r)); err != nil {
+					return err
+				}
+			}
+			for _, r := range pc.Added {
+				if _, err := fmt.Fprintln(w, "[would add] "+policy.FindingLine(r)); err != nil {
+					return err
+				}
+			}
+		}
 		if len(c.Targets) > 0 {
 			if _, err := fmt.Fprintln(w, "# affected targets"); err != nil {
 				return err

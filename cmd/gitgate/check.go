@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/gitgate/gitgate/internal/git"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -214,7 +215,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	evaluated := map[string]bool{} // target name|path, rendered and gated completely
 	sink := func(r render.Rendered) {
 		part := gate.CheckResources(ctx, r.Resources, one)
-		part.Errors = append(part.Errors, r.Errors()...)
+		part.Errors = append(part.Errors, policy.MaskErrors(r.Errors(), r.Resources)...)
 		interrupted := ctx.Err() != nil
 		if interrupted { // one InterruptedError for the repository, below
 			part.Errors = slices.DeleteFunc(part.Errors, func(e error) bool { return errors.Is(e, ctx.Err()) })
@@ -264,6 +265,12 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 
 // checkChange is merge-request mode: the targets the change affects, rendered and gated
 // at the merge base and at head, their findings classified as new, fixed or unchanged.
+//
+// Trust: head is judged by the merge base's .gitgate.yaml, policies and values, never
+// by its own, unless the base's .gitgate.yaml sets mergeRequests.trustPolicyChanges. A
+// change to the policy side is gated under both rule sets; the findings head's rules
+// add or remove are its blast radius (Changes.Policy), and a change that weakens
+// enforcement is itself a blocking merge-request-trust finding (a warning when trusted).
 func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int)) (*policy.Report, error) {
 	root := set.root
 	ch, err := git.OpenChange(root, o.base, git.ChangeOptions{Staged: o.staged, MaxBlobSize: set.maxFileSize})
@@ -272,41 +279,44 @@ func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *poli
 	}
 	abs, _ := filepath.Abs(root)
 	display := filepath.ToSlash(filepath.Clean(root))
-	dopts := set.discover()
-
-	// A change to the policies, the values file or .gitgate.yaml re-evaluates every
-	// target: at base under the base's policies, at head under head's.
-	policiesChanged := git.ChangedUnder(ch.Files, policy.ConfigFile)
-	for _, d := range dopts.Exclude {
-		policiesChanged = policiesChanged || git.ChangedUnder(ch.Files, d)
-	}
-	values := set.cfg.Values
-	if v := o.gate.values; v != "" {
-		values = ""
-		if r := repoRelative(display, []string{filepath.ToSlash(v)}); len(r) > 0 {
-			values = r[0]
+	show := func(p string) string {
+		if display == "." {
+			return p
 		}
+		return path.Join(display, p)
 	}
-	if values != "" {
-		policiesChanged = policiesChanged || git.ChangedUnder(ch.Files, values)
-	}
-	baseGate, baseSet := gate, set
+
+	// The policy side of each revision: .gitgate.yaml, the policy directories and the
+	// values file. A change to any of them, at base or at head, re-evaluates every
+	// target under both rule sets.
+	headSide := policySide(display, set.cfg, o.gate, os.DirFS(root))
 	var notices []string
+	baseCfg, baseCfgErr := policy.LoadConfig(ch.BaseFS)
+	baseSide := headSide
+	if baseCfgErr == nil {
+		baseSide = policySide(display, baseCfg, o.gate, ch.BaseFS)
+	}
+	policiesChanged := false
+	for _, p := range append(append([]string{}, headSide...), baseSide...) {
+		policiesChanged = policiesChanged || git.ChangedUnder(ch.Files, strings.TrimSuffix(p, "/"))
+	}
+
+	judgeSet, judgeGate := set, gate
+	baseGate, baseSet := gate, set
+	var trust []policy.Result
+	trusted := false
+	var pc *policy.PolicyChange
 	if policiesChanged {
-		// The base's policies, values and .gitgate.yaml, written out to open its gate.
+		// The base's policy side, written out to open its gate.
 		dir, err := os.MkdirTemp("", "gitgate-base-policies-")
 		if err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(dir)
-		deps := []string{policy.ConfigFile}
-		for _, d := range dopts.Exclude {
-			deps = append(deps, d+"/")
+		err = baseCfgErr
+		if err == nil {
+			err = git.Materialize(ch.BaseFS, baseSide, dir)
 		}
-		if values != "" {
-			deps = append(deps, values)
-		}
-		err = git.Materialize(ch.BaseFS, deps, dir)
 		if err == nil {
 			baseSet, err = loadSettings(dir, o.gate.rebase(root, dir), set.maxFileSize)
 		}
@@ -314,33 +324,83 @@ func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *poli
 			baseGate, err = baseSet.openGate(io.Discard)
 		}
 		if err != nil {
+			// Nothing to compare head's rules with: they judge, and the merge request
+			// needs a policy owner's review like any other weakening.
 			baseGate, baseSet = gate, set
-			notices = append(notices, fmt.Sprintf("the base revision's policies do not load (%v); the base is judged with the head's policies", err))
+			trust = append(trust, policy.Result{Origin: policy.Origin{File: show(policy.ConfigFile)}, Kind: "Settings", Name: policy.ConfigFile,
+				Policy: policy.TrustPolicy, Rule: policy.TrustBaseUnloadable, Status: policy.StatusFail, Action: policy.Enforce, Baseline: policy.BaselineNew,
+				Message: fmt.Sprintf("the merge base's policies and settings do not load (%s), so the merge request's own judge it and its policy changes cannot be compared; a policy owner must review it",
+					strings.ReplaceAll(err.Error(), dir, "<base>"))})
+		} else {
+			trusted = baseSet.cfg.MergeRequests.TrustPolicyChanges
+			if !trusted {
+				judgeSet, judgeGate = baseSet, baseGate
+			}
+			pc = &policy.PolicyChange{JudgedBy: policy.JudgedByBase}
+			if trusted {
+				pc.JudgedBy = policy.JudgedByHead
+			}
+			headData, _ := os.ReadFile(filepath.Join(root, policy.ConfigFile))
+			w := policy.Weakening(
+				policy.Rules{Gate: baseGate, Config: baseSet.cfg, Registries: baseSet.registries()},
+				policy.Rules{Gate: gate, Config: set.cfg, Registries: set.registries(), ConfigFile: show(policy.ConfigFile), ConfigData: headData})
+			for i := range w {
+				w[i].Origin.File = baseShown(w[i].Origin.File, dir, show)
+			}
+			trust = append(trust, w...)
 		}
 	}
-	head := set.repo(abs)
+	head := judgeSet.repo(abs)
 	base := baseSet.repo("")
 	base.FS = ch.BaseFS
-	rep := render.Compare(cmd.Context(), base, head, render.CompareOptions{
-		Discover:        dopts,
+	copts := render.CompareOptions{
+		Discover:        judgeSet.discover(),
 		Workers:         opts.Workers,
 		Check:           opts,
 		Changed:         ch.Files,
 		PoliciesChanged: policiesChanged,
 		BaseGate:        baseGate,
-		HeadGate:        gate,
+		HeadGate:        judgeGate,
 		Progress:        progress,
-	})
+	}
+	if pc != nil {
+		copts.BaseRules, copts.HeadRules = baseGate, gate
+	}
+	rep := render.Compare(cmd.Context(), base, head, copts)
 	rep.Changes.Base, rep.Changes.BaseCommit = ch.Base, ch.BaseCommit
 	rep.Notices = append(notices, rep.Notices...)
-	show := func(p string) string {
-		if display == "." {
-			return p
-		}
-		return path.Join(display, p)
-	}
 	showResults(rep.Results, show)
 	showResults(rep.Changes.Fixed, show)
+	if pc != nil && rep.Changes.Policy != nil {
+		pc.Added, pc.Removed = rep.Changes.Policy.Added, rep.Changes.Policy.Removed
+		showResults(pc.Added, show)
+		showResults(pc.Removed, show)
+		if r := policy.EnforcementRemoved(pc, policy.Origin{File: show(firstChanged(ch.Files, headSide, baseSide))}); r != nil {
+			trust = append(trust, *r)
+		}
+		rep.Changes.Policy = pc
+		if pc.JudgedBy == policy.JudgedByBase {
+			rep.Notices = append(rep.Notices, fmt.Sprintf("the merge request changes the policies or settings: judged by the merge base's (%s); its own rules add %d and remove %d findings (not in force until merged)",
+				ch.Base, len(pc.Added), len(pc.Removed)))
+		}
+	}
+	if len(trust) > 0 {
+		if trusted {
+			trust = policy.Trusted(trust)
+		}
+		if pc != nil {
+			pc.Weakened = true
+		}
+		for _, r := range trust {
+			rep.Summary.Fail++
+			if r.Blocking() {
+				rep.Summary.Blocking++
+			}
+		}
+		rep.Results = append(rep.Results, trust...)
+		policy.SortResults(rep.Results)
+		rep.Changes.CountBaselines(rep.Results)
+	}
 	for _, e := range rep.Errors {
 		var ie *policy.InputError
 		if errors.As(e, &ie) {
@@ -348,6 +408,67 @@ func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *poli
 		}
 	}
 	return rep, nil
+}
+
+// policySide is the policy side of a revision, repo-relative ("dir/" for a directory):
+// .gitgate.yaml, the policy directories and the values file, from the flags when given
+// (those inside the repository), else from cfg (fsys is the revision, for the default
+// policies/).
+func policySide(display string, cfg *policy.Config, flags gateFlags, fsys fs.FS) []string {
+	out := []string{policy.ConfigFile}
+	if len(flags.policyDirs) > 0 {
+		for _, d := range repoRelative(display, slashAll(flags.policyDirs)) {
+			out = append(out, d+"/")
+		}
+	} else {
+		for _, d := range cfg.PolicyDirs(fsys) {
+			out = append(out, d+"/")
+		}
+	}
+	values := cfg.Values
+	if flags.values != "" {
+		values = ""
+		if r := repoRelative(display, []string{filepath.ToSlash(flags.values)}); len(r) > 0 {
+			values = r[0]
+		}
+	}
+	if values != "" {
+		out = append(out, path.Clean(values))
+	}
+	return out
+}
+
+func slashAll(ps []string) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = filepath.ToSlash(filepath.Clean(p))
+	}
+	return out
+}
+
+// firstChanged is the first changed file of the policy side, where a finding about the
+// policy change points.
+func firstChanged(files []string, sides ...[]string) string {
+	for _, f := range files {
+		for _, side := range sides {
+			for _, p := range side {
+				if git.ChangedUnder([]string{f}, strings.TrimSuffix(p, "/")) {
+					return f
+				}
+			}
+		}
+	}
+	return policy.ConfigFile
+}
+
+// baseShown turns a file of the base's written-out policy side (under dir) back into
+// the repository path it stands for, shown from where the user stands.
+func baseShown(file, dir string, show func(string) string) string {
+	d := filepath.ToSlash(filepath.Clean(dir))
+	if rel, ok := strings.CutPrefix(file, d+"/"); ok {
+		return show(rel)
+	}
+	return file
 }
 
 func showResults(rs []policy.Result, show func(string) string) {

@@ -188,6 +188,11 @@ func unwrapPathErr(err error) error {
 	return err
 }
 
+// registries are the allowed registries in effect: the flags', else .gitgate.yaml's.
+func (s *settings) registries() []string {
+	return s.cfg.GateOptions(policy.GateOptions{NoBuiltin: s.flags.noBuiltin, Registries: s.flags.registries}).Registries
+}
+
 // openGate compiles the gate; its loading warnings go to stderr once, here.
 func (s *settings) openGate(stderr io.Writer) (*policy.Gate, error) {
 	opts, err := s.gateOptions()
