@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,5 +200,30 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestOpenChangeMaxBlobSize: a changed file whose base blob is over MaxBlobSize is not
+// read; Stat gives its size and reading it fails naming the limit.
+func TestOpenChangeMaxBlobSize(t *testing.T) {
+	repo := gittest.Init(t, "")
+	big := strings.Repeat("x: padding padding padding\n", 100)
+	repo.Write(map[string]string{"apps/big.yaml": big, "apps/small.yaml": "a: base\n"})
+	repo.Branch("main", repo.Commit("base"))
+	repo.CommitFiles("branch", map[string]string{"apps/big.yaml": "x: small now\n", "apps/small.yaml": "a: head\n"})
+
+	ch, err := OpenChange(repo.Dir, "main", ChangeOptions{MaxBlobSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fs.ReadFile(ch.BaseFS, "apps/small.yaml"); err != nil || string(got) != "a: base\n" {
+		t.Errorf("small base file = %q, %v", got, err)
+	}
+	if st, err := fs.Stat(ch.BaseFS, "apps/big.yaml"); err != nil || st.Size() != int64(len(big)) {
+		t.Errorf("stat of the big base file: %v, %v; want size %d", st, err, len(big))
+	}
+	_, err = fs.ReadFile(ch.BaseFS, "apps/big.yaml")
+	if err == nil || !strings.Contains(err.Error(), "over the 1000-byte limit") || !strings.Contains(err.Error(), "--max-file-size") {
+		t.Errorf("reading the big base file: %v, want the limit named", err)
 	}
 }
