@@ -428,6 +428,8 @@ func (e *evalError) Error() string { return e.msg }
 // request's memory share) is called when eval really returns. A panic in the engine is
 // an error, never a crash.
 func (h *Handler) evaluateFunc(ctx context.Context, release func(), eval func(context.Context) []policy.Result) ([]policy.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.opts.Timeout) // whoever calls, never past Timeout
+	defer cancel()
 	type answer struct {
 		results []policy.Result
 		err     error

@@ -1,12 +1,9 @@
 package admission
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -184,34 +181,6 @@ func rawPost(t *testing.T, url string, body []byte) (int, string) {
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(data)
-}
-
-// A client that sends headers and then trickles (here: nothing of) its body gets 408
-// within the body timeout, and its connection is not held.
-func TestBodyReadTimeout(t *testing.T) {
-	opts := DefaultHandlerOptions()
-	opts.BodyTimeout = 300 * time.Millisecond
-	srv := httptest.NewServer(NewHandler(func() *Gate { return mustBuiltin(t) }, opts))
-	defer srv.Close()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	start := time.Now()
-	fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"apiVersion\":")
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("no answer to a stalled body within 5s: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestTimeout {
-		t.Errorf("HTTP %d, want 408", resp.StatusCode)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("answered after %s, want about 300ms", d)
-	}
 }
 
 func waitFor(t *testing.T, cond func() bool, what string) {
