@@ -73,8 +73,19 @@ func workTree(p string) string {
 			return d
 		}
 		if filepath.Dir(d) == d {
-			return filepath.Dir(p)
+			return existingDir(filepath.Dir(p))
 		}
+	}
+}
+
+// existingDir is p, or its nearest ancestor that exists: a path that does not exist is
+// then "no such file" inside it, not an unopenable root.
+func existingDir(p string) string {
+	for {
+		if st, err := os.Stat(p); (err == nil && st.IsDir()) || filepath.Dir(p) == p {
+			return p
+		}
+		p = filepath.Dir(p)
 	}
 }
 
