@@ -241,7 +241,7 @@ func TestCheckBaseTrustTightening(t *testing.T) {
 	const cfg = "registries: [harbor.example.com]\n"
 	stricter := strings.Replace(requireTeamPolicy, "name: require-team\n", "name: require-owner\n", 1)
 	stricter = strings.ReplaceAll(stricter, "team", "owner")
-	code, rep, out, stderr := checkTrust(t, trustBase(cfg), map[string]string{"policies/require-owner.yaml": stricter}, "-o", "text")
+	code, rep, out, stderr := checkTrust(t, trustBase(cfg), map[string]string{"policies/require-owner.yaml": stricter})
 	_ = out
 	if code != exitClean {
 		t.Fatalf("exit %d, want 0\n%s", code, stderr)
