@@ -65,7 +65,7 @@ func TestParityWithCheck(t *testing.T) {
 		t.Fatalf("discover: %v", d.Errors)
 	}
 	var items []parityItem
-	for _, r := range render.RenderRepo(ctx, repo, d, dopts, 2, nil, nil) {
+	for _, r := range render.Discovered(ctx, repo, d, dopts, 2, nil, nil) {
 		if r.Err != nil {
 			t.Fatalf("render %s: %v", r.Target, r.Err)
 		}

@@ -163,7 +163,7 @@ func Build(base policy.GateOptions, snaps []*Snapshot) (*policy.Gate, error) {
 	// The snapshots' .gitgate.yaml files as one: registries and actions joined, noBuiltin
 	// from any, the first values file. Then the one rule check uses, with the command
 	// line on top (policy.Config.GateOptions): actions: apply here as in check.
-	merged := &policy.Config{Actions: map[string]policy.PolicyAction{}}
+	merged := &policy.Config{Actions: map[string]policy.ActionOverride{}}
 	opts := base
 	opts.PolicyDirs = append([]policy.Source{}, base.PolicyDirs...)
 	for _, s := range snaps {

@@ -39,7 +39,7 @@ type Config struct {
 	Values string `json:"values,omitempty"`
 	// Actions override a policy's failure action by policy name: Enforce, Audit, or off
 	// (the policy is not evaluated, with a notice). See GateOptions.Actions.
-	Actions map[string]PolicyAction `json:"actions,omitempty"`
+	Actions map[string]ActionOverride `json:"actions,omitempty"`
 
 	// MergeRequests say how check --base treats a merge request's own changes to the
 	// policies and settings. Only the merge base's file counts: a merge request cannot
@@ -100,15 +100,15 @@ type TargetFilter struct {
 	Exclude []string `json:"exclude,omitempty"`
 }
 
-// PolicyAction is a per-policy action override in .gitgate.yaml.
-type PolicyAction string
+// ActionOverride is a per-policy action override in .gitgate.yaml.
+type ActionOverride string
 
 // ActionOff turns a policy off: it is not evaluated, and the gate says so.
-const ActionOff PolicyAction = "off"
+const ActionOff ActionOverride = "off"
 
 // UnmarshalJSON accepts Enforce, Audit and off in any case. YAML 1.1 reads a bare off
 // (or no, false) as the boolean false, so false means off too.
-func (a *PolicyAction) UnmarshalJSON(b []byte) error {
+func (a *ActionOverride) UnmarshalJSON(b []byte) error {
 	if string(b) == "false" {
 		*a = ActionOff
 		return nil
@@ -121,7 +121,7 @@ func (a *PolicyAction) UnmarshalJSON(b []byte) error {
 		*a = ActionOff
 		return nil
 	}
-	n, err := ParsePolicyAction(s)
+	n, err := ParseActionOverride(s)
 	if err != nil {
 		return err
 	}
@@ -129,13 +129,13 @@ func (a *PolicyAction) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ParsePolicyAction normalises Enforce, Audit and off (any case).
-func ParsePolicyAction(s string) (PolicyAction, error) {
+// ParseActionOverride normalises Enforce, Audit and off (any case).
+func ParseActionOverride(s string) (ActionOverride, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "enforce":
-		return PolicyAction(Enforce), nil
+		return ActionOverride(Enforce), nil
 	case "audit":
-		return PolicyAction(Audit), nil
+		return ActionOverride(Audit), nil
 	case "off":
 		return ActionOff, nil
 	}

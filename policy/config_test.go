@@ -39,7 +39,7 @@ func TestParseConfig(t *testing.T) {
 		Registries: []string{"harbor.example.com"},
 		Policies:   []string{"policies"},
 		Values:     "policies/values.yaml",
-		Actions: map[string]PolicyAction{
+		Actions: map[string]ActionOverride{
 			"require-probes": "Enforce", "require-labels": ActionOff, "disallow-latest-tag": "Audit",
 		},
 		Targets:      TargetFilter{Include: []string{"*/production", "legacy"}, Exclude: []string{"legacy/experimental"}},
@@ -152,7 +152,7 @@ func TestOverrideActions(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name        string
-		actions     map[string]PolicyAction
+		actions     map[string]ActionOverride
 		want        []string
 		wantNotices []string
 		wantErr     string
@@ -160,18 +160,18 @@ func TestOverrideActions(t *testing.T) {
 		{name: "none", want: []string{"labels/autogen-name-label=fail:Audit", "non-root/autogen-check=fail:Enforce"}},
 		{
 			name:    "Enforce and Audit swap the actions",
-			actions: map[string]PolicyAction{"labels": "Enforce", "non-root": "audit"},
+			actions: map[string]ActionOverride{"labels": "Enforce", "non-root": "audit"},
 			want:    []string{"labels/autogen-name-label=fail:Enforce", "non-root/autogen-check=fail:Audit"},
 		},
 		{
 			name:        "off removes the policy with a notice",
-			actions:     map[string]PolicyAction{"labels": ActionOff},
+			actions:     map[string]ActionOverride{"labels": ActionOff},
 			want:        []string{"non-root/autogen-check=fail:Enforce"},
 			wantNotices: []string{"policy labels is off (actions: in .gitgate.yaml): it is not evaluated"},
 		},
 		{
 			name:    "unknown policy is an error naming the loaded ones",
-			actions: map[string]PolicyAction{"require-lables": ActionOff},
+			actions: map[string]ActionOverride{"require-lables": ActionOff},
 			wantErr: `.gitgate.yaml: actions: no policy named "require-lables" is loaded; the policies are: labels, non-root`,
 		},
 	}
@@ -205,7 +205,7 @@ func TestOverrideActions(t *testing.T) {
 
 // The gate applies .gitgate.yaml's actions to the built-in bundle too.
 func TestOpenGateActions(t *testing.T) {
-	g, err := OpenGate(GateOptions{Actions: map[string]PolicyAction{"require-labels": ActionOff, "require-probes": "Enforce"}})
+	g, err := OpenGate(GateOptions{Actions: map[string]ActionOverride{"require-labels": ActionOff, "require-probes": "Enforce"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestOpenGateActions(t *testing.T) {
 	if !found {
 		t.Errorf("require-probes did not fail on a Deployment without probes: %v", summarise(res))
 	}
-	if _, err := OpenGate(GateOptions{Actions: map[string]PolicyAction{"no-such-policy": "Audit"}}); err == nil {
+	if _, err := OpenGate(GateOptions{Actions: map[string]ActionOverride{"no-such-policy": "Audit"}}); err == nil {
 		t.Error("an override of an unknown policy opened the gate")
 	}
 }

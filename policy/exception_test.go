@@ -116,9 +116,9 @@ func TestExceptionExpiresWhileRunning(t *testing.T) {
 func TestExceptionMalformedExpiry(t *testing.T) {
 	bad := strings.Replace(expiringException, `"2027-01-31"`, `"31/01/2027"`, 1)
 	_, err := Load(mapFS(podRunAsNonRoot, bad), "p")
-	var pe *PolicyError
+	var pe *LoadError
 	if !errors.As(err, &pe) {
-		t.Fatalf("got %v, want a *PolicyError", err)
+		t.Fatalf("got %v, want a *LoadError", err)
 	}
 	want := `p/b.yaml:7:5: PolicyException/legacy-web: gitgate.dev/expires "31/01/2027" is neither a date (2027-01-31) nor an RFC 3339 time (2027-01-31T18:00:00Z)`
 	if err.Error() != want {

@@ -30,7 +30,7 @@ type GateOptions struct {
 	// actions:): Enforce or Audit replace every action the policy and its rules set, off
 	// leaves the policy out with a warning. Naming a policy the set does not have is an
 	// error.
-	Actions map[string]PolicyAction
+	Actions map[string]ActionOverride
 	// Now is the clock exceptions expire by (gitgate.dev/expires); default time.Now.
 	Now func() time.Time
 }
@@ -94,7 +94,7 @@ func OpenGate(opts GateOptions) (*Gate, error) {
 // OverrideActions applies per-policy action overrides (see GateOptions.Actions) to the
 // set and returns a notice for every policy turned off. A name the set does not have is
 // an error listing the names it does have.
-func (s *Set) OverrideActions(actions map[string]PolicyAction) ([]string, error) {
+func (s *Set) OverrideActions(actions map[string]ActionOverride) ([]string, error) {
 	if len(actions) == 0 {
 		return nil, nil
 	}
@@ -113,7 +113,7 @@ func (s *Set) OverrideActions(actions map[string]PolicyAction) ([]string, error)
 	var errs []error
 	var notices, off []string
 	for _, name := range keys {
-		a, err := ParsePolicyAction(string(actions[name]))
+		a, err := ParseActionOverride(string(actions[name]))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: actions: %s: %w", ConfigFile, name, err))
 			continue

@@ -20,16 +20,16 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// PolicyError is a policy, or a policy file, that could not be loaded. A policy that
+// LoadError is a policy, or a policy file, that could not be loaded. A policy that
 // does not load is never skipped silently: callers report it and exit 2.
-type PolicyError struct {
+type LoadError struct {
 	Origin Origin
 	Kind   string
 	Policy string
 	Err    error
 }
 
-func (e *PolicyError) Error() string {
+func (e *LoadError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Origin.String())
 	b.WriteString(": ")
@@ -40,7 +40,7 @@ func (e *PolicyError) Error() string {
 	return b.String()
 }
 
-func (e *PolicyError) Unwrap() error { return e.Err }
+func (e *LoadError) Unwrap() error { return e.Err }
 
 // Set is a loaded and validated set of policies and exceptions.
 type Set struct {
@@ -173,7 +173,7 @@ func exceptionMeta(r Resource) (ExceptionInfo, error) {
 	if v, ok := ann[AnnotationExpires]; ok {
 		t, err := ParseExpiry(v)
 		if err != nil {
-			return x, &PolicyError{Origin: r.FieldOrigin([]string{"metadata", "annotations", AnnotationExpires}),
+			return x, &LoadError{Origin: r.FieldOrigin([]string{"metadata", "annotations", AnnotationExpires}),
 				Kind: r.Object.GetKind(), Policy: r.Object.GetName(), Err: err}
 		}
 		x.Expires, x.ExpiresText = t, strings.TrimSpace(v)
@@ -185,7 +185,7 @@ func exceptionMeta(r Resource) (ExceptionInfo, error) {
 // (directories recursively; *.yaml, *.yml and *.json). Documents of other kinds
 // (kyverno-test.yaml, test resources) are ignored, so a Kyverno policy library checkout
 // loads as it is. Every policy is validated as Kyverno's CLI validates it; the returned
-// error joins one *PolicyError per policy or file that failed, and the Set holds the rest.
+// error joins one *LoadError per policy or file that failed, and the Set holds the rest.
 func Load(fsys fs.FS, paths ...string) (*Set, error) {
 	srcs := make([]Source, 0, len(paths))
 	for _, p := range paths {
@@ -231,7 +231,7 @@ func LoadSources(srcs ...Source) (*Set, error) {
 		show := displayFunc(src)
 		err := fs.WalkDir(src.FS, src.Root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
-				errs = append(errs, &PolicyError{Origin: Origin{File: show(p)}, Err: unwrapPathErr(err)})
+				errs = append(errs, &LoadError{Origin: Origin{File: show(p)}, Err: unwrapPathErr(err)})
 				return nil
 			}
 			if d.IsDir() {
@@ -245,14 +245,14 @@ func LoadSources(srcs ...Source) (*Set, error) {
 			}
 			data, err := ReadFileLimit(src.FS, p, src.MaxFileSize)
 			if err != nil {
-				errs = append(errs, &PolicyError{Origin: Origin{File: show(p)}, Err: unwrapPathErr(err)})
+				errs = append(errs, &LoadError{Origin: Origin{File: show(p)}, Err: unwrapPathErr(err)})
 				return nil
 			}
 			errs = append(errs, s.addFile(show(p), data)...)
 			return nil
 		})
 		if err != nil {
-			errs = append(errs, &PolicyError{Origin: Origin{File: show(src.Root)}, Err: err})
+			errs = append(errs, &LoadError{Origin: Origin{File: show(src.Root)}, Err: err})
 		}
 	}
 	return s, errors.Join(errs...)
@@ -285,7 +285,7 @@ var serviceAccount = config.KyvernoUserName(config.KyvernoServiceAccountName())
 func (s *Set) add(r Resource) error {
 	gvk := r.Object.GroupVersionKind()
 	perr := func(err error) error {
-		return &PolicyError{Origin: r.Origin, Kind: gvk.Kind, Policy: r.Object.GetName(), Err: err}
+		return &LoadError{Origin: r.Origin, Kind: gvk.Kind, Policy: r.Object.GetName(), Err: err}
 	}
 	switch {
 	case gvk.Group == "kyverno.io" && (gvk.Kind == "ClusterPolicy" || gvk.Kind == "Policy"):

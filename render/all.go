@@ -49,11 +49,11 @@ func unjoinErr(err error) []error {
 	return []error{err}
 }
 
-// RenderAll renders targets on workers goroutines; the result is in target order. One
+// All renders targets on workers goroutines; the result is in target order. One
 // target failing never stops the others. With a sink, each target is handed to it as
 // soon as it renders (from the worker's goroutine) and only its Argo CD Applications
 // are kept in the result, so a huge repository is never held in memory at once.
-func RenderAll(ctx context.Context, repo Repo, targets []Target, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
+func All(ctx context.Context, repo Repo, targets []Target, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
 	repo = repo.confined()
 	out := make([]Rendered, len(targets))
 	var mu sync.Mutex
@@ -79,16 +79,16 @@ func RenderAll(ctx context.Context, repo Repo, targets []Target, workers int, pr
 // maxAppDepth bounds app-of-apps: an Application rendering Applications rendering ...
 const maxAppDepth = 5
 
-// RenderRepo renders a discovery's targets and follows app-of-apps: Applications and
+// Discovered renders a discovery's targets and follows app-of-apps: Applications and
 // ApplicationSets found in rendered output become targets too (Argo CD would apply and
 // then sync them), to a depth of 5. Targets already rendered are not rendered twice.
-func RenderRepo(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptions, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
+func Discovered(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptions, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
 	repo = repo.confined()
 	seen := map[string]bool{}
 	for _, t := range d.Targets {
 		seen[t.Name+"|"+t.Path] = true
 	}
-	out := RenderAll(ctx, repo, d.Targets, workers, progress, sink)
+	out := All(ctx, repo, d.Targets, workers, progress, sink)
 	next := out
 	for depth := 0; depth < maxAppDepth && ctx.Err() == nil; depth++ {
 		var apps []policy.Resource
@@ -113,7 +113,7 @@ func RenderRepo(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptio
 			return out
 		}
 		d.Targets = append(d.Targets, fresh...)
-		next = RenderAll(ctx, repo, fresh, workers, progress, sink)
+		next = All(ctx, repo, fresh, workers, progress, sink)
 		out = append(out, next...)
 	}
 	if len(next) > 0 && ctx.Err() == nil {

@@ -36,7 +36,7 @@ spec:
 	repo := writeRepo(t, files)
 	opts := DiscoverOptions{RepoURLs: []string{"https://git.example.com/platform/gitops.git"}}
 	d := Discover(context.Background(), repo, opts)
-	rendered := RenderRepo(context.Background(), repo, d, opts, 2, nil, nil)
+	rendered := Discovered(context.Background(), repo, d, opts, 2, nil, nil)
 	var got []string
 	for _, r := range rendered {
 		if r.Err != nil {

@@ -43,7 +43,7 @@ spec:
 	if joined := strings.Join(discoverErrs, "\n"); !strings.Contains(joined, "argocd/set.yaml") || !strings.Contains(joined, "apps/web/overlays/nowhere") {
 		t.Errorf("the missing ApplicationSet path must be an error naming the file and path, got %q", joined)
 	}
-	rendered := RenderRepo(context.Background(), repo, d, opts, 2, nil, nil)
+	rendered := Discovered(context.Background(), repo, d, opts, 2, nil, nil)
 	ok := map[string]bool{}
 	for _, r := range rendered {
 		switch {

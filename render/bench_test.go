@@ -9,7 +9,7 @@ import (
 // BenchmarkRenderRepo renders every target of a generated corpus (no gate):
 //
 //	go run ../shared/bench/gencorpus/main.go -out /tmp/corpus/mono100 -apps 100 -charts 20
-//	GITGATE_BENCH_REPO=/tmp/corpus/mono100 go test ./render -run '^$' -bench RenderRepo -cpuprofile cpu.prof
+//	GITGATE_BENCH_REPO=/tmp/corpus/mono100 go test ./render -run '^$' -bench Discovered -cpuprofile cpu.prof
 func BenchmarkRenderRepo(b *testing.B) {
 	dir := os.Getenv("GITGATE_BENCH_REPO")
 	if dir == "" {
@@ -19,7 +19,7 @@ func BenchmarkRenderRepo(b *testing.B) {
 	opts := DiscoverOptions{Exclude: []string{"policies"}}
 	for b.Loop() {
 		d := Discover(context.Background(), repo, opts)
-		RenderRepo(context.Background(), repo, d, opts, 2, nil, func(r Rendered) {
+		Discovered(context.Background(), repo, d, opts, 2, nil, func(r Rendered) {
 			if r.Err != nil {
 				b.Error(r.Target.Name, r.Err)
 			}

@@ -37,7 +37,7 @@ func TestRenderMatchesCLIs(t *testing.T) {
 			case "kustomize":
 				i := strings.LastIndex(rest, "-")
 				tg := Target{Name: rest, Kind: Kustomize, Path: path.Join("apps", rest[:i], "overlays", rest[i+1:])}
-				got, err = RenderedKustomizeYAML(context.Background(), repo, tg)
+				got, err = KustomizeYAML(context.Background(), repo, tg)
 			case "helm":
 				chart, env := rest, ""
 				for _, e := range []string{"dev", "staging", "production"} {
@@ -50,7 +50,7 @@ func TestRenderMatchesCLIs(t *testing.T) {
 					tg.Namespace = env
 					tg.ValueFiles = []string{path.Join("environments", env, chart, "values.yaml")}
 				}
-				got, err = RenderedHelmYAML(context.Background(), repo, tg)
+				got, err = HelmYAML(context.Background(), repo, tg)
 			default:
 				t.Fatalf("unknown golden %s", g)
 			}

@@ -126,7 +126,7 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 	gateAll := func(repo Repo, ts []Target, gate *policy.Gate, rules bool) map[string]side {
 		out := map[string]side{}
 		var mu sync.Mutex
-		RenderAll(ctx, repo, ts, opts.Workers, progress, func(r Rendered) {
+		All(ctx, repo, ts, opts.Workers, progress, func(r Rendered) {
 			rep := gate.CheckResources(ctx, r.Resources, one)
 			s := side{errs: policy.MaskErrors(r.Errors(), r.Resources), report: rep, yaml: diffYAML(r.Resources)}
 			if rules {

@@ -104,7 +104,7 @@ func TestConfinedEveryField(t *testing.T) {
 				files["app/kustomization.yaml"] = strings.Join(kust, "\n")
 				repo := writeRepoAt(t, filepath.Join(tmp, "repo"), files)
 				defer os.RemoveAll(repo.Dir)
-				_, err := RenderKustomize(context.Background(), repo, Target{Name: "app", Kind: Kustomize, Path: "app"})
+				_, err := renderKustomize(context.Background(), repo, Target{Name: "app", Kind: Kustomize, Path: "app"})
 				if err == nil {
 					t.Fatal("rendered")
 				}

@@ -46,7 +46,7 @@ func (e *TemplateError) Error() string {
 
 func (e *TemplateError) Unwrap() error { return e.Err }
 
-// RenderHelm templates a chart in the repository with Helm's own engine, offline, as
+// renderHelm templates a chart in the repository with Helm's own engine, offline, as
 // `helm template --include-crds` does: the chart at t.Path with its dependencies (vendored
 // under charts/, or file:// paths inside the repository), values from the chart, then
 // t.ValueFiles in order, then t.Values, then t.Parameters (like --set), release t.ReleaseName
@@ -68,7 +68,7 @@ func (e *TemplateError) Unwrap() error { return e.Err }
 // Errors: a template that fails to parse or execute is a *TemplateError naming the
 // template file and line; a dependency on a chart repository that is not vendored is a
 // *RemoteError; a values file or file:// dependency outside the repository is refused.
-func RenderHelm(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
+func renderHelm(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
 	out, err := renderHelmChart(ctx, repo, t)
 	if err != nil {
 		return nil, err
@@ -76,9 +76,9 @@ func RenderHelm(ctx context.Context, repo Repo, t Target) ([]policy.Resource, er
 	return out.resources(t.Name)
 }
 
-// RenderedHelmYAML returns what `helm template --include-crds` prints for the target:
+// HelmYAML returns what `helm template --include-crds` prints for the target:
 // every document under a "---" line and a "# Source: <chart>/<path>" comment.
-func RenderedHelmYAML(ctx context.Context, repo Repo, t Target) ([]byte, error) {
+func HelmYAML(ctx context.Context, repo Repo, t Target) ([]byte, error) {
 	out, err := renderHelmChart(ctx, repo, t)
 	if err != nil {
 		return nil, err

@@ -18,7 +18,7 @@ import (
 )
 
 // The charts under testdata/helm form one repository; testdata/helm/golden holds what
-// RenderedHelmYAML prints for some of them. Refresh those with:
+// HelmYAML prints for some of them. Refresh those with:
 //
 //	go test ./render/ -run TestRenderedHelmYAML -update-helm
 var updateHelmGolden = flag.Bool("update-helm", false, "rewrite testdata/helm/golden")
@@ -194,12 +194,12 @@ func TestRenderHelm(t *testing.T) {
 			if tc.repo != nil {
 				tc.repo(&repo)
 			}
-			rs, err := RenderHelm(t.Context(), repo, tc.target)
+			rs, err := renderHelm(t.Context(), repo, tc.target)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, helmSummarize(rs, tc.field)); diff != "" {
-				t.Errorf("RenderHelm (-want +got):\n%s", diff)
+				t.Errorf("renderHelm (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -207,11 +207,11 @@ func TestRenderHelm(t *testing.T) {
 
 // TestRenderHelmPositions checks that exact positions are positions in the source file.
 func TestRenderHelmPositions(t *testing.T) {
-	rs, err := RenderHelm(t.Context(), helmTestRepo(), Target{Name: "umbrella", Path: "umbrella"})
+	rs, err := renderHelm(t.Context(), helmTestRepo(), Target{Name: "umbrella", Path: "umbrella"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	web, err := RenderHelm(t.Context(), helmTestRepo(), Target{Name: "web", Path: "web"})
+	web, err := renderHelm(t.Context(), helmTestRepo(), Target{Name: "web", Path: "web"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +328,7 @@ func TestRenderHelmErrors(t *testing.T) {
 			if tc.repo != nil {
 				tc.repo(&repo)
 			}
-			_, err := RenderHelm(t.Context(), repo, tc.target)
+			_, err := renderHelm(t.Context(), repo, tc.target)
 			if diff := cmp.Diff(tc.want, helmDescribeError(err)); diff != "" {
 				t.Errorf("error (-want +got):\n%s", diff)
 			}
@@ -352,7 +352,7 @@ func helmDescribeError(err error) string {
 }
 
 // TestRenderHelmThroughRender checks the wiring: Render renders Helm targets with
-// RenderHelm (and places namespaced objects in the target's namespace).
+// renderHelm (and places namespaced objects in the target's namespace).
 func TestRenderHelmThroughRender(t *testing.T) {
 	rs, err := Render(t.Context(), helmTestRepo(), Target{Name: "umbrella", Kind: Helm, Path: "umbrella", Namespace: "data"})
 	if err != nil {
@@ -377,7 +377,7 @@ func TestRenderHelmThroughRender(t *testing.T) {
 func TestRenderHelmKubeVersionConstraint(t *testing.T) {
 	repo := helmTestRepo()
 	repo.KubeVersion = "v1.29.4"
-	_, err := RenderHelm(t.Context(), repo, Target{Name: "web", Path: "web"})
+	_, err := renderHelm(t.Context(), repo, Target{Name: "web", Path: "web"})
 	want := "helm chart web requires kubeVersion: >=1.30.0-0 which is incompatible with Kubernetes v1.29.4"
 	if diff := cmp.Diff(want, helmDescribeError(err)); diff != "" {
 		t.Errorf("error (-want +got):\n%s", diff)
@@ -400,7 +400,7 @@ func TestRenderHelmArchive(t *testing.T) {
 	if _, err := chartutil.Save(sub, filepath.Join(dir, "app", "charts")); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := RenderHelm(t.Context(), Repo{FS: os.DirFS(dir), Dir: dir}, Target{Name: "app", Path: "app"})
+	rs, err := renderHelm(t.Context(), Repo{FS: os.DirFS(dir), Dir: dir}, Target{Name: "app", Path: "app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +409,7 @@ func TestRenderHelmArchive(t *testing.T) {
 		{ID: "StatefulSet/app-cache", Origin: policy.Origin{File: "app/charts/cache-1.2.0.tgz", Target: "app"}},
 	}
 	if diff := cmp.Diff(want, helmSummarize(rs, nil)); diff != "" {
-		t.Errorf("RenderHelm (-want +got):\n%s", diff)
+		t.Errorf("renderHelm (-want +got):\n%s", diff)
 	}
 }
 
@@ -427,7 +427,7 @@ func TestRenderHelmSymlinkOutOfRepo(t *testing.T) {
 	if err := os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(dir, "app", "files", "secret.txt")); err != nil {
 		t.Skip("symlinks not supported:", err)
 	}
-	_, err := RenderHelm(t.Context(), Repo{FS: os.DirFS(dir), Dir: dir}, Target{Name: "app", Path: "app"})
+	_, err := renderHelm(t.Context(), Repo{FS: os.DirFS(dir), Dir: dir}, Target{Name: "app", Path: "app"})
 	real, _ := filepath.EvalSymlinks(filepath.Join(outside, "secret.txt"))
 	want := "helm chart app: app/files/secret.txt is a symbolic link out of the repository (to " + real + ")"
 	if diff := cmp.Diff(want, helmDescribeError(err)); diff != "" {
@@ -438,7 +438,7 @@ func TestRenderHelmSymlinkOutOfRepo(t *testing.T) {
 func TestRenderHelmCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err := RenderHelm(ctx, helmTestRepo(), Target{Name: "web", Path: "web"})
+	_, err := renderHelm(ctx, helmTestRepo(), Target{Name: "web", Path: "web"})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
@@ -465,7 +465,7 @@ func TestRenderedHelmYAML(t *testing.T) {
 			if tc.repo != nil {
 				tc.repo(&repo)
 			}
-			got, err := RenderedHelmYAML(t.Context(), repo, tc.target)
+			got, err := HelmYAML(t.Context(), repo, tc.target)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -480,7 +480,7 @@ func TestRenderedHelmYAML(t *testing.T) {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("RenderedHelmYAML (-want +got):\n%s", diff)
+				t.Errorf("HelmYAML (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -556,7 +556,7 @@ func helmWriteFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-// TestRenderHelmConcurrent renders the same targets in parallel, as RenderAll does; run
+// TestRenderHelmConcurrent renders the same targets in parallel, as All does; run
 // it with -race.
 func TestRenderHelmConcurrent(t *testing.T) {
 	targets := []Target{
@@ -565,7 +565,7 @@ func TestRenderHelmConcurrent(t *testing.T) {
 	}
 	want := make([][]byte, len(targets))
 	for i, tg := range targets {
-		b, err := RenderedHelmYAML(t.Context(), helmTestRepo(), tg)
+		b, err := HelmYAML(t.Context(), helmTestRepo(), tg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -576,12 +576,12 @@ func TestRenderHelmConcurrent(t *testing.T) {
 		w := want[i%len(targets)]
 		t.Run(tg.Name, func(t *testing.T) {
 			t.Parallel()
-			got, err := RenderedHelmYAML(t.Context(), helmTestRepo(), tg)
+			got, err := HelmYAML(t.Context(), helmTestRepo(), tg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(string(w), string(got)); diff != "" {
-				t.Errorf("RenderedHelmYAML (-want +got):\n%s", diff)
+				t.Errorf("HelmYAML (-want +got):\n%s", diff)
 			}
 		})
 	}

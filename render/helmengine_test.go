@@ -49,7 +49,7 @@ func TestHelmBounds(t *testing.T) {
 			runtime.GC()
 			runtime.ReadMemStats(&before)
 			start := time.Now()
-			_, err := RenderHelm(context.Background(), Repo{FS: os.DirFS(dir), Dir: dir, Helm: limits}, Target{Name: "bomb", Path: "bomb"})
+			_, err := renderHelm(context.Background(), Repo{FS: os.DirFS(dir), Dir: dir, Helm: limits}, Target{Name: "bomb", Path: "bomb"})
 			took := time.Since(start)
 			var after runtime.MemStats
 			runtime.ReadMemStats(&after)
@@ -100,7 +100,7 @@ func TestHelmBoundsCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
 	start := time.Now()
-	_, err := RenderHelm(ctx, Repo{FS: os.DirFS(dir), Dir: dir}, Target{Name: "spin", Path: "spin"})
+	_, err := renderHelm(ctx, Repo{FS: os.DirFS(dir), Dir: dir}, Target{Name: "spin", Path: "spin"})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}

@@ -33,14 +33,14 @@ const originAnnotation = "config.kubernetes.io/origin"
 // kustomize reads them, and stripped from the output.
 const sourceAnnotation = "gitgate.dev/source"
 
-// RenderKustomize builds the kustomization at t.Path with krusty, confined to the
+// renderKustomize builds the kustomization at t.Path with krusty, confined to the
 // repository, and returns its resources with their origins: the repo-relative source
 // file and the line of the object in it, from a source annotation gitgate adds to the
 // documents of the resource files as kustomize reads them (and strips, so the objects
 // are what `kustomize build` prints). Kustomize's own origin annotations would do the
 // same but also record every transformer on every resource, a third of the build.
 // Objects a generator made point at the kustomization whose generator created them.
-func RenderKustomize(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
+func renderKustomize(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
 	repo = repo.confined()
 	objs, err := buildKustomize(repo, t)
 	if err != nil {
@@ -64,9 +64,9 @@ func RenderKustomize(ctx context.Context, repo Repo, t Target) ([]policy.Resourc
 	return out, nil
 }
 
-// RenderedKustomizeYAML is what `kustomize build` prints for the target, serialised by
+// KustomizeYAML is what `kustomize build` prints for the target, serialised by
 // kustomize itself.
-func RenderedKustomizeYAML(ctx context.Context, repo Repo, t Target) ([]byte, error) {
+func KustomizeYAML(ctx context.Context, repo Repo, t Target) ([]byte, error) {
 	m, err := runKustomize(repo, t, false)
 	if err != nil {
 		return nil, err

@@ -41,7 +41,7 @@ spec:
 
 func TestRenderKustomizeOrigins(t *testing.T) {
 	repo := writeRepo(t, webRepo)
-	rs, err := RenderKustomize(context.Background(), repo, Target{Name: "web/prod", Kind: Kustomize, Path: "apps/web/overlays/prod"})
+	rs, err := renderKustomize(context.Background(), repo, Target{Name: "web/prod", Kind: Kustomize, Path: "apps/web/overlays/prod"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestRenderKustomizeOrigins(t *testing.T) {
 
 func TestRenderedKustomizeYAMLHasNoOrigins(t *testing.T) {
 	repo := writeRepo(t, webRepo)
-	out, err := RenderedKustomizeYAML(context.Background(), repo, Target{Name: "web/prod", Kind: Kustomize, Path: "apps/web/overlays/prod"})
+	out, err := KustomizeYAML(context.Background(), repo, Target{Name: "web/prod", Kind: Kustomize, Path: "apps/web/overlays/prod"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestRenderKustomizeRefuses(t *testing.T) {
 			// The repo and the outside directory are siblings in the same temp parent only
 			// for the ../ case; build the repo beside outside.
 			repo := writeRepoAt(t, filepath.Join(filepath.Dir(outside), "repo-"+strings.ReplaceAll(tc.name, " ", "-")), tc.files)
-			_, err := RenderKustomize(context.Background(), repo, Target{Name: "a", Kind: Kustomize, Path: "a"})
+			_, err := renderKustomize(context.Background(), repo, Target{Name: "a", Kind: Kustomize, Path: "a"})
 			tc.check(t, err)
 		})
 	}
@@ -212,7 +212,7 @@ func TestDiscoverSeedLayout(t *testing.T) {
 
 func TestImageOverridePointsAtOverlay(t *testing.T) {
 	repo := writeRepo(t, webRepo)
-	rs, err := RenderKustomize(context.Background(), repo, Target{Name: "web/prod", Kind: Kustomize, Path: "apps/web/overlays/prod"})
+	rs, err := renderKustomize(context.Background(), repo, Target{Name: "web/prod", Kind: Kustomize, Path: "apps/web/overlays/prod"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestKustomizeRefusesAliasBombAndHugeFiles(t *testing.T) {
 	} {
 		done := make(chan error, 1)
 		go func() {
-			_, err := RenderKustomize(context.Background(), repo, Target{Name: tc.dir, Kind: Kustomize, Path: tc.dir})
+			_, err := renderKustomize(context.Background(), repo, Target{Name: tc.dir, Kind: Kustomize, Path: tc.dir})
 			done <- err
 		}()
 		select {
@@ -276,7 +276,7 @@ func TestHugeFilesRefused(t *testing.T) {
 		"plain/ok.yaml":        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n",
 	})
 	repo.MaxFileSize = 16 << 20
-	if _, err := RenderKustomize(context.Background(), repo, Target{Name: "k", Kind: Kustomize, Path: "k"}); err == nil || !strings.Contains(err.Error(), "over the 16777216-byte limit") {
+	if _, err := renderKustomize(context.Background(), repo, Target{Name: "k", Kind: Kustomize, Path: "k"}); err == nil || !strings.Contains(err.Error(), "over the 16777216-byte limit") {
 		t.Errorf("kustomize: got %v, want the size limit", err)
 	}
 	rs, err := Render(context.Background(), repo, Target{Name: "plain", Kind: Directory, Path: "plain"})

@@ -22,9 +22,9 @@ func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 	)
 	switch t.Kind {
 	case Kustomize:
-		rs, err = RenderKustomize(ctx, repo, t)
+		rs, err = renderKustomize(ctx, repo, t)
 	case Helm:
-		rs, err = RenderHelm(ctx, repo, t)
+		rs, err = renderHelm(ctx, repo, t)
 	case Directory, Tekton:
 		rs, err = renderFiles(repo, t) // a bad file spoils only itself: keep the others
 	default:

@@ -227,7 +227,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 		}
 		mu.Unlock()
 	}
-	render.RenderRepo(ctx, repo, d, dopts, opts.Workers, progress, sink)
+	render.Discovered(ctx, repo, d, dopts, opts.Workers, progress, sink)
 	if err := ctx.Err(); err != nil {
 		ie := &policy.InterruptedError{Err: err, Total: len(d.Targets), Unit: "targets"}
 		for _, t := range d.Targets {

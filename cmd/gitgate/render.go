@@ -133,9 +133,9 @@ Rendering is in-process and offline: a remote base is an error naming its URL.`,
 			var out []byte
 			switch t.Kind {
 			case render.Kustomize:
-				out, err = render.RenderedKustomizeYAML(cmd.Context(), repo, t)
+				out, err = render.KustomizeYAML(cmd.Context(), repo, t)
 			case render.Helm:
-				out, err = render.RenderedHelmYAML(cmd.Context(), repo, t)
+				out, err = render.HelmYAML(cmd.Context(), repo, t)
 			default:
 				rs, rerr := render.Render(cmd.Context(), repo, t)
 				err = rerr

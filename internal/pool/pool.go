@@ -1,4 +1,4 @@
-// Package pool is the one bounded worker pool: rendering targets (render.RenderAll),
+// Package pool is the one bounded worker pool: rendering targets (render.All),
 // checking files and resources (policy), syncing and reporting apps (reconcile).
 package pool
 
