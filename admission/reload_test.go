@@ -11,15 +11,6 @@ import (
 
 	"github.com/gitgate/gitgate/internal/git/gittest"
 	"github.com/gitgate/gitgate/policy"
-	"github.com/go-git/go-billy/v5/memfs"
-	"github.com/go-git/go-billy/v5/osfs"
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/cache"
-	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
-	"github.com/go-git/go-git/v5/plumbing/transport/server"
-	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // denyKindPolicy denies every object of kind with message msg.
@@ -180,65 +171,23 @@ func TestReloadConfigMapSymlinkSwap(t *testing.T) {
 	}
 }
 
-// testRepo is a bare Git repository on disk with commits made through go-git (no git
-// binary): an in-memory worktree over the bare repository's storage.
+// testRepo is a bare Git repository on disk, committed to through internal/git/gittest
+// (no git binary), with each commit published as main as well.
 type testRepo struct {
-	t    *testing.T
 	dir  string
-	repo *git.Repository
+	repo *gittest.Repo
 }
 
 func newTestRepo(t *testing.T) *testRepo {
 	t.Helper()
-	dir := t.TempDir()
-	if _, err := git.PlainInit(dir, true); err != nil {
-		t.Fatal(err)
-	}
-	st := filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRUDefault())
-	repo, err := git.Open(st, memfs.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testRepo{t: t, dir: dir, repo: repo}
+	r := gittest.InitBare(t, "")
+	return &testRepo{dir: r.Dir, repo: r}
 }
 
 // commit writes files (an empty content removes the file) and commits them on main.
-func (r *testRepo) commit(files map[string]string) plumbing.Hash {
-	r.t.Helper()
-	wt, err := r.repo.Worktree()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	for name, content := range files {
-		if content == "" {
-			if _, err := wt.Remove(name); err != nil {
-				r.t.Fatal(err)
-			}
-			continue
-		}
-		if err := wt.Filesystem.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		f, err := wt.Filesystem.Create(name)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		if _, err := f.Write([]byte(content)); err != nil {
-			r.t.Fatal(err)
-		}
-		f.Close()
-		if _, err := wt.Add(name); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	h, err := wt.Commit("update", &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Now()}})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	// the worktree's HEAD is refs/heads/master by default; publish as main too
-	if err := r.repo.Storer.SetReference(plumbing.NewHashReference("refs/heads/main", h)); err != nil {
-		r.t.Fatal(err)
-	}
+func (r *testRepo) commit(files map[string]string) string {
+	h := r.repo.CommitFiles("update", files)
+	r.repo.Branch("main", h)
 	return h
 }
 
@@ -257,7 +206,7 @@ func TestReloadGit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.HasPrefix(snap.Version, first.String()) {
+			if !strings.HasPrefix(snap.Version, first) {
 				t.Errorf("version %q, want the commit %s", snap.Version, first)
 			}
 			if snap.Config == nil || len(snap.Config.Registries) != 1 {
@@ -318,20 +267,18 @@ func TestReloadGit(t *testing.T) {
 }
 
 // A remote URL is listed and cloned into memory. The test serves the bare repository
-// with go-git's in-process server under a scheme of its own, so no git binary and no
-// network are involved.
+// over smart HTTP on 127.0.0.1 (gittest), so no git binary is involved.
 func TestReloadGitRemote(t *testing.T) {
-	client.InstallProtocol("gitgate-test", server.NewClient(server.DefaultLoader))
-	defer client.InstallProtocol("gitgate-test", nil)
 	repo := newTestRepo(t)
 	c1 := repo.commit(map[string]string{"policies/deny.yaml": denyKindPolicy("deny-cm", "ConfigMap", "remote v1")})
-	src := &GitSource{URL: "gitgate-test://" + repo.dir, Ref: "main"}
+	url, _ := gittest.HTTPServer(t, repo.dir, "")
+	src := &GitSource{URL: url, Ref: "main"}
 	ctx := context.Background()
 	snap, err := src.Snapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(snap.Version, c1.String()) {
+	if !strings.HasPrefix(snap.Version, c1) {
 		t.Fatalf("version %s, want commit %s", snap.Version, c1)
 	}
 	again, err := src.Snapshot(ctx)
@@ -343,7 +290,7 @@ func TestReloadGitRemote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(snap.Version, c2.String()) {
+	if !strings.HasPrefix(snap.Version, c2) {
 		t.Fatalf("version %s, want commit %s", snap.Version, c2)
 	}
 	data, err := snap.Policies.(interface{ ReadFile(string) ([]byte, error) }).ReadFile("policies/deny.yaml")

@@ -11,18 +11,15 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/gitgate/gitgate/internal/git/gittest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// gitRepo copies the bundled example into a fresh Git repository (made with go-git: the
+// gitRepo copies the bundled example into a fresh Git repository (made through internal/git/gittest: the
 // test needs no git binary), commits it, and names that commit main.
-func gitRepo(t *testing.T) (string, *git.Repository) {
+func gitRepo(t *testing.T) (string, *gittest.Repo) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "gitops")
 	src := "../../testdata/gitops"
@@ -44,31 +41,9 @@ func gitRepo(t *testing.T) (string, *git.Repository) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := git.PlainInit(dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := commitAll(t, repo, "the example")
-	if err := repo.Storer.SetReference(plumbing.NewHashReference("refs/heads/main", h)); err != nil {
-		t.Fatal(err)
-	}
+	repo := gittest.Init(t, dir)
+	repo.Branch("main", repo.Commit("the example"))
 	return dir, repo
-}
-
-func commitAll(t *testing.T, repo *git.Repository, msg string) plumbing.Hash {
-	t.Helper()
-	wt, err := repo.Worktree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Unix(1700000000, 0)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
 }
 
 func editFile(t *testing.T, file, old, new string) {
@@ -121,7 +96,7 @@ func TestCheckBase(t *testing.T) {
 	dir, repo := gitRepo(t)
 	editFile(t, filepath.Join(dir, "apps/cart-ledger-003/overlays/dev/kustomization.yaml"),
 		"newName: harbor.example.com/identity/cart-ledger-003", "newName: docker.io/identity/cart-ledger-003")
-	commitAll(t, repo, "move the dev image")
+	repo.Commit("move the dev image")
 	editFile(t, filepath.Join(dir, "apps/gateway-session-002/overlays/staging/kustomization.yaml"),
 		"newName: docker.io/platform/gateway-session-002", "newName: harbor.example.com/platform/gateway-session-002")
 
@@ -227,9 +202,7 @@ func TestCheckBasePolicyBlastRadius(t *testing.T) {
 	// The base trusts policy changes (a policy repository): head's rules judge it. Without
 	// that, widening registries is a blocking merge-request-trust finding (check_trust_test.go).
 	editFile(t, filepath.Join(dir, ".gitgate.yaml"), "registries: [harbor.example.com]", "mergeRequests: {trustPolicyChanges: true}\nregistries: [harbor.example.com]")
-	if err := repo.Storer.SetReference(plumbing.NewHashReference("refs/heads/main", commitAll(t, repo, "trust policy changes"))); err != nil {
-		t.Fatal(err)
-	}
+	repo.Branch("main", repo.Commit("trust policy changes"))
 	editFile(t, filepath.Join(dir, ".gitgate.yaml"), "registries: [harbor.example.com]", "registries: [harbor.example.com, docker.io]")
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"check", "--base", "main", "-o", "json", dir}, &stdout, &stderr); code != exitClean {
