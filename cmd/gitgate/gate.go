@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/gitgate/gitgate/internal/repopath"
@@ -261,11 +260,11 @@ func (s *settings) repo(dir string) render.Repo {
 // directories and the values file inside the repository root are read from the base.
 func (f gateFlags) rebase(root, baseDir string) gateFlags {
 	move := func(p string) string {
-		r, err := filepath.Rel(root, p)
-		if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		r, ok := repopath.Under(root, p)
+		if !ok {
 			return p // outside the repository: the same at base
 		}
-		return filepath.Join(baseDir, r)
+		return filepath.Join(baseDir, filepath.FromSlash(r))
 	}
 	out := f
 	out.policyDirs = nil
@@ -283,8 +282,8 @@ func (f gateFlags) rebase(root, baseDir string) gateFlags {
 func repoRelative(display string, paths []string) []string {
 	var out []string
 	for _, d := range paths {
-		if r, err := filepath.Rel(display, d); err == nil && !strings.HasPrefix(r, "..") {
-			out = append(out, filepath.ToSlash(r))
+		if r, ok := repopath.Under(display, d); ok {
+			out = append(out, r)
 		}
 	}
 	return out

@@ -134,6 +134,11 @@ func (r *Root) Rel(abs string) (string, bool) {
 	return "", false
 }
 
+// Under is p relative to root (slash-separated) when p lies under root, by name only:
+// false for a path that climbs out of it. The lexical half of Check, for paths that need
+// not exist.
+func Under(root, p string) (string, bool) { return under(root, p) }
+
 func under(root, p string) (string, bool) {
 	rel, err := filepath.Rel(root, p)
 	if err != nil || filepath.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
