@@ -230,11 +230,20 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 				sc.charts[p] = true
 			}
 			for _, k := range kustomization.FileNames {
-				if data, err := fs.ReadFile(repo.FS, path.Join(p, k)); err == nil {
+				data, err := fs.ReadFile(repo.FS, path.Join(p, k))
+				if err == nil {
 					sc.kustomizations[p] = true
 					for _, ref := range kustomizeRefs(data) {
 						sc.referenced[path.Clean(path.Join(p, ref))] = true
 					}
+					break
+				}
+				var esc *repopath.EscapeError
+				if errors.As(err, &esc) {
+					// A kustomization file that is a link out of the repository: still a
+					// kustomization (its files are not plain manifests), whose render
+					// refuses the link by name.
+					sc.kustomizations[p] = true
 					break
 				}
 			}

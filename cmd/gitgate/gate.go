@@ -72,6 +72,20 @@ func workTree(p string) string {
 			return d
 		}
 		if filepath.Dir(d) == d {
+			// Not in a Git work tree: the working directory when the path is under it
+			// (where the user stands is the repository), else a directory is its own
+			// root and a file is confined to its directory.
+			if wd, err := os.Getwd(); err == nil {
+				if real, err := filepath.EvalSymlinks(wd); err == nil {
+					wd = real
+				}
+				if _, ok := repopath.Under(wd, p); ok {
+					return wd
+				}
+			}
+			if st, err := os.Stat(p); err == nil && st.IsDir() {
+				return p
+			}
 			return existingDir(filepath.Dir(p))
 		}
 	}
