@@ -418,6 +418,12 @@ func TestHandlerConcurrencyLimit(t *testing.T) {
 	opts.Timeout = 100 * time.Millisecond
 	opts.MaxConcurrent = 1
 	h := NewHandler(func() *Gate { return mustBuiltin(t) }, opts)
+	// The overdue quota is full, so the evaluation below keeps its slot past its deadline
+	// however slow this machine is (else it would hand the slot on after 100ms, which
+	// TestOverdueBound covers).
+	h.mu.Lock()
+	h.overdue = h.opts.MaxOverdue
+	h.mu.Unlock()
 	release := make(chan struct{})
 	running := make(chan struct{})
 	go func() {
@@ -429,6 +435,9 @@ func TestHandlerConcurrencyLimit(t *testing.T) {
 		t.Fatalf("err = %v, want no slot while the only one is taken", err)
 	}
 	close(release)
+	h.mu.Lock()
+	h.overdue = 0
+	h.mu.Unlock()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, err := h.evaluateFunc(context.Background(), func() {}, func(context.Context) []policy.Result { return nil }); err == nil {
