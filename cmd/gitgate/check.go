@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/render"
 	"github.com/gitgate/gitgate/report"
@@ -273,7 +274,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 // enforcement is itself a blocking merge-request-trust finding (a warning when trusted).
 func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int)) (*policy.Report, error) {
 	root := set.root
-	ch, err := git.OpenChange(root, o.base, git.ChangeOptions{Staged: o.staged, MaxBlobSize: set.maxFileSize})
+	ch, err := git.OpenChange(root, o.base, git.ChangeOptions{Staged: o.staged, MaxBlobSize: set.maxFileSize, WorkFS: repopath.DirFS(root)})
 	if err != nil {
 		return nil, err
 	}

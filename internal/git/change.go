@@ -60,6 +60,11 @@ type ChangeOptions struct {
 	// MaxBlobSize: a changed file's base blob larger than this is not read; reading it
 	// from BaseFS fails with an error naming the limit (0: no limit).
 	MaxBlobSize int64
+	// WorkFS, when set, is how BaseFS reads the files the change leaves alone (the
+	// working tree at dir): a caller that confines reading to the repository passes its
+	// confined view, so a symbolic link out of the tree is refused at base as at head.
+	// Default: os.DirFS(dir).
+	WorkFS fs.FS
 }
 
 // OpenChange compares dir, inside a Git working tree (a clone, a linked worktree, a
@@ -168,7 +173,11 @@ func OpenChange(dir, rev string, opts ChangeOptions) (*Change, error) {
 	}
 	sort.Strings(c.Files)
 
-	ov := &overlayFS{dir: realDir, head: os.DirFS(realDir), files: map[string]*overlayFile{}, dirs: map[string]bool{}}
+	work := opts.WorkFS
+	if work == nil {
+		work = os.DirFS(realDir)
+	}
+	ov := &overlayFS{dir: realDir, head: work, files: map[string]*overlayFile{}, dirs: map[string]bool{}}
 	for p := range changed {
 		r, ok := under(p)
 		if !ok {

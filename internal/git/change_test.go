@@ -1,6 +1,7 @@
 package git
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -226,4 +227,30 @@ func TestOpenChangeMaxBlobSize(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "over the 1000-byte limit") || !strings.Contains(err.Error(), "--max-file-size") {
 		t.Errorf("reading the big base file: %v, want the limit named", err)
 	}
+}
+
+// The files a change leaves alone are read at base through ChangeOptions.WorkFS, so a
+// caller's confinement (a symbolic link out of the tree refused) holds at base too.
+func TestOpenChangeWorkFS(t *testing.T) {
+	repo := gittest.Init(t, "")
+	repo.Write(map[string]string{"apps/same.yaml": "a: same\n", "apps/changed.yaml": "a: base\n"})
+	repo.Branch("main", repo.Commit("base"))
+	repo.CommitFiles("branch", map[string]string{"apps/changed.yaml": "a: head\n"})
+	refused := errors.New("refused by the caller's file system")
+	ch, err := OpenChange(repo.Dir, "main", ChangeOptions{WorkFS: refusingFS{refused}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fs.ReadFile(ch.BaseFS, "apps/changed.yaml"); err != nil || string(got) != "a: base\n" {
+		t.Errorf("changed file at base = %q, %v; want the base blob", got, err)
+	}
+	if _, err := fs.ReadFile(ch.BaseFS, "apps/same.yaml"); !errors.Is(err, refused) {
+		t.Errorf("unchanged file at base: %v, want it read through WorkFS (and refused there)", err)
+	}
+}
+
+type refusingFS struct{ err error }
+
+func (f refusingFS) Open(name string) (fs.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: name, Err: f.err}
 }
