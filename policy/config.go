@@ -186,7 +186,10 @@ func (c *Config) PolicyDirs(fsys fs.FS) []string {
 		return out
 	}
 	if fsys != nil {
-		if st, err := fs.Stat(fsys, DefaultPolicyDir); err == nil && st.IsDir() {
+		st, err := fs.Stat(fsys, DefaultPolicyDir)
+		if err == nil && st.IsDir() || err != nil && !errors.Is(err, fs.ErrNotExist) {
+			// A policies/ that exists but cannot be read (a link out of the repository,
+			// no permission) is named, so loading it says why, never silently unused.
 			return []string{DefaultPolicyDir}
 		}
 	}

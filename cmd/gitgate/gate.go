@@ -165,6 +165,9 @@ func (s *settings) gateOptions() (policy.GateOptions, error) {
 		src, flag := osSource(d), "--policies"
 		if s.repoPolicies {
 			src, flag = s.repoSource(d), policy.ConfigFile+" policies:"
+			if s.cfg == nil || len(s.cfg.Policies) == 0 {
+				flag = "the default policy directory"
+			}
 		}
 		if _, err := fs.Stat(src.FS, src.Root); err != nil {
 			return opts, fmt.Errorf("%s %s: %w", flag, d, unwrapPathErr(err))
