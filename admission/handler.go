@@ -297,7 +297,14 @@ func (h *Handler) decode(ctx context.Context, w http.ResponseWriter, r *http.Req
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(h.opts.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxRequestBytes))
-	_ = rc.SetReadDeadline(time.Time{})
+	if err == nil {
+		_ = rc.SetReadDeadline(time.Time{})
+	} else {
+		// The deadline stays: net/http drains an unread body before it sends the
+		// answer, and without a deadline a stalled client would hold it forever. The
+		// connection is not reused.
+		w.Header().Set("Connection", "close")
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
