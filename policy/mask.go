@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -94,6 +95,11 @@ const minBareSecret = 4
 // kubectl's last-applied annotation. Longest first, so a value containing another is
 // replaced whole.
 func SecretValues(objs ...map[string]any) []string {
+	// Every evaluated object comes through here (MaskResults): most are not Secrets,
+	// and they cost one kind check, no allocation.
+	if !slices.ContainsFunc(objs, func(o map[string]any) bool { return o != nil && IsSecret(o) }) {
+		return nil
+	}
 	seen := map[string]bool{}
 	var out []string
 	add := func(s string) {
