@@ -92,6 +92,10 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	if len(args) == 0 {
 		args = []string{"."}
 	}
+	if cmd.Flags().Changed("base") && strings.TrimSpace(o.base) == "" {
+		fmt.Fprintf(stderr, "gitgate check: --base needs a revision to compare with, e.g. --base origin/main (an empty value would check everything)\n")
+		return exitCodeError{exitError}
+	}
 	tuneGC()
 	defer watchInterrupt(cmd.Context(), stderr)()
 	set, err := loadSettings(args[0], o.gate, o.maxFileSize)
