@@ -77,9 +77,10 @@ func (o DiscoverOptions) environment(env string) bool {
 
 // repoScan is one walk of the repository.
 type repoScan struct {
-	kustomizations map[string]bool // dir -> has a kustomization
-	referenced     map[string]bool // dirs another kustomization uses as a base or component
-	charts         map[string]bool // chart dirs
+	kustomizations map[string]bool     // dir -> has a kustomization
+	referenced     map[string]bool     // dirs another kustomization uses as a base or component
+	refs           map[string][]string // kustomization dir -> the dirs it builds on
+	charts         map[string]bool     // chart dirs
 	manifests      map[string][]string
 	tekton         map[string]bool // files holding Tekton objects
 	apps           []policy.Resource
@@ -111,6 +112,11 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 		if sc.referenced[dir] || reached[dir] || underAny(dir, sc.charts) {
 			continue
 		}
+		d.Targets = append(d.Targets, Target{Name: kustomizeName(dir), Kind: Kustomize, Path: dir})
+	}
+	for _, dir := range sc.orphans(reached) {
+		// Referenced only from a cycle: no leaf builds it, so it would go unchecked; its
+		// render names the cycle at the line that closes it.
 		d.Targets = append(d.Targets, Target{Name: kustomizeName(dir), Kind: Kustomize, Path: dir})
 	}
 	// Charts: defaults, values-<env>.yaml beside, environments/<env>/<chart>/values.yaml.
@@ -171,6 +177,42 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	return d
 }
 
+// orphans are the kustomizations no target builds: referenced, but only from
+// kustomizations in a cycle (a -> b -> a), so neither is a leaf. One per group, the first
+// in path order, so each cycle is rendered, and reported, once.
+func (sc *repoScan) orphans(reached map[string]bool) []string {
+	built := map[string]bool{}
+	var mark func(dir string)
+	mark = func(dir string) {
+		if built[dir] {
+			return
+		}
+		built[dir] = true
+		for _, r := range sc.refs[dir] {
+			mark(r)
+		}
+	}
+	var rest []string
+	for dir := range sc.kustomizations {
+		switch {
+		case underAny(dir, sc.charts):
+		case !sc.referenced[dir] || reached[dir]:
+			mark(dir)
+		default:
+			rest = append(rest, dir)
+		}
+	}
+	sort.Strings(rest)
+	var out []string
+	for _, dir := range rest {
+		if !built[dir] {
+			out = append(out, dir)
+			mark(dir)
+		}
+	}
+	return out
+}
+
 func underAny(dir string, set map[string]bool) bool {
 	for p := dir; p != "." && p != "/" && p != ""; p = path.Dir(p) {
 		if set[p] {
@@ -205,7 +247,7 @@ func dedupeNames(ts []Target) {
 
 func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 	sc := &repoScan{
-		kustomizations: map[string]bool{}, referenced: map[string]bool{}, charts: map[string]bool{},
+		kustomizations: map[string]bool{}, referenced: map[string]bool{}, refs: map[string][]string{}, charts: map[string]bool{},
 		manifests: map[string][]string{}, tekton: map[string]bool{},
 	}
 	excluded := func(p string) bool {
@@ -234,7 +276,9 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 				if err == nil {
 					sc.kustomizations[p] = true
 					for _, ref := range kustomizeRefs(data) {
-						sc.referenced[path.Clean(path.Join(p, ref))] = true
+						r := path.Clean(path.Join(p, ref))
+						sc.referenced[r] = true
+						sc.refs[p] = append(sc.refs[p], r)
 					}
 					break
 				}
