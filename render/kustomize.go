@@ -120,6 +120,12 @@ func runKustomize(repo Repo, t Target, provenance bool) (resmap.ResMap, error) {
 	if esc := fsys.escaped(); esc != nil {
 		return nil, fmt.Errorf("%s: %w; keep bases, patches and files inside the repository", t.Path, esc)
 	}
+	fsys.mu.Lock()
+	inflate := fsys.inflate
+	fsys.mu.Unlock()
+	if err != nil && inflate != nil {
+		return nil, fmt.Errorf("%s: kustomize build: %w", t.Path, inflate)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: kustomize build: %w", t.Path, err)
 	}
@@ -184,6 +190,10 @@ type confinedFS struct {
 
 	mu  sync.Mutex
 	esc error // the first *repopath.EscapeError
+	// inflate is the first helmCharts error (a chart's template failed or went over
+	// its budget): kustomize reports it as "unable to find one of 'kustomization.yaml'"
+	// for the directory, so the build's error is replaced with it.
+	inflate error
 }
 
 func (c *confinedFS) escaped() error {
@@ -247,7 +257,15 @@ func (c *confinedFS) ReadFile(p string) ([]byte, error) {
 		}
 	}
 	if kustomization.IsFileName(filepath.Base(p)) {
-		return c.augment(filepath.Dir(p), data)
+		out, err := c.augment(filepath.Dir(p), data)
+		if err != nil {
+			c.mu.Lock()
+			if c.inflate == nil {
+				c.inflate = err
+			}
+			c.mu.Unlock()
+		}
+		return out, err
 	}
 	return data, nil
 }
