@@ -3,6 +3,7 @@ package render
 import (
 	"context"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -68,4 +69,46 @@ func nameSuffix(list []string, prefix string) string {
 		}
 	}
 	return "?"
+}
+
+// Application files form a directory target of their own, whose render holds the same
+// Applications: they are not read a second time, so each of their errors and notices is
+// said once; an app-of-apps that deploys its own directory stops there.
+func TestDiscoveredReadsEachApplicationOnce(t *testing.T) {
+	app := func(name, path string) string {
+		return `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: ` + name + `
+  namespace: argocd
+spec:
+  source:
+    repoURL: https://git.example.com/platform/gitops.git
+    path: ` + path + `
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: x
+`
+	}
+	repo := writeRepo(t, map[string]string{
+		"apps/broken.yaml": app("broken", "nope"),
+		"apps/self.yaml":   app("self", "apps"),
+	})
+	opts := DiscoverOptions{RepoURLs: []string{"https://git.example.com/platform/gitops.git"}}
+	d := Discover(context.Background(), repo, opts)
+	Discovered(context.Background(), repo, d, opts, 2, nil, nil)
+	n := 0
+	for _, err := range d.Errors {
+		if strings.Contains(err.Error(), "nope does not exist") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the missing path is reported %d times, want once: %v", n, d.Errors)
+	}
+	for _, note := range d.Notices {
+		if strings.Contains(note, "deeper than") {
+			t.Errorf("an Application deploying its own directory was followed round: %s", note)
+		}
+	}
 }
