@@ -80,6 +80,7 @@ type repoScan struct {
 	kustomizations map[string]bool     // dir -> has a kustomization
 	referenced     map[string]bool     // dirs another kustomization uses as a base or component
 	refs           map[string][]string // kustomization dir -> the dirs it builds on
+	inflated       map[string]bool     // chart dirs a kustomization's helmCharts renders
 	charts         map[string]bool     // chart dirs
 	manifests      map[string][]string
 	tekton         map[string]bool // files holding Tekton objects
@@ -121,8 +122,8 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	}
 	// Charts: defaults, values-<env>.yaml beside, environments/<env>/<chart>/values.yaml.
 	for dir := range sc.charts {
-		if reached[dir] || underAny(path.Dir(dir), sc.charts) && path.Base(path.Dir(dir)) == "charts" {
-			continue // reached by an Application, or a subchart rendered with its parent
+		if reached[dir] || sc.inflated[dir] || underAny(path.Dir(dir), sc.charts) && path.Base(path.Dir(dir)) == "charts" {
+			continue // reached by an Application, rendered by a kustomization's helmCharts, or a subchart rendered with its parent
 		}
 		name := path.Base(dir)
 		d.Targets = append(d.Targets, Target{Name: name, Kind: Helm, Path: dir})
@@ -247,7 +248,7 @@ func dedupeNames(ts []Target) {
 
 func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 	sc := &repoScan{
-		kustomizations: map[string]bool{}, referenced: map[string]bool{}, refs: map[string][]string{}, charts: map[string]bool{},
+		kustomizations: map[string]bool{}, referenced: map[string]bool{}, refs: map[string][]string{}, inflated: map[string]bool{}, charts: map[string]bool{},
 		manifests: map[string][]string{}, tekton: map[string]bool{},
 	}
 	excluded := func(p string) bool {
@@ -279,6 +280,19 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 						r := path.Clean(path.Join(p, ref))
 						sc.referenced[r] = true
 						sc.refs[p] = append(sc.refs[p], r)
+					}
+					if bytes.Contains(data, []byte("helmCharts")) {
+						if k, err := kustomization.Parse(data); err == nil {
+							home := k.HelmGlobals.ChartHome
+							if home == "" {
+								home = "charts"
+							}
+							for _, h := range k.HelmCharts {
+								if h.Repo == "" && h.Name != "" {
+									sc.inflated[path.Clean(path.Join(p, home, h.Name))] = true
+								}
+							}
+						}
 					}
 					break
 				}
