@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 
 	"github.com/gitgate/gitgate/internal/pool"
@@ -74,68 +73,5 @@ func All(ctx context.Context, repo Repo, targets []Target, workers int, progress
 			mu.Unlock()
 		}
 	})
-	return out
-}
-
-// maxAppDepth bounds app-of-apps: an Application rendering Applications rendering ...
-const maxAppDepth = 5
-
-// appKey is an Application's identity and where it is written.
-func appKey(a policy.Resource) string {
-	return a.ID() + "@" + a.Origin.File + ":" + strconv.Itoa(a.Origin.Line)
-}
-
-// Discovered renders a discovery's targets and follows app-of-apps: Applications and
-// ApplicationSets found in rendered output become targets too (Argo CD would apply and
-// then sync them), to a depth of 5. Targets already rendered are not rendered twice.
-func Discovered(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptions, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
-	repo = repo.confined()
-	seen := map[string]bool{}
-	for _, t := range d.Targets {
-		seen[t.Name+"|"+t.Path] = true
-	}
-	// An Application read once is not read again: the directory of Application files
-	// renders them as they were discovered (their errors and notices were said then), and
-	// an app-of-apps that deploys itself stops here.
-	known := map[string]bool{}
-	for _, a := range d.Apps {
-		known[appKey(a)] = true
-	}
-	out := All(ctx, repo, d.Targets, workers, progress, sink)
-	next := out
-	for depth := 0; depth < maxAppDepth && ctx.Err() == nil; depth++ {
-		var apps []policy.Resource
-		for _, r := range next {
-			for _, a := range ChildApps(r.Resources) {
-				if k := appKey(a); !known[k] {
-					known[k] = true
-					apps = append(apps, a)
-				}
-			}
-		}
-		if len(apps) == 0 {
-			return out
-		}
-		ts, notices, errs := AppTargets(repo, apps, AppOptions{RepoURLs: opts.RepoURLs})
-		d.Notices = append(d.Notices, notices...)
-		d.Errors = append(d.Errors, errs...)
-		var fresh []Target
-		for _, t := range ts {
-			if key := t.Name + "|" + t.Path; !seen[key] {
-				seen[key] = true
-				fresh = append(fresh, t)
-			}
-		}
-		fresh = opts.filter(d, fresh)
-		if len(fresh) == 0 {
-			return out
-		}
-		d.Targets = append(d.Targets, fresh...)
-		next = All(ctx, repo, fresh, workers, progress, sink)
-		out = append(out, next...)
-	}
-	if len(next) > 0 && ctx.Err() == nil {
-		d.Notices = append(d.Notices, fmt.Sprintf("app-of-apps deeper than %d levels not followed", maxAppDepth))
-	}
 	return out
 }

@@ -33,6 +33,10 @@ type Discovery struct {
 
 	considered, leftOut int // targets the filter saw and dropped
 	filterNotice        int // 1 + the index of the filter's notice in Notices
+
+	// rendered are the targets Plan rendered to find Applications, by sourceKey, for
+	// RenderPlan.
+	rendered map[string]Rendered
 }
 
 // DiscoverOptions configure Discover.
@@ -101,6 +105,7 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	reached := map[string]bool{}
 	if len(sc.apps) > 0 {
 		ts, notices, errs := AppTargets(repo, sc.apps, AppOptions{RepoURLs: opts.RepoURLs})
+		setDeployedBy(ts)
 		d.Targets = append(d.Targets, ts...)
 		d.Notices = append(d.Notices, notices...)
 		d.Errors = append(d.Errors, errs...)
@@ -166,8 +171,7 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 			d.Targets = append(d.Targets, Target{Name: strings.TrimSuffix(strings.TrimSuffix(f, ".yaml"), ".yml"), Kind: Tekton, Path: f})
 		}
 	}
-	SortTargets(d.Targets)
-	dedupeNames(d.Targets)
+	uniqueNames(d.Targets)
 	d.Targets = opts.filter(d, d.Targets)
 	for _, t := range d.Targets {
 		if t.Kind == Kustomize || t.Kind == Helm {
@@ -230,20 +234,6 @@ func kustomizeName(dir string) string {
 		return parts[n-3] + "/" + parts[n-1]
 	}
 	return dir
-}
-
-// dedupeNames keeps names unique: a second "api/prod" becomes "api/prod (path)".
-func dedupeNames(ts []Target) {
-	seen := map[string]int{}
-	for _, t := range ts {
-		seen[t.Name]++
-	}
-	for i := range ts {
-		if seen[ts[i].Name] > 1 {
-			ts[i].Name = fmt.Sprintf("%s (%s)", ts[i].Name, ts[i].Path)
-		}
-	}
-	sort.SliceStable(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
 }
 
 func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {

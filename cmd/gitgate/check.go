@@ -199,7 +199,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	repo := set.repo(abs)
 	display := filepath.ToSlash(filepath.Clean(set.root))
 	dopts := set.discover()
-	d := render.Discover(cmd.Context(), repo, dopts)
+	d := render.Plan(cmd.Context(), repo, dopts, opts.Workers)
 	if !d.NeedsRendering {
 		return nil // plain manifests: checked file by file, with no render targets
 	}
@@ -232,7 +232,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 		}
 		mu.Unlock()
 	}
-	render.Discovered(ctx, repo, d, dopts, opts.Workers, progress, sink)
+	render.RenderPlan(ctx, repo, d, opts.Workers, progress, sink)
 	if err := ctx.Err(); err != nil {
 		ie := &policy.InterruptedError{Err: err, Total: len(d.Targets), Unit: "targets"}
 		for _, t := range d.Targets {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -72,7 +73,7 @@ Tekton files left over.`,
 				fmt.Fprintf(stderr, "gitgate targets: %v\n", err)
 				return exitCodeError{exitError}
 			}
-			d := render.Discover(cmd.Context(), repo, set.discover())
+			d := render.Plan(cmd.Context(), repo, set.discover(), 0)
 			for _, n := range d.Notices {
 				fmt.Fprintf(stderr, "notice: %s\n", n)
 			}
@@ -163,24 +164,19 @@ Rendering is in-process and offline: a remote base is an error naming its URL.`,
 	return cmd
 }
 
-// findTarget resolves a target name, or a repository directory, to a target.
+// findTarget resolves a target name or path (render.FindTarget), or a directory of the
+// repository holding a kustomization that no target builds alone (a base).
 func findTarget(cmd *cobra.Command, set *settings, repo render.Repo, arg string) (render.Target, error) {
-	d := render.Discover(cmd.Context(), repo, set.discover())
-	for _, t := range d.Targets {
-		if t.Name == arg {
-			return t, nil
-		}
+	d := render.Plan(cmd.Context(), repo, set.discover(), 0)
+	t, err := render.FindTarget(d.Targets, arg)
+	if !errors.Is(err, render.ErrNoTarget) {
+		return t, err
 	}
 	rel := filepath.ToSlash(filepath.Clean(arg))
-	for _, t := range d.Targets {
-		if t.Path == rel {
-			return t, nil
-		}
-	}
 	for _, k := range kustomization.FileNames {
 		if _, err := os.Stat(filepath.Join(repo.Dir, arg, k)); err == nil {
 			return render.Target{Name: rel, Kind: render.Kustomize, Path: rel}, nil
 		}
 	}
-	return render.Target{}, fmt.Errorf("%s: no such target in %s; 'gitgate targets' lists them", arg, repo.Dir)
+	return render.Target{}, err
 }
