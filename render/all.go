@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/gitgate/gitgate/internal/pool"
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 )
 
@@ -40,6 +41,43 @@ func (r Rendered) Errors() []error {
 		})
 	}
 	return errs
+}
+
+// Status is the target's line in a check's report: what it is, how many objects it
+// rendered, and, when it did not render (or only in part), why in a few words.
+func (r Rendered) Status() policy.TargetStatus {
+	t := r.Target
+	st := policy.TargetStatus{Name: t.Name, Kind: string(t.Kind), Path: t.Path, DefinedIn: t.DefinedIn, DeployedBy: t.DeployedBy, Objects: len(r.Resources), Rendered: r.Err == nil}
+	if r.Err != nil {
+		st.Reason = notRenderedReason(r.Err)
+	}
+	return st
+}
+
+// notRenderedReason sorts a render error into the reasons a check's summary counts.
+func notRenderedReason(err error) string {
+	var (
+		remote *RemoteError
+		esc    *repopath.EscapeError
+		cycle  *CycleError
+		limit  *HelmLimitError
+		input  *policy.InputError
+	)
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return "interrupted"
+	case errors.As(err, &remote):
+		return "remote source"
+	case errors.As(err, &esc):
+		return "outside the repository"
+	case errors.As(err, &cycle):
+		return "kustomization cycle"
+	case errors.As(err, &limit):
+		return "over a limit"
+	case errors.As(err, &input):
+		return "invalid input"
+	}
+	return "render error"
 }
 
 func unjoinErr(err error) []error {

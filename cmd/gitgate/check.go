@@ -227,6 +227,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 		}
 		mu.Lock()
 		rep.Merge(part)
+		rep.Targets = append(rep.Targets, r.Status())
 		if !interrupted {
 			evaluated[r.Target.Name+"|"+r.Target.Path] = true
 		}

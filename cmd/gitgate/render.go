@@ -59,7 +59,10 @@ func newTargetsCmd(stdout, stderr io.Writer) *cobra.Command {
 shaped like apps/<svc>/base + overlays/<env>: every leaf kustomization (one no other
 kustomization references), every Helm chart with its default values, each values-<env>.yaml
 beside it and environments/<env>/<chart>/values.yaml, and the plain manifest directories and
-Tekton files left over.`,
+Tekton files left over; then the Argo CD Applications and ApplicationSets, including those
+that targets render (app-of-apps). This is exactly the list check, render, sync and report
+use: a source several Applications deploy alike is one target naming them all (DEPLOYED BY),
+and every name is unique and can be given to 'gitgate render' (as can a target's path).`,
 		Example: `  gitgate targets .
   gitgate targets -o json ~/src/gitops`,
 		Args: cobra.MaximumNArgs(1),
@@ -89,9 +92,9 @@ Tekton files left over.`,
 				}
 			case "text":
 				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tKIND\tPATH\tVALUES")
+				fmt.Fprintln(tw, "NAME\tKIND\tPATH\tVALUES\tDEPLOYED BY")
 				for _, t := range d.Targets {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Kind, t.Path, strings.Join(t.ValueFiles, ","))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Kind, t.Path, strings.Join(t.ValueFiles, ","), strings.Join(t.DeployedBy, ","))
 				}
 				tw.Flush()
 			default:
