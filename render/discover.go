@@ -51,6 +51,10 @@ type DiscoverOptions struct {
 	// Include, when set, keeps only the targets it accepts (.gitgate.yaml targets:),
 	// those found by following app-of-apps too.
 	Include func(name string) bool
+	// Under, when set, is a repo-relative directory: Plan keeps the targets whose source
+	// is in it, or, when none is, the targets that read files in it (a base, a chart's
+	// values). Everything is discovered and named as for the whole repository.
+	Under string
 }
 
 // filter drops the targets Include refuses. One notice in d says how many over the

@@ -70,6 +70,9 @@ func Plan(ctx context.Context, repo Repo, opts DiscoverOptions, workers int) *Di
 	d.mergeSources()
 	SortTargets(d.Targets)
 	uniqueNames(d.Targets)
+	if opts.Under != "" && opts.Under != "." {
+		d.keepUnder(repo, opts.Under)
+	}
 	for _, t := range d.Targets {
 		if t.Kind == Kustomize || t.Kind == Helm || t.DefinedIn != "" {
 			d.NeedsRendering = true
@@ -84,6 +87,53 @@ const maxAppDepth = 5
 // appKey is an Application's identity and where it is written.
 func appKey(a policy.Resource) string {
 	return a.ID() + "@" + a.Origin.File + ":" + strconv.Itoa(a.Origin.Line)
+}
+
+// keepUnder keeps the targets whose source is under dir, or when there are none, those
+// that read a file under it, and says so.
+func (d *Discovery) keepUnder(repo Repo, dir string) {
+	in := func(p string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+	var kept []Target
+	for _, t := range d.Targets {
+		if in(t.Path) {
+			kept = append(kept, t)
+		}
+	}
+	if len(kept) == 0 {
+		deps := newDepsCache(repo.FS)
+		for _, t := range d.Targets {
+			for _, f := range deps.deps(t) {
+				if in(strings.TrimSuffix(f, "/")) || strings.HasSuffix(f, "/") && in(dir) && strings.HasPrefix(dir+"/", f) {
+					kept = append(kept, t)
+					break
+				}
+			}
+		}
+		if len(kept) > 0 {
+			d.Notices = append(d.Notices, fmt.Sprintf("%s is not a target of its own: checked the %d targets that build on it", dir, len(kept)))
+		}
+	}
+	for k := range d.rendered {
+		found := false
+		for _, t := range kept {
+			if sourceKey(t) == k {
+				found = true
+				break
+			}
+		}
+		if !found {
+			delete(d.rendered, k)
+		}
+	}
+	d.Targets = kept
+	errs := d.Errors[:0]
+	for _, e := range d.Errors {
+		var ie *policy.InputError
+		if !errors.As(e, &ie) || in(ie.Origin.File) {
+			errs = append(errs, e)
+		}
+	}
+	d.Errors = errs
 }
 
 // setDeployedBy names each Application target's Application (AppTargets names a target

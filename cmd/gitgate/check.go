@@ -98,7 +98,16 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	}
 	tuneGC()
 	defer watchInterrupt(cmd.Context(), stderr)()
-	set, err := loadSettings(args[0], o.gate, o.maxFileSize)
+	// check DIR inside a repository: the repository's settings, discovery and names,
+	// limited to the targets in DIR (its bases and patches are never plain manifests).
+	root, under := args[0], ""
+	if st, err := os.Stat(args[0]); err == nil && st.IsDir() && len(args) == 1 && !o.plain && o.base == "" {
+		root, under = findRepoRoot(args[0])
+	}
+	set, err := loadSettings(root, o.gate, o.maxFileSize)
+	if set != nil {
+		set.under = under
+	}
 	var gate *policy.Gate
 	if err == nil {
 		gate, err = set.openGate(stderr)

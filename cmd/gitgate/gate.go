@@ -119,6 +119,9 @@ func repoSource(root, rel string) policy.Source {
 type settings struct {
 	// root is the repository directory as the user gave it (or a file, in plain mode).
 	root string
+	// under limits a repository check to the targets in this repo-relative directory
+	// (check DIR for a DIR inside the repository).
+	under string
 	// cfg is .gitgate.yaml (empty when there is none or root is not a directory).
 	cfg   *policy.Config
 	flags gateFlags
@@ -133,6 +136,46 @@ type settings struct {
 }
 
 // loadSettings reads root's .gitgate.yaml (when root is a directory) under the flags.
+// findRepoRoot is the repository a directory belongs to: the nearest directory at or
+// above it holding .gitgate.yaml, else .git, else dir itself; sub is dir relative to it
+// (slash-separated, "" when dir is the root).
+func findRepoRoot(dir string) (root, sub string) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return dir, ""
+	}
+	found := ""
+	for p := abs; ; p = filepath.Dir(p) {
+		if _, err := os.Stat(filepath.Join(p, policy.ConfigFile)); err == nil {
+			found = p
+			break
+		}
+		if _, err := os.Lstat(filepath.Join(p, ".git")); err == nil {
+			found = p
+			break
+		}
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	if found == "" || found == abs {
+		return dir, ""
+	}
+	rel, err := filepath.Rel(found, abs)
+	if err != nil {
+		return dir, ""
+	}
+	root = found
+	if !filepath.IsAbs(dir) { // shown as the user would reach it from where they stand
+		if wd, err := os.Getwd(); err == nil {
+			if r, err := filepath.Rel(wd, found); err == nil {
+				root = r
+			}
+		}
+	}
+	return root, filepath.ToSlash(rel)
+}
+
 func loadSettings(root string, flags gateFlags, maxFileSize int64) (*settings, error) {
 	if maxFileSize <= 0 {
 		maxFileSize = policy.DefaultMaxFileSize
@@ -255,6 +298,7 @@ func (s *settings) discover() render.DiscoverOptions {
 		RepoURLs:     s.cfg.RepoURLs,
 		Environments: s.cfg.Environments,
 		Include:      s.cfg.TargetIncluded,
+		Under:        s.under,
 	}
 }
 

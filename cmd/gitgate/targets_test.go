@@ -214,3 +214,65 @@ spec:
 		t.Errorf("the text summary does not count the target that did not render:\n%s", summary)
 	}
 }
+
+// TestCheckSubdirectory: check DIR for a directory inside a repository checks the targets
+// in it exactly as a check of the whole repository would (settings, names, bases from
+// outside DIR), never its bases and patches as plain manifests; a base alone checks the
+// targets that build on it.
+func TestCheckSubdirectory(t *testing.T) {
+	dir := t.TempDir()
+	cm := func(name string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata: {a: b}\n"
+	}
+	files := map[string]string{
+		".gitgate.yaml":                             "environments: [dev, prod]\n",
+		"apps/web/base/kustomization.yaml":          "resources: [cm.yaml]\n",
+		"apps/web/base/cm.yaml":                     cm("web"),
+		"apps/web/overlays/dev/kustomization.yaml":  "namePrefix: dev-\nresources: [../../base]\npatches: [{path: patch.yaml}]\n",
+		"apps/web/overlays/dev/patch.yaml":          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata: {a: dev}\n",
+		"apps/web/overlays/prod/kustomization.yaml": "namePrefix: prod-\nresources: [../../base]\n",
+		"apps/db/kustomization.yaml":                "resources: [cm.yaml]\n",
+		"apps/db/cm.yaml":                           cm("db"),
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("CI", "1")
+	for _, c := range []struct {
+		sub     string
+		targets []string
+		objects int
+	}{
+		{".", []string{"apps/db", "web/dev", "web/prod"}, 3},
+		{"apps/web", []string{"web/dev", "web/prod"}, 2},
+		{"apps/web/overlays/prod", []string{"web/prod"}, 1},
+		{"apps/web/base", []string{"web/dev", "web/prod"}, 2},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"check", "-o", "json", filepath.Join(dir, filepath.FromSlash(c.sub))}, &out, &errb)
+		if code > 1 {
+			t.Errorf("check %s exited %d: %s", c.sub, code, errb.String())
+			continue
+		}
+		var rep struct {
+			Summary struct{ Resources int }
+			Targets []struct{ Name string }
+		}
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("check %s: %v\n%s", c.sub, err, out.String())
+		}
+		var names []string
+		for _, tg := range rep.Targets {
+			names = append(names, tg.Name)
+		}
+		if !slices.Equal(names, c.targets) || rep.Summary.Resources != c.objects {
+			t.Errorf("check %s: targets %q and %d resources, want %q and %d", c.sub, names, rep.Summary.Resources, c.targets, c.objects)
+		}
+	}
+}
