@@ -415,3 +415,20 @@ func (l nodeLocator) Locate(path []string) (int, int, bool) {
 	}
 	return 0, 0, false
 }
+
+// Unjoin lists the errors an errors.Join (or any multi-error) holds, recursively; a
+// single error is itself, nil none.
+func Unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, Unjoin(e)...)
+	}
+	return out
+}

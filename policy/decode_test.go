@@ -207,7 +207,7 @@ data:
 		t.Errorf("explicit key after a merge key: a = %v, want 3", got)
 	}
 	var ies []*InputError
-	for _, e := range unjoin(err) {
+	for _, e := range Unjoin(err) {
 		var ie *InputError
 		if errors.As(e, &ie) {
 			ies = append(ies, ie)
@@ -224,14 +224,4 @@ data:
 			t.Errorf("error %d = %v (line %d), want line %d and %q", i, ies[i], ies[i].Origin.Line, want.line, want.msg)
 		}
 	}
-}
-
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	if err == nil {
-		return nil
-	}
-	return []error{err}
 }

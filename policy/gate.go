@@ -33,6 +33,10 @@ type GateOptions struct {
 	Actions map[string]ActionOverride
 	// Now is the clock exceptions expire by (gitgate.dev/expires); default time.Now.
 	Now func() time.Time
+	// Partial opens the gate with the policies that load and lists the others in
+	// Gate.LoadErrors, for a check that reports them (exit 2) and still runs every other
+	// policy; without it a policy that does not load is OpenGate's error.
+	Partial bool
 }
 
 // Gate is a policy set compiled into an engine, with the warnings its loading produced.
@@ -40,6 +44,8 @@ type Gate struct {
 	*Engine
 	Set      *Set
 	Warnings []string
+	// LoadErrors are the policies that did not load (GateOptions.Partial only).
+	LoadErrors []error
 }
 
 // BuiltinSource is the embedded policy bundle as a Source.
@@ -47,7 +53,8 @@ func BuiltinSource() Source { return Source{FS: policies.FS, Root: ".", Display:
 
 // OpenGate loads the built-in bundle (unless NoBuiltin) and the policy directories,
 // wires the registries, and compiles the engine. A policy that does not load is an
-// error: the gate never runs with fewer policies than the user wrote.
+// error (the gate never runs silently with fewer policies than the user wrote), or with
+// Partial, a LoadError the gate carries for its user to report.
 func OpenGate(opts GateOptions) (*Gate, error) {
 	set := &Set{origins: map[string]Origin{}}
 	var errs []error
@@ -65,10 +72,16 @@ func OpenGate(opts GateOptions) (*Gate, error) {
 		}
 		set.Merge(user)
 	}
+	var loadErrs []error
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		if !opts.Partial {
+			return nil, errors.Join(errs...)
+		}
+		for _, e := range errs {
+			loadErrs = append(loadErrs, Unjoin(e)...)
+		}
 	}
-	g := &Gate{Set: set, Warnings: append([]string{}, set.Warnings...)}
+	g := &Gate{Set: set, Warnings: append([]string{}, set.Warnings...), LoadErrors: loadErrs}
 	notices, err := set.OverrideActions(opts.Actions)
 	if err != nil {
 		return nil, err

@@ -25,7 +25,7 @@ func (r Rendered) Errors() []error {
 		return nil
 	}
 	var errs, plain []error
-	for _, e := range unjoinErr(r.Err) {
+	for _, e := range policy.Unjoin(r.Err) {
 		var ie *policy.InputError
 		if errors.As(e, &ie) {
 			ie.Origin.Target = r.Target.Name
@@ -78,13 +78,6 @@ func notRenderedReason(err error) string {
 		return "invalid input"
 	}
 	return "render error"
-}
-
-func unjoinErr(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // All renders targets on workers goroutines; the result is in target order. One

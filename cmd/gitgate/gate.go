@@ -122,6 +122,9 @@ type settings struct {
 	// under limits a repository check to the targets in this repo-relative directory
 	// (check DIR for a DIR inside the repository).
 	under string
+	// partial opens the gate with the policies that load (check reports the others
+	// and still runs every other policy); elsewhere a bad policy stops the command.
+	partial bool
 	// cfg is .gitgate.yaml (empty when there is none or root is not a directory).
 	cfg   *policy.Config
 	flags gateFlags
@@ -269,6 +272,7 @@ func (s *settings) openGate(stderr io.Writer) (*policy.Gate, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.Partial = s.partial
 	g, err := policy.OpenGate(opts)
 	if err != nil {
 		return nil, err
