@@ -149,7 +149,7 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 		rep = gate.Check(cmd.Context(), sources, opts)
 	}
 	rep.Notices = append(append([]string{}, gate.Warnings...), rep.Notices...) // in the JSON report too
-	rep.Errors = append(rep.Errors, gate.LoadErrors...) // exit 2; every other policy ran
+	rep.Errors = append(rep.Errors, gate.LoadErrors...)                        // exit 2; every other policy ran
 	if opts.Progress != nil {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
