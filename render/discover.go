@@ -82,6 +82,7 @@ type repoScan struct {
 	charts         map[string]bool // chart dirs
 	manifests      map[string][]string
 	tekton         map[string]bool // files holding Tekton objects
+	jsonnet        map[string]int  // dir -> number of .jsonnet files in it
 	apps           []policy.Resource
 	errs           []error
 }
@@ -159,6 +160,7 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 			d.Targets = append(d.Targets, Target{Name: strings.TrimSuffix(strings.TrimSuffix(f, ".yaml"), ".yml"), Kind: Tekton, Path: f})
 		}
 	}
+	d.Notices = append(d.Notices, jsonnetNotice(sc, d.Targets)...)
 	SortTargets(d.Targets)
 	dedupeNames(d.Targets)
 	d.Targets = opts.filter(d, d.Targets)
@@ -169,6 +171,40 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	}
 	d.NeedsRendering = d.NeedsRendering || len(d.Apps) > 0
 	return d
+}
+
+// jsonnetNotice names the directories holding .jsonnet files that no Argo CD directory
+// source renders: gitgate evaluates jsonnet as Argo CD does, for an Application whose
+// directory source says its libs, extVars and TLAs, and does not guess them.
+func jsonnetNotice(sc *repoScan, ts []Target) []string {
+	var dirs []string
+	files := 0
+	for dir, n := range sc.jsonnet {
+		if underAny(dir, sc.kustomizations) || underAny(dir, sc.charts) {
+			continue
+		}
+		covered := false
+		for _, t := range ts {
+			if t.Kind == Directory && t.Jsonnet != nil && (t.Path == dir || t.Recurse && (t.Path == "." || strings.HasPrefix(dir, t.Path+"/"))) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			dirs = append(dirs, dir)
+			files += n
+		}
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
+	sort.Strings(dirs)
+	more := ""
+	if len(dirs) > 5 {
+		more = fmt.Sprintf(" and %d more", len(dirs)-5)
+		dirs = dirs[:5]
+	}
+	return []string{fmt.Sprintf("%d .jsonnet file(s) in %s%s: not rendered: no Argo CD Application renders them (gitgate evaluates jsonnet for an Application's directory source, which gives its libs, extVars and TLAs)", files, strings.Join(dirs, ", "), more)}
 }
 
 func underAny(dir string, set map[string]bool) bool {
@@ -206,7 +242,7 @@ func dedupeNames(ts []Target) {
 func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 	sc := &repoScan{
 		kustomizations: map[string]bool{}, referenced: map[string]bool{}, charts: map[string]bool{},
-		manifests: map[string][]string{}, tekton: map[string]bool{},
+		manifests: map[string][]string{}, tekton: map[string]bool{}, jsonnet: map[string]int{},
 	}
 	excluded := func(p string) bool {
 		for _, x := range opts.Exclude {
@@ -247,6 +283,10 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 					break
 				}
 			}
+			return nil
+		}
+		if isJsonnet(name) && !strings.HasPrefix(name, ".") && !excluded(p) {
+			sc.jsonnet[path.Dir(p)]++
 			return nil
 		}
 		if strings.HasPrefix(name, ".") || kustomization.IsFileName(name) || !isYAML(name) || excluded(p) {
