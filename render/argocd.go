@@ -452,8 +452,7 @@ func (d *argoDiscovery) jsonnetOptions(a argoApp, src map[string]any, at []strin
 	}
 	for k := range j {
 		if k != "libs" && k != "extVars" && k != "tlas" {
-			d.fail(a, append(slices.Clone(jat), k), fmt.Errorf("%s.%s: unknown field; Argo CD knows libs, extVars and tlas", field, k))
-			return nil, false
+			d.note(a, append(slices.Clone(jat), k), "%s.%s: unknown field, ignored as Argo CD's schema drops it (libs, extVars and tlas are known)", field, k)
 		}
 	}
 	if j["libs"] != nil {

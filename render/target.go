@@ -88,9 +88,9 @@ type Repo struct {
 	MaxFileSize int64
 	// Helm bounds each chart's template execution (zero: the defaults).
 	Helm HelmLimits
-	// JsonnetMaxMemory bounds the heap of the evaluation of one .jsonnet file (0:
-	// DefaultJsonnetMaxMemory); its time and output are bounded by Helm's limits, the
-	// budget of any target.
+	// JsonnetMaxMemory bounds the heap (objects not yet collected included) of the
+	// evaluation of one .jsonnet file (0: DefaultJsonnetMaxMemory); time and output are
+	// bounded by Helm's limits, the budget of any target.
 	JsonnetMaxMemory int64
 	// MaxObjects refuses a target that renders more objects (0: no limit; the CLI
 	// defaults to DefaultMaxObjects).
