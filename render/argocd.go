@@ -468,7 +468,9 @@ func (d *argoDiscovery) jsonnetOptions(a argoApp, src map[string]any, at []strin
 				d.fail(a, lat, fmt.Errorf("%s.libs[%d] is not a path", field, i))
 				return nil, false
 			}
-			if _, err := repopath.Clean(strings.TrimPrefix(s, "/")); err != nil {
+			// Argo CD resolves a lib against the repository root, symbolic links followed,
+			// and refuses the source when it leaves the repository.
+			if _, err := d.repoPath(strings.TrimPrefix(s, "/")); err != nil {
 				d.fail(a, lat, fmt.Errorf("%s.libs[%d] %s: %w (libs are relative to the repository root)", field, i, s, err))
 				return nil, false
 			}

@@ -177,10 +177,20 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 // source renders: gitgate evaluates jsonnet as Argo CD does, for an Application whose
 // directory source says its libs, extVars and TLAs, and does not guess them.
 func jsonnetNotice(sc *repoScan, ts []Target) []string {
+	named := map[string]bool{} // paths Applications name, even those that failed (their error says why)
+	for _, a := range sc.apps {
+		if spec, ok := a.Object.Object["spec"].(map[string]any); ok {
+			for _, src := range argoSources(spec) {
+				if p, err := repopath.Clean(argoString(src["path"])); err == nil {
+					named[p] = true
+				}
+			}
+		}
+	}
 	var dirs []string
 	files := 0
 	for dir, n := range sc.jsonnet {
-		if underAny(dir, sc.kustomizations) || underAny(dir, sc.charts) {
+		if named[dir] || underAny(dir, sc.kustomizations) || underAny(dir, sc.charts) {
 			continue
 		}
 		covered := false

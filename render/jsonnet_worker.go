@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime/metrics"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,11 +103,16 @@ func jsonnetWorkerMain(in io.Reader, out io.Writer) int {
 		// The heap bytes count objects not yet collected too: no GC memory limit is set,
 		// so allocation runs at full speed until the bound (a memory limit makes the
 		// collector run ever more often, and a runaway file take seconds longer).
+		// The resident set is watched too (where the system tells it): go-jsonnet can ask
+		// for a terabyte string at once, and the runtime's bookkeeping for such a heap
+		// grows outside the heap's own count.
+		base := residentBytes()
 		go func() {
 			sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 			for range time.Tick(20 * time.Millisecond) {
 				metrics.Read(sample)
-				if sample[0].Value.Kind() == metrics.KindUint64 && int64(sample[0].Value.Uint64()) > job.MaxMemory {
+				heap := int64(sample[0].Value.Uint64())
+				if heap > job.MaxMemory || base > 0 && residentBytes()-base > job.MaxMemory {
 					mu.Lock() // never released: the process ends
 					_ = enc.Encode(jsonnetResult{File: current.Load().(string), Memory: true})
 					os.Exit(0)
@@ -157,6 +163,24 @@ func jsonnetWorkerMain(in io.Reader, out io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// residentBytes is the process's resident set size from /proc/self/statm, 0 where there
+// is none.
+func residentBytes() int64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(fields[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
 }
 
 // runJsonnetJobs evaluates entries in workers, under the target's time and output
