@@ -247,6 +247,9 @@ func (c *jsonnetClosure) jsonnetEntries(t Target, files []string) (ok []string, 
 		}
 		c.files[f] = data
 		c.tried[f] = true
+		if bytes.Contains(data, []byte(skipRenderingMarker)) {
+			continue
+		}
 		ok = append(ok, f)
 	}
 	if t.Jsonnet != nil {

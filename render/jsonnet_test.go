@@ -495,6 +495,56 @@ func TestJsonnetBounds(t *testing.T) {
 	})
 }
 
+// TestJsonnetDirectoryOptions: recurse, include and exclude as Argo CD matches them (a
+// gobwas glob against the path relative to the source, "*" crossing "/"), and the
+// skip-file-rendering marker, for .jsonnet and YAML alike; files in walk order.
+func TestJsonnetDirectoryOptions(t *testing.T) {
+	cm := func(name string) string {
+		return "{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: '" + name + "' } }"
+	}
+	repo := writeRepo(t, map[string]string{
+		"app/top.jsonnet":           cm("top"),
+		"app/top.yaml":              "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: top-yaml}\n",
+		"app/skipped.jsonnet":       "// +argocd:skip-file-rendering\nerror 'never evaluated'",
+		"app/skipped.yaml":          "# +argocd:skip-file-rendering\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: skipped-yaml}\n",
+		"app/lib.libsonnet":         "error 'a library is not rendered'",
+		"app/nested/a.jsonnet":      cm("nested-a"),
+		"app/nested/deep/b.jsonnet": cm("nested-deep-b"),
+		"app/other/c.jsonnet":       cm("other-c"),
+		"app/other/notes.txt":       "not a manifest",
+		"app/.hidden.jsonnet":       "error 'hidden files are not rendered'",
+	})
+	for _, tc := range []struct {
+		name             string
+		recurse          bool
+		include, exclude string
+		want             []string
+	}{
+		{name: "flat", want: []string{"top", "top-yaml"}},
+		{name: "recurse", recurse: true, want: []string{"nested-a", "nested-deep-b", "other-c", "top", "top-yaml"}},
+		// "nested/*" crosses into nested/deep/ too, as gobwas' "*" does.
+		{name: "exclude", recurse: true, exclude: "nested/*", want: []string{"other-c", "top", "top-yaml"}},
+		{name: "include alternatives", recurse: true, include: "{top.yaml,other/*}", want: []string{"other-c", "top-yaml"}},
+		// "*.jsonnet" matches at any depth.
+		{name: "include any depth", recurse: true, include: "*.jsonnet", want: []string{"nested-a", "nested-deep-b", "other-c", "top"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := Target{Name: "app", Kind: Directory, Path: "app", Recurse: tc.recurse, Include: tc.include, Exclude: tc.exclude, Jsonnet: &JsonnetOptions{}}
+			rs, err := Render(context.Background(), repo, tg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range rs {
+				got = append(got, r.Object.GetName())
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("rendered (-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestJsonnetNotForDiscoveredDirs: a plain directory found by discovery has no jsonnet
 // options; its YAML renders, its .jsonnet files do not (the notice names them).
 func TestJsonnetNotForDiscoveredDirs(t *testing.T) {

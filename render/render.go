@@ -1,12 +1,14 @@
 package render
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"strings"
+
+	"github.com/gobwas/glob"
 
 	"github.com/gitgate/gitgate/policy"
 )
@@ -47,8 +49,9 @@ func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 }
 
 // renderFiles reads a directory target (or one file) as Argo CD's directory source does:
-// recurse, include and exclude globs; its .jsonnet files evaluated when the target has
-// jsonnet options (an Argo CD source).
+// recurse, include and exclude globs, files holding "+argocd:skip-file-rendering" left
+// out; its .jsonnet files evaluated when the target has jsonnet options (an Argo CD
+// source).
 func renderFiles(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
 	files, errs := directoryFiles(repo, t)
 	if files == nil && errs != nil {
@@ -84,6 +87,9 @@ func renderFiles(ctx context.Context, repo Repo, t Target) ([]policy.Resource, e
 			errs = append(errs, &policy.InputError{Origin: policy.Origin{File: p}, Err: err})
 			continue
 		}
+		if bytes.Contains(data, []byte(skipRenderingMarker)) {
+			continue
+		}
 		rs, err := policy.Decode(p, data)
 		out = append(out, rs...)
 		if err != nil {
@@ -92,6 +98,9 @@ func renderFiles(ctx context.Context, repo Repo, t Target) ([]policy.Resource, e
 	}
 	return out, errors.Join(errs...)
 }
+
+// skipRenderingMarker in a file of a directory source makes Argo CD skip it.
+const skipRenderingMarker = "+argocd:skip-file-rendering"
 
 // directoryFiles lists the files a directory target renders, in walk order: YAML and
 // JSON, and .jsonnet when the target has jsonnet options (Argo CD's extensions),
@@ -130,16 +139,13 @@ func directoryFiles(repo Repo, t Target) (files []string, errs []error) {
 	return files, errs
 }
 
-// globAny matches Argo CD's include/exclude: a glob or {a,b} list of globs.
+// globAny matches Argo CD's include/exclude as its repo-server does: the pattern (a
+// gobwas glob, {a,b} alternatives included, "*" crossing "/") against the file's path
+// relative to the source directory. A pattern that does not compile matches nothing.
 func globAny(pattern, name string) bool {
-	pattern = strings.TrimSuffix(strings.TrimPrefix(pattern, "{"), "}")
-	for _, p := range strings.Split(pattern, ",") {
-		if ok, _ := path.Match(p, name); ok {
-			return true
-		}
-		if ok, _ := path.Match(p, path.Base(name)); ok {
-			return true
-		}
+	g, err := glob.Compile(pattern)
+	if err != nil {
+		return false
 	}
-	return false
+	return g.Match(name)
 }
