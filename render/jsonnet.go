@@ -110,7 +110,7 @@ func jsonnetResolve(from, imp string, jpaths []string, look jsonnetLookup) jsonn
 	if where == "" {
 		where = "an extVar or TLA"
 	}
-	if path.IsAbs(imp) || strings.HasPrefix(imp, `\`) || len(imp) > 1 && imp[1] == ':' {
+	if path.IsAbs(imp) || strings.HasPrefix(imp, `\`) || len(imp) > 2 && imp[1] == ':' && (imp[2] == '/' || imp[2] == '\\') {
 		return jsonnetImport{err: fmt.Errorf("import %q in %s: an absolute path, outside the repository; import it relative to the file or a directory.jsonnet.libs entry", imp, where)}
 	}
 	var dirs []string

@@ -369,7 +369,7 @@ func unstructuredString(obj map[string]any, keys ...string) (string, bool, error
 // Argo CD's [source dir, libs...]).
 func TestJsonnetImportOrder(t *testing.T) {
 	repo := writeRepo(t, map[string]string{
-		"app/main.jsonnet":        "local a = import 'a.libsonnet'; local b = import 'b.libsonnet'; local c = import 'sub/c.libsonnet'; { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'm' }, data: { a: a, b: b, c: c } }",
+		"app/main.jsonnet":        "local a = import 'a.libsonnet'; local b = import 'b.libsonnet'; local c = import 'sub/c.libsonnet'; { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'm' }, data: { a: a, b: b, c: c, e: std.extVar('e') } }",
 		"app/sub/c.libsonnet":     "import 'd.libsonnet'", // from sub/: its own directory first
 		"app/sub/d.libsonnet":     "'sub'",
 		"app/d.libsonnet":         "'app'",
@@ -380,12 +380,13 @@ func TestJsonnetImportOrder(t *testing.T) {
 		"vendor/x/a.libsonnet":    "'vendor'",
 		"vendor/x/unused.jsonnet": "not rendered",
 	})
-	rs, errs := renderJsonnetDir(t, repo, "app", JsonnetOptions{Libs: []string{"lib1", "/lib2"}})
+	// The code of an extVar imports from the library paths only.
+	rs, errs := renderJsonnetDir(t, repo, "app", JsonnetOptions{Libs: []string{"lib1", "/lib2"}, ExtVars: []JsonnetVar{{Name: "e", Value: "import 'b.libsonnet'", Code: true}}})
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
 	got := rs[0].Object.Object["data"]
-	want := map[string]any{"a": "lib2", "b": "app", "c": "sub"}
+	want := map[string]any{"a": "lib2", "b": "app", "c": "sub", "e": "lib1"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("imports resolved (-want +got)\n%s", diff)
 	}
