@@ -46,6 +46,9 @@ type jsonnetJob struct {
 	Entries   []string          `json:"entries"`
 	MaxStack  int               `json:"maxStack"`
 	MaxMemory int64             `json:"maxMemory"`
+	// Timeout ends the worker by itself (the parent kills it first, unless the parent
+	// itself was killed and the worker is left orphaned).
+	Timeout time.Duration `json:"timeout"`
 }
 
 // jsonnetResult is one file's outcome, as the worker writes it.
@@ -94,6 +97,9 @@ func jsonnetWorkerMain(in io.Reader, out io.Writer) int {
 	if err := json.NewDecoder(in).Decode(&job); err != nil {
 		fmt.Fprintln(os.Stderr, "jsonnet worker: bad job:", err)
 		return 2
+	}
+	if job.Timeout > 0 {
+		time.AfterFunc(job.Timeout+time.Second, func() { os.Exit(3) })
 	}
 	var mu sync.Mutex // one result at a time on out
 	enc := json.NewEncoder(out)
@@ -204,6 +210,9 @@ func runJsonnetJobs(ctx context.Context, job jsonnetJob, entries []string, limit
 			break
 		}
 		job.Entries = entries[next:]
+		if dl, ok := tctx.Deadline(); ok {
+			job.Timeout = time.Until(dl)
+		}
 		done, err := runJsonnetWorker(tctx, job, &budget, limits, func(i int, o jsonnetOutcome) { res[next+i] = o })
 		next += done
 		if err != nil && next < len(entries) {
