@@ -84,6 +84,7 @@ const maxAppDepth = 5
 // then sync them), to a depth of 5. Targets already rendered are not rendered twice.
 func Discovered(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptions, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
 	repo = repo.confined()
+	defer d.noteJsonnet() // app-of-apps may render the jsonnet Discover found unrendered
 	seen := map[string]bool{}
 	for _, t := range d.Targets {
 		seen[t.Name+"|"+t.Path] = true

@@ -31,8 +31,10 @@ type Discovery struct {
 	// Errors are inputs that could not be understood; every other target is still listed.
 	Errors []error
 
-	considered, leftOut int // targets the filter saw and dropped
-	filterNotice        int // 1 + the index of the filter's notice in Notices
+	considered, leftOut int            // targets the filter saw and dropped
+	filterNotice        int            // 1 + the index of the filter's notice in Notices
+	jsonnetDirs         map[string]int // see jsonnetCandidates
+	jsonnetNotice       int            // 1 + the index of noteJsonnet's notice in Notices
 }
 
 // DiscoverOptions configure Discover.
@@ -160,7 +162,8 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 			d.Targets = append(d.Targets, Target{Name: strings.TrimSuffix(strings.TrimSuffix(f, ".yaml"), ".yml"), Kind: Tekton, Path: f})
 		}
 	}
-	d.Notices = append(d.Notices, jsonnetNotice(sc, d.Targets)...)
+	d.jsonnetDirs = jsonnetCandidates(sc)
+	d.noteJsonnet()
 	SortTargets(d.Targets)
 	dedupeNames(d.Targets)
 	d.Targets = opts.filter(d, d.Targets)
@@ -173,11 +176,11 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	return d
 }
 
-// jsonnetNotice names the directories holding .jsonnet files that no Argo CD directory
-// source renders: gitgate evaluates jsonnet as Argo CD does, for an Application whose
-// directory source says its libs, extVars and TLAs, and does not guess them.
-func jsonnetNotice(sc *repoScan, ts []Target) []string {
-	named := map[string]bool{} // paths Applications name, even those that failed (their error says why)
+// jsonnetCandidates are the directories holding .jsonnet files that no kustomization or
+// chart covers and no Application names as its path (an Application that names one and
+// fails says why in its own error), with their number of .jsonnet files.
+func jsonnetCandidates(sc *repoScan) map[string]int {
+	named := map[string]bool{}
 	for _, a := range sc.apps {
 		if spec, ok := a.Object.Object["spec"].(map[string]any); ok {
 			for _, src := range argoSources(spec) {
@@ -187,14 +190,25 @@ func jsonnetNotice(sc *repoScan, ts []Target) []string {
 			}
 		}
 	}
+	out := map[string]int{}
+	for dir, n := range sc.jsonnet {
+		if !named[dir] && !underAny(dir, sc.kustomizations) && !underAny(dir, sc.charts) {
+			out[dir] = n
+		}
+	}
+	return out
+}
+
+// noteJsonnet keeps one notice naming the candidate directories no target renders
+// the jsonnet of: gitgate evaluates jsonnet as Argo CD does, for an Application whose
+// directory source gives its libs, extVars and TLAs, and does not guess them. Discovered
+// calls it again once app-of-apps has added targets; the notice is rewritten or dropped.
+func (d *Discovery) noteJsonnet() {
 	var dirs []string
 	files := 0
-	for dir, n := range sc.jsonnet {
-		if named[dir] || underAny(dir, sc.kustomizations) || underAny(dir, sc.charts) {
-			continue
-		}
+	for dir, n := range d.jsonnetDirs {
 		covered := false
-		for _, t := range ts {
+		for _, t := range d.Targets {
 			if t.Kind == Directory && t.Jsonnet != nil && (t.Path == dir || t.Recurse && (t.Path == "." || strings.HasPrefix(dir, t.Path+"/"))) {
 				covered = true
 				break
@@ -206,7 +220,15 @@ func jsonnetNotice(sc *repoScan, ts []Target) []string {
 		}
 	}
 	if len(dirs) == 0 {
-		return nil
+		if d.jsonnetNotice > 0 { // drop it, keeping the filter's notice index right
+			i := d.jsonnetNotice - 1
+			d.Notices = slices.Delete(d.Notices, i, i+1)
+			if d.filterNotice > d.jsonnetNotice {
+				d.filterNotice--
+			}
+			d.jsonnetNotice = 0
+		}
+		return
 	}
 	sort.Strings(dirs)
 	more := ""
@@ -214,7 +236,13 @@ func jsonnetNotice(sc *repoScan, ts []Target) []string {
 		more = fmt.Sprintf(" and %d more", len(dirs)-5)
 		dirs = dirs[:5]
 	}
-	return []string{fmt.Sprintf("%d .jsonnet file(s) in %s%s: not rendered: no Argo CD Application renders them (gitgate evaluates jsonnet for an Application's directory source, which gives its libs, extVars and TLAs)", files, strings.Join(dirs, ", "), more)}
+	msg := fmt.Sprintf("%d .jsonnet file(s) in %s%s: not rendered: no Argo CD Application renders them (gitgate evaluates jsonnet for an Application's directory source, which gives its libs, extVars and TLAs)", files, strings.Join(dirs, ", "), more)
+	if d.jsonnetNotice > 0 {
+		d.Notices[d.jsonnetNotice-1] = msg
+		return
+	}
+	d.Notices = append(d.Notices, msg)
+	d.jsonnetNotice = len(d.Notices)
 }
 
 func underAny(dir string, set map[string]bool) bool {
