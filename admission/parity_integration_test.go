@@ -60,12 +60,12 @@ func TestParityWithCheck(t *testing.T) {
 	// Render as check does, and judge each resource on its own.
 	repo := render.Repo{FS: os.DirFS(root), Dir: root, KubeVersion: cfg.KubeVersion, APIVersions: cfg.APIVersions}
 	dopts := render.DiscoverOptions{RepoURLs: cfg.RepoURLs}
-	d := render.Discover(ctx, repo, dopts)
+	d := render.Plan(ctx, repo, dopts, 2)
 	if len(d.Errors) > 0 {
 		t.Fatalf("discover: %v", d.Errors)
 	}
 	var items []parityItem
-	for _, r := range render.Discovered(ctx, repo, d, dopts, 2, nil, nil) {
+	for _, r := range render.RenderPlan(ctx, repo, d, 2, nil, nil) {
 		if r.Err != nil {
 			t.Fatalf("render %s: %v", r.Target, r.Err)
 		}

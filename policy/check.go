@@ -92,6 +92,25 @@ type Report struct {
 	// Changes is set in merge-request mode (check --base): the affected targets, their
 	// diffs and the fixed findings; Results then carry their Baseline.
 	Changes *Changes
+	// Targets are the render targets of a repository check, each with what it rendered
+	// or why it did not, sorted by name (none for plain manifests).
+	Targets []TargetStatus
+}
+
+// TargetStatus is one render target of a repository check.
+type TargetStatus struct {
+	Name      string `json:"name"`
+	Kind      string `json:"kind"`
+	Path      string `json:"path"`
+	DefinedIn string `json:"definedIn,omitempty"`
+	// DeployedBy are the Argo CD Applications that deploy the target's source.
+	DeployedBy []string `json:"deployedBy,omitempty"`
+	// Objects is how many objects it rendered (and were checked).
+	Objects int `json:"objects"`
+	// Rendered is false when the target did not render, or only in part; Reason then
+	// says why in a few words (the errors say the rest).
+	Rendered bool   `json:"rendered"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // Merge adds another report's results, errors and counts to r; call Sort after the last.
@@ -100,6 +119,7 @@ func (r *Report) Merge(o *Report) {
 	r.Errors = append(r.Errors, o.Errors...)
 	r.Duplicates = append(r.Duplicates, o.Duplicates...)
 	r.Notices = append(r.Notices, o.Notices...)
+	r.Targets = append(r.Targets, o.Targets...)
 	if r.Unchecked == nil {
 		r.Unchecked = map[string]int{}
 	}
@@ -116,6 +136,21 @@ func (r *Report) Sort() {
 	SortResults(r.Results)
 	sortErrors(r.Errors)
 	sort.Slice(r.Duplicates, func(i, j int) bool { return r.Duplicates[i].Resource < r.Duplicates[j].Resource })
+	sort.SliceStable(r.Targets, func(i, j int) bool { return r.Targets[i].Name < r.Targets[j].Name })
+}
+
+// NotRendered counts the targets that did not render by reason.
+func (r *Report) NotRendered() map[string]int {
+	var out map[string]int
+	for _, t := range r.Targets {
+		if !t.Rendered {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[t.Reason]++
+		}
+	}
+	return out
 }
 
 // Blocking reports whether the report fails the gate: any Enforce failure, or in

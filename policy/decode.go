@@ -75,27 +75,45 @@ func DecodeEach(file string, data []byte, fn func(Resource) error) error {
 func eachDocument(file string, data []byte, fn func(root *yaml.Node, v any) error) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	c := converter{budget: 64*len(data) + 4096}
+	var bad []error // documents that parse but do not convert: the next ones still count
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
-			return nil
+			return errors.Join(bad...)
 		}
 		if err != nil {
-			return decodeErr(file, data, err)
+			return errors.Join(append(bad, decodeErr(file, data, err))...)
 		}
 		if len(doc.Content) == 0 {
 			continue
 		}
 		root := doc.Content[0]
 		v, err := c.value(root)
-		if err != nil {
-			return &InputError{Origin: Origin{File: file, Line: root.Line, Col: root.Column}, Err: err}
+		var dup *duplicateKeyError
+		switch {
+		case errors.As(err, &dup):
+			bad = append(bad, &InputError{Origin: Origin{File: file, Line: dup.line, Col: dup.col}, Err: err})
+			continue
+		case err != nil:
+			return errors.Join(append(bad, &InputError{Origin: Origin{File: file, Line: root.Line, Col: root.Column}, Err: err})...)
 		}
 		if err := fn(root, v); err != nil {
 			return err
 		}
 	}
+}
+
+// duplicateKeyError is a mapping that names a key twice. YAML forbids it, kubectl and the
+// API server refuse it, and which value would win is up to the parser: never guessed.
+type duplicateKeyError struct {
+	key       string
+	line, col int
+	firstLine int
+}
+
+func (e *duplicateKeyError) Error() string {
+	return fmt.Sprintf("key %q is defined twice in the same mapping (first at line %d); kubectl and the API server refuse the document: keep one", e.key, e.firstLine)
 }
 
 func appendObject(out []Resource, file string, node *yaml.Node, obj map[string]any) []Resource {
@@ -234,6 +252,12 @@ func (c *converter) value(n *yaml.Node) (any, error) {
 // mapping fills out with n's pairs. Merge keys ("<<") contribute pairs that explicit
 // keys override, as YAML 1.1 specifies.
 func (c *converter) mapping(n *yaml.Node, out map[string]any, merging bool) error {
+	// Duplicate explicit keys: a scan of the previous keys for the small mappings that
+	// most are (no allocation on the hot path), a map for large ones.
+	var written map[string]int // explicit key -> line
+	if !merging && len(n.Content) > 32 {
+		written = make(map[string]int, len(n.Content)/2)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge" {
@@ -246,6 +270,17 @@ func (c *converter) mapping(n *yaml.Node, out map[string]any, merging bool) erro
 		if merging {
 			if _, exists := out[key]; exists {
 				continue
+			}
+		} else if written != nil {
+			if first, twice := written[key]; twice {
+				return &duplicateKeyError{key: key, line: k.Line, col: k.Column, firstLine: first}
+			}
+			written[key] = k.Line
+		} else {
+			for j := 0; j < i; j += 2 {
+				if p := n.Content[j]; p.Kind == k.Kind && p.Value == k.Value && keyString(p) == key && !(p.Value == "<<" && p.ShortTag() == "!!merge") {
+					return &duplicateKeyError{key: key, line: k.Line, col: k.Column, firstLine: p.Line}
+				}
 			}
 		}
 		val, err := c.value(v)

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -170,4 +171,67 @@ func FuzzDecode(f *testing.F) {
 			_ = r.position("/spec/x/0/")
 		}
 	})
+}
+
+// A key named twice in one mapping is an error at the second key's line (kubectl and
+// the API server refuse such a document); the file's other documents still decode, and
+// a merge key's pairs overridden by explicit keys are not duplicates.
+func TestDecodeDuplicateKeys(t *testing.T) {
+	var big strings.Builder
+	big.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n")
+	for i := 0; i < 40; i++ {
+		fmt.Fprintf(&big, "  k%d: v\n", i)
+	}
+	big.WriteString("  k7: again\n") // line 46 of this document, 61 of the file
+	src := `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: one
+  name: two
+---
+base: &base {a: 1, b: 2}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: merged
+data:
+  <<: *base
+  a: "3"
+---
+` + big.String()
+	rs, err := Decode("x.yaml", []byte(src))
+	if len(rs) != 1 || rs[0].Object.GetName() != "merged" {
+		t.Fatalf("decoded %d objects, want only the merge-key one", len(rs))
+	}
+	if got := rs[0].Object.Object["data"].(map[string]any)["a"]; got != "3" {
+		t.Errorf("explicit key after a merge key: a = %v, want 3", got)
+	}
+	var ies []*InputError
+	for _, e := range unjoin(err) {
+		var ie *InputError
+		if errors.As(e, &ie) {
+			ies = append(ies, ie)
+		}
+	}
+	if len(ies) != 2 {
+		t.Fatalf("errors %v, want two InputErrors", err)
+	}
+	for i, want := range []struct {
+		line int
+		msg  string
+	}{{5, `key "name" is defined twice in the same mapping (first at line 4)`}, {61, `key "k7" is defined twice in the same mapping (first at line 28)`}} {
+		if ies[i].Origin.Line != want.line || !strings.Contains(ies[i].Error(), want.msg) {
+			t.Errorf("error %d = %v (line %d), want line %d and %q", i, ies[i], ies[i].Origin.Line, want.line, want.msg)
+		}
+	}
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
 }

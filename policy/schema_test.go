@@ -34,6 +34,12 @@ func TestCheckSchema(t *testing.T) {
 			want:    []string{"spec.containers[0].resources.limits.memory: is not a quantity"},
 		},
 		{
+			name:    "Secret data that is not base64",
+			doc:     "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata:\n  good: aGVsbG8=\n  wrapped: \"aGVs\\nbG8=\"\n  bad: \"hunter2!\"\nstringData: {plain: \"not base64!\"}\n",
+			checked: true,
+			want:    []string{"data.bad: is not valid base64"},
+		},
+		{
 			name:    "CRD is not schema-checked",
 			doc:     "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: r}\nspec: {anything: 1}\n",
 			checked: false,
@@ -55,6 +61,11 @@ func TestCheckSchema(t *testing.T) {
 					frag = strings.Split(frag[i+1:], ",")[0]
 				} else if strings.Contains(frag, "is not a quantity") {
 					frag = "is not a quantity"
+				} else if strings.Contains(frag, "is not valid base64") {
+					if strings.Contains(frag, "hunter2") {
+						t.Errorf("the message holds the value: %s", frag)
+					}
+					frag = "is not valid base64"
 				}
 				got = append(got, x.Path+": "+frag)
 			}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -200,9 +201,19 @@ func (s *shape) check(v any, path string, errs []fieldError) []fieldError {
 		for i, e := range a {
 			errs = s.elem.check(e, path+"["+strconv.Itoa(i)+"]", errs)
 		}
-	case shapeString, shapeBytes:
+	case shapeString:
 		if _, ok := v.(string); !ok {
 			return bad("a string")
+		}
+	case shapeBytes:
+		str, ok := v.(string)
+		if !ok {
+			return bad("a string")
+		}
+		// As the API server decodes it (encoding/json: standard base64, line breaks
+		// ignored). The message never holds the value: it is often a Secret's.
+		if _, err := base64.StdEncoding.DecodeString(str); err != nil {
+			return append(errs, fieldError{path: path, msg: fmt.Sprintf("%s is not valid base64 (%v); the API server refuses it: encode the value, or put it under stringData", displayPath(path), err)})
 		}
 	case shapeBool:
 		if _, ok := v.(bool); !ok {

@@ -62,7 +62,7 @@ func Apps(ctx context.Context, repo render.Repo, opts AppsOptions) ([]App, []err
 			return nil, nil, fmt.Errorf("--app %q: %w", p, err)
 		}
 	}
-	d := render.Discover(ctx, repo, opts.Discover)
+	d := render.Plan(ctx, repo, opts.Discover, 0)
 	byName := map[string]*App{}
 	var order []string
 	for _, t := range d.Targets {

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/gitgate/gitgate/internal/pool"
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 )
 
@@ -42,6 +43,43 @@ func (r Rendered) Errors() []error {
 	return errs
 }
 
+// Status is the target's line in a check's report: what it is, how many objects it
+// rendered, and, when it did not render (or only in part), why in a few words.
+func (r Rendered) Status() policy.TargetStatus {
+	t := r.Target
+	st := policy.TargetStatus{Name: t.Name, Kind: string(t.Kind), Path: t.Path, DefinedIn: t.DefinedIn, DeployedBy: t.DeployedBy, Objects: len(r.Resources), Rendered: r.Err == nil}
+	if r.Err != nil {
+		st.Reason = notRenderedReason(r.Err)
+	}
+	return st
+}
+
+// notRenderedReason sorts a render error into the reasons a check's summary counts.
+func notRenderedReason(err error) string {
+	var (
+		remote *RemoteError
+		esc    *repopath.EscapeError
+		cycle  *CycleError
+		limit  *HelmLimitError
+		input  *policy.InputError
+	)
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return "interrupted"
+	case errors.As(err, &remote):
+		return "remote source"
+	case errors.As(err, &esc):
+		return "outside the repository"
+	case errors.As(err, &cycle):
+		return "kustomization cycle"
+	case errors.As(err, &limit):
+		return "over a limit"
+	case errors.As(err, &input):
+		return "invalid input"
+	}
+	return "render error"
+}
+
 func unjoinErr(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		return j.Unwrap()
@@ -73,52 +111,5 @@ func All(ctx context.Context, repo Repo, targets []Target, workers int, progress
 			mu.Unlock()
 		}
 	})
-	return out
-}
-
-// maxAppDepth bounds app-of-apps: an Application rendering Applications rendering ...
-const maxAppDepth = 5
-
-// Discovered renders a discovery's targets and follows app-of-apps: Applications and
-// ApplicationSets found in rendered output become targets too (Argo CD would apply and
-// then sync them), to a depth of 5. Targets already rendered are not rendered twice.
-func Discovered(ctx context.Context, repo Repo, d *Discovery, opts DiscoverOptions, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
-	repo = repo.confined()
-	defer d.noteJsonnet() // app-of-apps may render the jsonnet Discover found unrendered
-	seen := map[string]bool{}
-	for _, t := range d.Targets {
-		seen[t.Name+"|"+t.Path] = true
-	}
-	out := All(ctx, repo, d.Targets, workers, progress, sink)
-	next := out
-	for depth := 0; depth < maxAppDepth && ctx.Err() == nil; depth++ {
-		var apps []policy.Resource
-		for _, r := range next {
-			apps = append(apps, ChildApps(r.Resources)...)
-		}
-		if len(apps) == 0 {
-			return out
-		}
-		ts, notices, errs := AppTargets(repo, apps, AppOptions{RepoURLs: opts.RepoURLs})
-		d.Notices = append(d.Notices, notices...)
-		d.Errors = append(d.Errors, errs...)
-		var fresh []Target
-		for _, t := range ts {
-			if key := t.Name + "|" + t.Path; !seen[key] {
-				seen[key] = true
-				fresh = append(fresh, t)
-			}
-		}
-		fresh = opts.filter(d, fresh)
-		if len(fresh) == 0 {
-			return out
-		}
-		d.Targets = append(d.Targets, fresh...)
-		next = All(ctx, repo, fresh, workers, progress, sink)
-		out = append(out, next...)
-	}
-	if len(next) > 0 && ctx.Err() == nil {
-		d.Notices = append(d.Notices, fmt.Sprintf("app-of-apps deeper than %d levels not followed", maxAppDepth))
-	}
 	return out
 }

@@ -35,7 +35,7 @@ spec:
 	files["apps/web/overlays/dev/kustomization.yaml"] = "namespace: dev\nresources: [../../base]\n"
 	repo := writeRepo(t, files)
 	opts := DiscoverOptions{RepoURLs: []string{"https://git.example.com/gitops.git"}}
-	d := Discover(context.Background(), repo, opts)
+	d := Plan(context.Background(), repo, opts, 2)
 	var discoverErrs []string
 	for _, e := range d.Errors {
 		discoverErrs = append(discoverErrs, e.Error())
@@ -43,7 +43,7 @@ spec:
 	if joined := strings.Join(discoverErrs, "\n"); !strings.Contains(joined, "argocd/set.yaml") || !strings.Contains(joined, "apps/web/overlays/nowhere") {
 		t.Errorf("the missing ApplicationSet path must be an error naming the file and path, got %q", joined)
 	}
-	rendered := Discovered(context.Background(), repo, d, opts, 2, nil, nil)
+	rendered := RenderPlan(context.Background(), repo, d, 2, nil, nil)
 	ok := map[string]bool{}
 	for _, r := range rendered {
 		switch {

@@ -9,7 +9,7 @@ import (
 // BenchmarkRenderRepo renders every target of a generated corpus (no gate):
 //
 //	go run ../shared/bench/gencorpus/main.go -out /tmp/corpus/mono100 -apps 100 -charts 20
-//	GITGATE_BENCH_REPO=/tmp/corpus/mono100 go test ./render -run '^$' -bench Discovered -cpuprofile cpu.prof
+//	GITGATE_BENCH_REPO=/tmp/corpus/mono100 go test ./render -run '^$' -bench RenderRepo -cpuprofile cpu.prof
 func BenchmarkRenderRepo(b *testing.B) {
 	dir := os.Getenv("GITGATE_BENCH_REPO")
 	if dir == "" {
@@ -18,8 +18,8 @@ func BenchmarkRenderRepo(b *testing.B) {
 	repo := Repo{FS: os.DirFS(dir), Dir: dir}
 	opts := DiscoverOptions{Exclude: []string{"policies"}}
 	for b.Loop() {
-		d := Discover(context.Background(), repo, opts)
-		Discovered(context.Background(), repo, d, opts, 2, nil, func(r Rendered) {
+		d := Plan(context.Background(), repo, opts, 2)
+		RenderPlan(context.Background(), repo, d, 2, nil, func(r Rendered) {
 			if r.Err != nil {
 				b.Error(r.Target.Name, r.Err)
 			}

@@ -35,6 +35,10 @@ type Discovery struct {
 	filterNotice        int            // 1 + the index of the filter's notice in Notices
 	jsonnetDirs         map[string]int // see jsonnetCandidates
 	jsonnetNotice       int            // 1 + the index of noteJsonnet's notice in Notices
+
+	// rendered are the targets Plan rendered to find Applications, by sourceKey, for
+	// RenderPlan.
+	rendered map[string]Rendered
 }
 
 // DiscoverOptions configure Discover.
@@ -79,9 +83,11 @@ func (o DiscoverOptions) environment(env string) bool {
 
 // repoScan is one walk of the repository.
 type repoScan struct {
-	kustomizations map[string]bool // dir -> has a kustomization
-	referenced     map[string]bool // dirs another kustomization uses as a base or component
-	charts         map[string]bool // chart dirs
+	kustomizations map[string]bool     // dir -> has a kustomization
+	referenced     map[string]bool     // dirs another kustomization uses as a base or component
+	refs           map[string][]string // kustomization dir -> the dirs it builds on
+	inflated       map[string]bool     // chart dirs a kustomization's helmCharts renders
+	charts         map[string]bool     // chart dirs
 	manifests      map[string][]string
 	tekton         map[string]bool // files holding Tekton objects
 	jsonnet        map[string]int  // dir -> number of .jsonnet files in it
@@ -102,6 +108,7 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	reached := map[string]bool{}
 	if len(sc.apps) > 0 {
 		ts, notices, errs := AppTargets(repo, sc.apps, AppOptions{RepoURLs: opts.RepoURLs})
+		setDeployedBy(ts)
 		d.Targets = append(d.Targets, ts...)
 		d.Notices = append(d.Notices, notices...)
 		d.Errors = append(d.Errors, errs...)
@@ -116,10 +123,15 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 		}
 		d.Targets = append(d.Targets, Target{Name: kustomizeName(dir), Kind: Kustomize, Path: dir})
 	}
+	for _, dir := range sc.orphans(reached) {
+		// Referenced only from a cycle: no leaf builds it, so it would go unchecked; its
+		// render names the cycle at the line that closes it.
+		d.Targets = append(d.Targets, Target{Name: kustomizeName(dir), Kind: Kustomize, Path: dir})
+	}
 	// Charts: defaults, values-<env>.yaml beside, environments/<env>/<chart>/values.yaml.
 	for dir := range sc.charts {
-		if reached[dir] || underAny(path.Dir(dir), sc.charts) && path.Base(path.Dir(dir)) == "charts" {
-			continue // reached by an Application, or a subchart rendered with its parent
+		if reached[dir] || sc.inflated[dir] || underAny(path.Dir(dir), sc.charts) && path.Base(path.Dir(dir)) == "charts" {
+			continue // reached by an Application, rendered by a kustomization's helmCharts, or a subchart rendered with its parent
 		}
 		name := path.Base(dir)
 		d.Targets = append(d.Targets, Target{Name: name, Kind: Helm, Path: dir})
@@ -164,8 +176,7 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	}
 	d.jsonnetDirs = jsonnetCandidates(sc)
 	d.noteJsonnet()
-	SortTargets(d.Targets)
-	dedupeNames(d.Targets)
+	uniqueNames(d.Targets)
 	d.Targets = opts.filter(d, d.Targets)
 	for _, t := range d.Targets {
 		if t.Kind == Kustomize || t.Kind == Helm {
@@ -174,6 +185,42 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	}
 	d.NeedsRendering = d.NeedsRendering || len(d.Apps) > 0
 	return d
+}
+
+// orphans are the kustomizations no target builds: referenced, but only from
+// kustomizations in a cycle (a -> b -> a), so neither is a leaf. One per group, the first
+// in path order, so each cycle is rendered, and reported, once.
+func (sc *repoScan) orphans(reached map[string]bool) []string {
+	built := map[string]bool{}
+	var mark func(dir string)
+	mark = func(dir string) {
+		if built[dir] {
+			return
+		}
+		built[dir] = true
+		for _, r := range sc.refs[dir] {
+			mark(r)
+		}
+	}
+	var rest []string
+	for dir := range sc.kustomizations {
+		switch {
+		case underAny(dir, sc.charts):
+		case !sc.referenced[dir] || reached[dir]:
+			mark(dir)
+		default:
+			rest = append(rest, dir)
+		}
+	}
+	sort.Strings(rest)
+	var out []string
+	for _, dir := range rest {
+		if !built[dir] {
+			out = append(out, dir)
+			mark(dir)
+		}
+	}
+	return out
 }
 
 // jsonnetCandidates are the directories holding .jsonnet files that no kustomization or
@@ -201,8 +248,8 @@ func jsonnetCandidates(sc *repoScan) map[string]int {
 
 // noteJsonnet keeps one notice naming the candidate directories no target renders
 // the jsonnet of: gitgate evaluates jsonnet as Argo CD does, for an Application whose
-// directory source gives its libs, extVars and TLAs, and does not guess them. Discovered
-// calls it again once app-of-apps has added targets; the notice is rewritten or dropped.
+// directory source gives its libs, extVars and TLAs, and does not guess them. Plan calls
+// it again once app-of-apps has added targets; the notice is rewritten or dropped.
 func (d *Discovery) noteJsonnet() {
 	var dirs []string
 	files := 0
@@ -263,23 +310,9 @@ func kustomizeName(dir string) string {
 	return dir
 }
 
-// dedupeNames keeps names unique: a second "api/prod" becomes "api/prod (path)".
-func dedupeNames(ts []Target) {
-	seen := map[string]int{}
-	for _, t := range ts {
-		seen[t.Name]++
-	}
-	for i := range ts {
-		if seen[ts[i].Name] > 1 {
-			ts[i].Name = fmt.Sprintf("%s (%s)", ts[i].Name, ts[i].Path)
-		}
-	}
-	sort.SliceStable(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
-}
-
 func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 	sc := &repoScan{
-		kustomizations: map[string]bool{}, referenced: map[string]bool{}, charts: map[string]bool{},
+		kustomizations: map[string]bool{}, referenced: map[string]bool{}, refs: map[string][]string{}, inflated: map[string]bool{}, charts: map[string]bool{},
 		manifests: map[string][]string{}, tekton: map[string]bool{}, jsonnet: map[string]int{},
 	}
 	excluded := func(p string) bool {
@@ -308,7 +341,22 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 				if err == nil {
 					sc.kustomizations[p] = true
 					for _, ref := range kustomizeRefs(data) {
-						sc.referenced[path.Clean(path.Join(p, ref))] = true
+						r := path.Clean(path.Join(p, ref))
+						sc.referenced[r] = true
+						sc.refs[p] = append(sc.refs[p], r)
+					}
+					if bytes.Contains(data, []byte("helmCharts")) {
+						if k, err := kustomization.Parse(data); err == nil {
+							home := k.HelmGlobals.ChartHome
+							if home == "" {
+								home = "charts"
+							}
+							for _, h := range k.HelmCharts {
+								if h.Repo == "" && h.Name != "" {
+									sc.inflated[path.Clean(path.Join(p, home, h.Name))] = true
+								}
+							}
+						}
 					}
 					break
 				}
@@ -374,8 +422,8 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 	return sc
 }
 
-// appKind finds a kind: Application or ApplicationSet line (YAML or JSON).
-var appKind = regexp.MustCompile(`(?m)^\s*(?:-\s+)?"?kind"?\s*:\s*"?Application(?:Set)?\b`)
+// appKind finds a kind: Application or ApplicationSet line (YAML, JSON or jsonnet).
+var appKind = regexp.MustCompile(`(?m)^\s*(?:-\s+)?["']?kind["']?\s*:\s*["']?Application(?:Set)?\b`)
 
 // mayHoldAppOrTekton is a cheap test that a file may hold an Argo CD Application or a
 // Tekton object; false means it certainly does not.

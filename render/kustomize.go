@@ -42,7 +42,7 @@ const sourceAnnotation = "gitgate.dev/source"
 // Objects a generator made point at the kustomization whose generator created them.
 func renderKustomize(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
 	repo = repo.confined()
-	objs, err := buildKustomize(repo, t)
+	objs, err := buildKustomize(ctx, repo, t)
 	if err != nil {
 		return nil, err
 	}
@@ -67,15 +67,15 @@ func renderKustomize(ctx context.Context, repo Repo, t Target) ([]policy.Resourc
 // KustomizeYAML is what `kustomize build` prints for the target, serialised by
 // kustomize itself.
 func KustomizeYAML(ctx context.Context, repo Repo, t Target) ([]byte, error) {
-	m, err := runKustomize(repo, t, false)
+	m, err := runKustomize(ctx, repo, t, false)
 	if err != nil {
 		return nil, err
 	}
 	return m.AsYaml()
 }
 
-func buildKustomize(repo Repo, t Target) ([]*unstructured.Unstructured, error) {
-	m, err := runKustomize(repo, t, true)
+func buildKustomize(ctx context.Context, repo Repo, t Target) ([]*unstructured.Unstructured, error) {
+	m, err := runKustomize(ctx, repo, t, true)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,10 @@ func buildKustomize(repo Repo, t Target) ([]*unstructured.Unstructured, error) {
 
 // runKustomize builds the target; with provenance, the documents of the resource files
 // carry the source annotation.
-func runKustomize(repo Repo, t Target, provenance bool) (resmap.ResMap, error) {
+//
+// kustomize takes no context: ctx is checked on every file kustomize reads (and stops the
+// Helm charts of helmCharts), so an interrupted build fails at its next read.
+func runKustomize(ctx context.Context, repo Repo, t Target, provenance bool) (resmap.ResMap, error) {
 	confine, err := repopath.Open(repo.Dir)
 	if err != nil {
 		return nil, err
@@ -108,7 +111,7 @@ func runKustomize(repo Repo, t Target, provenance bool) (resmap.ResMap, error) {
 	if err := scanKustomization(confine, t.Path, repo.MaxFileSize); err != nil {
 		return nil, err
 	}
-	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), confine: confine, root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace, helm: repo.Helm, virtual: map[string][]byte{}}
+	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), confine: confine, root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace, ctx: ctx, helm: repo.Helm, virtual: map[string][]byte{}}
 	if provenance {
 		fsys.annotate = resourceFiles(newDepsCache(os.DirFS(root)), t.Path)
 	}
@@ -117,8 +120,17 @@ func runKustomize(repo Repo, t Target, provenance bool) (resmap.ResMap, error) {
 	opts.Reorder = krusty.ReorderOptionLegacy // what the kustomize CLI prints by default
 	k := krusty.MakeKustomizer(opts)
 	m, err := k.Run(fsys, dir)
+	if err != nil && ctx != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("%s: kustomize build stopped: %w", t.Path, ctx.Err())
+	}
 	if esc := fsys.escaped(); esc != nil {
 		return nil, fmt.Errorf("%s: %w; keep bases, patches and files inside the repository", t.Path, esc)
+	}
+	fsys.mu.Lock()
+	inflate := fsys.inflate
+	fsys.mu.Unlock()
+	if err != nil && inflate != nil {
+		return nil, fmt.Errorf("%s: kustomize build: %w", t.Path, inflate)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: kustomize build: %w", t.Path, err)
@@ -172,8 +184,8 @@ type confinedFS struct {
 	t       Target
 	maxSize int64
 	trace   func(file string)
-	// helm bounds the charts of helmCharts entries as Helm targets are bounded; ctx
-	// (nil: none) stops them. kustomize builds take no context yet.
+	// ctx (nil: none) stops the build at its next file read and the charts of
+	// helmCharts entries, which helm bounds as Helm targets are bounded.
 	ctx  context.Context
 	helm HelmLimits
 	// virtual are in-memory files: charts of helmCharts entries, rendered.
@@ -184,6 +196,10 @@ type confinedFS struct {
 
 	mu  sync.Mutex
 	esc error // the first *repopath.EscapeError
+	// inflate is the first helmCharts error (a chart's template failed or went over
+	// its budget): kustomize reports it as "unable to find one of 'kustomization.yaml'"
+	// for the directory, so the build's error is replaced with it.
+	inflate error
 }
 
 func (c *confinedFS) escaped() error {
@@ -218,6 +234,9 @@ func (c *confinedFS) Open(p string) (filesys.File, error) {
 }
 
 func (c *confinedFS) ReadFile(p string) ([]byte, error) {
+	if c.ctx != nil && c.ctx.Err() != nil {
+		return nil, c.ctx.Err()
+	}
 	c.mu.Lock()
 	v, ok := c.virtual[p]
 	c.mu.Unlock()
@@ -247,7 +266,15 @@ func (c *confinedFS) ReadFile(p string) ([]byte, error) {
 		}
 	}
 	if kustomization.IsFileName(filepath.Base(p)) {
-		return c.augment(filepath.Dir(p), data)
+		out, err := c.augment(filepath.Dir(p), data)
+		if err != nil {
+			c.mu.Lock()
+			if c.inflate == nil {
+				c.inflate = err
+			}
+			c.mu.Unlock()
+		}
+		return out, err
 	}
 	return data, nil
 }

@@ -70,3 +70,23 @@ func TestKustomizeHelmCharts(t *testing.T) {
 		t.Errorf("a chart from a repository: %v, want a RemoteError naming it", err)
 	}
 }
+
+// A chart that a kustomization's helmCharts renders is part of that kustomization, not a
+// target of its own (it would be rendered twice, the second time without the
+// kustomization's values); a chart beside it that nothing renders still is.
+func TestDiscoverLeavesHelmChartsChartsToTheirKustomization(t *testing.T) {
+	files := map[string]string{}
+	for k, v := range helmChartsRepo {
+		files[k] = v
+	}
+	files["charts/other/Chart.yaml"] = "apiVersion: v2\nname: other\nversion: 0.1.0\n"
+	d := Discover(context.Background(), writeRepo(t, files), DiscoverOptions{})
+	var got []string
+	for _, tg := range d.Targets {
+		got = append(got, string(tg.Kind)+" "+tg.Path)
+	}
+	want := []string{"helm charts/other", "kustomize apps/web/overlays/prod"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("targets (-want +got)\n%s", diff)
+	}
+}

@@ -52,6 +52,10 @@ func (e *KustomizeFieldError) Error() string {
 	if errors.As(e.Err, &re) {
 		return fmt.Sprintf("%s: %s: %s: remote sources are not fetched (a render never reaches the network); vendor it into the repository", at, e.Field, quoteValue(e.Value))
 	}
+	var ce *CycleError
+	if errors.As(e.Err, &ce) {
+		return fmt.Sprintf("%s: %s: %s: %v", at, e.Field, quoteValue(e.Value), ce)
+	}
 	return fmt.Sprintf("%s: %s: %v; keep bases, patches and files inside the repository", at, e.Field, e.Err)
 }
 
@@ -82,7 +86,18 @@ type kustScan struct {
 	fsys    *repopath.FS
 	maxSize int64
 	seen    map[string]bool
+	stack   []string // the kustomization directories being scanned, outermost first
 	errs    []error
+}
+
+// CycleError is a kustomization that builds on itself through its bases or components.
+type CycleError struct {
+	// Chain is the directories from the first to the one that names it again.
+	Chain []string
+}
+
+func (e *CycleError) Error() string {
+	return fmt.Sprintf("kustomizations build on each other in a cycle (%s): kustomize cannot build them; remove the reference that closes the loop", strings.Join(e.Chain, " -> "))
 }
 
 // scanKustomization checks the kustomization graph of the repo-relative directory dir
@@ -103,6 +118,8 @@ func (s *kustScan) kustomization(dir, cfgDir string) {
 		return
 	}
 	s.seen[key] = true
+	s.stack = append(s.stack, dir)
+	defer func() { s.stack = s.stack[:len(s.stack)-1] }()
 	var file string
 	var data []byte
 	for _, n := range kustomization.FileNames {
@@ -243,6 +260,13 @@ func (s *kustScan) ref(file, dir, field string, n *yaml3.Node, cfgDir string) {
 		return // kustomize reports a missing file or directory itself
 	}
 	if st.IsDir() {
+		for i, d := range s.stack {
+			if d == p {
+				chain := append(append([]string(nil), s.stack[i:]...), p)
+				s.errs = append(s.errs, &KustomizeFieldError{File: file, Line: n.Line, Field: field, Value: n.Value, Err: &CycleError{Chain: chain}})
+				return
+			}
+		}
 		s.kustomization(p, cfgDir)
 		return
 	}

@@ -42,6 +42,9 @@ type Target struct {
 	Path string `json:"path"`
 	// DefinedIn is the Application or ApplicationSet file that produced the target, if any.
 	DefinedIn string `json:"definedIn,omitempty"`
+	// DeployedBy are the Argo CD Applications that deploy this source (several when they
+	// render it alike: it is rendered once).
+	DeployedBy []string `json:"deployedBy,omitempty"`
 	// Namespace is the destination namespace objects without one are placed in.
 	Namespace string `json:"namespace,omitempty"`
 

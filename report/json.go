@@ -20,6 +20,8 @@ type jsonReport struct {
 	Unchecked  map[string]int     `json:"notSchemaChecked"`
 	Notices    []string           `json:"notices"`
 	Changes    *policy.Changes    `json:"changes,omitempty"`
+	// Targets: every render target of a repository check, rendered or not and why.
+	Targets []policy.TargetStatus `json:"targets,omitempty"`
 }
 
 type jsonError struct {
@@ -38,6 +40,7 @@ func writeJSON(w io.Writer, rep *policy.Report) error {
 		Duplicates: rep.Duplicates,
 		Unchecked:  rep.Unchecked,
 		Notices:    rep.Notices,
+		Targets:    rep.Targets,
 	}
 	if out.Results == nil {
 		out.Results = []policy.Result{}

@@ -103,6 +103,16 @@ func summaryLine(rep *policy.Report) string {
 	if n := len(rep.Errors); n > 0 {
 		fmt.Fprintf(&b, "; %d inputs could not be checked", n)
 	}
+	if nr := rep.NotRendered(); len(nr) > 0 {
+		reasons := make([]string, 0, len(nr))
+		n := 0
+		for r, c := range nr {
+			reasons = append(reasons, fmt.Sprintf("%d %s", c, r))
+			n += c
+		}
+		sort.Strings(reasons)
+		fmt.Fprintf(&b, "; %d of %d targets not rendered (%s)", n, len(rep.Targets), strings.Join(reasons, ", "))
+	}
 	if len(rep.Unchecked) > 0 {
 		kinds := make([]string, 0, len(rep.Unchecked))
 		n := 0

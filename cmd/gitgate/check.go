@@ -92,6 +92,10 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	if len(args) == 0 {
 		args = []string{"."}
 	}
+	if cmd.Flags().Changed("base") && strings.TrimSpace(o.base) == "" {
+		fmt.Fprintf(stderr, "gitgate check: --base needs a revision to compare with, e.g. --base origin/main (an empty value would check everything)\n")
+		return exitCodeError{exitError}
+	}
 	tuneGC()
 	defer watchInterrupt(cmd.Context(), stderr)()
 	set, err := loadSettings(args[0], o.gate, o.maxFileSize)
@@ -195,7 +199,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	repo := set.repo(abs)
 	display := filepath.ToSlash(filepath.Clean(set.root))
 	dopts := set.discover()
-	d := render.Discover(cmd.Context(), repo, dopts)
+	d := render.Plan(cmd.Context(), repo, dopts, opts.Workers)
 	if !d.NeedsRendering {
 		return nil // plain manifests: checked file by file, with no render targets
 	}
@@ -223,12 +227,13 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 		}
 		mu.Lock()
 		rep.Merge(part)
+		rep.Targets = append(rep.Targets, r.Status())
 		if !interrupted {
 			evaluated[r.Target.Name+"|"+r.Target.Path] = true
 		}
 		mu.Unlock()
 	}
-	render.Discovered(ctx, repo, d, dopts, opts.Workers, progress, sink)
+	render.RenderPlan(ctx, repo, d, opts.Workers, progress, sink)
 	if err := ctx.Err(); err != nil {
 		ie := &policy.InterruptedError{Err: err, Total: len(d.Targets), Unit: "targets"}
 		for _, t := range d.Targets {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,7 +59,10 @@ func newTargetsCmd(stdout, stderr io.Writer) *cobra.Command {
 shaped like apps/<svc>/base + overlays/<env>: every leaf kustomization (one no other
 kustomization references), every Helm chart with its default values, each values-<env>.yaml
 beside it and environments/<env>/<chart>/values.yaml, and the plain manifest directories and
-Tekton files left over.`,
+Tekton files left over; then the Argo CD Applications and ApplicationSets, including those
+that targets render (app-of-apps). This is exactly the list check, render, sync and report
+use: a source several Applications deploy alike is one target naming them all (DEPLOYED BY),
+and every name is unique and can be given to 'gitgate render' (as can a target's path).`,
 		Example: `  gitgate targets .
   gitgate targets -o json ~/src/gitops`,
 		Args: cobra.MaximumNArgs(1),
@@ -72,7 +76,7 @@ Tekton files left over.`,
 				fmt.Fprintf(stderr, "gitgate targets: %v\n", err)
 				return exitCodeError{exitError}
 			}
-			d := render.Discover(cmd.Context(), repo, set.discover())
+			d := render.Plan(cmd.Context(), repo, set.discover(), 0)
 			for _, n := range d.Notices {
 				fmt.Fprintf(stderr, "notice: %s\n", n)
 			}
@@ -88,9 +92,9 @@ Tekton files left over.`,
 				}
 			case "text":
 				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tKIND\tPATH\tVALUES")
+				fmt.Fprintln(tw, "NAME\tKIND\tPATH\tVALUES\tDEPLOYED BY")
 				for _, t := range d.Targets {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Kind, t.Path, strings.Join(t.ValueFiles, ","))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Kind, t.Path, strings.Join(t.ValueFiles, ","), strings.Join(t.DeployedBy, ","))
 				}
 				tw.Flush()
 			default:
@@ -163,24 +167,19 @@ Rendering is in-process and offline: a remote base is an error naming its URL.`,
 	return cmd
 }
 
-// findTarget resolves a target name, or a repository directory, to a target.
+// findTarget resolves a target name or path (render.FindTarget), or a directory of the
+// repository holding a kustomization that no target builds alone (a base).
 func findTarget(cmd *cobra.Command, set *settings, repo render.Repo, arg string) (render.Target, error) {
-	d := render.Discover(cmd.Context(), repo, set.discover())
-	for _, t := range d.Targets {
-		if t.Name == arg {
-			return t, nil
-		}
+	d := render.Plan(cmd.Context(), repo, set.discover(), 0)
+	t, err := render.FindTarget(d.Targets, arg)
+	if !errors.Is(err, render.ErrNoTarget) {
+		return t, err
 	}
 	rel := filepath.ToSlash(filepath.Clean(arg))
-	for _, t := range d.Targets {
-		if t.Path == rel {
-			return t, nil
-		}
-	}
 	for _, k := range kustomization.FileNames {
 		if _, err := os.Stat(filepath.Join(repo.Dir, arg, k)); err == nil {
 			return render.Target{Name: rel, Kind: render.Kustomize, Path: rel}, nil
 		}
 	}
-	return render.Target{}, fmt.Errorf("%s: no such target in %s; 'gitgate targets' lists them", arg, repo.Dir)
+	return render.Target{}, err
 }

@@ -21,14 +21,23 @@ func init() {
 }
 
 // TestCheckStopsOnSignal sends SIGTERM (and SIGINT) to a check busy with a chart whose
-// templates would spin for hours: it must stop within a second or so, exit 2, and say
-// the report is incomplete, naming the target it did not evaluate.
+// templates would spin for hours, as a Helm target and inside a kustomize build (kustomize
+// takes no context): it must stop within a second or so, exit 2, and say the report is
+// incomplete, naming the target it did not evaluate.
 func TestCheckStopsOnSignal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts gitgate as a process")
 	}
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		t.Run(sig.String(), func(t *testing.T) {
+	for _, c := range []struct {
+		sig       syscall.Signal
+		kustomize bool
+	}{{syscall.SIGTERM, false}, {syscall.SIGINT, false}, {syscall.SIGTERM, true}} {
+		sig := c.sig
+		name, target := sig.String(), "spin"
+		if c.kustomize {
+			name, target = name+" in kustomize helmCharts", "app"
+		}
+		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			write := func(name, data string) {
 				p := filepath.Join(dir, filepath.FromSlash(name))
@@ -39,8 +48,13 @@ func TestCheckStopsOnSignal(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			write("charts/spin/Chart.yaml", "apiVersion: v2\nname: spin\nversion: 0.1.0\n")
-			write("charts/spin/templates/cm.yaml", "{{- $l := until 20000 }}{{ range $l }}{{ range $l }}{{ range $l }}{{ end }}{{ end }}{{ end }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: spin\n")
+			chart := "charts/spin/"
+			if c.kustomize {
+				chart = "app/charts/spin/"
+				write("app/kustomization.yaml", "helmCharts:\n- name: spin\n  releaseName: spin\n")
+			}
+			write(chart+"Chart.yaml", "apiVersion: v2\nname: spin\nversion: 0.1.0\n")
+			write(chart+"templates/cm.yaml", "{{- $l := until 20000 }}{{ range $l }}{{ range $l }}{{ range $l }}{{ end }}{{ end }}{{ end }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: spin\n")
 			write(".gitgate.yaml", "limits:\n  helmTimeout: 10m\n")
 
 			cmd := exec.Command(os.Args[0], "check", "--workers", "1", ".")
@@ -66,7 +80,7 @@ func TestCheckStopsOnSignal(t *testing.T) {
 			if took > 2*time.Second {
 				t.Errorf("stopped %s after the signal", took)
 			}
-			for _, want := range []string{"interrupted", "the report is incomplete", "1 of 1 targets not evaluated: spin"} {
+			for _, want := range []string{"interrupted", "the report is incomplete", "1 of 1 targets not evaluated: " + target} {
 				if !strings.Contains(stderr.String(), want) {
 					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 				}

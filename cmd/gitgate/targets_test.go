@@ -120,3 +120,97 @@ spec:
 		t.Errorf("the target filter's notice: targets printed it %d times, check %d (and %d in its JSON); want once each", targetsNotices, checkNotices, jsonNotices)
 	}
 }
+
+// TestCheckReportsEveryTarget: check's JSON report lists every target `targets` lists,
+// Applications an app-of-apps chart renders included, with its object count and whether
+// it rendered (and why not); the text summary counts the ones that did not, by reason.
+func TestCheckReportsEveryTarget(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"bootstrap/Chart.yaml": "apiVersion: v2\nname: bootstrap\nversion: 0.1.0\n",
+		"bootstrap/templates/child.yaml": `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: child
+  namespace: argocd
+spec:
+  source:
+    repoURL: https://git.example.com/gitops.git
+    path: apps/good
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: shop
+`,
+		"apps/good/kustomization.yaml": "resources: [cm.yaml]\n",
+		"apps/good/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: good\n",
+		"apps/bad/kustomization.yaml":  "resources: [missing.yaml]\n",
+		".gitgate.yaml":                "repoURLs: [https://git.example.com/gitops.git]\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("CI", "1")
+	var out, errb bytes.Buffer
+	run(context.Background(), []string{"targets", "-o", "json", dir}, &out, &errb)
+	var listed []struct{ Name, Path string }
+	if err := json.Unmarshal(out.Bytes(), &listed); err != nil {
+		t.Fatalf("targets -o json: %v\n%s\n%s", err, out.String(), errb.String())
+	}
+	var names []string
+	for _, tg := range listed {
+		names = append(names, tg.Name+" "+tg.Path)
+	}
+
+	out.Reset()
+	errb.Reset()
+	text := filepath.Join(t.TempDir(), "out.txt")
+	if code := run(context.Background(), []string{"check", "-o", "json", "-o", "text=" + text, dir}, &out, &errb); code != 2 {
+		t.Errorf("check exited %d, want 2 (a target did not render): %s", code, errb.String())
+	}
+	var rep struct {
+		Targets []struct {
+			Name, Path, Reason string
+			Objects            int
+			Rendered           bool
+			DeployedBy         []string
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("check -o json: %v\n%s", err, out.String())
+	}
+	var got []string
+	for _, tg := range rep.Targets {
+		got = append(got, tg.Name+" "+tg.Path)
+		switch tg.Path {
+		case "apps/good":
+			if tg.Name != "child" || !tg.Rendered || tg.Objects != 1 || !slices.Equal(tg.DeployedBy, []string{"child"}) {
+				t.Errorf("the overlay the child Application deploys: %+v", tg)
+			}
+		case "apps/bad":
+			if tg.Rendered || tg.Reason != "render error" {
+				t.Errorf("the broken kustomization: %+v", tg)
+			}
+		case "bootstrap":
+			if !tg.Rendered || tg.Objects != 1 {
+				t.Errorf("the app-of-apps chart: %+v", tg)
+			}
+		}
+	}
+	want := []string{"apps/bad apps/bad", "bootstrap bootstrap", "child apps/good"}
+	if !slices.Equal(names, want) || !slices.Equal(got, want) {
+		t.Errorf("targets lists %q, check reports %q; want %q", names, got, want)
+	}
+	summary, err := os.ReadFile(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(summary), "1 of 3 targets not rendered (1 render error)") {
+		t.Errorf("the text summary does not count the target that did not render:\n%s", summary)
+	}
+}

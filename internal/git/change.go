@@ -40,7 +40,42 @@ type RevisionError struct {
 }
 
 func (e *RevisionError) Error() string {
-	return fmt.Sprintf("base revision %q: %v; fetch it first, e.g. git fetch --depth=50 origin %s (or git fetch --unshallow)", e.Rev, e.Err, fetchName(e.Rev))
+	name := fetchName(e.Rev)
+	if !validRefName(name) {
+		return fmt.Sprintf("base revision %q: %v, and it is not a valid Git reference name", e.Rev, e.Err)
+	}
+	return fmt.Sprintf("base revision %q: %v; fetch it first, e.g. git fetch --depth=50 origin %s (or git fetch --unshallow)", e.Rev, e.Err, shellQuote(name))
+}
+
+// validRefName is Git's check-ref-format rule for the characters of a name a user typed
+// (no control characters, space, ~ ^ : ? * [ \, no "..", "@{", leading "-" or trailing
+// "." or "/"), so a hint never echoes a line break or an option into a CI log.
+func validRefName(s string) bool {
+	if s == "" || strings.HasPrefix(s, "-") || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "/") ||
+		strings.Contains(s, "..") || strings.Contains(s, "@{") || strings.Contains(s, "//") {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(" ~^:?*[\\", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// shellQuote quotes s for a POSIX shell command line unless it is plainly safe.
+func shellQuote(s string) string {
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._/+-@=,", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (e *RevisionError) Unwrap() error { return e.Err }
