@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
@@ -105,6 +106,7 @@ func jsonnetWorkerMain(in io.Reader, out io.Writer) int {
 	enc := json.NewEncoder(out)
 	var current atomic.Value
 	current.Store("")
+	var base atomic.Int64 // the resident set before the current file
 	if job.MaxMemory > 0 {
 		// The heap bytes count objects not yet collected too: no GC memory limit is set,
 		// so allocation runs at full speed until the bound (a memory limit makes the
@@ -112,13 +114,13 @@ func jsonnetWorkerMain(in io.Reader, out io.Writer) int {
 		// The resident set is watched too (where the system tells it): go-jsonnet can ask
 		// for a terabyte string at once, and the runtime's bookkeeping for such a heap
 		// grows outside the heap's own count.
-		base := residentBytes()
+		base.Store(residentBytes())
 		go func() {
 			sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 			for range time.Tick(20 * time.Millisecond) {
 				metrics.Read(sample)
 				heap := int64(sample[0].Value.Uint64())
-				if heap > job.MaxMemory || base > 0 && residentBytes()-base > job.MaxMemory {
+				if b := base.Load(); heap > job.MaxMemory || b > 0 && residentBytes()-b > job.MaxMemory {
 					mu.Lock() // never released: the process ends
 					_ = enc.Encode(jsonnetResult{File: current.Load().(string), Memory: true})
 					os.Exit(0)
@@ -166,6 +168,12 @@ func jsonnetWorkerMain(in io.Reader, out io.Writer) int {
 		mu.Unlock()
 		if err != nil {
 			return 2
+		}
+		if job.MaxMemory > 0 {
+			// Each file has the whole bound: what the last one left is collected and
+			// handed back to the system before the next one starts.
+			debug.FreeOSMemory()
+			base.Store(residentBytes())
 		}
 	}
 	return 0
