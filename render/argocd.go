@@ -422,11 +422,109 @@ func (d *argoDiscovery) sourceTarget(a argoApp, src map[string]any, at []string,
 		t.Recurse, _ = dm["recurse"].(bool)
 		t.Include = argoString(dm["include"])
 		t.Exclude = argoString(dm["exclude"])
-		if j, ok := dm["jsonnet"].(map[string]any); ok && len(j) > 0 {
-			d.note(a, append(at, "directory", "jsonnet"), "%s.directory.jsonnet is not applied offline", field)
+		if _, ok := src["directory"]; ok && dm == nil && src["directory"] != nil {
+			d.fail(a, append(at, "directory"), fmt.Errorf("%s.directory is not a mapping", field))
+			return Target{}, false
 		}
+		opts, ok := d.jsonnetOptions(a, src, at, dm["jsonnet"])
+		if !ok {
+			return Target{}, false
+		}
+		t.Jsonnet = opts
 	}
 	return t, true
+}
+
+// jsonnetOptions reads spec.source.directory.jsonnet (libs, extVars, tlas) as Argo CD's
+// ApplicationSourceJsonnet, with the build environment substituted in the values as
+// its repo-server does.
+func (d *argoDiscovery) jsonnetOptions(a argoApp, src map[string]any, at []string, v any) (*JsonnetOptions, bool) {
+	field := argoField(at) + ".directory.jsonnet"
+	jat := append(slices.Clone(at), "directory", "jsonnet")
+	opts := &JsonnetOptions{}
+	if v == nil {
+		return opts, true
+	}
+	j, ok := v.(map[string]any)
+	if !ok {
+		d.fail(a, jat, fmt.Errorf("%s is not a mapping (libs, extVars, tlas)", field))
+		return nil, false
+	}
+	for k := range j {
+		if k != "libs" && k != "extVars" && k != "tlas" {
+			d.note(a, append(slices.Clone(jat), k), "%s.%s: unknown field, ignored as Argo CD's schema drops it (libs, extVars and tlas are known)", field, k)
+		}
+	}
+	if j["libs"] != nil {
+		libs, ok := j["libs"].([]any)
+		if !ok {
+			d.fail(a, append(slices.Clone(jat), "libs"), fmt.Errorf("%s.libs is not a list of paths", field))
+			return nil, false
+		}
+		for i, l := range libs {
+			s, ok := l.(string)
+			lat := append(slices.Clone(jat), "libs", strconv.Itoa(i))
+			if !ok || s == "" {
+				d.fail(a, lat, fmt.Errorf("%s.libs[%d] is not a path", field, i))
+				return nil, false
+			}
+			// Argo CD resolves a lib against the repository root, symbolic links followed,
+			// and refuses the source when it leaves the repository.
+			if _, err := d.repoPath(strings.TrimPrefix(s, "/")); err != nil {
+				d.fail(a, lat, fmt.Errorf("%s.libs[%d] %s: %w (libs are relative to the repository root)", field, i, s, err))
+				return nil, false
+			}
+			opts.Libs = append(opts.Libs, s)
+		}
+	}
+	dest, _ := a.spec["destination"].(map[string]any)
+	env := map[string]string{
+		"ARGOCD_APP_NAME":                   a.name,
+		"ARGOCD_APP_NAMESPACE":              argoString(dest["namespace"]),
+		"ARGOCD_APP_PROJECT_NAME":           argoString(a.spec["project"]),
+		"ARGOCD_APP_SOURCE_PATH":            argoString(src["path"]),
+		"ARGOCD_APP_SOURCE_REPO_URL":        argoString(src["repoURL"]),
+		"ARGOCD_APP_SOURCE_TARGET_REVISION": argoString(src["targetRevision"]),
+	}
+	for _, key := range []string{"extVars", "tlas"} {
+		if j[key] == nil {
+			continue
+		}
+		list, ok := j[key].([]any)
+		if !ok {
+			d.fail(a, append(slices.Clone(jat), key), fmt.Errorf("%s.%s is not a list of {name, value, code}", field, key))
+			return nil, false
+		}
+		for i, e := range list {
+			eat := append(slices.Clone(jat), key, strconv.Itoa(i))
+			m, ok := e.(map[string]any)
+			name, _ := m["name"].(string)
+			if !ok || name == "" {
+				d.fail(a, eat, fmt.Errorf("%s.%s[%d] has no name", field, key, i))
+				return nil, false
+			}
+			value, ok := m["value"].(string)
+			if !ok && m["value"] != nil {
+				d.fail(a, append(eat, "value"), fmt.Errorf("%s.%s[%d].value is not a string (quote it; with code: true it is jsonnet code)", field, key, i))
+				return nil, false
+			}
+			code, ok := m["code"].(bool)
+			if !ok && m["code"] != nil {
+				d.fail(a, append(eat, "code"), fmt.Errorf("%s.%s[%d].code is not true or false", field, key, i))
+				return nil, false
+			}
+			if strings.Contains(value, "ARGOCD_APP_REVISION") {
+				d.note(a, append(eat, "value"), "%s.%s[%d]: the revision ARGOCD_APP_REVISION* names is not known offline: substituted with an empty string", field, key, i)
+			}
+			jv := JsonnetVar{Name: name, Value: jsonnetEnv(value, env), Code: code}
+			if key == "extVars" {
+				opts.ExtVars = append(opts.ExtVars, jv)
+			} else {
+				opts.TLAs = append(opts.TLAs, jv)
+			}
+		}
+	}
+	return opts, true
 }
 
 // repoPath cleans a repo-relative path and refuses one that leaves the repository,

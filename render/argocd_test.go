@@ -542,7 +542,7 @@ metadata: {name: broken, namespace: argocd}
 spec:
   source: {repoURL: ` + argoTestURL + `, path: manifests/missing}
 `,
-			want: []Target{{Name: "plain", Kind: Directory, Path: "manifests/plain", DefinedIn: argoTestFile}},
+			want: []Target{{Name: "plain", Kind: Directory, Path: "manifests/plain", DefinedIn: argoTestFile, Jsonnet: &JsonnetOptions{}}},
 			notices: []string{
 				argoTestFile + ":5:12: Application/argocd/guestbook: spec.source: repoURL https://github.com/argoproj/argocd-example-apps.git: not in this repository; not rendered (no repoURLs configured and none of its paths exists here; list this repository's URLs in .gitgate.yaml if it is this one)",
 			},
@@ -570,7 +570,7 @@ spec:
     plugin: {name: envsubst}
 `,
 			want: []Target{
-				{Name: "combined/0", Kind: Directory, Path: "manifests/plain", DefinedIn: argoTestFile, Namespace: "shop", Recurse: true, Include: "*.yaml", Exclude: "nested/*"},
+				{Name: "combined/0", Kind: Directory, Path: "manifests/plain", DefinedIn: argoTestFile, Namespace: "shop", Recurse: true, Include: "*.yaml", Exclude: "nested/*", Jsonnet: &JsonnetOptions{}},
 				{Name: "combined/1", Kind: Kustomize, Path: "apps/order-service/overlays/staging", DefinedIn: argoTestFile, Namespace: "orders", NameSuffix: "-v2"},
 			},
 			notices: []string{

@@ -45,7 +45,9 @@ func (d Deps) MatchAny(files []string) bool {
 //     kustomization counts whole;
 //   - Helm: the chart directory (templates, values, subcharts), its file:// dependencies
 //     and the value files;
-//   - directories and Tekton files: themselves.
+//   - directories and Tekton files: themselves; for a directory's .jsonnet files, what
+//     they import, importstr and importbin, transitively, and the import candidates
+//     looked at before the file found (go-jsonnet's search order).
 //
 // Paths that do not exist are listed all the same: creating them changes the render.
 // The Application or ApplicationSet that defines a target is not among them: a change
@@ -87,6 +89,18 @@ func (c *depsCache) deps(t Target) Deps {
 			add(t.Path)
 		} else {
 			add(t.Path + "/")
+		}
+		if t.Jsonnet != nil {
+			files, _ := directoryFiles(repo, t)
+			var jfiles []string
+			for _, f := range files {
+				if isJsonnet(f) {
+					jfiles = append(jfiles, f)
+				}
+			}
+			for _, f := range jsonnetDeps(repo, t, jfiles) {
+				add(f)
+			}
 		}
 	default:
 		add(t.Path)

@@ -11,8 +11,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestTargetDepsCoverReads renders every target of the bundled example, and of a repo
-// with components, generators' files and a file:// chart dependency, recording every file
+// TestTargetDepsCoverReads renders every target of the bundled example, of a repo with
+// components, generators' files and a file:// chart dependency, and of the jsonnet
+// Applications' repo (imports out of the source directory), recording every file
 // the render reads: each must be among the target's statically computed dependencies,
 // or a change to it would go unnoticed in merge-request mode.
 func TestTargetDepsCoverReads(t *testing.T) {
@@ -38,7 +39,11 @@ func TestTargetDepsCoverReads(t *testing.T) {
 		"charts/app/values-prod.yaml":               "n: 2\n",
 		"charts/app/templates/cm.yaml":              "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {n: \"{{ .Values.n }}\"}\n",
 	})
-	for name, repo := range map[string]Repo{"example": {FS: os.DirFS(example), Dir: example}, "extra": extra, "helmCharts": writeRepo(t, helmChartsRepo)} {
+	jsonnetDir, err := filepath.Abs(jsonnetTestRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, repo := range map[string]Repo{"example": {FS: os.DirFS(example), Dir: example}, "extra": extra, "helmCharts": writeRepo(t, helmChartsRepo), "jsonnet": {FS: os.DirFS(jsonnetDir), Dir: jsonnetDir}} {
 		t.Run(name, func(t *testing.T) {
 			var mu sync.Mutex
 			reads := map[string]map[string]bool{}
@@ -67,6 +72,14 @@ func TestTargetDepsCoverReads(t *testing.T) {
 				sort.Strings(missed)
 				if len(missed) > 0 {
 					t.Errorf("%s reads files its dependencies miss: %v (deps %v)", tg.Name, missed, deps)
+				}
+			}
+			if name == "jsonnet" {
+				// Imports out of the source directory (a lib, another app's file) are read.
+				for target, file := range map[string]string{"guestbook": "lib/kube.libsonnet", "tools": "apps/guestbook/ports.libsonnet"} {
+					if !reads[target][file] {
+						t.Errorf("%s does not read %s: %v", target, file, reads[target])
+					}
 				}
 			}
 			if name == "extra" {

@@ -31,8 +31,10 @@ type Discovery struct {
 	// Errors are inputs that could not be understood; every other target is still listed.
 	Errors []error
 
-	considered, leftOut int // targets the filter saw and dropped
-	filterNotice        int // 1 + the index of the filter's notice in Notices
+	considered, leftOut int            // targets the filter saw and dropped
+	filterNotice        int            // 1 + the index of the filter's notice in Notices
+	jsonnetDirs         map[string]int // see jsonnetCandidates
+	jsonnetNotice       int            // 1 + the index of noteJsonnet's notice in Notices
 
 	// rendered are the targets Plan rendered to find Applications, by sourceKey, for
 	// RenderPlan.
@@ -92,6 +94,7 @@ type repoScan struct {
 	charts         map[string]bool     // chart dirs
 	manifests      map[string][]string
 	tekton         map[string]bool // files holding Tekton objects
+	jsonnet        map[string]int  // dir -> number of .jsonnet files in it
 	apps           []policy.Resource
 	errs           []error
 }
@@ -175,6 +178,8 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 			d.Targets = append(d.Targets, Target{Name: strings.TrimSuffix(strings.TrimSuffix(f, ".yaml"), ".yml"), Kind: Tekton, Path: f})
 		}
 	}
+	d.jsonnetDirs = jsonnetCandidates(sc)
+	d.noteJsonnet()
 	uniqueNames(d.Targets)
 	d.Targets = opts.filter(d, d.Targets)
 	for _, t := range d.Targets {
@@ -222,6 +227,75 @@ func (sc *repoScan) orphans(reached map[string]bool) []string {
 	return out
 }
 
+// jsonnetCandidates are the directories holding .jsonnet files that no kustomization or
+// chart covers and no Application names as its path (an Application that names one and
+// fails says why in its own error), with their number of .jsonnet files.
+func jsonnetCandidates(sc *repoScan) map[string]int {
+	named := map[string]bool{}
+	for _, a := range sc.apps {
+		if spec, ok := a.Object.Object["spec"].(map[string]any); ok {
+			for _, src := range argoSources(spec) {
+				if p, err := repopath.Clean(argoString(src["path"])); err == nil {
+					named[p] = true
+				}
+			}
+		}
+	}
+	out := map[string]int{}
+	for dir, n := range sc.jsonnet {
+		if !named[dir] && !underAny(dir, sc.kustomizations) && !underAny(dir, sc.charts) {
+			out[dir] = n
+		}
+	}
+	return out
+}
+
+// noteJsonnet keeps one notice naming the candidate directories no target renders
+// the jsonnet of: gitgate evaluates jsonnet as Argo CD does, for an Application whose
+// directory source gives its libs, extVars and TLAs, and does not guess them. Plan calls
+// it again once app-of-apps has added targets; the notice is rewritten or dropped.
+func (d *Discovery) noteJsonnet() {
+	var dirs []string
+	files := 0
+	for dir, n := range d.jsonnetDirs {
+		covered := false
+		for _, t := range d.Targets {
+			if t.Kind == Directory && t.Jsonnet != nil && (t.Path == dir || t.Recurse && (t.Path == "." || strings.HasPrefix(dir, t.Path+"/"))) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			dirs = append(dirs, dir)
+			files += n
+		}
+	}
+	if len(dirs) == 0 {
+		if d.jsonnetNotice > 0 { // drop it, keeping the filter's notice index right
+			i := d.jsonnetNotice - 1
+			d.Notices = slices.Delete(d.Notices, i, i+1)
+			if d.filterNotice > d.jsonnetNotice {
+				d.filterNotice--
+			}
+			d.jsonnetNotice = 0
+		}
+		return
+	}
+	sort.Strings(dirs)
+	more := ""
+	if len(dirs) > 5 {
+		more = fmt.Sprintf(" and %d more", len(dirs)-5)
+		dirs = dirs[:5]
+	}
+	msg := fmt.Sprintf("%d .jsonnet file(s) in %s%s: not rendered: no Argo CD Application renders them (gitgate evaluates jsonnet for an Application's directory source, which gives its libs, extVars and TLAs)", files, strings.Join(dirs, ", "), more)
+	if d.jsonnetNotice > 0 {
+		d.Notices[d.jsonnetNotice-1] = msg
+		return
+	}
+	d.Notices = append(d.Notices, msg)
+	d.jsonnetNotice = len(d.Notices)
+}
+
 func underAny(dir string, set map[string]bool) bool {
 	for p := dir; p != "." && p != "/" && p != ""; p = path.Dir(p) {
 		if set[p] {
@@ -243,7 +317,7 @@ func kustomizeName(dir string) string {
 func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 	sc := &repoScan{
 		kustomizations: map[string]bool{}, referenced: map[string]bool{}, refs: map[string][]string{}, inflated: map[string]bool{}, charts: map[string]bool{},
-		manifests: map[string][]string{}, tekton: map[string]bool{},
+		manifests: map[string][]string{}, tekton: map[string]bool{}, jsonnet: map[string]int{},
 	}
 	excluded := func(p string) bool {
 		for _, x := range opts.Exclude {
@@ -301,6 +375,10 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 			}
 			return nil
 		}
+		if isJsonnet(name) && !strings.HasPrefix(name, ".") && !excluded(p) {
+			sc.jsonnet[path.Dir(p)]++
+			return nil
+		}
 		if strings.HasPrefix(name, ".") || kustomization.IsFileName(name) || !isYAML(name) || excluded(p) {
 			return nil
 		}
@@ -348,8 +426,8 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 	return sc
 }
 
-// appKind finds a kind: Application or ApplicationSet line (YAML or JSON).
-var appKind = regexp.MustCompile(`(?m)^\s*(?:-\s+)?"?kind"?\s*:\s*"?Application(?:Set)?\b`)
+// appKind finds a kind: Application or ApplicationSet line (YAML, JSON or jsonnet).
+var appKind = regexp.MustCompile(`(?m)^\s*(?:-\s+)?["']?kind["']?\s*:\s*["']?Application(?:Set)?\b`)
 
 // mayHoldAppOrTekton is a cheap test that a file may hold an Argo CD Application or a
 // Tekton object; false means it certainly does not.

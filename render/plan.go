@@ -68,6 +68,7 @@ func Plan(ctx context.Context, repo Repo, opts DiscoverOptions, workers int) *Di
 		d.Notices = append(d.Notices, fmt.Sprintf("app-of-apps deeper than %d levels not followed", maxAppDepth))
 	}
 	d.mergeSources()
+	d.noteJsonnet() // app-of-apps may render the jsonnet Discover found unrendered
 	SortTargets(d.Targets)
 	uniqueNames(d.Targets)
 	if opts.Under != "" && opts.Under != "." {

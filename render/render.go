@@ -1,12 +1,14 @@
 package render
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"strings"
+
+	"github.com/gobwas/glob"
 
 	"github.com/gitgate/gitgate/policy"
 )
@@ -26,7 +28,7 @@ func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 	case Helm:
 		rs, err = renderHelm(ctx, repo, t)
 	case Directory, Tekton:
-		rs, err = renderFiles(repo, t) // a bad file spoils only itself: keep the others
+		rs, err = renderFiles(ctx, repo, t) // a bad file spoils only itself: keep the others
 	default:
 		return nil, fmt.Errorf("%s: unknown target kind %q", t.Name, t.Kind)
 	}
@@ -47,24 +49,46 @@ func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 }
 
 // renderFiles reads a directory target (or one file) as Argo CD's directory source does:
-// recurse, include and exclude globs.
-func renderFiles(repo Repo, t Target) ([]policy.Resource, error) {
-	var out []policy.Resource
-	var errs []error
-	st, err := fs.Stat(repo.FS, t.Path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t.Path, err)
+// recurse, include and exclude globs, files holding "+argocd:skip-file-rendering" left
+// out; its .jsonnet files evaluated when the target has jsonnet options (an Argo CD
+// source).
+func renderFiles(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
+	files, errs := directoryFiles(repo, t)
+	if files == nil && errs != nil {
+		return nil, errors.Join(errs...)
 	}
-	read := func(p string) {
+	var jfiles []string
+	for _, f := range files {
+		if isJsonnet(f) {
+			jfiles = append(jfiles, f)
+		}
+	}
+	byFile := map[string][]policy.Resource{}
+	if len(jfiles) > 0 {
+		rs, jerrs := renderJsonnet(ctx, repo, t, jfiles)
+		for _, r := range rs {
+			byFile[r.Origin.File] = append(byFile[r.Origin.File], r)
+		}
+		errs = append(errs, jerrs...)
+	}
+	var out []policy.Resource
+	for _, p := range files {
+		if isJsonnet(p) {
+			out = append(out, byFile[p]...)
+			continue
+		}
 		if info, err := fs.Stat(repo.FS, p); err == nil && repo.MaxFileSize > 0 && info.Size() > repo.MaxFileSize {
 			errs = append(errs, &policy.InputError{Origin: policy.Origin{File: p}, Err: fmt.Errorf("file is %d bytes, over the %d-byte limit; raise it with --max-file-size if the file is legitimate", info.Size(), repo.MaxFileSize)})
-			return
+			continue
 		}
 		data, err := fs.ReadFile(repo.FS, p)
 		repo.trace(p)
 		if err != nil {
 			errs = append(errs, &policy.InputError{Origin: policy.Origin{File: p}, Err: err})
-			return
+			continue
+		}
+		if bytes.Contains(data, []byte(skipRenderingMarker)) {
+			continue
 		}
 		rs, err := policy.Decode(p, data)
 		out = append(out, rs...)
@@ -72,44 +96,56 @@ func renderFiles(repo Repo, t Target) ([]policy.Resource, error) {
 			errs = append(errs, err) // an *policy.InputError with the line
 		}
 	}
-	if !st.IsDir() {
-		read(t.Path)
-	} else {
-		_ = fs.WalkDir(repo.FS, t.Path, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				errs = append(errs, &policy.InputError{Origin: policy.Origin{File: p}, Err: err})
-				return nil
-			}
-			if d.IsDir() {
-				if p != t.Path && !t.Recurse {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if !isYAML(d.Name()) || strings.HasPrefix(d.Name(), ".") {
-				return nil
-			}
-			rel := strings.TrimPrefix(strings.TrimPrefix(p, t.Path), "/")
-			if t.Include != "" && !globAny(t.Include, rel) || t.Exclude != "" && globAny(t.Exclude, rel) {
-				return nil
-			}
-			read(p)
-			return nil
-		})
-	}
 	return out, errors.Join(errs...)
 }
 
-// globAny matches Argo CD's include/exclude: a glob or {a,b} list of globs.
-func globAny(pattern, name string) bool {
-	pattern = strings.TrimSuffix(strings.TrimPrefix(pattern, "{"), "}")
-	for _, p := range strings.Split(pattern, ",") {
-		if ok, _ := path.Match(p, name); ok {
-			return true
-		}
-		if ok, _ := path.Match(p, path.Base(name)); ok {
-			return true
-		}
+// skipRenderingMarker in a file of a directory source makes Argo CD skip it.
+const skipRenderingMarker = "+argocd:skip-file-rendering"
+
+// directoryFiles lists the files a directory target renders, in walk order: YAML and
+// JSON, and .jsonnet when the target has jsonnet options (Argo CD's extensions),
+// hidden files left out, recurse, include and exclude applied as Argo CD does. A target
+// whose path is a file is that file. Nil files with errors: the path does not exist.
+func directoryFiles(repo Repo, t Target) (files []string, errs []error) {
+	st, err := fs.Stat(repo.FS, t.Path)
+	if err != nil {
+		return nil, []error{fmt.Errorf("%s: %w", t.Path, err)}
 	}
-	return false
+	if !st.IsDir() {
+		return []string{t.Path}, nil
+	}
+	files = []string{}
+	_ = fs.WalkDir(repo.FS, t.Path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			errs = append(errs, &policy.InputError{Origin: policy.Origin{File: p}, Err: err})
+			return nil
+		}
+		if d.IsDir() {
+			if p != t.Path && !t.Recurse {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !(isYAML(d.Name()) || t.Jsonnet != nil && isJsonnet(d.Name())) || strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, t.Path), "/")
+		if t.Include != "" && !globAny(t.Include, rel) || t.Exclude != "" && globAny(t.Exclude, rel) {
+			return nil
+		}
+		files = append(files, p)
+		return nil
+	})
+	return files, errs
+}
+
+// globAny matches Argo CD's include/exclude as its repo-server does: the pattern (a
+// gobwas glob, {a,b} alternatives included, "*" crossing "/") against the file's path
+// relative to the source directory. A pattern that does not compile matches nothing.
+func globAny(pattern, name string) bool {
+	g, err := glob.Compile(pattern)
+	if err != nil {
+		return false
+	}
+	return g.Match(name)
 }

@@ -64,6 +64,11 @@ type Target struct {
 	Recurse bool   `json:"recurse,omitempty"`
 	Include string `json:"include,omitempty"`
 	Exclude string `json:"exclude,omitempty"`
+	// Jsonnet, when set, renders the directory's .jsonnet files as Argo CD's directory
+	// source does, with these libs, extVars and TLAs (empty for a source without
+	// directory.jsonnet). Nil for a directory found by discovery: no Application says how
+	// its jsonnet is evaluated, so it is not (Discover says so in a notice).
+	Jsonnet *JsonnetOptions `json:"jsonnet,omitempty"`
 }
 
 // String is the target's name and kind, for messages.
@@ -86,6 +91,10 @@ type Repo struct {
 	MaxFileSize int64
 	// Helm bounds each chart's template execution (zero: the defaults).
 	Helm HelmLimits
+	// JsonnetMaxMemory bounds the heap (objects not yet collected included) of the
+	// evaluation of one .jsonnet file (0: DefaultJsonnetMaxMemory); time and output are
+	// bounded by Helm's limits, the budget of any target.
+	JsonnetMaxMemory int64
 	// MaxObjects refuses a target that renders more objects (0: no limit; the CLI
 	// defaults to DefaultMaxObjects).
 	MaxObjects int

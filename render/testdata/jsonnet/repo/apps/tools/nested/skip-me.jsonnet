@@ -1,0 +1,1 @@
+error 'excluded by the Application: never evaluated'

@@ -1,0 +1,2 @@
+// No Application renders this directory: a notice says so.
+{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'legacy' } }

@@ -1,0 +1,2 @@
+// The other file still renders.
+{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'fine' }, data: { a: 'b' } }
