@@ -215,7 +215,7 @@ func renderJsonnetDir(t *testing.T, repo Repo, dir string, opts JsonnetOptions) 
 	rs, err := Render(context.Background(), repo, Target{Name: dir, Kind: Directory, Path: dir, Jsonnet: &opts})
 	var errs []error
 	if err != nil {
-		errs = unjoinErr(err)
+		errs = policy.Unjoin(err)
 	}
 	return rs, errs
 }
@@ -487,7 +487,7 @@ func TestJsonnetBounds(t *testing.T) {
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("took %s after a cancel", took)
 		}
-		errs := unjoinErr(err)
+		errs := policy.Unjoin(err)
 		for _, f := range []string{"app/a.jsonnet", "app/b.jsonnet"} {
 			if ie := errFor(errs, f); ie == nil || !strings.Contains(ie.Error(), "not evaluated") {
 				t.Errorf("%s: %v", f, errs)
