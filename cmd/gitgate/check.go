@@ -232,6 +232,10 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	sink := func(r render.Rendered) {
 		part := gate.CheckResources(ctx, r.Resources, one)
 		part.Errors = append(part.Errors, policy.MaskErrors(r.Errors(), r.Resources)...)
+		if r.Err == nil && len(r.Resources) == 0 && ctx.Err() == nil {
+			// Nothing rendered is nothing checked: said, never a silent pass.
+			part.Notices = append(part.Notices, fmt.Sprintf("%s: target %s (%s) rendered no objects: nothing of it was checked", r.Target.Path, r.Target.Name, r.Target.Kind))
+		}
 		interrupted := ctx.Err() != nil
 		if interrupted { // one InterruptedError for the repository, below
 			part.Errors = slices.DeleteFunc(part.Errors, func(e error) bool { return errors.Is(e, ctx.Err()) })
