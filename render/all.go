@@ -27,7 +27,13 @@ func (r Rendered) Errors() []error {
 	var errs, plain []error
 	for _, e := range policy.Unjoin(r.Err) {
 		var ie *policy.InputError
-		if errors.As(e, &ie) {
+		var nr *NotRenderedError
+		if errors.As(e, &nr) {
+			if nr.Target == "" {
+				nr.Target = r.Target.Name
+			}
+			errs = append(errs, nr)
+		} else if errors.As(e, &ie) {
 			ie.Origin.Target = r.Target.Name
 			errs = append(errs, ie)
 		} else {
@@ -57,6 +63,7 @@ func (r Rendered) Status() policy.TargetStatus {
 // notRenderedReason sorts a render error into the reasons a check's summary counts.
 func notRenderedReason(err error) string {
 	var (
+		nr     *NotRenderedError
 		remote *RemoteError
 		esc    *repopath.EscapeError
 		cycle  *CycleError
@@ -66,6 +73,8 @@ func notRenderedReason(err error) string {
 	switch {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return "interrupted"
+	case errors.As(err, &nr):
+		return nr.Reason
 	case errors.As(err, &remote):
 		return "remote source"
 	case errors.As(err, &esc):

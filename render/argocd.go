@@ -402,8 +402,7 @@ func (d *argoDiscovery) sourceTarget(a argoApp, src map[string]any, at []string,
 		case "helm":
 			kind = Helm
 		case "plugin":
-			d.note(a, append(at, "plugin"), "%s: config management plugin: not rendered offline", field)
-			return Target{}, false
+			kind = Plugin
 		}
 	} else {
 		kind = d.detectKind(dir)

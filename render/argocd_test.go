@@ -572,10 +572,10 @@ spec:
 			want: []Target{
 				{Name: "combined/0", Kind: Directory, Path: "manifests/plain", DefinedIn: argoTestFile, Namespace: "shop", Recurse: true, Include: "*.yaml", Exclude: "nested/*", Jsonnet: &JsonnetOptions{}},
 				{Name: "combined/1", Kind: Kustomize, Path: "apps/order-service/overlays/staging", DefinedIn: argoTestFile, Namespace: "orders", NameSuffix: "-v2"},
+				{Name: "combined/2", Kind: Plugin, Path: "apps/order-service/base", DefinedIn: argoTestFile, Namespace: "shop"},
 			},
 			notices: []string{
 				argoTestFile + ":12:5: Application/argocd/combined: spec.sources[1].kustomize: commonAnnotations not applied offline",
-				argoTestFile + ":15:5: Application/argocd/combined: spec.sources[2]: config management plugin: not rendered offline",
 			},
 		},
 		{

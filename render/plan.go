@@ -149,14 +149,14 @@ func setDeployedBy(ts []Target) {
 }
 
 // adopt adds the targets of Applications found in rendered output: a leaf found by the
-// scan (no Application) at the same path and kind gives way to the Application's
+// scan (no Application) at the same path gives way to the Application's
 // target; a source already listed is not listed again. It returns what is new.
 func (d *Discovery) adopt(ts []Target) []Target {
 	var fresh []Target
 	for _, t := range ts {
 		if t.DefinedIn != "" {
 			for i := 0; i < len(d.Targets); i++ {
-				if l := d.Targets[i]; l.DefinedIn == "" && l.Path == t.Path && l.Kind == t.Kind {
+				if l := d.Targets[i]; l.DefinedIn == "" && l.Path == t.Path {
 					delete(d.rendered, sourceKey(l))
 					d.Targets = append(d.Targets[:i], d.Targets[i+1:]...)
 					i--

@@ -30,6 +30,9 @@ const (
 	Directory Kind = "directory"
 	// Tekton targets are Tekton Tasks and Pipelines, checked as they are.
 	Tekton Kind = "tekton"
+	// Plugin targets are Argo CD config management plugin sources: listed, counted and
+	// never rendered (a check executes nothing).
+	Plugin Kind = "plugin"
 )
 
 // Target is one thing to render: a kustomization, a chart with one set of values, a

@@ -231,7 +231,11 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	evaluated := map[string]bool{} // target name|path, rendered and gated completely
 	sink := func(r render.Rendered) {
 		part := gate.CheckResources(ctx, r.Resources, one)
-		part.Errors = append(part.Errors, policy.MaskErrors(r.Errors(), r.Resources)...)
+		errs, skipped := render.SplitNotRendered(r.Errors())
+		part.Errors = append(part.Errors, policy.MaskErrors(errs, r.Resources)...)
+		for _, e := range skipped { // left out by design: said and counted, not exit 2
+			part.Notices = append(part.Notices, e.Error())
+		}
 		if r.Err == nil && len(r.Resources) == 0 && ctx.Err() == nil {
 			// Nothing rendered is nothing checked: said, never a silent pass.
 			part.Notices = append(part.Notices, fmt.Sprintf("%s: target %s (%s) rendered no objects: nothing of it was checked", r.Target.Path, r.Target.Name, r.Target.Kind))
