@@ -16,6 +16,10 @@ type Rendered struct {
 	Target    Target
 	Resources []policy.Resource
 	Err       error
+	// Notices are what the user should know about the target's sources that is not an
+	// error (kustomize's deprecation warnings, with file:line). The same notice comes
+	// from every target that builds the same file: print them deduplicated.
+	Notices []string
 }
 
 // Errors turns the render error into input errors with repo-relative paths: a bad
@@ -27,7 +31,11 @@ func (r Rendered) Errors() []error {
 	var errs, plain []error
 	for _, e := range unjoinErr(r.Err) {
 		var ie *policy.InputError
-		if errors.As(e, &ie) {
+		var nr *NotRenderedError
+		if errors.As(e, &nr) && nr.File != "" {
+			// Where it is asked for, and why it is not rendered, once.
+			errs = append(errs, &policy.InputError{Origin: policy.Origin{File: nr.File, Line: nr.Line, Target: r.Target.Name}, Err: notRenderedAt{nr}})
+		} else if errors.As(e, &ie) {
 			ie.Origin.Target = r.Target.Name
 			errs = append(errs, ie)
 		} else {
@@ -42,6 +50,16 @@ func (r Rendered) Errors() []error {
 	}
 	return errs
 }
+
+// notRenderedAt is a *NotRenderedError printed after its file and line: without them.
+type notRenderedAt struct{ e *NotRenderedError }
+
+func (n notRenderedAt) Error() string {
+	c := *n.e
+	c.File, c.Line = "", 0
+	return c.Error()
+}
+func (n notRenderedAt) Unwrap() error { return n.e }
 
 func unjoinErr(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -62,7 +80,7 @@ func All(ctx context.Context, repo Repo, targets []Target, workers int, progress
 	pool.ForEach(ctx, len(targets), workers, func(i int) {
 		t := targets[i]
 		rs, err := Render(ctx, repo, t)
-		out[i] = Rendered{Target: t, Resources: rs, Err: err}
+		out[i] = Rendered{Target: t, Resources: rs, Err: err, Notices: KustomizeNotices(repo, t)}
 		if sink != nil {
 			sink(out[i])
 			out[i].Resources = ChildApps(rs)
