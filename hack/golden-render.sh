@@ -2,10 +2,11 @@
 # Regenerates testdata/golden/render/: what the real kustomize and helm CLIs print for
 # the targets of the bundled example (testdata/gitops). render/cli_golden_test.go checks
 # that gitgate renders the same bytes. The CLIs are built from the module proxy by
-# hack/bench/tools.sh (kustomize v5.8.1: the kustomize/api gitgate links; helm v3.21.4).
+# hack/bench/tools.sh (kustomize v5.8.2: the CLI on kustomize/api v0.21.2, the API gitgate
+# links; helm v3.21.4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.8.1}
+export KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.8.2}
 kustomize=$(hack/bench/tools.sh kustomize | cut -f2)
 helm=$(hack/bench/tools.sh helm | cut -f2)
 [ -n "$kustomize" ] && [ -n "$helm" ] || { echo "could not build the CLIs" >&2; exit 2; }

@@ -16,6 +16,10 @@ type Rendered struct {
 	Target    Target
 	Resources []policy.Resource
 	Err       error
+	// Notices are what the user should know about the target's sources that is not an
+	// error (kustomize's deprecation warnings, with file:line). The same notice comes
+	// from every target that builds the same file: print them deduplicated.
+	Notices []string
 }
 
 // Errors turns the render error into input errors with repo-relative paths: a bad
@@ -28,10 +32,10 @@ func (r Rendered) Errors() []error {
 	for _, e := range policy.Unjoin(r.Err) {
 		var ie *policy.InputError
 		var nr *NotRenderedError
-		if errors.As(e, &nr) {
-			if nr.Target == "" {
-				nr.Target = r.Target.Name
-			}
+		if errors.As(e, &nr) && nr.File != "" {
+			// Where it is asked for, and why it is not rendered, once.
+			errs = append(errs, &policy.InputError{Origin: policy.Origin{File: nr.File, Line: nr.Line, Target: r.Target.Name}, Err: notRenderedAt{nr}})
+		} else if nr != nil {
 			errs = append(errs, nr)
 		} else if errors.As(e, &ie) {
 			ie.Origin.Target = r.Target.Name
@@ -48,6 +52,16 @@ func (r Rendered) Errors() []error {
 	}
 	return errs
 }
+
+// notRenderedAt is a *NotRenderedError printed after its file and line: without them.
+type notRenderedAt struct{ e *NotRenderedError }
+
+func (n notRenderedAt) Error() string {
+	c := *n.e
+	c.File, c.Line = "", 0
+	return c.Error()
+}
+func (n notRenderedAt) Unwrap() error { return n.e }
 
 // Status is the target's line in a check's report: what it is, how many objects it
 // rendered, and, when it did not render (or only in part), why in a few words.
@@ -101,7 +115,7 @@ func All(ctx context.Context, repo Repo, targets []Target, workers int, progress
 	pool.ForEach(ctx, len(targets), workers, func(i int) {
 		t := targets[i]
 		rs, err := Render(ctx, repo, t)
-		out[i] = Rendered{Target: t, Resources: rs, Err: err}
+		out[i] = Rendered{Target: t, Resources: rs, Err: err, Notices: KustomizeNotices(repo, t)}
 		if sink != nil {
 			sink(out[i])
 			out[i].Resources = ChildApps(rs)

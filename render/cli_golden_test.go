@@ -12,9 +12,9 @@ import (
 )
 
 // TestRenderMatchesCLIs renders the bundled example's targets and compares the bytes
-// with what the real kustomize (v5.8.1, the kustomize/api gitgate links) and helm
-// (v3.21.4) CLIs print for the same input, committed in testdata/golden/render and
-// regenerated with hack/golden-render.sh.
+// with what the real kustomize (v5.8.2, on kustomize/api v0.21.2, which gitgate links)
+// and helm (v3.21.4) CLIs print for the same input, committed in testdata/golden/render
+// and regenerated with hack/golden-render.sh.
 func TestRenderMatchesCLIs(t *testing.T) {
 	dir, err := filepath.Abs("../testdata/gitops")
 	if err != nil {

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,7 +110,13 @@ func runKustomize(ctx context.Context, repo Repo, t Target, provenance bool) (re
 	root := confine.Real()
 	dir := filepath.Join(root, filepath.FromSlash(t.Path))
 	// Before kustomize runs: it fetches URLs and clones Git repositories itself.
-	if err := scanKustomization(confine, t.Path, repo.MaxFileSize); err != nil {
+	if _, err := scanKustomization(confine, t.Path, repo.MaxFileSize); err != nil {
+		for _, e := range policy.Unjoin(err) {
+			var nr *NotRenderedError
+			if errors.As(e, &nr) {
+				nr.Target = t.Name
+			}
+		}
 		return nil, err
 	}
 	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), confine: confine, root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace, ctx: ctx, helm: repo.Helm, virtual: map[string][]byte{}}
@@ -133,9 +141,85 @@ func runKustomize(ctx context.Context, repo Repo, t Target, provenance bool) (re
 		return nil, fmt.Errorf("%s: kustomize build: %w", t.Path, inflate)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: kustomize build: %w", t.Path, err)
+		return nil, &kustomizeBuildError{file: kustomizationFile(confine, t.Path), msg: kustomizeMessage(err.Error(), root, repo.Dir), err: err}
 	}
 	return m, nil
+}
+
+// KustomizeNotices are the deprecation warnings kustomize prints (to the process's
+// standard error, with no file) for the kustomization graph of a kustomize target, as
+// notices naming the kustomization file and line of each deprecated field: one for each
+// field of each kustomization file of the graph.
+func KustomizeNotices(repo Repo, t Target) []string {
+	if t.Kind != Kustomize || repo.Dir == "" {
+		return nil
+	}
+	confine, err := repopath.Open(repo.Dir)
+	if err != nil {
+		return nil
+	}
+	notices, _ := scanKustomization(confine, t.Path, repo.MaxFileSize)
+	return notices
+}
+
+// kustomizationFile is the repo-relative kustomization file of dir (the first name
+// kustomize accepts that is there), or dir itself.
+func kustomizationFile(root *repopath.Root, dir string) string {
+	fsys := root.FS()
+	for _, n := range kustomization.FileNames {
+		if st, err := fsys.Stat(path.Join(dir, n)); err == nil && !st.IsDir() {
+			return path.Join(dir, n)
+		}
+	}
+	return dir
+}
+
+// kustomizeBuildError is kustomize's own error, rewritten for a reader (msg) and
+// prefixed with the target's kustomization file; err is kustomize's, for errors.Is/As.
+type kustomizeBuildError struct {
+	file, msg string
+	err       error
+}
+
+func (e *kustomizeBuildError) Error() string { return e.file + ": kustomize build: " + e.msg }
+func (e *kustomizeBuildError) Unwrap() error { return e.err }
+
+var (
+	// A base (a directory): kustomize first tried it as a file, then recursed into it.
+	kustBase = regexp.MustCompile(`accumulation err='accumulating resources from '([^']*)': '[^']*' must resolve to a file': (?:recursed accumulation of path|recursed merging from path|couldn't make target for path) '([^']*)': `)
+	// A file: kustomize's error for it, then why it is not a directory either.
+	kustFile = regexp.MustCompile(`accumulation err='(.*?)': must build at directory: .*$`)
+)
+
+// kustomizeMessage rewrites a kustomize error for a reader: the absolute paths of this
+// machine (the repository's root, real and as given) repository-relative, and the parts
+// kustomize repeats dropped: for a base, its first attempt to read the directory as a
+// file; for a file, its attempt to read it as a directory (which names the path twice
+// more); "accumulating resources" said once per level. Nothing else is changed.
+func kustomizeMessage(msg string, roots ...string) string {
+	for _, r := range roots {
+		if r == "" || r == "/" {
+			continue
+		}
+		r = filepath.Clean(r)
+		msg = strings.ReplaceAll(msg, r+string(filepath.Separator), "")
+		msg = strings.ReplaceAll(msg, "'"+r+"'", "'.'")
+	}
+	msg = kustBase.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := kustBase.FindStringSubmatch(m)
+		if path.Clean(sub[1]) == sub[2] {
+			return fmt.Sprintf("accumulating resources from '%s': ", sub[1])
+		}
+		return fmt.Sprintf("accumulating resources from '%s' (%s): ", sub[1], sub[2])
+	})
+	msg = kustFile.ReplaceAllString(msg, "$1")
+	for {
+		next := strings.ReplaceAll(msg, "accumulating resources: accumulating resources from ", "accumulating resources from ")
+		if next == msg {
+			return msg
+		}
+		msg = next
+	}
 }
 
 func normalise(obj map[string]any) (*unstructured.Unstructured, error) {
@@ -616,4 +700,56 @@ func equalJSON(a, b any) bool {
 	ya, err1 := yaml.Marshal(a)
 	yb, err2 := yaml.Marshal(b)
 	return err1 == nil && err2 == nil && string(ya) == string(yb)
+}
+
+// kustomizeWarning is a deprecation warning kustomize prints for a kustomization field
+// (internal/target.KustTarget.Load, kustomize/api v0.21.2): straight to os.Stderr, with
+// no file, on every build of every kustomization that has the field.
+var kustomizeWarning = regexp.MustCompile(`^# Warning: '[A-Za-z0-9]+' is deprecated\. Please use '[A-Za-z0-9]+' instead\. (?:\[EXPERIMENTAL\] )?Run 'kustomize edit fix' to update your Kustomization automatically\.\r?\n$`)
+
+// FilterKustomizeWarnings takes kustomize's deprecation warnings out of the process's
+// standard error, where kustomize writes them itself (fmt.Fprintf(os.Stderr, ...), not
+// the log package, so nothing narrower can catch them): every other line written to
+// os.Stderr is passed on unchanged. The same warnings are reported as notices with the
+// kustomization's file and line (KustomizeNotices, Rendered.Notices), once.
+//
+// Call it once, first thing in main, before any goroutine runs: it replaces os.Stderr
+// with a pipe and never swaps it back (a write racing with a swap would be a data race).
+// It returns the real standard error, for the program's own output, and flush, to call
+// before the process exits: it closes the pipe and waits until everything written to it
+// has been passed on (later writes to os.Stderr are dropped).
+func FilterKustomizeWarnings() (stderr *os.File, flush func()) {
+	real := os.Stderr
+	r, w, err := os.Pipe()
+	if err != nil {
+		return real, func() {}
+	}
+	os.Stderr = w
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		br := bufio.NewReaderSize(r, 64<<10)
+		whole := true // the chunk starts a line
+		for {
+			line, err := br.ReadSlice('\n')
+			if len(line) > 0 {
+				// A line longer than the buffer is passed on in pieces; a warning is short.
+				if !(whole && err == nil && kustomizeWarning.Match(line)) {
+					_, _ = real.Write(line)
+				}
+				whole = err == nil
+			}
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return real, func() {
+		once.Do(func() {
+			_ = w.Close()
+			<-done
+			_ = r.Close()
+		})
+	}
 }

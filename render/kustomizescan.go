@@ -27,9 +27,15 @@ import (
 // leaves the repository (absolute, "..", or a symbolic link out) an *EscapeError, each
 // named with the kustomization file, line and field. Kustomize's confined filesystem
 // (confinedFS) stays behind this as the second line for paths.
+//
+// The same walk names, with file, line and field, what kustomize would stop on with an
+// error of absolute paths and no line: a file or directory that is not there
+// (*MissingError, every one, not the first), a plugin configuration that is not a
+// builtin (*NotRenderedError: exec, Go and KRM-function plugins are never run); and it
+// turns kustomize's deprecation warnings into notices with file:line.
 
 // KustomizeFieldError is a kustomization field that names something a render does not
-// read: a remote source or a path outside the repository.
+// read: a remote source, a path outside the repository, a file that is not there.
 type KustomizeFieldError struct {
 	// File is the repo-relative kustomization (or plugin configuration) file, Line the
 	// line of the value in it.
@@ -39,7 +45,8 @@ type KustomizeFieldError struct {
 	Field string
 	// Value is the value as written.
 	Value string
-	// Err is a *RemoteError or a *repopath.EscapeError.
+	// Err is a *RemoteError, a *repopath.EscapeError, a *CycleError or a
+	// *MissingError.
 	Err error
 }
 
@@ -55,6 +62,10 @@ func (e *KustomizeFieldError) Error() string {
 	var ce *CycleError
 	if errors.As(e.Err, &ce) {
 		return fmt.Sprintf("%s: %s: %s: %v", at, e.Field, quoteValue(e.Value), ce)
+	}
+	var me *MissingError
+	if errors.As(e.Err, &me) {
+		return fmt.Sprintf("%s: %s: %s %v", at, e.Field, strconv.Quote(e.Value), me)
 	}
 	return fmt.Sprintf("%s: %s: %v; keep bases, patches and files inside the repository", at, e.Field, e.Err)
 }
@@ -88,7 +99,29 @@ type kustScan struct {
 	seen    map[string]bool
 	stack   []string // the kustomization directories being scanned, outermost first
 	errs    []error
+	// notices are kustomize's deprecation warnings, with the file and line of the field.
+	notices []string
 }
+
+// MissingError is a file or directory a kustomization names that does not exist (or a
+// directory with no kustomization file where kustomize needs one): kustomize would stop
+// on it with an error naming absolute paths and not the entry.
+type MissingError struct {
+	// Path is the repo-relative path the entry names.
+	Path string
+	// NoKustomization: Path is a directory, but holds no kustomization file.
+	NoKustomization bool
+}
+
+func (e *MissingError) Error() string {
+	if e.NoKustomization {
+		return fmt.Sprintf("is a directory with no %s: kustomize builds only a directory that has one; add it or name the files", strings.Join(kustomization.FileNames, ", "))
+	}
+	return fmt.Sprintf("does not exist: there is no %s in the repository; fix the path or remove the entry", e.Path)
+}
+
+// Is makes a missing path an fs.ErrNotExist.
+func (e *MissingError) Is(target error) bool { return target == fs.ErrNotExist && !e.NoKustomization }
 
 // CycleError is a kustomization that builds on itself through its bases or components.
 type CycleError struct {
@@ -102,11 +135,41 @@ func (e *CycleError) Error() string {
 
 // scanKustomization checks the kustomization graph of the repo-relative directory dir
 // before kustomize builds it: every error found, joined (one bad field never hides
-// another).
-func scanKustomization(root *repopath.Root, dir string, maxSize int64) error {
+// another), and kustomize's deprecation warnings as notices with file:line, once per
+// kustomization file.
+func scanKustomization(root *repopath.Root, dir string, maxSize int64) (notices []string, err error) {
 	s := &kustScan{root: root, fsys: root.FS(), maxSize: maxSize, seen: map[string]bool{}}
 	s.kustomization(dir, "")
-	return errors.Join(s.errs...)
+	return s.notices, errors.Join(s.errs...)
+}
+
+// deprecatedFields are the kustomization fields kustomize warns about on every build
+// (types.Kustomization.CheckDeprecatedFields, kustomize/api v0.21.2: a field that is
+// set, even empty), with what replaces each.
+var deprecatedFields = map[string]string{
+	"bases":                 "resources",
+	"commonLabels":          "labels",
+	"imageTags":             "images",
+	"patchesJson6902":       "patches",
+	"patchesStrategicMerge": "patches",
+	"vars":                  "replacements",
+}
+
+// deprecated records a deprecation notice for a kustomization field set in file.
+func (s *kustScan) deprecated(file string, key, val *yaml3.Node) {
+	use, ok := deprecatedFields[key.Value]
+	if !ok || val == nil || val.Tag == "!!null" {
+		return // kustomize warns about a field that decodes to a value, not a null
+	}
+	fix := "kustomize edit fix"
+	if key.Value == "vars" {
+		fix = "kustomize edit fix --vars, experimental"
+	}
+	at := file
+	if key.Line > 0 {
+		at = fmt.Sprintf("%s:%d", file, key.Line)
+	}
+	s.notices = append(s.notices, fmt.Sprintf("%s: %s is deprecated: use %s (%s)", at, key.Value, use, fix))
 }
 
 // kustomization scans the kustomization in dir. With cfgDir, it was named by
@@ -151,6 +214,7 @@ func (s *kustScan) kustomization(dir, cfgDir string) {
 	}
 	for _, kv := range mapPairs(m) {
 		key, val := kv[0].Value, kv[1]
+		s.deprecated(file, kv[0], val)
 		switch key {
 		case "resources", "bases", "components":
 			eachString(val, key, func(field string, n *yaml3.Node) {
@@ -163,23 +227,23 @@ func (s *kustScan) kustomization(dir, cfgDir string) {
 					if n.Style&(yaml3.LiteralStyle|yaml3.FoldedStyle) != 0 {
 						line++ // the block starts on the next line
 					}
-					s.config(file, line, field, dir, []byte(n.Value))
+					s.config(file, line, field, dir, []byte(n.Value), entry{file, n.Line, field})
 					return
 				}
 				s.ref(file, dir, field, n, dir)
 			})
 		case "crds", "configurations":
-			eachString(val, key, func(field string, n *yaml3.Node) { s.path(file, dir, field, n) })
+			eachString(val, key, func(field string, n *yaml3.Node) { s.file(file, dir, field, n) })
 		case "patchesStrategicMerge":
 			eachString(val, key, func(field string, n *yaml3.Node) {
 				if !inlinePatch(n.Value) {
-					s.path(file, dir, field, n)
+					s.file(file, dir, field, n)
 				}
 			})
 		case "patches", "patchesJson6902", "replacements", "openapi":
 			each(val, key, func(field string, item *yaml3.Node) {
 				if n := mapValue(item, "path"); n != nil {
-					s.path(file, dir, field+".path", n)
+					s.file(file, dir, field+".path", n)
 				}
 			})
 		case "configMapGenerator", "secretGenerator":
@@ -192,7 +256,7 @@ func (s *kustScan) kustomization(dir, cfgDir string) {
 					s.errs = append(s.errs, &KustomizeFieldError{File: file, Line: n.Line, Field: field + ".repo", Value: n.Value, Err: &RemoteError{URL: n.Value}})
 				}
 				for _, k := range []string{"valuesFile", "additionalValuesFiles"} {
-					eachString(mapValue(item, k), field+"."+k, func(f string, n *yaml3.Node) { s.path(file, dir, f, n) })
+					eachString(mapValue(item, k), field+"."+k, func(f string, n *yaml3.Node) { s.file(file, dir, f, n) })
 				}
 			})
 		case "helmGlobals":
@@ -211,11 +275,23 @@ func (s *kustScan) generatorFiles(file, dir, field string, item *yaml3.Node) {
 		if _, src, ok := strings.Cut(n.Value, "="); ok && !isRemote(n.Value) {
 			v.Value = src
 		}
-		s.path(file, dir, f, &v)
+		s.file(file, dir, f, &v)
 	})
-	eachString(mapValue(item, "envs"), field+".envs", func(f string, n *yaml3.Node) { s.path(file, dir, f, n) })
+	eachString(mapValue(item, "envs"), field+".envs", func(f string, n *yaml3.Node) { s.file(file, dir, f, n) })
 	if n := mapValue(item, "env"); n != nil && n.Kind == yaml3.ScalarNode && n.Value != "" {
-		s.path(file, dir, field+".env", n)
+		s.file(file, dir, field+".env", n)
+	}
+}
+
+// file checks a value naming a file kustomize loads (path's checks), and that it is
+// there: kustomize stops on a missing one.
+func (s *kustScan) file(file, dir, field string, n *yaml3.Node) {
+	p, ok := s.path(file, dir, field, n)
+	if !ok {
+		return
+	}
+	if _, err := s.fsys.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		s.errs = append(s.errs, &KustomizeFieldError{File: file, Line: n.Line, Field: field, Value: n.Value, Err: &MissingError{Path: p}})
 	}
 }
 
@@ -256,10 +332,18 @@ func (s *kustScan) ref(file, dir, field string, n *yaml3.Node, cfgDir string) {
 		return
 	}
 	st, err := s.fsys.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		s.errs = append(s.errs, &KustomizeFieldError{File: file, Line: n.Line, Field: field, Value: n.Value, Err: &MissingError{Path: p}})
+		return
+	}
 	if err != nil {
-		return // kustomize reports a missing file or directory itself
+		return // kustomize reports what it cannot read itself
 	}
 	if st.IsDir() {
+		if !s.hasKustomization(p) {
+			s.errs = append(s.errs, &KustomizeFieldError{File: file, Line: n.Line, Field: field, Value: n.Value, Err: &MissingError{Path: p, NoKustomization: true}})
+			return
+		}
 		for i, d := range s.stack {
 			if d == p {
 				chain := append(append([]string(nil), s.stack[i:]...), p)
@@ -275,13 +359,83 @@ func (s *kustScan) ref(file, dir, field string, n *yaml3.Node, cfgDir string) {
 		if err != nil {
 			return
 		}
-		s.config(p, 1, "", cfgDir, data)
+		s.config(p, 1, "", cfgDir, data, entry{file, n.Line, field})
 	}
 }
 
-// config checks the path keys of plugin configurations (one or more YAML documents)
-// found in file from line on; their paths are relative to dir.
-func (s *kustScan) config(file string, line int, field, dir string, data []byte) {
+// hasKustomization reports whether the repo-relative directory dir holds a kustomization
+// file.
+func (s *kustScan) hasKustomization(dir string) bool {
+	for _, n := range kustomization.FileNames {
+		if st, err := s.fsys.Stat(path.Join(dir, n)); err == nil && !st.IsDir() {
+			return true
+		}
+	}
+	return false
+}
+
+// entry is where a kustomization names a plugin configuration: the kustomization file,
+// the line of the entry and its field (transformers[0]).
+type entry struct {
+	file  string
+	line  int
+	field string
+}
+
+// builtinPlugins are the kinds kustomize runs in-process for apiVersion "builtin"
+// (builtinhelpers.BuiltinPluginType, kustomize/api v0.21.2); every other plugin
+// configuration names an exec, Go or KRM-function plugin.
+var builtinPlugins = map[string]bool{
+	"AnnotationsTransformer": true, "ConfigMapGenerator": true, "IAMPolicyGenerator": true,
+	"HashTransformer": true, "ImageTagTransformer": true, "LabelTransformer": true,
+	"NamespaceTransformer": true, "PatchJson6902Transformer": true,
+	"PatchStrategicMergeTransformer": true, "PatchTransformer": true,
+	"PrefixSuffixTransformer": true, "PrefixTransformer": true, "SuffixTransformer": true,
+	"ReplicaCountTransformer": true, "SecretGenerator": true, "ValueAddTransformer": true,
+	"HelmChartInflationGenerator": true, "ReplacementTransformer": true,
+}
+
+// neverExecuted ends every plugin's not-rendered message.
+const neverExecuted = "gitgate never executes plugins or functions during a check"
+
+// plugin reports a plugin configuration document (in file at line) that is not a
+// builtin kustomize runs in-process as a *NotRenderedError at the entry naming it.
+func (s *kustScan) plugin(doc *yaml3.Node, file string, line int, e entry) {
+	if doc = deref(doc); doc == nil || doc.Kind != yaml3.MappingNode {
+		return
+	}
+	str := func(n *yaml3.Node) string {
+		if n = deref(n); n != nil && n.Kind == yaml3.ScalarNode {
+			return n.Value
+		}
+		return ""
+	}
+	apiVersion, kind := str(mapValue(doc, "apiVersion")), str(mapValue(doc, "kind"))
+	if kind == "" {
+		return // not a plugin configuration: kustomize reports it itself
+	}
+	what := strings.TrimPrefix(apiVersion+" "+kind, " ")
+	if e.file != file {
+		what += fmt.Sprintf(" (%s:%d)", file, line)
+	}
+	var detail string
+	switch ann := mapValue(mapValue(doc, "metadata"), "annotations"); {
+	case apiVersion == "builtin" && kind == "HelmChartInflationGenerator":
+		detail = fmt.Sprintf("%s: %s runs the helm binary (%s); list the chart under helmCharts:, which gitgate renders in-process", e.field, what, neverExecuted)
+	case apiVersion == "builtin" && builtinPlugins[kind]:
+		return
+	case mapValue(ann, "config.kubernetes.io/function") != nil || mapValue(ann, "config.k8s.io/function") != nil:
+		detail = fmt.Sprintf("%s: %s is a KRM function (config.kubernetes.io/function); %s", e.field, what, neverExecuted)
+	default:
+		detail = fmt.Sprintf("%s: %s is an exec or Go plugin (not a kustomize builtin); %s", e.field, what, neverExecuted)
+	}
+	s.errs = append(s.errs, &NotRenderedError{File: e.file, Line: e.line, Reason: "kustomize plugin", Detail: detail})
+}
+
+// config checks the plugin configurations (one or more YAML documents) found in file
+// from line on, named by entry e: each must be a builtin plugin, and its path keys stay
+// in the repository (relative to dir).
+func (s *kustScan) config(file string, line int, field, dir string, data []byte, e entry) {
 	dec := yaml3.NewDecoder(bytes.NewReader(data))
 	for {
 		var doc yaml3.Node
@@ -290,6 +444,9 @@ func (s *kustScan) config(file string, line int, field, dir string, data []byte)
 				return // kustomize reports the syntax error itself
 			}
 			return
+		}
+		if len(doc.Content) > 0 {
+			s.plugin(doc.Content[0], file, doc.Content[0].Line+line-1, e)
 		}
 		var walk func(n *yaml3.Node, at string)
 		walk = func(n *yaml3.Node, at string) {

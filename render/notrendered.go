@@ -24,9 +24,6 @@ type NotRenderedError struct {
 
 func (e *NotRenderedError) Error() string {
 	msg := "not rendered: " + e.Reason
-	if e.Target != "" {
-		msg = "target " + e.Target + ": " + msg
-	}
 	if e.Detail != "" {
 		msg += ": " + e.Detail
 	}

@@ -29,7 +29,7 @@ func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 		rs, err = renderHelm(ctx, repo, t)
 	case Plugin:
 		return nil, &NotRenderedError{Target: t.Name, File: t.DefinedIn, Reason: "config management plugin",
-			Detail: fmt.Sprintf("Argo CD renders %s with a plugin; gitgate never runs plugins during a check", t.Path)}
+			Detail: fmt.Sprintf("Argo CD renders %s (target %s) with a plugin; gitgate never runs plugins during a check", t.Path, t.Name)}
 	case Directory, Tekton:
 		rs, err = renderFiles(ctx, repo, t) // a bad file spoils only itself: keep the others
 	default:

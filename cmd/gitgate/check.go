@@ -229,6 +229,8 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	one.Workers, one.Progress = 1, nil
 	ctx := cmd.Context()
 	evaluated := map[string]bool{} // target name|path, rendered and gated completely
+	var notices []string           // the targets' own, deduplicated (several targets build one file)
+	noticed := map[string]bool{}
 	sink := func(r render.Rendered) {
 		part := gate.CheckResources(ctx, r.Resources, one)
 		errs, skipped := render.SplitNotRendered(r.Errors())
@@ -247,6 +249,12 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 		mu.Lock()
 		rep.Merge(part)
 		rep.Targets = append(rep.Targets, r.Status())
+		for _, n := range r.Notices {
+			if !noticed[n] {
+				noticed[n] = true
+				notices = append(notices, n)
+			}
+		}
 		if !interrupted {
 			evaluated[r.Target.Name+"|"+r.Target.Path] = true
 		}
@@ -284,6 +292,13 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	}
 	rep.Summary.Targets = len(d.Targets)
 	rep.Notices = append(rep.Notices, d.Notices...)
+	slices.Sort(notices) // targets finish in any order
+	for _, n := range notices {
+		if display != "." { // they start with a repo-relative file
+			n = display + "/" + n
+		}
+		rep.Notices = append(rep.Notices, n)
+	}
 	rep.Sort()
 	return rep
 }

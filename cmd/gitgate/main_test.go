@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitgate/gitgate/render"
 	"github.com/google/go-cmp/cmp"
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -39,7 +40,12 @@ var seedArgs = []string{"check", "--plain", "--registry", "harbor.internal.compa
 // in $PATH as "gitgate", and when it runs under that name it is the real CLI.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"gitgate": func() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },
+		"gitgate": func() { // as main runs it
+			stderr, flush := render.FilterKustomizeWarnings()
+			code := run(context.Background(), os.Args[1:], os.Stdout, stderr)
+			flush()
+			os.Exit(code)
+		},
 	})
 }
 

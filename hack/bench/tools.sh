@@ -10,11 +10,10 @@
 #
 # Versions (override with KUSTOMIZE_VERSION, HELM_VERSION, KYVERNO_VERSION):
 #   kustomize v5.8.2: the newest CLI that builds with Go 1.26 (v5.8.3 needs go >= 1.27), on
-#                     kustomize/api v0.21.2. It renders the corpus's 300 overlays byte for
-#                     byte like v5.8.1 (api v0.21.1, the API gitgate links), but each build
-#                     costs about half the CPU of a v5.8.1 build (≈0.08 s / 34 MiB against
-#                     ≈0.18 s / 54 MiB per overlay, measured 2026-11-26): the slower
-#                     pin would flatter gitgate. KUSTOMIZE_VERSION=v5.8.1 for the exact match.
+#                     kustomize/api v0.21.2, the API gitgate links: the exact match
+#                     (hack/golden-render.sh uses it too). A v5.8.2 build costs about half
+#                     the CPU of a v5.8.1 build (≈0.08 s / 34 MiB against ≈0.18 s / 54 MiB
+#                     per overlay, measured 2026-11-26).
 #   helm v3.21.4:     the helm.sh/helm/v3 gitgate links.
 #   kyverno v1.19.1:  the engine gitgate embeds; built by hack/bench/kyverno-cli.sh.
 # Builds run under `nice -n 10` (the machine is shared).
