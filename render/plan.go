@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -114,15 +115,12 @@ func (d *Discovery) keepUnder(repo Repo, dir string) {
 			d.Notices = append(d.Notices, fmt.Sprintf("%s is not a target of its own: checked the %d targets that build on it", dir, len(kept)))
 		}
 	}
+	keep := map[string]bool{}
+	for _, t := range kept {
+		keep[sourceKey(t)] = true
+	}
 	for k := range d.rendered {
-		found := false
-		for _, t := range kept {
-			if sourceKey(t) == k {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !keep[k] {
 			delete(d.rendered, k)
 		}
 	}
@@ -179,7 +177,7 @@ func (d *Discovery) mergeSources() {
 		k := sourceKey(t)
 		if i, ok := first[k]; ok {
 			for _, a := range t.DeployedBy {
-				if !contains(out[i].DeployedBy, a) {
+				if !slices.Contains(out[i].DeployedBy, a) {
 					out[i].DeployedBy = append(out[i].DeployedBy, a)
 				}
 			}
@@ -189,15 +187,6 @@ func (d *Discovery) mergeSources() {
 		out = append(out, t)
 	}
 	d.Targets = out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // sourceKey is what a target renders: everything but its names. Two targets with the

@@ -67,26 +67,37 @@ func osSource(p string) policy.Source {
 // workTree is the Git work tree holding the absolute path p (p itself or the nearest
 // directory above it with a .git), else p's parent directory.
 func workTree(p string) string {
+	if d := nearestWith(p, ".git"); d != "" {
+		return d
+	}
+	// Not in a Git work tree: the working directory when the path is under it (where
+	// the user stands is the repository), else a directory is its own root and a file
+	// is confined to its directory.
+	if wd, err := os.Getwd(); err == nil {
+		if real, err := filepath.EvalSymlinks(wd); err == nil {
+			wd = real
+		}
+		if _, ok := repopath.Under(wd, p); ok {
+			return wd
+		}
+	}
+	if st, err := os.Stat(p); err == nil && st.IsDir() {
+		return p
+	}
+	return existingDir(filepath.Dir(p))
+}
+
+// nearestWith is the absolute path p or the nearest directory above it holding one of
+// names (each directory tried for all names before its parent), else "".
+func nearestWith(p string, names ...string) string {
 	for d := p; ; d = filepath.Dir(d) {
-		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
-			return d
+		for _, n := range names {
+			if _, err := os.Lstat(filepath.Join(d, n)); err == nil {
+				return d
+			}
 		}
 		if filepath.Dir(d) == d {
-			// Not in a Git work tree: the working directory when the path is under it
-			// (where the user stands is the repository), else a directory is its own
-			// root and a file is confined to its directory.
-			if wd, err := os.Getwd(); err == nil {
-				if real, err := filepath.EvalSymlinks(wd); err == nil {
-					wd = real
-				}
-				if _, ok := repopath.Under(wd, p); ok {
-					return wd
-				}
-			}
-			if st, err := os.Stat(p); err == nil && st.IsDir() {
-				return p
-			}
-			return existingDir(filepath.Dir(p))
+			return ""
 		}
 	}
 }
@@ -147,20 +158,7 @@ func findRepoRoot(dir string) (root, sub string) {
 	if err != nil {
 		return dir, ""
 	}
-	found := ""
-	for p := abs; ; p = filepath.Dir(p) {
-		if _, err := os.Stat(filepath.Join(p, policy.ConfigFile)); err == nil {
-			found = p
-			break
-		}
-		if _, err := os.Lstat(filepath.Join(p, ".git")); err == nil {
-			found = p
-			break
-		}
-		if filepath.Dir(p) == p {
-			break
-		}
-	}
+	found := nearestWith(abs, policy.ConfigFile, ".git")
 	if found == "" || found == abs {
 		return dir, ""
 	}

@@ -45,15 +45,7 @@ spec:
 		files["apps/"+app+"/kustomization.yaml"] = "resources: [deploy.yaml]\n"
 		files["apps/"+app+"/deploy.yaml"] = deploy(app)
 	}
-	for name, body := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, dir, files)
 	t.Setenv("CI", "1")
 
 	var out, errb bytes.Buffer
@@ -146,15 +138,7 @@ spec:
 		"apps/bad/kustomization.yaml":  "resources: [missing.yaml]\n",
 		".gitgate.yaml":                "repoURLs: [https://git.example.com/gitops.git]\n",
 	}
-	for name, body := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, dir, files)
 	t.Setenv("CI", "1")
 	var out, errb bytes.Buffer
 	run(context.Background(), []string{"targets", "-o", "json", dir}, &out, &errb)
@@ -234,15 +218,7 @@ func TestCheckSubdirectory(t *testing.T) {
 		"apps/db/kustomization.yaml":                "resources: [cm.yaml]\n",
 		"apps/db/cm.yaml":                           cm("db"),
 	}
-	for name, body := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, dir, files)
 	t.Setenv("CI", "1")
 	for _, c := range []struct {
 		sub     string
@@ -273,6 +249,20 @@ func TestCheckSubdirectory(t *testing.T) {
 		}
 		if !slices.Equal(names, c.targets) || rep.Summary.Resources != c.objects {
 			t.Errorf("check %s: targets %q and %d resources, want %q and %d", c.sub, names, rep.Summary.Resources, c.targets, c.objects)
+		}
+	}
+}
+
+// writeFiles writes a repository of slash-separated paths and contents under dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
