@@ -74,6 +74,25 @@ func (r Rendered) Status() policy.TargetStatus {
 	return st
 }
 
+// Judge gates one rendered target for a check: the gate's findings, the render errors a
+// user must fix (Secret values masked), what gitgate leaves out by design (not rendered:
+// notices, counted, never exit 2), a notice when it rendered nothing (nothing of it was
+// checked: never a silent pass) and its status line. The target's own Notices are left
+// to the caller, which prints each once however many targets build the file.
+func Judge(ctx context.Context, gate *policy.Gate, r Rendered, opts policy.CheckOptions) *policy.Report {
+	part := gate.CheckResources(ctx, r.Resources, opts)
+	errs, skipped := SplitNotRendered(r.Errors())
+	part.Errors = append(part.Errors, policy.MaskErrors(errs, r.Resources)...)
+	for _, e := range skipped {
+		part.Notices = append(part.Notices, e.Error())
+	}
+	if r.Err == nil && len(r.Resources) == 0 && ctx.Err() == nil {
+		part.Notices = append(part.Notices, fmt.Sprintf("%s: target %s (%s) rendered no objects: nothing of it was checked", r.Target.Path, r.Target.Name, r.Target.Kind))
+	}
+	part.Targets = append(part.Targets, r.Status())
+	return part
+}
+
 // notRenderedReason sorts a render error into the reasons a check's summary counts.
 func notRenderedReason(err error) string {
 	var (

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/gitgate/gitgate/internal/git"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 
@@ -56,10 +56,23 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 			return &policy.Report{Unchecked: map[string]int{}, Errors: []error{fmt.Errorf("compare base and head: %w", err)}}
 		}
 	}
+	rep := &policy.Report{Unchecked: map[string]int{}}
+	if base.Dir == "" {
+		// A revision with no checkout (OpenChange): kustomize and Helm read the disk,
+		// so what each base target reads is written to a directory as it renders.
+		dir, err := os.MkdirTemp("", "gitgate-base-")
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Errorf("base revision: %w", err))
+			return rep
+		}
+		defer os.RemoveAll(dir)
+		base.stage = newStage(base.FS, dir)
+	}
+	// The same plan as check's on each side: app-of-apps followed, one target per source.
 	var dBase, dHead *Discovery
 	var wg sync.WaitGroup
-	wg.Go(func() { dBase = Discover(ctx, base, opts.Discover) })
-	dHead = Discover(ctx, head, opts.Discover)
+	wg.Go(func() { dBase = Plan(ctx, base, opts.Discover, opts.Workers) })
+	dHead = Plan(ctx, head, opts.Discover, opts.Workers)
 	wg.Wait()
 	baseTargets, headTargets := indexTargets(dBase.Targets), indexTargets(dHead.Targets)
 	names := Affected(base, head, baseTargets, headTargets, changed, opts.PoliciesChanged)
@@ -73,42 +86,26 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 			onHead = append(onHead, t)
 		}
 	}
-	rep := &policy.Report{Unchecked: map[string]int{}}
-	if base.Dir == "" && len(onBase) > 0 {
-		// A revision with no checkout (OpenChange): write only what the affected
-		// targets read, for kustomize and Helm, which read the disk.
-		dir, err := os.MkdirTemp("", "gitgate-base-")
-		if err != nil {
-			rep.Errors = append(rep.Errors, fmt.Errorf("base revision: %w", err))
-			return rep
-		}
-		defer os.RemoveAll(dir)
-		deps := newDepsCache(base.FS)
-		var all []string
-		for _, t := range onBase {
-			all = append(all, deps.deps(t)...)
-		}
-		if err := git.Materialize(base.FS, all, dir); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Errorf("base revision: %w", err))
-			return rep
-		}
-		base.FS, base.Dir = os.DirFS(dir), dir
-	}
-	var progress func(int, int)
+	// progress counts both sides' targets; each side reports its own running count.
+	var progress func(side int) func(int, int)
 	if opts.Progress != nil {
 		var mu sync.Mutex
-		done, total := 0, len(onBase)+len(onHead)
-		progress = func(int, int) {
-			mu.Lock()
-			done++
-			opts.Progress(done, total)
-			mu.Unlock()
+		var done [2]int
+		total := len(onBase) + len(onHead)
+		progress = func(side int) func(int, int) {
+			return func(n, _ int) {
+				mu.Lock()
+				done[side] = n
+				opts.Progress(done[0]+done[1], total)
+				mu.Unlock()
+			}
 		}
+	} else {
+		progress = func(int) func(int, int) { return nil }
 	}
 	one := opts.Check
 	one.Workers, one.Progress = 1, nil
 	type side struct {
-		errs   []error
 		report *policy.Report
 		yaml   []byte
 		// under the base's and head's rules (blast radius), when both are set
@@ -123,25 +120,37 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 		}
 		return g.CheckResources(ctx, rs, one).Results
 	}
-	gateAll := func(repo Repo, ts []Target, gate *policy.Gate, rules bool) map[string]side {
+	var notices []string // head's targets' own, each once
+	noticed := map[string]bool{}
+	withRules := opts.BaseRules != nil && opts.HeadRules != nil
+	// gateAll renders and gates one side's affected targets; head's are also gated
+	// under both sides' rules and keep their notices.
+	gateAll := func(repo Repo, d *Discovery, ts []Target, gate *policy.Gate, isHead bool, progress func(int, int)) map[string]side {
 		out := map[string]side{}
 		var mu sync.Mutex
-		All(ctx, repo, ts, opts.Workers, progress, func(r Rendered) {
-			rep := gate.CheckResources(ctx, r.Resources, one)
-			s := side{errs: policy.MaskErrors(r.Errors(), r.Resources), report: rep, yaml: diffYAML(r.Resources)}
-			if rules {
+		d.render(ctx, repo, ts, opts.Workers, progress, func(r Rendered) {
+			rep := Judge(ctx, gate, r, one)
+			s := side{report: rep, yaml: diffYAML(r.Resources)}
+			if isHead && withRules {
 				s.baseRules = rulesFor(opts.BaseRules, rep, r.Resources)
 				s.headRules = rulesFor(opts.HeadRules, rep, r.Resources)
 			}
 			mu.Lock()
 			out[r.Target.Name] = s
+			if isHead {
+				for _, n := range r.Notices {
+					if !noticed[n] {
+						noticed[n] = true
+						notices = append(notices, n)
+					}
+				}
+			}
 			mu.Unlock()
 		})
 		return out
 	}
-	withRules := opts.BaseRules != nil && opts.HeadRules != nil
-	baseOut := gateAll(base, onBase, opts.BaseGate, false)
-	headOut := gateAll(head, onHead, opts.HeadGate, withRules)
+	baseOut := gateAll(base, dBase, onBase, opts.BaseGate, false, progress(0))
+	headOut := gateAll(head, dHead, onHead, opts.HeadGate, true, progress(1))
 
 	ch := &policy.Changes{Files: changed, PoliciesChanged: opts.PoliciesChanged}
 	if withRules {
@@ -169,7 +178,6 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 				ch.Policy.Added = append(ch.Policy.Added, added...)
 				ch.Policy.Removed = append(ch.Policy.Removed, removed...)
 			}
-			h.report.Errors = append(h.report.Errors, h.errs...)
 			ch.Fixed = append(ch.Fixed, policy.Classify(baseResults, h.report.Results)...)
 			rep.Merge(h.report)
 		} else {
@@ -189,6 +197,8 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 	rep.Summary.Policies = opts.HeadGate.Set.Len()
 	rep.Errors = append(rep.Errors, dHead.Errors...)
 	rep.Notices = append(rep.Notices, dHead.Notices...)
+	slices.Sort(notices) // targets finish in any order
+	rep.Notices = append(rep.Notices, notices...)
 	rep.Sort()
 	return rep
 }

@@ -307,11 +307,16 @@ func (p *appProbe) file(f string) bool {
 // each target is handed to it as it renders and only its Applications are kept in the
 // result); the targets Plan rendered to find Applications are not rendered again.
 func RenderPlan(ctx context.Context, repo Repo, d *Discovery, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
-	out := make([]Rendered, len(d.Targets))
+	return d.render(ctx, repo, d.Targets, workers, progress, sink)
+}
+
+// render is RenderPlan of some of the plan's targets.
+func (d *Discovery) render(ctx context.Context, repo Repo, targets []Target, workers int, progress func(done, total int), sink func(Rendered)) []Rendered {
+	out := make([]Rendered, len(targets))
 	var rest []Target
 	var at []int
 	done := 0
-	for i, t := range d.Targets {
+	for i, t := range targets {
 		r, ok := d.rendered[sourceKey(t)]
 		if !ok {
 			rest = append(rest, t)
@@ -327,7 +332,7 @@ func RenderPlan(ctx context.Context, repo Repo, d *Discovery, workers int, progr
 		done++
 	}
 	d.rendered = nil
-	total := len(d.Targets)
+	total := len(targets)
 	if progress != nil && done > 0 {
 		progress(done, total)
 	}

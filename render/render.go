@@ -17,6 +17,12 @@ import (
 // namespace get the target's destination namespace, as Argo CD applies it, unless their
 // kind is cluster-scoped.
 func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
+	if repo.stage != nil {
+		var err error
+		if repo, err = repo.stage.repo(repo, t); err != nil {
+			return nil, err
+		}
+	}
 	repo = repo.confined()
 	var (
 		rs  []policy.Resource

@@ -107,6 +107,9 @@ type Repo struct {
 	// Trace, when set, is called with the repo-relative path of every file a render
 	// reads (from several goroutines when targets render in parallel).
 	Trace func(file string)
+	// stage, for a revision with no checkout, writes what each target reads to a
+	// directory before it renders (Compare sets it).
+	stage *stage
 }
 
 // confined is the repository with FS the confined view of Dir (repopath.FS): a name

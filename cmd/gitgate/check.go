@@ -232,23 +232,13 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	var notices []string           // the targets' own, deduplicated (several targets build one file)
 	noticed := map[string]bool{}
 	sink := func(r render.Rendered) {
-		part := gate.CheckResources(ctx, r.Resources, one)
-		errs, skipped := render.SplitNotRendered(r.Errors())
-		part.Errors = append(part.Errors, policy.MaskErrors(errs, r.Resources)...)
-		for _, e := range skipped { // left out by design: said and counted, not exit 2
-			part.Notices = append(part.Notices, e.Error())
-		}
-		if r.Err == nil && len(r.Resources) == 0 && ctx.Err() == nil {
-			// Nothing rendered is nothing checked: said, never a silent pass.
-			part.Notices = append(part.Notices, fmt.Sprintf("%s: target %s (%s) rendered no objects: nothing of it was checked", r.Target.Path, r.Target.Name, r.Target.Kind))
-		}
+		part := render.Judge(ctx, gate, r, one)
 		interrupted := ctx.Err() != nil
 		if interrupted { // one InterruptedError for the repository, below
 			part.Errors = slices.DeleteFunc(part.Errors, func(e error) bool { return errors.Is(e, ctx.Err()) })
 		}
 		mu.Lock()
 		rep.Merge(part)
-		rep.Targets = append(rep.Targets, r.Status())
 		for _, n := range r.Notices {
 			if !noticed[n] {
 				noticed[n] = true

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -21,8 +22,13 @@ import (
 // test needs no git binary), commits it, and names that commit main.
 func gitRepo(t *testing.T) (string, *gittest.Repo) {
 	t.Helper()
+	return gitRepoOf(t, "../../testdata/gitops")
+}
+
+// gitRepoOf is gitRepo of the repository at src.
+func gitRepoOf(t *testing.T, src string) (string, *gittest.Repo) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "gitops")
-	src := "../../testdata/gitops"
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -179,6 +185,64 @@ func TestCheckBase(t *testing.T) {
 	stderr.Reset()
 	if code := run(context.Background(), []string{"check", "--base", "main", dir}, &stdout, &stderr); code != exitClean {
 		t.Fatalf("after the fix: exit %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
+	}
+}
+
+// TestCheckBasePlan: merge-request mode sees the targets check and targets see, on a
+// base read from Git objects alone: the Applications an app-of-apps chart renders name
+// the overlays they deploy (api-prod, not the leaf overlay's path), the one kustomize
+// warning of the change is printed once with its file and line, and a fixed finding is
+// reported as fixed.
+func TestCheckBasePlan(t *testing.T) {
+	dir, _ := gitRepoOf(t, "../../testdata/shapes/app-of-apps")
+	editFile(t, filepath.Join(dir, "apps/api/overlays/prod/kustomization.yaml"), "newName: docker.io/library/api", "newName: registry.example.com/api")
+	editFile(t, filepath.Join(dir, "apps/api/overlays/dev/kustomization.yaml"), "resources:", "commonLabels: {team: api}\nresources:")
+
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"check", "--base", "main", "-o", "json", dir}, &stdout, &stderr)
+	if code != exitClean {
+		t.Fatalf("exit %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
+	}
+	var rep struct {
+		mrReport
+		Notices []string
+		Targets []struct {
+			Name       string
+			DeployedBy []string
+			Rendered   bool
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	var targets, fixed []string
+	for _, tc := range rep.Changes.Targets {
+		targets = append(targets, tc.Name+" "+tc.State)
+	}
+	for _, f := range rep.Changes.Fixed {
+		fixed = append(fixed, f.Origin.Target+" "+f.Policy)
+	}
+	if diff := cmp.Diff([]string{"api-dev modified", "api-prod modified"}, targets); diff != "" {
+		t.Errorf("affected targets (-want +got)\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"api-prod restrict-image-registries"}, fixed); diff != "" {
+		t.Errorf("fixed (-want +got)\n%s", diff)
+	}
+	var statuses []string
+	for _, ts := range rep.Targets {
+		statuses = append(statuses, fmt.Sprintf("%s %v %v", ts.Name, ts.DeployedBy, ts.Rendered))
+	}
+	if diff := cmp.Diff([]string{"api-dev [api-dev] true", "api-prod [api-prod] true"}, statuses); diff != "" {
+		t.Errorf("report targets (-want +got)\n%s", diff)
+	}
+	var warned []string
+	for _, n := range rep.Notices {
+		if strings.Contains(n, "commonLabels") {
+			warned = append(warned, n)
+		}
+	}
+	if len(warned) != 1 || !strings.HasPrefix(warned[0], "apps/api/overlays/dev/kustomization.yaml:2: commonLabels is deprecated") {
+		t.Errorf("want the one kustomize warning at its file:line, got %q (all notices: %q)", warned, rep.Notices)
 	}
 }
 
