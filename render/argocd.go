@@ -345,8 +345,18 @@ func (d *argoDiscovery) sourceTarget(a argoApp, src map[string]any, at []string,
 	p, hasPath := src["path"].(string)
 	field := argoField(at)
 	if chart := argoString(src["chart"]); chart != "" {
-		d.note(a, append(at, "chart"), "%s: chart %s from %s: not in this repository; not rendered", field, chart, repoURL)
-		return Target{}, false
+		// A chart from a Helm repository or an OCI registry: rendered through
+		// Repo.Remotes, or reported as not rendered (a remote source) without it.
+		if repoURL == "" {
+			d.fail(a, at, fmt.Errorf("%s has chart %s but no repoURL", field, chart))
+			return Target{}, false
+		}
+		t := Target{Name: a.name, Kind: Helm, DefinedIn: d.definedIn(a.src.Origin.File),
+			Chart: &RemoteChart{Repo: repoURL, Name: chart, Version: argoString(src["targetRevision"])}}
+		if !d.helmTarget(a, src, at, refs, &t) {
+			return Target{}, false
+		}
+		return t, true
 	}
 	if multi && argoString(src["ref"]) != "" && p == "" {
 		return Target{}, false // a source of value files only
@@ -572,6 +582,9 @@ func (d *argoDiscovery) helmTarget(a argoApp, src map[string]any, at []string, r
 		t.ReleaseName = a.name
 	}
 	ignoreMissing, _ := h["ignoreMissingValueFiles"].(bool)
+	if t.Chart != nil {
+		t.Chart.IgnoreMissingValueFiles = ignoreMissing
+	}
 	dest, _ := a.spec["destination"].(map[string]any)
 	env := map[string]string{
 		"ARGOCD_APP_NAME":                   a.name,
@@ -606,6 +619,10 @@ func (d *argoDiscovery) helmTarget(a argoApp, src map[string]any, at []string, r
 			if strings.HasPrefix(vf, "$") {
 				d.fail(a, vfAt, fmt.Errorf("%s.helm.valueFiles: %s: no source has ref: %s", field, vf, strings.TrimPrefix(ref, "$")))
 				return false
+			}
+			if t.Chart != nil { // a file inside the chart, read when it is fetched
+				t.Chart.ValueFiles = append(t.Chart.ValueFiles, strings.TrimPrefix(path.Clean(vf), "/"))
+				continue
 			}
 			rel := path.Join(t.Path, vf)
 			if path.IsAbs(vf) {

@@ -403,7 +403,7 @@ spec:
 			},
 		},
 		{
-			name: "helm: multi-source with a $values ref, values, parameters; remote chart and foreign values are notices",
+			name: "helm: multi-source with a $values ref, values, parameters; foreign values are a notice, a remote chart its own target",
 			opts: AppOptions{RepoURLs: []string{argoTestURL}},
 			yaml: `apiVersion: argoproj.io/v1alpha1
 kind: Application
@@ -456,16 +456,20 @@ spec:
 					Values:      map[string]any{"image": map[string]any{"tag": "dev"}},
 				},
 				{
-					Name: "order-service-production", Kind: Helm, Path: "charts/order-service", DefinedIn: argoTestFile, Namespace: "production",
+					Name: "order-service-production/0", Kind: Helm, Path: "charts/order-service", DefinedIn: argoTestFile, Namespace: "production",
 					ReleaseName: "orders",
 					ValueFiles:  []string{"charts/order-service/values.yaml", "environments/production/order-service/values.yaml"},
 					Values:      map[string]any{"replicaCount": int64(5)},
 					Parameters:  map[string]string{"image.tag": "v1.5.3", "autoscaling.enabled": "true"},
 				},
+				{
+					Name: "order-service-production/3", Kind: Helm, DefinedIn: argoTestFile, Namespace: "production",
+					ReleaseName: "order-service-production",
+					Chart:       &RemoteChart{Repo: "https://charts.bitnami.com/bitnami", Name: "redis", Version: "18.0.0"},
+				},
 			},
 			notices: []string{
 				argoTestFile + ":16:9: Application/argocd/order-service-production: spec.sources[0].helm.valueFiles: $other/values.yaml comes from https://github.com/example/shared-values.git, not in this repository; rendered without it",
-				argoTestFile + ":27:5: Application/argocd/order-service-production: spec.sources[3]: chart redis from https://charts.bitnami.com/bitnami: not in this repository; not rendered",
 			},
 		},
 		{

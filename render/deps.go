@@ -80,7 +80,9 @@ func (c *depsCache) deps(t Target) Deps {
 	case Kustomize:
 		c.kustomizeDeps(t.Path, set, map[string]bool{})
 	case Helm:
-		helmDeps(repo.FS, t.Path, set, map[string]bool{})
+		if t.Chart == nil { // a fetched chart reads only its values files here
+			helmDeps(repo.FS, t.Path, set, map[string]bool{})
+		}
 		for _, f := range t.ValueFiles {
 			add(f)
 		}

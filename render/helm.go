@@ -171,17 +171,32 @@ func renderHelmChart(ctx context.Context, repo Repo, t Target) (*helmOutput, err
 	if repo.Dir == "" {
 		return nil, fmt.Errorf("helm chart %s: the repository has no directory on disk", t.Path)
 	}
-	chartPath, err := repopath.Clean(t.Path)
-	if err != nil {
-		return nil, fmt.Errorf("helm chart %w", err)
-	}
 	l, err := newHelmLoader(repo.Dir)
 	if err != nil {
 		return nil, err
 	}
 	l.trace = repo.trace
-	ch, err := l.load(chartPath)
-	if err != nil {
+	var (
+		ch        *chart.Chart
+		chartPath string // in messages: the chart's directory, or chart@version
+		inChart   map[string]any
+	)
+	if t.Chart != nil {
+		if ch, chartPath, err = l.loadRemote(ctx, repo.Remotes, t.Chart.ref()); err != nil {
+			return nil, err
+		}
+		if inChart, err = helmChartValueFiles(ch, t.Chart, chartPath); err != nil {
+			return nil, err
+		}
+	} else {
+		if chartPath, err = repopath.Clean(t.Path); err != nil {
+			return nil, fmt.Errorf("helm chart %w", err)
+		}
+		if ch, err = l.load(chartPath); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.fetchMissing(ctx, repo.Remotes); err != nil {
 		return nil, err
 	}
 	switch ch.Metadata.Type {
@@ -193,6 +208,9 @@ func renderHelmChart(ctx context.Context, repo Repo, t Target) (*helmOutput, err
 	vals, err := helmValues(repo, t)
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", chartPath, err)
+	}
+	if inChart != nil {
+		vals = helmMergeMaps(inChart, vals)
 	}
 	if err := chartutil.ProcessDependenciesWithMerge(ch, vals); err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", chartPath, err)
@@ -213,7 +231,9 @@ func renderHelmChart(ctx context.Context, repo Repo, t Target) (*helmOutput, err
 	name := t.ReleaseName
 	if name == "" {
 		name = path.Base(chartPath)
-		if chartPath == "." {
+		if t.Chart != nil {
+			name = ch.Name()
+		} else if chartPath == "." {
 			name = filepath.Base(l.dir)
 		}
 	}

@@ -39,6 +39,7 @@ type helmLoader struct {
 type helmMissing struct {
 	chartFile string // repo-relative Chart.yaml (or archive) declaring it
 	req       *chart.Dependency
+	parent    *chart.Chart // the chart declaring it
 }
 
 func newHelmLoader(dir string) (*helmLoader, error) {
@@ -168,7 +169,7 @@ func (l *helmLoader) index(ch *chart.Chart, rel string, archive bool) error {
 		}
 		repoURL := req.Repository
 		if !strings.HasPrefix(repoURL, "file://") || archive {
-			l.missing = append(l.missing, helmMissing{chartFile: chartFile, req: req})
+			l.missing = append(l.missing, helmMissing{chartFile: chartFile, req: req, parent: ch})
 			continue
 		}
 		subRel, err := l.filePath(rel, strings.TrimPrefix(repoURL, "file://"))
@@ -298,7 +299,11 @@ func (l *helmLoader) checkMissing(ch *chart.Chart) error {
 			return fmt.Errorf("%s: dependency %q: file:// dependencies of a chart archive are not resolved; vendor it into the archive's charts/", m.chartFile, m.req.Name)
 		}
 		// A chart repository URL, an OCI registry or a repository alias (@name).
-		return fmt.Errorf("%s: dependency %q: %w", m.chartFile, m.req.Name, &RemoteError{URL: m.req.Repository})
+		re := &RemoteError{URL: m.req.Repository}
+		if strings.Contains(m.req.Repository, "://") {
+			re.Allow = allowEntry(m.req.Repository) // an alias (@name) names no host
+		}
+		return fmt.Errorf("%s: dependency %q: %w", m.chartFile, m.req.Name, re)
 	}
 	return nil
 }

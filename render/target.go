@@ -3,17 +3,21 @@
 // resources) and renders each one, in-process and offline, into policy.Resources that
 // carry their origin: the target, the source file and the line of the object in it.
 //
-// render reads files and never calls a cluster or the network: a remote base, chart or
-// repository is an error naming the URL.
+// render reads files and never calls a cluster or the network itself: a remote chart
+// comes through Repo.Remotes (internal/remote: only what .gitgate.yaml allows, through a
+// verified cache); without it, and for remote bases and repositories, a remote source is
+// an error naming the URL.
 package render
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/remote"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 )
@@ -72,6 +76,39 @@ type Target struct {
 	// directory.jsonnet). Nil for a directory found by discovery: no Application says how
 	// its jsonnet is evaluated, so it is not (Discover says so in a notice).
 	Jsonnet *JsonnetOptions `json:"jsonnet,omitempty"`
+
+	// Chart, for a Helm target, is a chart from a Helm repository or an OCI registry
+	// (an Argo CD source with chart:) instead of a directory of this repository: Path is
+	// empty and ValueFiles are this repository's files (multi-source $ref values).
+	Chart *RemoteChart `json:"chart,omitempty"`
+}
+
+// RemoteChart is a chart an Argo CD source takes from outside the repository.
+type RemoteChart struct {
+	// Repo, Name and Version are the source's repoURL, chart and targetRevision (an
+	// exact version or a semver constraint).
+	Repo    string `json:"repo"`
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	// ValueFiles are files inside the chart (helm.valueFiles without $ref), applied
+	// before the target's own ValueFiles; a missing one is skipped when
+	// IgnoreMissingValueFiles is set.
+	ValueFiles              []string `json:"valueFiles,omitempty"`
+	IgnoreMissingValueFiles bool     `json:"ignoreMissingValueFiles,omitempty"`
+}
+
+func (c *RemoteChart) ref() remote.ChartRef {
+	return remote.ChartRef{Repo: c.Repo, Name: c.Name, Version: c.Version}
+}
+
+// Remotes fetches what renders need from outside the repository: internal/remote's
+// Fetcher, which allows only .gitgate.yaml's remotes.allow, through its verified cache.
+type Remotes interface {
+	// Chart resolves and fetches a chart (a *remote.RefusedError or
+	// *remote.OfflineError when it may not or cannot be).
+	Chart(ctx context.Context, ref remote.ChartRef) (*remote.Chart, error)
+	// Check refuses a URL that may not be fetched, without connecting.
+	Check(url string) error
 }
 
 // String is the target's name and kind, for messages.
@@ -107,6 +144,8 @@ type Repo struct {
 	// Trace, when set, is called with the repo-relative path of every file a render
 	// reads (from several goroutines when targets render in parallel).
 	Trace func(file string)
+	// Remotes fetches remote charts; nil refuses every remote source (*RemoteError).
+	Remotes Remotes
 	// stage, for a revision with no checkout, writes what each target reads to a
 	// directory before it renders (Compare sets it).
 	stage *stage
@@ -149,13 +188,37 @@ func SortTargets(ts []Target) {
 	})
 }
 
-// RemoteError is a source outside the repository that an offline render refuses.
+// RemoteError is a source outside the repository that is not fetched: a chart whose
+// host remotes.allow does not name (Allow is the entry to add), or a kind of remote
+// source gitgate does not fetch.
 type RemoteError struct {
-	URL string
+	URL   string
+	Allow string
 }
 
 func (e *RemoteError) Error() string {
+	if e.Allow != "" {
+		return fmt.Sprintf("%s: not fetched: remotes.allow in .gitgate.yaml does not name it; add %q there to fetch it through the verified cache, or vendor it into the repository", e.URL, e.Allow)
+	}
 	return fmt.Sprintf("%s: remote sources are not fetched offline; vendor it into the repository", e.URL)
+}
+
+// allowEntry is the remotes.allow entry that names url's host: host[:port], with
+// http:// kept for plain http; for Argo CD's OCI form without a scheme, its first
+// segment.
+func allowEntry(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		rest, scheme = url, ""
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if _, h, ok := strings.Cut(host, "@"); ok {
+		host = h // credentials are never an entry
+	}
+	if strings.EqualFold(scheme, "http") {
+		return "http://" + host
+	}
+	return host
 }
 
 // isRemote reports whether a kustomize resource, chart, values file or repo reference

@@ -1,0 +1,199 @@
+package render
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/gitgate/gitgate/internal/remote"
+)
+
+// chartShelf is a Remotes serving charts packaged by Helm's own chartutil.Save, by repo
+// and name; a version constraint picks the one version it holds if it satisfies it. It
+// records what was asked.
+type chartShelf struct {
+	mu     sync.Mutex
+	charts map[string]*remote.Chart // repo|name
+	asked  []string
+}
+
+func (s *chartShelf) Chart(_ context.Context, ref remote.ChartRef) (*remote.Chart, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked = append(s.asked, ref.String())
+	c, ok := s.charts[ref.Repo+"|"+ref.Name]
+	if !ok {
+		return nil, errors.New("no such chart")
+	}
+	if ref.Version != "" && !chartutil.IsCompatibleRange(ref.Version, c.Version) {
+		return nil, errors.New("no version matches " + ref.Version)
+	}
+	out := *c
+	out.Ref = ref
+	return &out, nil
+}
+
+func (s *chartShelf) Check(string) error { return nil }
+
+// put packages files as a chart with Helm and shelves it under repo.
+func (s *chartShelf) put(t *testing.T, repo string, files map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	helmWriteFiles(t, filepath.Join(dir, "src"), files)
+	ch, err := loader.Load(filepath.Join(dir, "src"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgz, err := chartutil.Save(ch, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(tgz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	if s.charts == nil {
+		s.charts = map[string]*remote.Chart{}
+	}
+	s.charts[repo+"|"+ch.Name()] = &remote.Chart{Version: ch.Metadata.Version, Digest: "sha256:" + hex.EncodeToString(sum[:]), Archive: data, URL: repo + "/" + filepath.Base(tgz)}
+}
+
+// TestRenderRemoteChart: an Argo CD source with chart: renders the fetched chart with
+// the values files inside it and the $ref values file of this repository, release name
+// the Application's; findings point at chart@version:templates/file and its line.
+func TestRenderRemoteChart(t *testing.T) {
+	shelf := &chartShelf{}
+	shelf.put(t, "https://charts.example.com", map[string]string{
+		"Chart.yaml":       "apiVersion: v2\nname: web\nversion: 1.2.3\n",
+		"values.yaml":      "replicas: 1\nimage: registry.example.com/web:1.0\nteam: none\n",
+		"values-prod.yaml": "replicas: 3\n",
+		"templates/deploy.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n" +
+			"  replicas: {{ .Values.replicas | quote }}\n  image: {{ .Values.image }}\n  team: {{ .Values.team }}\n",
+	})
+	repo := writeRepo(t, map[string]string{
+		"apps/web.yaml": `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web-prod, namespace: argocd}
+spec:
+  project: default
+  sources:
+  - repoURL: https://charts.example.com
+    chart: web
+    targetRevision: 1.2.*
+    helm:
+      valueFiles: [values-prod.yaml, $values/env/prod/web.yaml]
+  - repoURL: https://git.example.com/gitops.git
+    ref: values
+  destination: {server: https://kubernetes.default.svc, namespace: web}
+`,
+		"env/prod/web.yaml": "team: payments\n",
+	})
+	opts := DiscoverOptions{RepoURLs: []string{"https://git.example.com/gitops.git"}}
+	repo.Remotes = shelf
+	d := Plan(t.Context(), repo, opts, 1)
+	var chartTarget *Target
+	for i, tg := range d.Targets {
+		if tg.Chart != nil {
+			chartTarget = &d.Targets[i]
+		}
+	}
+	if chartTarget == nil {
+		t.Fatalf("no chart target in %+v (errors %v, notices %v)", d.Targets, d.Errors, d.Notices)
+	}
+	want := Target{Name: "web-prod", Kind: Helm, DefinedIn: "apps/web.yaml", DeployedBy: []string{"web-prod"}, Namespace: "web",
+		ReleaseName: "web-prod", ValueFiles: []string{"env/prod/web.yaml"},
+		Chart: &RemoteChart{Repo: "https://charts.example.com", Name: "web", Version: "1.2.*", ValueFiles: []string{"values-prod.yaml"}}}
+	if diff := cmp.Diff(want, *chartTarget); diff != "" {
+		t.Fatalf("target (-want +got)\n%s", diff)
+	}
+	rs, err := Render(t.Context(), repo, *chartTarget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 {
+		t.Fatalf("want 1 object, got %d", len(rs))
+	}
+	got := rs[0]
+	if o := got.Origin; o.File != "web@1.2.3:templates/deploy.yaml" || o.Line != 1 || o.Target != "web-prod" {
+		t.Errorf("origin %+v, want web@1.2.3:templates/deploy.yaml line 1", o)
+	}
+	data, _, _ := unstructured.NestedMap(got.Object.Object, "data")
+	wantData := map[string]any{"replicas": "3", "image": "registry.example.com/web:1.0", "team": "payments"}
+	if diff := cmp.Diff(wantData, data); diff != "" {
+		t.Errorf("values (-want +got)\n%s", diff)
+	}
+	if got.Object.GetName() != "web-prod" || got.Object.GetNamespace() != "web" {
+		t.Errorf("release name / namespace: %s/%s", got.Object.GetNamespace(), got.Object.GetName())
+	}
+
+	// Without Remotes (remotes.allow names nothing) the target is listed and refused.
+	repo.Remotes = nil
+	_, err = Render(t.Context(), repo, *chartTarget)
+	var re *RemoteError
+	if !errors.As(err, &re) || re.URL != "https://charts.example.com" || !strings.Contains(err.Error(), `add "charts.example.com" there`) {
+		t.Fatalf("want a *RemoteError naming the repository and the remotes.allow entry to add, got %v", err)
+	}
+	if st := (Rendered{Target: *chartTarget, Err: err}).Status(); st.Rendered || st.Reason != "remote source" {
+		t.Errorf("status %+v", st)
+	}
+}
+
+// TestRenderChartRemoteDependency: a chart of this repository whose Chart.yaml depends
+// on a chart repository is rendered with the dependency fetched at the version its
+// Chart.lock pins; a Chart.lock out of step with Chart.yaml is refused as Helm refuses
+// it, naming the lock.
+func TestRenderChartRemoteDependency(t *testing.T) {
+	shelf := &chartShelf{}
+	shelf.put(t, "https://charts.example.com/stable", map[string]string{
+		"Chart.yaml":           "apiVersion: v2\nname: cache\nversion: 2.1.0\n",
+		"values.yaml":          "size: 1\n",
+		"templates/cache.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cache\ndata:\n  size: {{ .Values.size | quote }}\n",
+	})
+	deps := []*chart.Dependency{{Name: "cache", Version: "2.x", Repository: "https://charts.example.com/stable"}}
+	lock := []*chart.Dependency{{Name: "cache", Version: "2.1.0", Repository: "https://charts.example.com/stable"}}
+	digest, err := helmHashReq(deps, lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"app/Chart.yaml":  "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n- name: cache\n  version: 2.x\n  repository: https://charts.example.com/stable\n",
+		"app/Chart.lock":  "dependencies:\n- name: cache\n  repository: https://charts.example.com/stable\n  version: 2.1.0\ndigest: " + digest + "\ngenerated: \"2026-01-01T00:00:00Z\"\n",
+		"app/values.yaml": "cache:\n  size: 5\n",
+	}
+	repo := writeRepo(t, files)
+	repo.Remotes = shelf
+	rs, err := Render(t.Context(), repo, Target{Name: "app", Kind: Helm, Path: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || rs[0].Object.GetName() != "app-cache" || rs[0].Origin.File != "cache@2.1.0:templates/cache.yaml" {
+		t.Fatalf("got %d objects: %+v", len(rs), rs)
+	}
+	if data, _, _ := unstructured.NestedMap(rs[0].Object.Object, "data"); data["size"] != "5" {
+		t.Errorf("parent values not applied to the dependency: %v", data)
+	}
+	if diff := cmp.Diff([]string{"https://charts.example.com/stable cache@2.1.0"}, shelf.asked); diff != "" {
+		t.Errorf("fetched (-want +got)\n%s", diff)
+	}
+
+	files["app/Chart.yaml"] = strings.Replace(files["app/Chart.yaml"], "version: 2.x", "version: 3.x", 1)
+	repo = writeRepo(t, files)
+	repo.Remotes = shelf
+	_, err = Render(t.Context(), repo, Target{Name: "app", Kind: Helm, Path: "app"})
+	if err == nil || !strings.Contains(err.Error(), "app/Chart.lock: the lock file (Chart.lock) is out of sync") {
+		t.Fatalf("want the out-of-sync lock refused, got %v", err)
+	}
+}
