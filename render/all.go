@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/gitgate/gitgate/internal/pool"
+	"github.com/gitgate/gitgate/internal/remote"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 )
@@ -96,19 +97,25 @@ func Judge(ctx context.Context, gate *policy.Gate, r Rendered, opts policy.Check
 // notRenderedReason sorts a render error into the reasons a check's summary counts.
 func notRenderedReason(err error) string {
 	var (
-		nr     *NotRenderedError
-		remote *RemoteError
-		esc    *repopath.EscapeError
-		cycle  *CycleError
-		limit  *HelmLimitError
-		input  *policy.InputError
+		nr      *NotRenderedError
+		remoteE *RemoteError
+		refused *remote.RefusedError
+		offline *remote.OfflineError
+		esc     *repopath.EscapeError
+		cycle   *CycleError
+		limit   *HelmLimitError
+		input   *policy.InputError
 	)
 	switch {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return "interrupted"
 	case errors.As(err, &nr):
 		return nr.Reason
-	case errors.As(err, &remote):
+	case errors.As(err, &refused):
+		return "remote source refused"
+	case errors.As(err, &offline):
+		return "not in the cache (offline)"
+	case errors.As(err, &remoteE):
 		return "remote source"
 	case errors.As(err, &esc):
 		return "outside the repository"

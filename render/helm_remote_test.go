@@ -197,3 +197,62 @@ func TestRenderChartRemoteDependency(t *testing.T) {
 		t.Fatalf("want the out-of-sync lock refused, got %v", err)
 	}
 }
+
+// TestRenderKustomizeHelmChartsRepo: a kustomize helmCharts entry with a repo renders the
+// chart fetched through Remotes (kustomize would run helm pull); a chart vendored where
+// kustomize looks first (chartHome/name-version/name) is used as it is; without Remotes,
+// or when Remotes refuses the host, the entry is refused at its file:line.
+func TestRenderKustomizeHelmChartsRepo(t *testing.T) {
+	shelf := &chartShelf{}
+	shelf.put(t, "oci://registry.example.com/charts", map[string]string{
+		"Chart.yaml":  "apiVersion: v2\nname: web\nversion: 1.2.3\n",
+		"values.yaml": "size: 1\n",
+		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  size: {{ .Values.size | quote }}\n",
+	})
+	files := map[string]string{
+		"app/kustomization.yaml": "helmCharts:\n- name: web\n  repo: oci://registry.example.com/charts\n  version: 1.2.3\n  releaseName: front\n  valuesInline: {size: 4}\n",
+	}
+	repo := writeRepo(t, files)
+	repo.Remotes = shelf
+	tg := Target{Name: "app", Kind: Kustomize, Path: "app"}
+	rs, err := Render(t.Context(), repo, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || rs[0].Object.GetName() != "front" {
+		t.Fatalf("got %+v", rs)
+	}
+	if data, _, _ := unstructured.NestedMap(rs[0].Object.Object, "data"); data["size"] != "4" {
+		t.Errorf("valuesInline not applied: %v", data)
+	}
+	if diff := cmp.Diff([]string{"oci://registry.example.com/charts web@1.2.3"}, shelf.asked); diff != "" {
+		t.Errorf("fetched (-want +got)\n%s", diff)
+	}
+
+	// Vendored where kustomize looks first: not fetched.
+	files["app/charts/web-1.2.3/web/Chart.yaml"] = "apiVersion: v2\nname: web\nversion: 1.2.3\n"
+	files["app/charts/web-1.2.3/web/templates/cm.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: vendored\n"
+	vendored := writeRepo(t, files)
+	vendored.Remotes = shelf
+	shelf.asked = nil
+	if rs, err := Render(t.Context(), vendored, tg); err != nil || len(rs) != 1 || rs[0].Object.GetName() != "vendored" || len(shelf.asked) != 0 {
+		t.Errorf("vendored chart: %v, %+v, asked %v", err, rs, shelf.asked)
+	}
+
+	repo.Remotes = nil
+	_, err = Render(t.Context(), repo, tg)
+	if err == nil || !strings.Contains(err.Error(), "app/kustomization.yaml:3") || !strings.Contains(err.Error(), `add "registry.example.com" there`) {
+		t.Errorf("without remotes: want the entry refused at its line with the allow entry, got %v", err)
+	}
+	repo.Remotes = refusingRemotes{shelf}
+	_, err = Render(t.Context(), repo, tg)
+	if err == nil || !strings.Contains(err.Error(), "app/kustomization.yaml:3") || !strings.Contains(err.Error(), "refused for the test") {
+		t.Errorf("refused host: want the entry refused at its line with the fetcher's reason, got %v", err)
+	}
+}
+
+type refusingRemotes struct{ *chartShelf }
+
+func (refusingRemotes) Check(url string) error {
+	return &remote.RefusedError{URL: url, Reason: "refused for the test"}
+}

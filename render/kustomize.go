@@ -110,7 +110,7 @@ func runKustomize(ctx context.Context, repo Repo, t Target, provenance bool) (re
 	root := confine.Real()
 	dir := filepath.Join(root, filepath.FromSlash(t.Path))
 	// Before kustomize runs: it fetches URLs and clones Git repositories itself.
-	if _, err := scanKustomization(confine, t.Path, repo.MaxFileSize); err != nil {
+	if _, err := scanKustomization(confine, t.Path, repo.MaxFileSize, repo.Remotes); err != nil {
 		for _, e := range policy.Unjoin(err) {
 			var nr *NotRenderedError
 			if errors.As(e, &nr) {
@@ -119,7 +119,7 @@ func runKustomize(ctx context.Context, repo Repo, t Target, provenance bool) (re
 		}
 		return nil, err
 	}
-	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), confine: confine, root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace, ctx: ctx, helm: repo.Helm, virtual: map[string][]byte{}}
+	fsys := &confinedFS{FileSystem: filesys.MakeFsOnDisk(), confine: confine, root: root, target: dir, t: t, maxSize: repo.MaxFileSize, trace: repo.trace, ctx: ctx, helm: repo.Helm, remotes: repo.Remotes, virtual: map[string][]byte{}}
 	if provenance {
 		fsys.annotate = resourceFiles(newDepsCache(os.DirFS(root)), t.Path)
 	}
@@ -158,7 +158,7 @@ func KustomizeNotices(repo Repo, t Target) []string {
 	if err != nil {
 		return nil
 	}
-	notices, _ := scanKustomization(confine, t.Path, repo.MaxFileSize)
+	notices, _ := scanKustomization(confine, t.Path, repo.MaxFileSize, repo.Remotes)
 	return notices
 }
 
@@ -272,6 +272,8 @@ type confinedFS struct {
 	// helmCharts entries, which helm bounds as Helm targets are bounded.
 	ctx  context.Context
 	helm HelmLimits
+	// remotes fetches the charts of helmCharts entries with a repo (nil: refused).
+	remotes Remotes
 	// virtual are in-memory files: charts of helmCharts entries, rendered.
 	virtual map[string][]byte
 	// annotate are the repo-relative resource files whose documents get the source

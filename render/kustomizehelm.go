@@ -3,6 +3,7 @@ package render
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,9 @@ const helmInflatedPrefix = ".gitgate-helm-"
 // and which may fetch charts): each entry becomes an in-memory resource file, served by
 // the confined filesystem, and the entry is dropped from the kustomization. Charts come
 // from the repository only (helmGlobals.chartHome, default charts/ beside the
-// kustomization); an entry with a repo is a *RemoteError.
+// kustomization, or chartHome/name-version/name for a versioned entry with a repo, as
+// kustomize's generator looks); an entry with a repo whose chart is not there is
+// fetched through Repo.Remotes, or without it is a *RemoteError.
 func (c *confinedFS) inflateHelmCharts(dir string, k map[string]any) error {
 	raw, ok := k["helmCharts"]
 	if !ok {
@@ -46,14 +49,25 @@ func (c *confinedFS) inflateHelmCharts(dir string, k map[string]any) error {
 	relDir := rel(c.root, dir)
 	resources, _ := k["resources"].([]any)
 	for i, h := range spec.HelmCharts {
-		if h.Repo != "" {
-			return &RemoteError{URL: h.Repo}
+		// As kustomize's generator: the chart in chartHome (chartHome/name-version for a
+		// versioned chart of a repo) when it is there, else pulled from repo.
+		local := path.Join(relDir, home, h.Name)
+		if h.Version != "" && h.Repo != "" {
+			local = path.Join(relDir, home, h.Name+"-"+h.Version, h.Name)
 		}
-		chart, err := repopath.Clean(path.Join(relDir, home, h.Name))
+		chart, err := repopath.Clean(local)
 		if err != nil {
 			return fmt.Errorf("%s: helmCharts %s: chart %w", relDir, h.Name, err)
 		}
 		t := Target{Name: c.t.Name, Kind: Helm, Path: chart, ReleaseName: h.ReleaseName, Namespace: h.Namespace}
+		if h.Repo != "" {
+			if st, err := fs.Stat(c.confine.FS(), chart); err != nil || !st.IsDir() {
+				if c.remotes == nil {
+					return &RemoteError{URL: h.Repo, Allow: allowEntry(h.Repo)}
+				}
+				t.Path, t.Chart = "", &RemoteChart{Repo: h.Repo, Name: h.Name, Version: h.Version}
+			}
+		}
 		if t.ReleaseName == "" {
 			t.ReleaseName = h.Name // kustomize would pass --generate-name: a random name
 		}
@@ -90,7 +104,7 @@ func (c *confinedFS) inflateHelmCharts(dir string, k map[string]any) error {
 		default:
 			return fmt.Errorf("%s: helmCharts %s: valuesMerge %q is not merge, override or replace", relDir, h.Name, h.ValuesMerge)
 		}
-		repo := Repo{Dir: c.root, MaxFileSize: c.maxSize, Trace: c.trace, KubeVersion: h.KubeVersion, APIVersions: h.ApiVersions, Helm: c.helm}
+		repo := Repo{Dir: c.root, MaxFileSize: c.maxSize, Trace: c.trace, KubeVersion: h.KubeVersion, APIVersions: h.ApiVersions, Helm: c.helm, Remotes: c.remotes}
 		ctx := c.ctx
 		if ctx == nil {
 			ctx = context.Background()

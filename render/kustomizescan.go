@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/gitgate/gitgate/internal/kustomization"
+	"github.com/gitgate/gitgate/internal/remote"
 	"github.com/gitgate/gitgate/internal/repopath"
 	yaml3 "go.yaml.in/yaml/v3"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -57,7 +58,15 @@ func (e *KustomizeFieldError) Error() string {
 	}
 	var re *RemoteError
 	if errors.As(e.Err, &re) {
+		if re.Allow != "" {
+			return fmt.Sprintf("%s: %s: %v", at, e.Field, re)
+		}
 		return fmt.Sprintf("%s: %s: %s: remote sources are not fetched (a render never reaches the network); vendor it into the repository", at, e.Field, quoteValue(e.Value))
+	}
+	var refused *remote.RefusedError
+	var offline *remote.OfflineError
+	if errors.As(e.Err, &refused) || errors.As(e.Err, &offline) {
+		return fmt.Sprintf("%s: %s: %v", at, e.Field, e.Err)
 	}
 	var ce *CycleError
 	if errors.As(e.Err, &ce) {
@@ -101,6 +110,9 @@ type kustScan struct {
 	errs    []error
 	// notices are kustomize's deprecation warnings, with the file and line of the field.
 	notices []string
+	// remotes, when set, fetches the charts of helmCharts entries with a repo that
+	// remotes.allow permits; without it every such entry is refused.
+	remotes Remotes
 }
 
 // MissingError is a file or directory a kustomization names that does not exist (or a
@@ -137,8 +149,8 @@ func (e *CycleError) Error() string {
 // before kustomize builds it: every error found, joined (one bad field never hides
 // another), and kustomize's deprecation warnings as notices with file:line, once per
 // kustomization file.
-func scanKustomization(root *repopath.Root, dir string, maxSize int64) (notices []string, err error) {
-	s := &kustScan{root: root, fsys: root.FS(), maxSize: maxSize, seen: map[string]bool{}}
+func scanKustomization(root *repopath.Root, dir string, maxSize int64, remotes Remotes) (notices []string, err error) {
+	s := &kustScan{root: root, fsys: root.FS(), maxSize: maxSize, seen: map[string]bool{}, remotes: remotes}
 	s.kustomization(dir, "")
 	return s.notices, errors.Join(s.errs...)
 }
@@ -253,7 +265,13 @@ func (s *kustScan) kustomization(dir, cfgDir string) {
 		case "helmCharts":
 			each(val, key, func(field string, item *yaml3.Node) {
 				if n := mapValue(item, "repo"); n != nil && n.Value != "" {
-					s.errs = append(s.errs, &KustomizeFieldError{File: file, Line: n.Line, Field: field + ".repo", Value: n.Value, Err: &RemoteError{URL: n.Value}})
+					var err error = &RemoteError{URL: n.Value, Allow: allowEntry(n.Value)}
+					if s.remotes != nil {
+						err = s.remotes.Check(n.Value)
+					}
+					if err != nil {
+						s.errs = append(s.errs, &KustomizeFieldError{File: file, Line: n.Line, Field: field + ".repo", Value: n.Value, Err: err})
+					}
 				}
 				for _, k := range []string{"valuesFile", "additionalValuesFiles"} {
 					eachString(mapValue(item, k), field+"."+k, func(f string, n *yaml3.Node) { s.file(file, dir, f, n) })
