@@ -111,6 +111,42 @@ type TargetStatus struct {
 	// says why in a few words (the errors say the rest).
 	Rendered bool   `json:"rendered"`
 	Reason   string `json:"reason,omitempty"`
+	// Remotes are the sources outside the repository it rendered from, as resolved.
+	Remotes []RemoteSource `json:"remotes,omitempty"`
+}
+
+// RemoteSource is a source outside the repository that a target rendered from (a chart
+// from a Helm repository or an OCI registry, a Git repository, a file), as resolved.
+type RemoteSource struct {
+	// Kind is chart, git or file.
+	Kind string `json:"kind"`
+	// URL is the repository, registry or file, credentials redacted.
+	URL string `json:"url"`
+	// Name is the chart's name.
+	Name string `json:"name,omitempty"`
+	// Requested is what the repository asks for: a version constraint, a ref.
+	Requested string `json:"requested,omitempty"`
+	// Resolved is what that resolved to: a chart version, a commit.
+	Resolved string `json:"resolved,omitempty"`
+	// Digest is the content's digest (sha256:...), for a chart or a file.
+	Digest string `json:"digest,omitempty"`
+}
+
+// String is the source in a few words: "chart cert-manager 1.14.* = 1.14.5 from
+// https://charts.jetstack.io".
+func (s RemoteSource) String() string {
+	what := s.Kind
+	if s.Name != "" {
+		what += " " + s.Name
+	}
+	ver := s.Resolved
+	if s.Requested != "" && s.Requested != s.Resolved {
+		ver = s.Requested + " = " + s.Resolved
+	}
+	if ver != "" {
+		what += " " + ver
+	}
+	return what + " from " + s.URL
 }
 
 // Merge adds another report's results, errors and counts to r; call Sort after the last.

@@ -65,6 +65,10 @@ type TargetChange struct {
 	BaseBlocking bool        `json:"baseBlocking"`
 	HeadBlocking bool        `json:"headBlocking"`
 	Diff         string      `json:"diff,omitempty"`
+	// BaseRemotes and HeadRemotes are the remote sources the target rendered from on
+	// each side, when they differ (a chart version, a ref moved).
+	BaseRemotes []RemoteSource `json:"baseRemotes,omitempty"`
+	HeadRemotes []RemoteSource `json:"headRemotes,omitempty"`
 }
 
 // NewlyFailing reports whether the change makes the target block (policy blast radius).

@@ -21,6 +21,8 @@ type Rendered struct {
 	// error (kustomize's deprecation warnings, with file:line). The same notice comes
 	// from every target that builds the same file: print them deduplicated.
 	Notices []string
+	// Remotes are the sources outside the repository it rendered from, as resolved.
+	Remotes []policy.RemoteSource
 }
 
 // Errors turns the render error into input errors with repo-relative paths: a bad
@@ -68,7 +70,7 @@ func (n notRenderedAt) Unwrap() error { return n.e }
 // rendered, and, when it did not render (or only in part), why in a few words.
 func (r Rendered) Status() policy.TargetStatus {
 	t := r.Target
-	st := policy.TargetStatus{Name: t.Name, Kind: string(t.Kind), Path: t.Path, DefinedIn: t.DefinedIn, DeployedBy: t.DeployedBy, Objects: len(r.Resources), Rendered: r.Err == nil}
+	st := policy.TargetStatus{Name: t.Name, Kind: string(t.Kind), Path: t.Path, DefinedIn: t.DefinedIn, DeployedBy: t.DeployedBy, Objects: len(r.Resources), Rendered: r.Err == nil, Remotes: r.Remotes}
 	if r.Err != nil {
 		st.Reason = notRenderedReason(r.Err)
 	}
@@ -140,8 +142,8 @@ func All(ctx context.Context, repo Repo, targets []Target, workers int, progress
 	done := 0
 	pool.ForEach(ctx, len(targets), workers, func(i int) {
 		t := targets[i]
-		rs, err := Render(ctx, repo, t)
-		out[i] = Rendered{Target: t, Resources: rs, Err: err, Notices: KustomizeNotices(repo, t)}
+		rs, remotes, err := renderRecorded(ctx, repo, t)
+		out[i] = Rendered{Target: t, Resources: rs, Err: err, Notices: KustomizeNotices(repo, t), Remotes: remotes}
 		if sink != nil {
 			sink(out[i])
 			out[i].Resources = ChildApps(rs)

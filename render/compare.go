@@ -106,8 +106,9 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 	one := opts.Check
 	one.Workers, one.Progress = 1, nil
 	type side struct {
-		report *policy.Report
-		yaml   []byte
+		report  *policy.Report
+		yaml    []byte
+		remotes []policy.RemoteSource
 		// under the base's and head's rules (blast radius), when both are set
 		baseRules, headRules []policy.Result
 	}
@@ -130,7 +131,7 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 		var mu sync.Mutex
 		d.render(ctx, repo, ts, opts.Workers, progress, func(r Rendered) {
 			rep := Judge(ctx, gate, r, one)
-			s := side{report: rep, yaml: diffYAML(r.Resources)}
+			s := side{report: rep, yaml: diffYAML(r.Resources), remotes: r.Remotes}
 			if isHead && withRules {
 				s.baseRules = rulesFor(opts.BaseRules, rep, r.Resources)
 				s.headRules = rulesFor(opts.HeadRules, rep, r.Resources)
@@ -184,6 +185,9 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 			ch.Fixed = append(ch.Fixed, policy.Classify(baseResults, nil)...)
 		}
 		tc.Diff = unifiedDiff(n, b.yaml, h.yaml)
+		if !slices.Equal(b.remotes, h.remotes) { // a chart version or a ref moved
+			tc.BaseRemotes, tc.HeadRemotes = b.remotes, h.remotes
+		}
 		ch.Targets = append(ch.Targets, tc)
 	}
 	policy.SortResults(ch.Fixed)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/gitgate/gitgate/internal/remote"
+	"github.com/gitgate/gitgate/policy"
 )
 
 // chartShelf is a Remotes serving charts packaged by Helm's own chartutil.Save, by repo
@@ -25,7 +26,7 @@ import (
 // records what was asked.
 type chartShelf struct {
 	mu     sync.Mutex
-	charts map[string]*remote.Chart // repo|name
+	charts map[string][]*remote.Chart // repo|name, in the order put
 	asked  []string
 }
 
@@ -33,16 +34,14 @@ func (s *chartShelf) Chart(_ context.Context, ref remote.ChartRef) (*remote.Char
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.asked = append(s.asked, ref.String())
-	c, ok := s.charts[ref.Repo+"|"+ref.Name]
-	if !ok {
-		return nil, errors.New("no such chart")
+	for _, c := range s.charts[ref.Repo+"|"+ref.Name] {
+		if ref.Version == "" || chartutil.IsCompatibleRange(ref.Version, c.Version) {
+			out := *c
+			out.Ref = ref
+			return &out, nil
+		}
 	}
-	if ref.Version != "" && !chartutil.IsCompatibleRange(ref.Version, c.Version) {
-		return nil, errors.New("no version matches " + ref.Version)
-	}
-	out := *c
-	out.Ref = ref
-	return &out, nil
+	return nil, errors.New("no version of " + ref.Name + " matches " + ref.Version)
 }
 
 func (s *chartShelf) Check(string) error { return nil }
@@ -66,9 +65,9 @@ func (s *chartShelf) put(t *testing.T, repo string, files map[string]string) {
 	}
 	sum := sha256.Sum256(data)
 	if s.charts == nil {
-		s.charts = map[string]*remote.Chart{}
+		s.charts = map[string][]*remote.Chart{}
 	}
-	s.charts[repo+"|"+ch.Name()] = &remote.Chart{Version: ch.Metadata.Version, Digest: "sha256:" + hex.EncodeToString(sum[:]), Archive: data, URL: repo + "/" + filepath.Base(tgz)}
+	s.charts[repo+"|"+ch.Name()] = append(s.charts[repo+"|"+ch.Name()], &remote.Chart{Version: ch.Metadata.Version, Digest: "sha256:" + hex.EncodeToString(sum[:]), Archive: data, URL: repo + "/" + filepath.Base(tgz)})
 }
 
 // TestRenderRemoteChart: an Argo CD source with chart: renders the fetched chart with
@@ -205,8 +204,8 @@ func TestRenderChartRemoteDependency(t *testing.T) {
 func TestRenderKustomizeHelmChartsRepo(t *testing.T) {
 	shelf := &chartShelf{}
 	shelf.put(t, "oci://registry.example.com/charts", map[string]string{
-		"Chart.yaml":  "apiVersion: v2\nname: web\nversion: 1.2.3\n",
-		"values.yaml": "size: 1\n",
+		"Chart.yaml":        "apiVersion: v2\nname: web\nversion: 1.2.3\n",
+		"values.yaml":       "size: 1\n",
 		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  size: {{ .Values.size | quote }}\n",
 	})
 	files := map[string]string{
@@ -255,4 +254,52 @@ type refusingRemotes struct{ *chartShelf }
 
 func (refusingRemotes) Check(url string) error {
 	return &remote.RefusedError{URL: url, Reason: "refused for the test"}
+}
+
+// TestCompareRemoteChartVersion: a merge request that moves an Application's chart from
+// 1.2.3 to 1.3.0 makes exactly that target affected; base and head render their own
+// versions, and the change carries both resolutions.
+func TestCompareRemoteChartVersion(t *testing.T) {
+	shelf := &chartShelf{}
+	for _, v := range []string{"1.2.3", "1.3.0"} {
+		shelf.put(t, "https://charts.example.com", map[string]string{
+			"Chart.yaml":        "apiVersion: v2\nname: web\nversion: " + v + "\n",
+			"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  version: {{ .Chart.Version | quote }}\n",
+		})
+	}
+	app := func(v string) string {
+		return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web, namespace: argocd}\nspec:\n  project: default\n" +
+			"  source: {repoURL: https://charts.example.com, chart: web, targetRevision: " + v + "}\n" +
+			"  destination: {server: https://kubernetes.default.svc, namespace: web}\n"
+	}
+	other := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, namespace: x}\n"
+	base := writeRepo(t, map[string]string{"apps/web.yaml": app("1.2.3"), "plain/cm.yaml": other})
+	head := writeRepo(t, map[string]string{"apps/web.yaml": app("1.3.0"), "plain/cm.yaml": other})
+	base.Remotes, head.Remotes = shelf, shelf
+	gate, err := policy.OpenGate(policy.GateOptions{NoBuiltin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := Compare(t.Context(), base, head, CompareOptions{Workers: 1, Check: policy.DefaultCheckOptions(), BaseGate: gate, HeadGate: gate})
+	if len(rep.Errors) > 0 {
+		t.Fatalf("errors: %v", rep.Errors)
+	}
+	var names []string
+	for _, tc := range rep.Changes.Targets {
+		names = append(names, tc.Name)
+	}
+	// apps: the directory holding the Application, itself checked as a manifest.
+	if diff := cmp.Diff([]string{"apps", "web"}, names); diff != "" {
+		t.Fatalf("affected (-want +got)\n%s", diff)
+	}
+	tc := rep.Changes.Targets[1]
+	if len(tc.BaseRemotes) != 1 || tc.BaseRemotes[0].Resolved != "1.2.3" || len(tc.HeadRemotes) != 1 || tc.HeadRemotes[0].Resolved != "1.3.0" {
+		t.Errorf("remotes: base %+v head %+v", tc.BaseRemotes, tc.HeadRemotes)
+	}
+	if !strings.Contains(tc.Diff, "-  version: 1.2.3") || !strings.Contains(tc.Diff, "+  version: 1.3.0") {
+		t.Errorf("the rendered diff does not show the version change:\n%s", tc.Diff)
+	}
+	if len(rep.Targets) != 2 || len(rep.Targets[1].Remotes) != 1 || rep.Targets[1].Remotes[0].String() != "chart web 1.3.0 from https://charts.example.com" {
+		t.Errorf("head target status: %+v", rep.Targets)
+	}
 }

@@ -189,6 +189,7 @@ func markdownChanges(d *mdDoc, rep *policy.Report, opts MarkdownOptions) {
 	}
 	markdownWaived(d, waived, opts)
 	markdownPolicyChange(d, c, opts)
+	markdownRemotes(d, c.Targets)
 	markdownDiffs(d, c.Targets)
 }
 
@@ -281,6 +282,42 @@ func markdownWaived(d *mdDoc, waived []policy.Result, opts MarkdownOptions) {
 		items = append(items, fmt.Sprintf("- ➖ `%s` `%s` at %s: %s\n", mdCode(r.ResourceID()), mdCode(ruleID(r)), mdLink(r.Origin, opts), mdText(r.Exception)))
 	}
 	d.section(fmt.Sprintf("<details><summary>Waived or excepted (%d)</summary>\n\n", len(waived)), items, "\n</details>\n\n")
+}
+
+// markdownRemotes lists the remote sources whose resolved version or commit the change
+// moves, per target: "chart web 1.2.3 → 1.3.0".
+func markdownRemotes(d *mdDoc, targets []policy.TargetChange) {
+	var items []string
+	for _, t := range targets {
+		if len(t.BaseRemotes) == 0 && len(t.HeadRemotes) == 0 {
+			continue
+		}
+		key := func(s policy.RemoteSource) string { return s.Kind + " " + s.Name + " from " + s.URL }
+		base := map[string]string{}
+		for _, s := range t.BaseRemotes {
+			base[key(s)] = s.Resolved
+		}
+		seen := map[string]bool{}
+		for _, s := range t.HeadRemotes {
+			k := key(s)
+			seen[k] = true
+			from, ok := base[k]
+			switch {
+			case !ok:
+				items = append(items, fmt.Sprintf("- `%s`: %s %s (added)\n", mdCode(t.Name), mdText(k), mdText(s.Resolved)))
+			case from != s.Resolved:
+				items = append(items, fmt.Sprintf("- `%s`: %s %s → %s\n", mdCode(t.Name), mdText(k), mdText(from), mdText(s.Resolved)))
+			}
+		}
+		for _, s := range t.BaseRemotes {
+			if k := key(s); !seen[k] {
+				items = append(items, fmt.Sprintf("- `%s`: %s %s (removed)\n", mdCode(t.Name), mdText(k), mdText(s.Resolved)))
+			}
+		}
+	}
+	if len(items) > 0 {
+		d.section("#### Remote sources changed\n\n", items, "\n")
+	}
 }
 
 // markdownDiffs adds each target's rendered diff, collapsed, truncating a diff that

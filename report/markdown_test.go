@@ -192,3 +192,30 @@ func TestMarkdownEscapes(t *testing.T) {
 func defaultMarkdownOptions() MarkdownOptions {
 	return MarkdownOptions{MaxChars: GitHubCommentLimit}
 }
+
+// TestMarkdownRemoteSources: a merge request that moves a chart's version, adds and
+// removes remote sources says so per target; a target whose sources did not move says
+// nothing.
+func TestMarkdownRemoteSources(t *testing.T) {
+	chart := func(name, v string) policy.RemoteSource {
+		return policy.RemoteSource{Kind: "chart", URL: "https://charts.example.com", Name: name, Requested: "1.*", Resolved: v}
+	}
+	ch := &policy.Changes{Targets: []policy.TargetChange{
+		{Name: "web", State: policy.TargetModified, BaseRemotes: []policy.RemoteSource{chart("web", "1.2.3"), chart("old", "0.1.0")}, HeadRemotes: []policy.RemoteSource{chart("web", "1.3.0"), chart("new", "2.0.0")}},
+		{Name: "api", State: policy.TargetModified},
+	}}
+	got := markdown(&policy.Report{Changes: ch}, defaultMarkdownOptions())
+	for _, want := range []string{
+		"#### Remote sources changed",
+		"- `web`: chart web from https://charts.example.com 1.2.3 → 1.3.0\n",
+		"- `web`: chart new from https://charts.example.com 2.0.0 (added)\n",
+		"- `web`: chart old from https://charts.example.com 0.1.0 (removed)\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "`api`:") {
+		t.Errorf("a target whose sources did not move is listed:\n%s", got)
+	}
+}
