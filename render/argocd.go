@@ -1,6 +1,8 @@
 package render
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/git"
 	"github.com/gitgate/gitgate/internal/kustomization"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
@@ -43,6 +46,8 @@ type AppOptions struct {
 	// git files generator paths where "*" stays inside one directory and "**" spans any
 	// number of them. Off (Argo CD's default), "*" matches across directories too.
 	NewGitFileGlobbing bool
+	// Context bounds the fetches of sources in other Git repositories (nil: none).
+	Context context.Context
 }
 
 // AppError is an Application or ApplicationSet that could not be turned into targets, or
@@ -365,27 +370,49 @@ func (d *argoDiscovery) sourceTarget(a argoApp, src map[string]any, at []string,
 		d.fail(a, at, fmt.Errorf("%s has no repoURL", field))
 		return Target{}, false
 	}
-	if !d.isThisRepo(repoURL) {
-		hint := ""
-		if d.inferred {
-			hint = " (no repoURLs configured and none of its paths exists here; list this repository's URLs in .gitgate.yaml if it is this one)"
-		}
-		d.note(a, append(at, "repoURL"), "%s: repoURL %s: not in this repository; not rendered%s", field, repoURL, hint)
-		return Target{}, false
-	}
 	if !hasPath || p == "" {
 		d.fail(a, at, fmt.Errorf("%s has neither path nor chart; set %s.path (\".\" for the repository root)", field, field))
 		return Target{}, false
 	}
+	// A source in another Git repository: its files come through Repo.Remotes (the tree
+	// is fetched here to tell its kind; without it the target is still listed and its
+	// render names the remotes.allow entry to add).
+	fsys := d.repo.FS
+	var other *RemoteRepo
+	if !d.isThisRepo(repoURL) {
+		if d.inferred {
+			d.note(a, append(at, "repoURL"), "%s: repoURL %s: another repository (no repoURLs configured and none of its paths exists here; list this repository's URLs in .gitgate.yaml if it is this one)", field, repoURL)
+		}
+		other = &RemoteRepo{URL: repoURL, Revision: argoString(src["targetRevision"])}
+		fsys = nil
+		if d.repo.Remotes != nil && d.repo.Remotes.Check(repoURL) == nil {
+			ctx := d.opts.Context
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			if tree, err := d.repo.Remotes.Git(ctx, repoURL, other.Revision); err == nil {
+				fsys = repopath.DirFS(tree.Dir)
+			}
+		}
+	}
 	dir, err := d.repoPath(p)
+	if other != nil {
+		dir, err = repopath.Clean(p)
+	}
 	if err != nil {
 		d.fail(a, append(at, "path"), fmt.Errorf("%s.path %s: %w", field, p, err))
 		return Target{}, false
 	}
-	if st, err := fs.Stat(d.repo.FS, dir); err != nil {
-		msg := fmt.Errorf("%s.path %s does not exist in this repository", field, dir)
+	if fsys == nil {
+		// Not fetched: nothing to look at. The render says why.
+	} else if st, err := fs.Stat(fsys, dir); err != nil {
+		where := "this repository"
+		if other != nil {
+			where = git.Redact(other.URL) + " at " + cmp.Or(other.Revision, "its default branch")
+		}
+		msg := fmt.Errorf("%s.path %s does not exist in %s", field, dir, where)
 		if strings.Contains(p, "{{") {
-			msg = fmt.Errorf("%s.path %s does not exist in this repository (a template parameter in it was not set by the generators)", field, p)
+			msg = fmt.Errorf("%s.path %s does not exist in %s (a template parameter in it was not set by the generators)", field, p, where)
 		}
 		d.fail(a, append(at, "path"), msg)
 		return Target{}, false
@@ -414,11 +441,11 @@ func (d *argoDiscovery) sourceTarget(a argoApp, src map[string]any, at []string,
 		case "plugin":
 			kind = Plugin
 		}
-	} else {
-		kind = d.detectKind(dir)
+	} else if fsys != nil {
+		kind = detectKind(fsys, dir)
 	}
 
-	t := Target{Name: a.name, Kind: kind, Path: dir, DefinedIn: d.definedIn(a.src.Origin.File)}
+	t := Target{Name: a.name, Kind: kind, Path: dir, DefinedIn: d.definedIn(a.src.Origin.File), Repo: other}
 	switch kind {
 	case Helm:
 		if !d.helmTarget(a, src, at, refs, &t) {
@@ -564,11 +591,11 @@ func (d *argoDiscovery) definedIn(file string) string {
 
 // detectKind is Argo CD's discovery for a source without an explicit type: a
 // kustomization wins over a Chart.yaml; otherwise plain manifests.
-func (d *argoDiscovery) detectKind(dir string) Kind {
-	if kustomization.Has(d.repo.FS, dir) {
+func detectKind(fsys fs.FS, dir string) Kind {
+	if kustomization.Has(fsys, dir) {
 		return Kustomize
 	}
-	if _, err := fs.Stat(d.repo.FS, path.Join(dir, "Chart.yaml")); err == nil {
+	if _, err := fs.Stat(fsys, path.Join(dir, "Chart.yaml")); err == nil {
 		return Helm
 	}
 	return Directory
@@ -584,6 +611,9 @@ func (d *argoDiscovery) helmTarget(a argoApp, src map[string]any, at []string, r
 	ignoreMissing, _ := h["ignoreMissingValueFiles"].(bool)
 	if t.Chart != nil {
 		t.Chart.IgnoreMissingValueFiles = ignoreMissing
+	}
+	if t.Repo != nil {
+		t.Repo.IgnoreMissingValueFiles = ignoreMissing
 	}
 	dest, _ := a.spec["destination"].(map[string]any)
 	env := map[string]string{
@@ -622,6 +652,19 @@ func (d *argoDiscovery) helmTarget(a argoApp, src map[string]any, at []string, r
 			}
 			if t.Chart != nil { // a file inside the chart, read when it is fetched
 				t.Chart.ValueFiles = append(t.Chart.ValueFiles, strings.TrimPrefix(path.Clean(vf), "/"))
+				continue
+			}
+			if t.Repo != nil { // a file of the other repository, read when it renders
+				rel := path.Join(t.Path, vf)
+				if path.IsAbs(vf) {
+					rel = strings.TrimPrefix(path.Clean(vf), "/")
+				}
+				clean, err := repopath.Clean(rel)
+				if err != nil {
+					d.fail(a, vfAt, fmt.Errorf("%s.helm.valueFiles: %s: %w", field, vf, err))
+					return false
+				}
+				t.Repo.ValueFiles = append(t.Repo.ValueFiles, clean)
 				continue
 			}
 			rel := path.Join(t.Path, vf)

@@ -103,9 +103,8 @@ func TestAppTargets(t *testing.T) {
 			clusters: []policy.ClusterConfig{{Name: "prod-eu", Server: "https://prod-eu:6443", Labels: map[string]string{"env": "production"}}, {Name: "dev", Server: "https://dev:6443", Labels: map[string]string{"env": "dev"}}},
 			file:     "../testdata/seed/argocd/applicationsets/cluster-addons.yaml", as: "argocd/applicationsets/cluster-addons.yaml",
 			opts: AppOptions{RepoURLs: []string{argoTestURL}},
-			notices: []string{
-				"argocd/applicationsets/cluster-addons.yaml:30:9: ApplicationSet/argocd/cluster-addons: Application addons-prod-eu: spec.source: repoURL https://gitlab.internal.company.com/platform/cluster-addons.git: not in this repository; not rendered",
-			},
+			want: []Target{{Name: "addons-prod-eu", Kind: Directory, Path: "addons", DefinedIn: "argocd/applicationsets/cluster-addons.yaml", Namespace: "kube-system",
+				Jsonnet: &JsonnetOptions{}, Repo: &RemoteRepo{URL: "https://gitlab.internal.company.com/platform/cluster-addons.git", Revision: "main"}}},
 		},
 		{
 			name: "clusters generator: label selector, name, server and labels as parameters",
@@ -512,7 +511,7 @@ spec:
 			},
 		},
 		{
-			name: "another repository's source is a notice, not an error",
+			name: "another repository's source is a target of that repository (rendered through Remotes)",
 			opts: AppOptions{RepoURLs: []string{argoTestURL}},
 			yaml: `apiVersion: argoproj.io/v1alpha1
 kind: Application
@@ -522,9 +521,8 @@ spec:
     repoURL: https://github.com/argoproj/argocd-example-apps.git
     path: guestbook
 `,
-			notices: []string{
-				argoTestFile + ":6:5: Application/argocd/guestbook: spec.source: repoURL https://github.com/argoproj/argocd-example-apps.git: not in this repository; not rendered",
-			},
+			want: []Target{{Name: "guestbook", Kind: Directory, Path: "guestbook", DefinedIn: argoTestFile, Jsonnet: &JsonnetOptions{},
+				Repo: &RemoteRepo{URL: "https://github.com/argoproj/argocd-example-apps.git"}}},
 		},
 		{
 			name: "repoURLs inferred: a repoURL none of whose paths exists here is another repository",
@@ -546,9 +544,12 @@ metadata: {name: broken, namespace: argocd}
 spec:
   source: {repoURL: ` + argoTestURL + `, path: manifests/missing}
 `,
-			want: []Target{{Name: "plain", Kind: Directory, Path: "manifests/plain", DefinedIn: argoTestFile, Jsonnet: &JsonnetOptions{}}},
+			want: []Target{
+				{Name: "guestbook", Kind: Directory, Path: "guestbook", DefinedIn: argoTestFile, Jsonnet: &JsonnetOptions{}, Repo: &RemoteRepo{URL: "https://github.com/argoproj/argocd-example-apps.git"}},
+				{Name: "plain", Kind: Directory, Path: "manifests/plain", DefinedIn: argoTestFile, Jsonnet: &JsonnetOptions{}},
+			},
 			notices: []string{
-				argoTestFile + ":5:12: Application/argocd/guestbook: spec.source: repoURL https://github.com/argoproj/argocd-example-apps.git: not in this repository; not rendered (no repoURLs configured and none of its paths exists here; list this repository's URLs in .gitgate.yaml if it is this one)",
+				argoTestFile + ":5:12: Application/argocd/guestbook: spec.source: repoURL https://github.com/argoproj/argocd-example-apps.git: another repository (no repoURLs configured and none of its paths exists here; list this repository's URLs in .gitgate.yaml if it is this one)",
 			},
 			errs: []string{
 				argoTestFile + ":17:88: Application/argocd/broken: spec.source.path manifests/missing does not exist in this repository",

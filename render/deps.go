@@ -76,6 +76,23 @@ func (c *depsCache) deps(t Target) Deps {
 			set[p] = true
 		}
 	}
+	if t.Repo != nil { // another repository: only its values files of this one
+		for _, f := range t.ValueFiles {
+			add(f)
+		}
+	} else {
+		c.sourceDeps(repo, t, set, add)
+	}
+	out := make(Deps, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sourceDeps adds the files of this repository a target of it reads.
+func (c *depsCache) sourceDeps(repo Repo, t Target, set map[string]bool, add func(string)) {
 	switch t.Kind {
 	case Kustomize:
 		c.kustomizeDeps(t.Path, set, map[string]bool{})
@@ -107,12 +124,6 @@ func (c *depsCache) deps(t Target) Deps {
 	default:
 		add(t.Path)
 	}
-	out := make(Deps, 0, len(set))
-	for p := range set {
-		out = append(out, p)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // read parses the kustomization in dir once: nil when there is none or it does not

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -205,7 +206,21 @@ func renderHelmChart(ctx context.Context, repo Repo, t Target) (*helmOutput, err
 		return nil, fmt.Errorf("helm chart %s: %s charts are not installable", chartPath, ch.Metadata.Type)
 	}
 
-	vals, err := helmValues(repo, t)
+	valuesRepo := repo // the target's own ValueFiles: this repository's
+	if repo.here != nil {
+		valuesRepo = *repo.here
+		// the other repository's values files, which come first
+		var files []string
+		for _, f := range t.Repo.ValueFiles {
+			if _, err := fs.Stat(repo.confined().FS, f); err == nil || !t.Repo.IgnoreMissingValueFiles {
+				files = append(files, f)
+			}
+		}
+		if inChart, err = helmValues(repo, Target{ValueFiles: files}); err != nil {
+			return nil, fmt.Errorf("helm chart %s: %w", chartPath, err)
+		}
+	}
+	vals, err := helmValues(valuesRepo, t)
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", chartPath, err)
 	}

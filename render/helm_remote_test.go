@@ -46,6 +46,10 @@ func (s *chartShelf) Chart(_ context.Context, ref remote.ChartRef) (*remote.Char
 
 func (s *chartShelf) Check(string) error { return nil }
 
+func (s *chartShelf) Git(context.Context, string, string) (*remote.GitTree, error) {
+	return nil, errors.New("no repositories on a chart shelf")
+}
+
 // put packages files as a chart with Helm and shelves it under repo.
 func (s *chartShelf) put(t *testing.T, repo string, files map[string]string) {
 	t.Helper()
@@ -301,5 +305,114 @@ func TestCompareRemoteChartVersion(t *testing.T) {
 	}
 	if len(rep.Targets) != 2 || len(rep.Targets[1].Remotes) != 1 || rep.Targets[1].Remotes[0].String() != "chart web 1.3.0 from https://charts.example.com" {
 		t.Errorf("head target status: %+v", rep.Targets)
+	}
+}
+
+// gitShelf serves other repositories' trees from directories, by URL.
+type gitShelf struct {
+	chartShelf
+	trees map[string]string // url -> dir
+}
+
+func (g *gitShelf) Git(_ context.Context, url, ref string) (*remote.GitTree, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.asked = append(g.asked, url+"@"+ref)
+	dir, ok := g.trees[url]
+	if !ok {
+		return nil, errors.New("no such repository")
+	}
+	return &remote.GitTree{URL: url, Ref: ref, Commit: "0123456789abcdef0123456789abcdef01234567", Dir: dir}, nil
+}
+
+// TestRenderOtherRepository: Applications whose source is another Git repository are
+// targets rendered from its tree (fetched through Remotes; its kind told from it): a
+// kustomize overlay, and a chart with a values file of its own repository and a $ref
+// values file of this one. Origins are url@commit:file. Without Remotes the targets are
+// still listed and refused naming the remotes.allow entry.
+func TestRenderOtherRepository(t *testing.T) {
+	other := writeRepo(t, map[string]string{
+		"deploy/prod/kustomization.yaml": "resources: [cm.yaml]\nnamePrefix: prod-\n",
+		"deploy/prod/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n",
+		"chart/Chart.yaml":               "apiVersion: v2\nname: api\nversion: 0.1.0\n",
+		"chart/values.yaml":              "size: 1\nteam: none\n",
+		"chart/values-prod.yaml":         "size: 3\n",
+		"chart/templates/cm.yaml":        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  size: {{ .Values.size | quote }}\n  team: {{ .Values.team }}\n",
+	})
+	const otherURL = "https://git.example.com/team/app.git"
+	files := map[string]string{
+		"apps/app.yaml": `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: app, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: ` + otherURL + `, targetRevision: v1.2.0, path: deploy/prod}
+  destination: {server: https://kubernetes.default.svc, namespace: app}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: api, namespace: argocd}
+spec:
+  project: default
+  sources:
+  - repoURL: ` + otherURL + `
+    targetRevision: main
+    path: chart
+    helm: {valueFiles: [values-prod.yaml, $here/env/api.yaml]}
+  - {repoURL: https://git.example.com/gitops.git, ref: here}
+  destination: {server: https://kubernetes.default.svc, namespace: api}
+`,
+		"env/api.yaml": "team: payments\n",
+	}
+	repo := writeRepo(t, files)
+	shelf := &gitShelf{trees: map[string]string{otherURL: other.Dir}}
+	repo.Remotes = shelf
+	d := Plan(t.Context(), repo, DiscoverOptions{RepoURLs: []string{"https://git.example.com/gitops.git"}}, 1)
+	got := map[string]Target{}
+	for _, tg := range d.Targets {
+		got[tg.Name] = tg
+	}
+	app, api := got["app"], got["api"]
+	if app.Kind != Kustomize || app.Repo == nil || app.Repo.Revision != "v1.2.0" || app.Path != "deploy/prod" {
+		t.Fatalf("app target: %+v (all: %+v, errors %v)", app, d.Targets, d.Errors)
+	}
+	if api.Kind != Helm || api.Repo == nil || !cmp.Equal(api.Repo.ValueFiles, []string{"chart/values-prod.yaml"}) || !cmp.Equal(api.ValueFiles, []string{"env/api.yaml"}) {
+		t.Fatalf("api target: %+v", api)
+	}
+	rs, err := Render(t.Context(), repo, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || rs[0].Object.GetName() != "prod-app" || rs[0].Origin.File != otherURL+"@0123456789ab:deploy/prod/cm.yaml" {
+		t.Fatalf("app: %d objects, %+v", len(rs), rs)
+	}
+	rs, err = Render(t.Context(), repo, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, _, _ := unstructured.NestedMap(rs[0].Object.Object, "data"); len(rs) != 1 || data["size"] != "3" || data["team"] != "payments" {
+		t.Fatalf("api: %+v", rs)
+	}
+	// What a target fetched is recorded.
+	r := All(t.Context(), repo, []Target{app}, 1, nil, nil)[0]
+	if len(r.Remotes) != 1 || r.Remotes[0].String() != "git v1.2.0 = 0123456789abcdef0123456789abcdef01234567 from "+otherURL {
+		t.Errorf("recorded: %+v", r.Remotes)
+	}
+
+	repo.Remotes = nil
+	d = Plan(t.Context(), repo, DiscoverOptions{RepoURLs: []string{"https://git.example.com/gitops.git"}}, 1)
+	var listed []string
+	for _, tg := range d.Targets {
+		if tg.Repo != nil {
+			listed = append(listed, tg.Name+" "+string(tg.Kind))
+			_, err := Render(t.Context(), repo, tg)
+			if err == nil || !strings.Contains(err.Error(), `add "git.example.com" there`) {
+				t.Errorf("%s without remotes: %v", tg.Name, err)
+			}
+		}
+	}
+	// Without the tree, the kind is what the source says (helm) or a directory.
+	if diff := cmp.Diff([]string{"api helm", "app directory"}, listed); diff != "" {
+		t.Errorf("listed without remotes (-want +got)\n%s", diff)
 	}
 }

@@ -151,7 +151,7 @@ func runKustomize(ctx context.Context, repo Repo, t Target, provenance bool) (re
 // notices naming the kustomization file and line of each deprecated field: one for each
 // field of each kustomization file of the graph.
 func KustomizeNotices(repo Repo, t Target) []string {
-	if t.Kind != Kustomize || repo.Dir == "" {
+	if t.Kind != Kustomize || repo.Dir == "" || t.Repo != nil {
 		return nil
 	}
 	confine, err := repopath.Open(repo.Dir)

@@ -97,7 +97,7 @@ func (d *Discovery) keepUnder(repo Repo, dir string) {
 	in := func(p string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 	var kept []Target
 	for _, t := range d.Targets {
-		if in(t.Path) {
+		if t.Repo == nil && t.Chart == nil && in(t.Path) { // a path of this repository
 			kept = append(kept, t)
 		}
 	}

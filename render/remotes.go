@@ -27,6 +27,14 @@ func (r *recorder) Chart(ctx context.Context, ref remote.ChartRef) (*remote.Char
 	return c, err
 }
 
+func (r *recorder) Git(ctx context.Context, url, ref string) (*remote.GitTree, error) {
+	tree, err := r.inner.Git(ctx, url, ref)
+	if err == nil {
+		r.add(policy.RemoteSource{Kind: "git", URL: git.Redact(url), Requested: ref, Resolved: tree.Commit})
+	}
+	return tree, err
+}
+
 func (r *recorder) Check(url string) error { return r.inner.Check(url) }
 
 func (r *recorder) add(s policy.RemoteSource) {
@@ -58,4 +66,38 @@ func renderRecorded(ctx context.Context, repo Repo, t Target) ([]policy.Resource
 	repo.Remotes = rec
 	rs, err := Render(ctx, repo, t)
 	return rs, rec.sources(), err
+}
+
+// renderOtherRepo renders a target whose source is in another Git repository: the tree
+// at the revision comes through repo.Remotes (refused, naming the remotes.allow entry to
+// add, without it), the target renders there with this repository's settings, and its
+// objects' origins are url@commit:file.
+func renderOtherRepo(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
+	url := t.Repo.URL
+	if repo.Remotes == nil {
+		return nil, &RemoteError{URL: git.Redact(url), Allow: allowEntry(url)}
+	}
+	if err := repo.Remotes.Check(url); err != nil {
+		return nil, err
+	}
+	tree, err := repo.Remotes.Git(ctx, url, t.Repo.Revision)
+	if err != nil {
+		return nil, err
+	}
+	here := repo.confined()
+	sub := repo
+	sub.FS, sub.Dir, sub.Trace, sub.stage, sub.here = nil, tree.Dir, nil, nil, &here
+	rs, err := Render(ctx, sub, t)
+	prefix := git.Redact(url) + "@" + shortCommit(tree.Commit) + ":"
+	for i := range rs {
+		rs[i].Origin.File = prefix + rs[i].Origin.File
+	}
+	return rs, err
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
 }

@@ -23,6 +23,9 @@ func Render(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error)
 			return nil, err
 		}
 	}
+	if t.Repo != nil && repo.here == nil {
+		return renderOtherRepo(ctx, repo, t)
+	}
 	repo = repo.confined()
 	var (
 		rs  []policy.Resource

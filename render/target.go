@@ -81,6 +81,22 @@ type Target struct {
 	// (an Argo CD source with chart:) instead of a directory of this repository: Path is
 	// empty and ValueFiles are this repository's files (multi-source $ref values).
 	Chart *RemoteChart `json:"chart,omitempty"`
+	// Repo, for an Argo CD source in another Git repository, is that repository: Path
+	// is in it, and ValueFiles are still this repository's files (multi-source $ref).
+	Repo *RemoteRepo `json:"repo,omitempty"`
+}
+
+// RemoteRepo is another Git repository an Argo CD source renders from.
+type RemoteRepo struct {
+	// URL and Revision are the source's repoURL and targetRevision (a branch, a tag or a
+	// commit; empty: the default branch).
+	URL      string `json:"url"`
+	Revision string `json:"revision,omitempty"`
+	// ValueFiles are Helm values files of that repository (helm.valueFiles without
+	// $ref), applied before the target's own ValueFiles; a missing one is skipped when
+	// IgnoreMissingValueFiles is set.
+	ValueFiles              []string `json:"valueFiles,omitempty"`
+	IgnoreMissingValueFiles bool     `json:"ignoreMissingValueFiles,omitempty"`
 }
 
 // RemoteChart is a chart an Argo CD source takes from outside the repository.
@@ -107,6 +123,9 @@ type Remotes interface {
 	// Chart resolves and fetches a chart (a *remote.RefusedError or
 	// *remote.OfflineError when it may not or cannot be).
 	Chart(ctx context.Context, ref remote.ChartRef) (*remote.Chart, error)
+	// Git fetches a repository at a revision (a branch, a tag, a commit; empty: the
+	// default branch) into a read-only tree.
+	Git(ctx context.Context, url, ref string) (*remote.GitTree, error)
 	// Check refuses a URL that may not be fetched, without connecting.
 	Check(url string) error
 }
@@ -146,6 +165,9 @@ type Repo struct {
 	Trace func(file string)
 	// Remotes fetches remote charts; nil refuses every remote source (*RemoteError).
 	Remotes Remotes
+	// here, when a target renders from another Git repository (Dir is its tree), is
+	// the repository its Application is in: the one its $ref values files are read from.
+	here *Repo
 	// stage, for a revision with no checkout, writes what each target reads to a
 	// directory before it renders (Compare sets it).
 	stage *stage
