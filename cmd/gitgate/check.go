@@ -100,9 +100,9 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	defer watchInterrupt(cmd.Context(), stderr)()
 	// check DIR inside a repository: the repository's settings, discovery and names,
 	// limited to the targets in DIR (its bases and patches are never plain manifests).
-	root, under := args[0], ""
+	root, under, rootNotice := args[0], "", ""
 	if st, err := os.Stat(args[0]); err == nil && st.IsDir() && len(args) == 1 && !o.plain && o.base == "" {
-		root, under = findRepoRoot(args[0])
+		root, under, rootNotice = findRepoRoot(args[0])
 	}
 	set, err := loadSettings(root, o.gate, o.maxFileSize)
 	if set != nil {
@@ -147,6 +147,9 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 			sources = append(sources, osSource(a))
 		}
 		rep = gate.Check(cmd.Context(), sources, opts)
+	}
+	if rootNotice != "" {
+		rep.Notices = append([]string{rootNotice}, rep.Notices...)
 	}
 	rep.Notices = append(append([]string{}, gate.Warnings...), rep.Notices...) // in the JSON report too
 	rep.Errors = append(rep.Errors, gate.LoadErrors...)                        // exit 2; every other policy ran

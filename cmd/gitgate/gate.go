@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gitgate/gitgate/internal/repopath"
@@ -151,20 +152,28 @@ type settings struct {
 
 // loadSettings reads root's .gitgate.yaml (when root is a directory) under the flags.
 // findRepoRoot is the repository a directory belongs to: the nearest directory at or
-// above it holding .gitgate.yaml, else .git, else dir itself; sub is dir relative to it
-// (slash-separated, "" when dir is the root).
-func findRepoRoot(dir string) (root, sub string) {
+// above it holding .gitgate.yaml, else .git; with neither (an archive, a zip download),
+// the working directory when dir is inside it, with a notice saying so; else dir itself.
+// sub is dir relative to the root (slash-separated, "" when dir is the root).
+func findRepoRoot(dir string) (root, sub, notice string) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return dir, ""
+		return dir, "", ""
 	}
 	found := nearestWith(abs, policy.ConfigFile, ".git")
+	if found == "" && !filepath.IsAbs(dir) {
+		if wd, err := os.Getwd(); err == nil {
+			if rel, err := filepath.Rel(wd, abs); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+				return ".", filepath.ToSlash(rel), fmt.Sprintf("no .git or %s at or above %s: the working directory is taken as the repository root (run from the root, or add %s there)", policy.ConfigFile, dir, policy.ConfigFile)
+			}
+		}
+	}
 	if found == "" || found == abs {
-		return dir, ""
+		return dir, "", ""
 	}
 	rel, err := filepath.Rel(found, abs)
 	if err != nil {
-		return dir, ""
+		return dir, "", ""
 	}
 	root = found
 	if !filepath.IsAbs(dir) { // shown as the user would reach it from where they stand
@@ -174,7 +183,7 @@ func findRepoRoot(dir string) (root, sub string) {
 			}
 		}
 	}
-	return root, filepath.ToSlash(rel)
+	return root, filepath.ToSlash(rel), ""
 }
 
 func loadSettings(root string, flags gateFlags, maxFileSize int64) (*settings, error) {

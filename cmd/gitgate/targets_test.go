@@ -253,6 +253,41 @@ func TestCheckSubdirectory(t *testing.T) {
 	}
 }
 
+// TestCheckSubdirectoryOfArchive: a repository with neither .git nor .gitgate.yaml (a
+// git archive, a zip download) checked from its root as check SUBDIR takes the working
+// directory as the root and says so: the overlay is one target, its patch never a plain
+// manifest, its base not "outside the repository".
+func TestCheckSubdirectoryOfArchive(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"apps/web/base/kustomization.yaml":         "resources: [cm.yaml]\n",
+		"apps/web/base/cm.yaml":                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata: {a: b}\n",
+		"apps/web/overlays/dev/kustomization.yaml": "namePrefix: dev-\nresources: [../../base]\npatches: [{path: patch.yaml}]\n",
+		"apps/web/overlays/dev/patch.yaml":         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata: {a: dev}\n",
+	})
+	t.Chdir(dir)
+	t.Setenv("CI", "1")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check", "-o", "json", "apps/web/overlays/dev"}, &out, &errb)
+	if code != exitClean {
+		t.Fatalf("exit %d: %s\n%s", code, errb.String(), out.String())
+	}
+	var rep struct {
+		Summary struct{ Resources int }
+		Targets []struct{ Name, Path string }
+		Notices []string
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if len(rep.Targets) != 1 || rep.Targets[0].Path != "apps/web/overlays/dev" || rep.Summary.Resources != 1 {
+		t.Errorf("targets %+v, %d resources; want the overlay alone, 1 resource", rep.Targets, rep.Summary.Resources)
+	}
+	if !slices.ContainsFunc(rep.Notices, func(n string) bool { return strings.Contains(n, "the working directory is taken as the repository root") }) {
+		t.Errorf("no notice about the assumed root: %q", rep.Notices)
+	}
+}
+
 // writeFiles writes a repository of slash-separated paths and contents under dir.
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
