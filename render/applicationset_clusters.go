@@ -9,7 +9,13 @@ import (
 
 func (s *argoSet) clusters(m map[string]any, at []string) ([]map[string]any, error) {
 	if len(s.d.repo.Clusters) == 0 {
-		s.notice(at, "clusters generator needs clusters listed in .gitgate.yaml; skipped")
+		// One notice for the whole discovery (AppTargets), not one per generator.
+		if s.d.noClusters == nil {
+			s.d.noClusters = map[string]bool{}
+		}
+		if o := argoPos(s.res, nil).String() + " " + s.object; !s.d.noClusters[o] {
+			s.d.noClusters[o] = true
+		}
 		return nil, nil
 	}
 	sel, _ := m["selector"].(map[string]any)

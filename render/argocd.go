@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -123,6 +124,10 @@ func AppTargets(repo Repo, apps []policy.Resource, opts AppOptions) (targets []T
 		targets = append(targets, d.appTargets(a)...)
 	}
 	SortTargets(targets)
+	if len(d.noClusters) > 0 {
+		sets := slices.Sorted(maps.Keys(d.noClusters))
+		d.notices = append(d.notices, fmt.Sprintf("the clusters generator of %d ApplicationSet(s) is skipped: it needs the clusters listed in .gitgate.yaml (clusters:), so the Applications it would generate are not checked: %s", len(sets), listSome(sets, 5)))
+	}
 	return targets, d.notices, d.errs
 }
 
@@ -173,6 +178,9 @@ type argoDiscovery struct {
 	notices    []string
 	seenNotice map[string]bool
 	errs       []error
+	// noClusters are the ApplicationSets (file:line object) with a clusters generator
+	// skipped for want of clusters in .gitgate.yaml.
+	noClusters map[string]bool
 }
 
 func (d *argoDiscovery) notice(o policy.Origin, object, app, format string, args ...any) {
@@ -380,8 +388,8 @@ func (d *argoDiscovery) sourceTarget(a argoApp, src map[string]any, at []string,
 	fsys := d.repo.FS
 	var other *RemoteRepo
 	if !d.isThisRepo(repoURL) {
-		if d.inferred {
-			d.note(a, append(at, "repoURL"), "%s: repoURL %s: another repository (no repoURLs configured and none of its paths exists here; list this repository's URLs in .gitgate.yaml if it is this one)", field, repoURL)
+		if d.inferred { // once per Application or ApplicationSet and repoURL
+			d.notice(argoPos(a.src, slices.Concat(a.specAt[:len(a.specAt)-1], at)), a.object, "", "%s: repoURL %s: another repository (no repoURLs configured and none of its paths exists here; list this repository's URLs in .gitgate.yaml if it is this one)", field, repoURL)
 		}
 		other = &RemoteRepo{URL: repoURL, Revision: argoString(src["targetRevision"])}
 		fsys = nil

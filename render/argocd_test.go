@@ -95,7 +95,7 @@ func TestAppTargets(t *testing.T) {
 			file: "../testdata/seed/argocd/applicationsets/cluster-addons.yaml", as: "argocd/applicationsets/cluster-addons.yaml",
 			opts: AppOptions{RepoURLs: []string{argoTestURL}},
 			notices: []string{
-				"argocd/applicationsets/cluster-addons.yaml:20:7: ApplicationSet/argocd/cluster-addons: clusters generator needs clusters listed in .gitgate.yaml; skipped",
+				"the clusters generator of 1 ApplicationSet(s) is skipped: it needs the clusters listed in .gitgate.yaml (clusters:), so the Applications it would generate are not checked: argocd/applicationsets/cluster-addons.yaml:13:1 ApplicationSet/argocd/cluster-addons",
 			},
 		},
 		{

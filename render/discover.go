@@ -89,6 +89,7 @@ func (o DiscoverOptions) environment(env string) bool {
 type repoScan struct {
 	kustomizations map[string]bool     // dir -> has a kustomization
 	referenced     map[string]bool     // dirs another kustomization uses as a base or component
+	components     map[string]bool     // dirs whose kustomization is a kind: Component
 	refs           map[string][]string // kustomization dir -> the dirs it builds on
 	inflated       map[string]bool     // chart dirs a kustomization's helmCharts renders
 	charts         map[string]bool     // chart dirs
@@ -120,12 +121,23 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 			reached[t.Path] = true
 		}
 	}
-	// Kustomizations: leaves only; a base is rendered through its overlays.
+	// Kustomizations: leaves only; a base is rendered through its overlays. A Component
+	// is a fragment even when no kustomization uses it (kustomize cannot build most on
+	// their own): said once, never a target.
+	var unused []string
 	for dir := range sc.kustomizations {
 		if sc.referenced[dir] || reached[dir] || underAny(dir, sc.charts) {
 			continue
 		}
+		if sc.components[dir] {
+			unused = append(unused, dir)
+			continue
+		}
 		d.Targets = append(d.Targets, Target{Name: kustomizeName(dir), Kind: Kustomize, Path: dir})
+	}
+	if len(unused) > 0 {
+		sort.Strings(unused)
+		d.Notices = append(d.Notices, fmt.Sprintf("%d kustomize Component(s) that no kustomization uses are not checked on their own (a Component is checked through the kustomizations that use it): %s", len(unused), listSome(unused, 5)))
 	}
 	for _, dir := range sc.orphans(reached) {
 		// Referenced only from a cycle: no leaf builds it, so it would go unchecked; its
@@ -260,7 +272,9 @@ func (d *Discovery) noteJsonnet() {
 	for dir, n := range d.jsonnetDirs {
 		covered := false
 		for _, t := range d.Targets {
-			if t.Kind == Directory && t.Jsonnet != nil && (t.Path == dir || t.Recurse && (t.Path == "." || strings.HasPrefix(dir, t.Path+"/"))) {
+			// A plugin target renders its directory its own way (and is reported as not
+			// rendered): its jsonnet is not left over.
+			if t.Repo == nil && (t.Kind == Directory && t.Jsonnet != nil && (t.Path == dir || t.Recurse && (t.Path == "." || strings.HasPrefix(dir, t.Path+"/"))) || t.Kind == Plugin && (t.Path == dir || strings.HasPrefix(dir, t.Path+"/"))) {
 				covered = true
 				break
 			}
@@ -282,12 +296,7 @@ func (d *Discovery) noteJsonnet() {
 		return
 	}
 	sort.Strings(dirs)
-	more := ""
-	if len(dirs) > 5 {
-		more = fmt.Sprintf(" and %d more", len(dirs)-5)
-		dirs = dirs[:5]
-	}
-	msg := fmt.Sprintf("%d .jsonnet file(s) in %s%s: not rendered: no Argo CD Application renders them (gitgate evaluates jsonnet for an Application's directory source, which gives its libs, extVars and TLAs)", files, strings.Join(dirs, ", "), more)
+	msg := fmt.Sprintf("%d .jsonnet file(s) in %s: not rendered: no Argo CD Application renders them (gitgate evaluates jsonnet for an Application's directory source, which gives its libs, extVars and TLAs)", files, listSome(dirs, 5))
 	if d.jsonnetNotice > 0 {
 		d.Notices[d.jsonnetNotice-1] = msg
 		return
@@ -316,7 +325,7 @@ func kustomizeName(dir string) string {
 
 func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 	sc := &repoScan{
-		kustomizations: map[string]bool{}, referenced: map[string]bool{}, refs: map[string][]string{}, inflated: map[string]bool{}, charts: map[string]bool{},
+		kustomizations: map[string]bool{}, referenced: map[string]bool{}, components: map[string]bool{}, refs: map[string][]string{}, inflated: map[string]bool{}, charts: map[string]bool{},
 		manifests: map[string][]string{}, tekton: map[string]bool{}, jsonnet: map[string]int{},
 	}
 	excluded := func(p string) bool {
@@ -344,6 +353,9 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 				data, err := fs.ReadFile(repo.FS, path.Join(p, k))
 				if err == nil {
 					sc.kustomizations[p] = true
+					if kustomizeComponent.Match(data) {
+						sc.components[p] = true
+					}
 					for _, ref := range kustomizeRefs(data) {
 						r := path.Clean(path.Join(p, ref))
 						sc.referenced[r] = true
@@ -448,4 +460,15 @@ func kustomizeRefs(data []byte) []string {
 		}
 	}
 	return out
+}
+
+// kustomizeComponent matches a kustomization file declaring kind: Component.
+var kustomizeComponent = regexp.MustCompile(`(?m)^kind:[ \t]*["']?Component["']?[ \t]*(#.*)?\r?$`)
+
+// listSome is the first n items, and how many more.
+func listSome(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
 }

@@ -198,13 +198,24 @@ func sourceKey(t Target) string {
 }
 
 // uniqueNames makes every target name unique without free text: a name several targets
-// share becomes, for each, its Application file and name (clusters/prod/apps/web) or its
+// share (or that is another target's path) becomes, for each, its Application file and name (clusters/prod/apps/web) or its
 // path (apps/web/overlays/prod, charts/api/values-prod), and only if that still collides,
 // a number (-2, -3).
 func uniqueNames(ts []Target) {
 	count := map[string]int{}
+	paths := map[string]bool{}
 	for _, t := range ts {
 		count[t.Name]++
+		if t.Repo == nil && t.Chart == nil {
+			paths[t.Path] = true
+		}
+	}
+	// A name that is another target's path would make FindTarget refuse both: it
+	// collides as a shared name does.
+	for _, t := range ts {
+		if count[t.Name] == 1 && t.Name != t.Path && paths[t.Name] {
+			count[t.Name]++
+		}
 	}
 	taken := map[string]bool{}
 	for _, t := range ts {

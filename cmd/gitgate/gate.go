@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gitgate/gitgate/internal/kustomization"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/render"
@@ -153,7 +154,8 @@ type settings struct {
 // loadSettings reads root's .gitgate.yaml (when root is a directory) under the flags.
 // findRepoRoot is the repository a directory belongs to: the nearest directory at or
 // above it holding .gitgate.yaml, else .git; with neither (an archive, a zip download),
-// the working directory when dir is inside it, with a notice saying so; else dir itself.
+// when dir is a kustomization naming what is above it (../base), the working directory
+// if dir is inside it, with a notice saying so; else dir itself.
 // sub is dir relative to the root (slash-separated, "" when dir is the root).
 func findRepoRoot(dir string) (root, sub, notice string) {
 	abs, err := filepath.Abs(dir)
@@ -161,7 +163,7 @@ func findRepoRoot(dir string) (root, sub, notice string) {
 		return dir, "", ""
 	}
 	found := nearestWith(abs, policy.ConfigFile, ".git")
-	if found == "" && !filepath.IsAbs(dir) {
+	if found == "" && !filepath.IsAbs(dir) && reachesOut(abs) {
 		if wd, err := os.Getwd(); err == nil {
 			if rel, err := filepath.Rel(wd, abs); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
 				return ".", filepath.ToSlash(rel), fmt.Sprintf("no .git or %s at or above %s: the working directory is taken as the repository root (run from the root, or add %s there)", policy.ConfigFile, dir, policy.ConfigFile)
@@ -184,6 +186,18 @@ func findRepoRoot(dir string) (root, sub, notice string) {
 		}
 	}
 	return root, filepath.ToSlash(rel), ""
+}
+
+// reachesOut reports whether dir's kustomization names something above dir (../base):
+// dir is then part of a larger repository, not one of its own.
+func reachesOut(dir string) bool {
+	_, data := kustomization.Find(os.DirFS(dir), ".")
+	for _, r := range kustomization.Refs(data) {
+		if r == ".." || strings.HasPrefix(filepath.ToSlash(r), "../") {
+			return true
+		}
+	}
+	return false
 }
 
 func loadSettings(root string, flags gateFlags, maxFileSize int64) (*settings, error) {
