@@ -389,7 +389,7 @@ func (d *argoDiscovery) sourceTarget(a argoApp, src map[string]any, at []string,
 	var other *RemoteRepo
 	if !d.isThisRepo(repoURL) {
 		if d.inferred { // once per Application or ApplicationSet and repoURL
-			d.notice(argoPos(a.src, slices.Concat(a.specAt[:len(a.specAt)-1], at)), a.object, "", "%s: repoURL %s: another repository (no repoURLs configured and none of its paths exists here; list this repository's URLs in .gitgate.yaml if it is this one)", field, repoURL)
+			d.notice(argoPos(a.src, slices.Concat(a.specAt[:len(a.specAt)-1], at, []string{"repoURL"})), a.object, "", "%s: repoURL %s: another repository (no repoURLs configured and none of its paths exists here; list this repository's URLs in .gitgate.yaml if it is this one)", field, repoURL)
 		}
 		other = &RemoteRepo{URL: repoURL, Revision: argoString(src["targetRevision"])}
 		fsys = nil

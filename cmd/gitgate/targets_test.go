@@ -283,7 +283,9 @@ func TestCheckSubdirectoryOfArchive(t *testing.T) {
 	if len(rep.Targets) != 1 || rep.Targets[0].Path != "apps/web/overlays/dev" || rep.Summary.Resources != 1 {
 		t.Errorf("targets %+v, %d resources; want the overlay alone, 1 resource", rep.Targets, rep.Summary.Resources)
 	}
-	if !slices.ContainsFunc(rep.Notices, func(n string) bool { return strings.Contains(n, "the working directory is taken as the repository root") }) {
+	if !slices.ContainsFunc(rep.Notices, func(n string) bool {
+		return strings.Contains(n, "the working directory is taken as the repository root")
+	}) {
 		t.Errorf("no notice about the assumed root: %q", rep.Notices)
 	}
 }
