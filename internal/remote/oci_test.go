@@ -1,0 +1,82 @@
+package remote
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestOCIChart(t *testing.T) {
+	o := newOCIRegistry(t, newRegistry())
+	want := map[string][]byte{}
+	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0+build.1", "2.0.0-beta.1"} {
+		want[v] = o.push(t, "charts", "oapp", v)
+	}
+	s := testSettings(t, "")
+	f := newFetcher(t, s)
+	for _, tc := range []struct{ repo, version, want string }{
+		{"oci://" + o.host + "/charts", "1.0.0", "1.0.0"},
+		{o.host + "/charts", "1.1.0", "1.1.0"}, // Argo CD's form, no scheme
+		{"oci://" + o.host + "/charts/", "~1", "1.2.0+build.1"},
+		{o.host + "/charts", "1.2.0+build.1", "1.2.0+build.1"}, // + is _ in the tag
+		{o.host + "/charts", "", "1.2.0+build.1"},
+		{o.host + "/charts", ">=2.0.0-0", "2.0.0-beta.1"},
+	} {
+		c, err := f.Chart(ctx, ChartRef{Repo: tc.repo, Name: "oapp", Version: tc.version})
+		if err != nil {
+			t.Fatalf("%s %q: %v", tc.repo, tc.version, err)
+		}
+		if c.Version != tc.want || string(c.Archive) != string(want[tc.want]) || c.Digest != digestOf(want[tc.want]) {
+			t.Errorf("%s %q: got %s %s, want %s", tc.repo, tc.version, c.Version, c.Digest, tc.want)
+		}
+		if got := chartVersion(t, c.Archive); got != "oapp@"+tc.want {
+			t.Errorf("archive is %s", got)
+		}
+	}
+	if _, err := f.Chart(ctx, ChartRef{Repo: o.host + "/charts", Name: "oapp", Version: "3.0.0"}); err == nil {
+		t.Error("a missing tag resolved")
+	}
+
+	// Warm: the registry stopped, online and offline, exact and range.
+	o.srv.Close()
+	before := o.requests.Load()
+	for _, offline := range []bool{false, true} {
+		s.Offline = offline
+		g := newFetcher(t, s)
+		for _, v := range []string{"1.0.0", "~1"} {
+			c, err := g.Chart(ctx, ChartRef{Repo: "oci://" + o.host + "/charts", Name: "oapp", Version: v})
+			if err != nil {
+				t.Fatalf("warm offline=%v %q: %v", offline, v, err)
+			}
+			if digestOf(c.Archive) != c.Digest {
+				t.Errorf("warm %q: digest mismatch", v)
+			}
+		}
+	}
+	if n := o.requests.Load() - before; n != 0 {
+		t.Errorf("%d requests with a warm cache", n)
+	}
+}
+
+func TestOCIOfflineAndRefused(t *testing.T) {
+	o := newOCIRegistry(t, newRegistry())
+	o.push(t, "charts", "oapp", "1.0.0")
+	s := testSettings(t, "")
+	s.Offline = true
+	_, err := newFetcher(t, s).Chart(ctx, ChartRef{Repo: o.host + "/charts", Name: "oapp", Version: "1.0.0"})
+	if !errors.As(err, new(*OfflineError)) || !strings.Contains(err.Error(), o.host) {
+		t.Errorf("offline, empty cache: %v", err)
+	}
+	s.Offline = false
+	s.Allow = []string{"ghcr.io"}
+	_, err = newFetcher(t, s).Chart(ctx, ChartRef{Repo: "oci://" + o.host + "/charts", Name: "oapp", Version: "1.0.0"})
+	if !errors.As(err, new(*RefusedError)) {
+		t.Errorf("not allowed: %v", err)
+	}
+	// An https-only entry for the loopback address: the registry is plain http, so the
+	// fetcher speaks https to it and fails, it never downgrades.
+	s.Allow = []string{"127.0.0.1"}
+	if _, err = newFetcher(t, s).Chart(ctx, ChartRef{Repo: "oci://" + o.host + "/charts", Name: "oapp", Version: "1.0.0"}); err == nil {
+		t.Error("an https-only entry fetched over plain http")
+	}
+}
