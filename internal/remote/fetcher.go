@@ -35,6 +35,9 @@ type Fetcher struct {
 	indexes  map[string]*index // parsed Helm repository indexes by repository URL
 	tags     map[string][]string
 	tokens   map[string]string // registry bearer tokens by host
+	// picked are the versions constraints resolved to in this Fetcher, so a constraint
+	// asked again is not matched against the index again.
+	picked map[string]string
 }
 
 // Resolution is one remote source as this Fetcher resolved it.
@@ -78,6 +81,7 @@ func New(s Settings) (*Fetcher, error) {
 		indexes:  map[string]*index{},
 		tags:     map[string][]string{},
 		tokens:   map[string]string{},
+		picked:   map[string]string{},
 	}
 	for _, a := range s.Allow {
 		e, err := parseAllow(a)
@@ -192,16 +196,32 @@ func (f *Fetcher) Chart(ctx context.Context, ref ChartRef) (*Chart, error) {
 	if err := f.check(ref.Repo); err != nil {
 		return nil, err
 	}
+	root := strings.TrimSuffix(ref.Repo, "/")
+	if isOCI(ref.Repo) {
+		root = ociRoot(ref.Repo)
+	}
+	pickKey := root + "\x00" + ref.Name + "\x00" + ref.Version
+	f.mu.Lock()
+	v, picked := f.picked[pickKey]
+	f.mu.Unlock()
 	var c *Chart
 	var err error
-	if isOCI(ref.Repo) {
-		c, err = f.ociChart(ctx, ref)
-	} else {
-		c, err = f.httpChart(ctx, ref)
+	if picked {
+		c, err = f.recordedChart(ctx, root, ref.Name, v)
+	}
+	if c == nil && err == nil {
+		if isOCI(ref.Repo) {
+			c, err = f.ociChart(ctx, ref)
+		} else {
+			c, err = f.httpChart(ctx, ref)
+		}
 	}
 	if err != nil {
 		return nil, f.redactErr(err)
 	}
+	f.mu.Lock()
+	f.picked[pickKey] = c.Version
+	f.mu.Unlock()
 	c.Ref = ref
 	f.record(Resolution{URL: redactURL(ref.Repo), Name: ref.Name, Constraint: ref.Version, Version: c.Version, Digest: c.Digest})
 	return c, nil
