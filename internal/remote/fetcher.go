@@ -232,13 +232,13 @@ func chartKey(repo, name, version string) string {
 	return "chart\x00" + strings.TrimSuffix(repo, "/") + "\x00" + name + "\x00" + version
 }
 
-// exactVersion says whether v names one version rather than a constraint (as Argo CD
-// tells them: a valid semantic version is exact).
+// exactVersion says whether v names one version rather than a constraint, as Argo CD
+// tells them (versions.IsVersion: what semver.NewVersion accepts is exact).
 func exactVersion(v string) bool {
 	if v == "" {
 		return false
 	}
-	_, err := semver.StrictNewVersion(strings.TrimPrefix(v, "v"))
+	_, err := semver.NewVersion(v)
 	return err == nil
 }
 

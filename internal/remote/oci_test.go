@@ -2,6 +2,8 @@ package remote
 
 import (
 	"errors"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 )
@@ -79,4 +81,30 @@ func TestOCIOfflineAndRefused(t *testing.T) {
 	if _, err = newFetcher(t, s).Chart(ctx, ChartRef{Repo: "oci://" + o.host + "/charts", Name: "oapp", Version: "1.0.0"}); err == nil {
 		t.Error("an https-only entry fetched over plain http")
 	}
+}
+
+func TestOCITamperedLayerRefused(t *testing.T) {
+	reg := newRegistry()
+	var layer string
+	o := newOCIRegistry(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if layer != "" && strings.HasSuffix(r.URL.Path, "/blobs/"+layer) && r.Method == http.MethodGet {
+			w.Write([]byte("not the chart"))
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	layer = digestOf(o.push(t, "charts", "oapp", "1.0.0"))
+	s := testSettings(t, "")
+	_, err := newFetcher(t, s).Chart(ctx, ChartRef{Repo: o.host + "/charts", Name: "oapp", Version: "1.0.0"})
+	if err == nil || !strings.Contains(err.Error(), "refusing") || !strings.Contains(err.Error(), layer) {
+		t.Fatalf("want the tampered layer refused, got %v", err)
+	}
+	if p, _ := (&cache{dir: s.CacheDir}).blobPath(digestOf([]byte("not the chart"))); fileExists(p) {
+		t.Error("the tampered layer was stored")
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

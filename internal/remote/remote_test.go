@@ -495,3 +495,27 @@ func TestFile(t *testing.T) {
 		t.Error("File fetched an oci URL")
 	}
 }
+
+func TestPick(t *testing.T) {
+	versions := []string{"1.0.0", "v1.2.0", "1.14.3", "1.14.5", "1.15.0-rc.1", "2.0.0", "not-semver"}
+	for _, tc := range []struct{ constraint, want string }{
+		{"1.0.0", "1.0.0"},
+		{"1.0", "1.0.0"},     // Argo CD reads it as a version; semver-equal matches
+		{"1.2.0", "v1.2.0"},  // the index's spelling is kept
+		{"v1.2.0", "v1.2.0"}, // as written
+		{"1.14.*", "1.14.5"},
+		{"~1.14.0", "1.14.5"},
+		{">=1.0 <1.14", "v1.2.0"},
+		{"^1", "1.14.5"}, // no prerelease unless named
+		{">=1.15.0-0 <2", "1.15.0-rc.1"},
+		{"", "2.0.0"},
+		{"3.0.0", ""},
+		{"^3", ""},
+		{"not a constraint", ""},
+	} {
+		got, err := pick(versions, tc.constraint)
+		if got != tc.want || (tc.want == "") != (err != nil) {
+			t.Errorf("pick(%q) = %q, %v; want %q", tc.constraint, got, err, tc.want)
+		}
+	}
+}
