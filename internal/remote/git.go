@@ -101,7 +101,7 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 		Transport:     limitTransport{base: f.client.Transport, max: f.settings.MaxDownloadBytes},
 		CheckRedirect: f.client.CheckRedirect,
 	}
-	gctx, cancel := context.WithTimeout(git.WithHTTPClient(ctx, c), f.settings.Timeout)
+	gctx, cancel := context.WithTimeout(git.WithHTTPClient(withOrigin(ctx, url), c), f.settings.Timeout)
 	defer cancel()
 	co, err := git.Source{URL: url, Ref: gitRef, CacheDir: filepath.Join(f.settings.CacheDir, "git")}.Fetch(gctx)
 	if err != nil {

@@ -40,8 +40,21 @@ type authTransport struct {
 	base http.RoundTripper
 }
 
+// originKey holds, in a request's context, the host the request was made for: the
+// credentials and the token go to that host only, never to one a redirect leads to.
+type originKey struct{}
+
+func withOrigin(ctx context.Context, rawURL string) context.Context {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, originKey{}, strings.ToLower(u.Host))
+}
+
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Header.Get("Authorization") == "" {
+	origin, _ := req.Context().Value(originKey{}).(string)
+	if origin != "" && origin == strings.ToLower(req.URL.Host) && req.Header.Get("Authorization") == "" {
 		if c := t.f.credentialFor(req.URL); c != nil {
 			req = req.Clone(req.Context())
 			req.SetBasicAuth(c.username, c.password)
@@ -130,7 +143,7 @@ func (f *Fetcher) get(ctx context.Context, u string, header http.Header) ([]byte
 	if err := f.check(u); err != nil {
 		return nil, nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(withOrigin(ctx, u), http.MethodGet, u, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", redactURL(u), err)
 	}

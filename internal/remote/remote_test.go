@@ -345,6 +345,31 @@ func TestToken(t *testing.T) {
 	if _, err := f.Chart(ctx, ChartRef{Repo: h.srv.URL, Name: "app", Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
+	// Not across a redirect to another (allowed) host.
+	other := standardRepo(t)
+	h.handle = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Header.Get("Authorization") != "Bearer tok-123" {
+			w.WriteHeader(http.StatusForbidden)
+			return true
+		}
+		if strings.HasPrefix(r.URL.Path, "/charts/other") {
+			http.Redirect(w, r, strings.Replace(other.srv.URL, "127.0.0.1", "localhost", 1)+r.URL.Path, http.StatusFound)
+			return true
+		}
+		return false
+	}
+	s.Allow = append(s.Allow, "http://localhost", "127.0.0.1")
+	if _, err := newFetcher(t, s).Chart(ctx, ChartRef{Repo: h.srv.URL, Name: "other", Version: "0.1.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(other.authHeaders()) == 0 {
+		t.Fatal("the redirect target was not asked")
+	}
+	for _, a := range other.authHeaders() {
+		if a != "" {
+			t.Errorf("the token crossed a redirect: %q", a)
+		}
+	}
 	s.TokenFile = ""
 	g := newFetcher(t, Settings{Allow: s.Allow, CacheDir: t.TempDir(), HelmRepositoryConfig: s.HelmRepositoryConfig, RegistryConfig: s.RegistryConfig, TokenEnv: "GITGATE_TEST_NO_TOKEN"})
 	if _, err := g.Chart(ctx, ChartRef{Repo: h.srv.URL, Name: "app", Version: "1.0.0"}); err == nil || !strings.Contains(err.Error(), "403") {
