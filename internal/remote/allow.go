@@ -89,7 +89,12 @@ func (e allowEntry) matches(host, port, path string) bool {
 		return true
 	}
 	p := "/" + strings.Trim(path, "/")
-	return p == e.path || strings.HasPrefix(p, e.path+"/")
+	for _, prefix := range []string{e.path, e.path + ".git"} { // org/repo names org/repo.git too
+		if p == prefix || strings.HasPrefix(p, prefix+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // target is a URL split the way the allow list reads it.
@@ -100,7 +105,7 @@ type target struct {
 // splitURL reads an https, http, oci or ssh URL, an scp-like git@host:path, or Argo
 // CD's OCI form host/path without a scheme.
 func splitURL(raw string) (target, error) {
-	s := strings.TrimSpace(raw)
+	s := strings.TrimPrefix(strings.TrimSpace(raw), "git::") // kustomize's go-getter prefix
 	if !strings.Contains(s, "://") {
 		colon, slash := strings.Index(s, ":"), strings.Index(s, "/")
 		if at := strings.Index(s, "@"); at > 0 && colon > at && (slash < 0 || colon < slash) {

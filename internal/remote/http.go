@@ -154,6 +154,9 @@ func (f *Fetcher) get(ctx context.Context, u string, header http.Header) ([]byte
 	if err != nil {
 		var re *RefusedError
 		if errors.As(err, &re) {
+			if !strings.Contains(re.URL, "://") { // refused at dial time: name the URL too
+				return nil, nil, &RefusedError{URL: redactURL(u), Reason: re.Reason + " (" + re.URL + ")", Allow: re.Allow}
+			}
 			return nil, nil, re
 		}
 		return nil, nil, f.redactErr(fmt.Errorf("%s: %w", redactURL(u), err))

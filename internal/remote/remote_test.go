@@ -169,7 +169,7 @@ func TestNotAllowed(t *testing.T) {
 		t.Fatalf("Check(%s): %v", local, err)
 	}
 	_, err = g.Chart(ctx, ChartRef{Repo: local, Name: "app", Version: "1.0.0"})
-	if !errors.As(err, &re) || !strings.Contains(err.Error(), "loopback") {
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "loopback") || !strings.Contains(re.URL, local) {
 		t.Errorf("localhost: want a loopback refusal, got %v", err)
 	}
 	if n := h.requests.Load(); n != 0 {
@@ -198,8 +198,13 @@ func TestCheck(t *testing.T) {
 		{"http://plain.internal:9090/x", false, "http://plain.internal:9090"},
 		{"https://10.1.2.3/x", true, ""},
 		{"https://10.2.0.1/x", false, "10.2.0.1"},
-		{"git@github.com:org/repo.git", false, "github.com"},
+		{"git@github.com:org/repo.git", true, ""},
+		{"https://github.com/org/repo.gitx", false, "github.com"},
 		{"https://github.com/org/repo//path?ref=v1", true, ""},
+		{"git::https://github.com/org/repo//path?ref=v1", true, ""},
+		{"github.com/org/repo/path?ref=v1", true, ""},
+		{"git@github.com:org/repo/path", true, ""},
+		{"https://github.com/org/other", false, "github.com"},
 		{"ftp://charts.example.com/x", false, ""},
 		{"file:///etc/passwd", false, ""},
 	} {
@@ -278,6 +283,7 @@ func TestCredentials(t *testing.T) {
 	const user, password = "robot", "s3cret-Pa55word"
 	h := standardRepo(t)
 	other := standardRepo(t)
+	other.files = h.files // the same archives: packaging again may differ in timestamps
 	otherURL := strings.Replace(other.srv.URL, "127.0.0.1", "localhost", 1)
 	h.handle = func(w http.ResponseWriter, r *http.Request) bool {
 		u, p, ok := r.BasicAuth()
@@ -347,6 +353,7 @@ func TestToken(t *testing.T) {
 	}
 	// Not across a redirect to another (allowed) host.
 	other := standardRepo(t)
+	other.files = h.files // the same archives: packaging again may differ in timestamps
 	h.handle = func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Header.Get("Authorization") != "Bearer tok-123" {
 			w.WriteHeader(http.StatusForbidden)
