@@ -1,9 +1,11 @@
 package remote
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -107,4 +109,55 @@ func TestOCITamperedLayerRefused(t *testing.T) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// A registry that wants a bearer token from its realm, which wants the registry
+// config's basic credentials: the token handshake of real registries.
+func TestOCITokenHandshake(t *testing.T) {
+	const user, password = "robot", "reg-Pa55word"
+	reg := newRegistry()
+	var realm string
+	o := newOCIRegistry(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != password {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			if r.URL.Query().Get("scope") != "repository:charts/oapp:pull" {
+				http.Error(w, "scope", http.StatusBadRequest)
+				return
+			}
+			w.Write([]byte(`{"token":"reg-token-1"}`))
+			return
+		}
+		if r.Method == http.MethodGet && r.Header.Get("Authorization") != "Bearer reg-token-1" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`",service="test",scope="repository:charts/oapp:pull"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	realm = o.srv.URL + "/token"
+	archive := o.push(t, "charts", "oapp", "1.0.0")
+	config := func(pw string) string {
+		p := filepath.Join(t.TempDir(), "config.json")
+		auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pw))
+		os.WriteFile(p, []byte(`{"auths":{"`+o.host+`":{"auth":"`+auth+`"}}}`), 0o600)
+		return p
+	}
+	s := testSettings(t, "")
+	s.RegistryConfig = config(password)
+	c, err := newFetcher(t, s).Chart(ctx, ChartRef{Repo: o.host + "/charts", Name: "oapp", Version: "^1"})
+	if err != nil || string(c.Archive) != string(archive) {
+		t.Fatalf("with the registry's credentials: %v", err)
+	}
+	s.RegistryConfig = config("wrong-" + password)
+	s.CacheDir = t.TempDir()
+	_, err = newFetcher(t, s).Chart(ctx, ChartRef{Repo: o.host + "/charts", Name: "oapp", Version: "1.0.0"})
+	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "credentials") {
+		t.Fatalf("wrong credentials: want a 401 naming the credentials, got %v", err)
+	}
+	if strings.Contains(err.Error(), password) || strings.Contains(err.Error(), base64.StdEncoding.EncodeToString([]byte(user+":wrong-"+password))) {
+		t.Errorf("the error shows the password: %v", err)
+	}
 }
