@@ -34,6 +34,8 @@ type ref struct {
 	Version string `json:"version,omitempty"`
 	// URL is where the content was downloaded from (to fetch it again).
 	URL string `json:"url,omitempty"`
+	// Dir is where a Git commit is written out.
+	Dir string `json:"dir,omitempty"`
 }
 
 func digestOf(b []byte) string {

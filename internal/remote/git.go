@@ -2,7 +2,6 @@ package remote
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -61,12 +60,6 @@ func (b *limitBody) Read(p []byte) (int, error) {
 
 func (b *limitBody) Close() error { return b.rc.Close() }
 
-// gitRecord is what a Git URL at a ref resolved to.
-type gitRecord struct {
-	Commit string `json:"commit"`
-	Dir    string `json:"dir"`
-}
-
 // Git fetches a repository at a ref (branch, tag, commit) over https (or http for an
 // http:// allow entry) through the policy's client, and writes the commit out
 // read-only in the cache. A ref resolved before is reused offline (a branch: the commit
@@ -81,14 +74,10 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 	}
 	key := "git\x00" + url + "\x00" + gitRef
 	if f.settings.Offline {
-		r, ok := f.cache.getRef(key)
-		var rec gitRecord
-		if ok {
-			if b, err := f.cache.get(r.Digest); err == nil && json.Unmarshal(b, &rec) == nil {
-				if _, err := os.Stat(filepath.Join(rec.Dir, ".gitgate-complete")); err == nil {
-					f.record(Resolution{URL: redactURL(url), Constraint: gitRef, Commit: rec.Commit})
-					return &GitTree{URL: redactURL(url), Ref: gitRef, Commit: rec.Commit, Dir: rec.Dir}, nil
-				}
+		if r, ok := f.cache.getRef(key); ok && r.Dir != "" {
+			if _, err := os.Stat(filepath.Join(r.Dir, ".gitgate-complete")); err == nil {
+				f.record(Resolution{URL: redactURL(url), Constraint: gitRef, Commit: r.Version})
+				return &GitTree{URL: redactURL(url), Ref: gitRef, Commit: r.Version, Dir: r.Dir}, nil
 			}
 		}
 		what := "ref " + gitRef
@@ -103,7 +92,7 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 	}
 	gctx, cancel := context.WithTimeout(git.WithHTTPClient(withOrigin(ctx, url), c), f.settings.Timeout)
 	defer cancel()
-	co, err := git.Source{URL: url, Ref: gitRef, CacheDir: filepath.Join(f.settings.CacheDir, "git")}.Fetch(gctx)
+	co, err := git.Source{URL: url, Ref: gitRef, CacheDir: filepath.Join(f.settings.CacheDir, "git"), KeepWorktrees: true}.Fetch(gctx)
 	if err != nil {
 		var re *RefusedError
 		if errors.As(err, &re) {
@@ -112,12 +101,7 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 		return nil, f.redactErr(fmt.Errorf("%w; check the URL and ref, and that remotes.allow names the host", err))
 	}
 	readOnly(co.Dir)
-	b, _ := json.Marshal(gitRecord{Commit: co.Commit, Dir: co.Dir})
-	d, err := f.cache.put(b, "")
-	if err != nil {
-		return nil, err
-	}
-	if err := f.cache.putRef(ref{Key: key, Digest: d, Time: time.Now(), Version: co.Commit, URL: url}); err != nil {
+	if err := f.cache.putRef(ref{Key: key, Time: time.Now(), Version: co.Commit, URL: url, Dir: co.Dir}); err != nil {
 		return nil, err
 	}
 	f.record(Resolution{URL: redactURL(url), Constraint: gitRef, Commit: co.Commit})

@@ -2,6 +2,8 @@ package remote
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,15 +17,17 @@ func TestGit(t *testing.T) {
 	c1 := work.CommitFiles("one", map[string]string{"base/kustomization.yaml": "resources: [cm.yaml]\n", "base/cm.yaml": "v: 1\n"})
 	work.Tag("v1.0", c1, "")
 	c2 := work.CommitFiles("two", map[string]string{"base/cm.yaml": "v: 2\n"})
+	c3 := work.CommitFiles("three", map[string]string{"base/cm.yaml": "v: 3\n"})
 	url, packs := gittest.HTTPServer(t, work.Dir, "")
 
 	s := testSettings(t, "")
 	f := newFetcher(t, s)
+	var trees []*GitTree
 	for _, tc := range []struct{ ref, commit, content string }{
 		{"v1.0", c1, "v: 1\n"},
-		{"master", c2, "v: 2\n"},
-		{c1, c1, "v: 1\n"},
-		{"", c2, "v: 2\n"},
+		{c2, c2, "v: 2\n"},
+		{"master", c3, "v: 3\n"},
+		{"", c3, "v: 3\n"},
 	} {
 		tree, err := f.Git(ctx, url, tc.ref)
 		if err != nil {
@@ -38,6 +42,13 @@ func TestGit(t *testing.T) {
 		}
 		if info, err := os.Stat(p); err != nil || info.Mode().Perm()&0o222 != 0 {
 			t.Errorf("%q: the written-out file is writable: %v", tc.ref, info.Mode())
+		}
+		trees = append(trees, tree)
+	}
+	// Every tree of the run is still there (several commits of one repository at once).
+	for _, tree := range trees {
+		if _, err := os.Stat(filepath.Join(tree.Dir, "base", "kustomization.yaml")); err != nil {
+			t.Errorf("%s at %s: %v", tree.Ref, tree.Commit, err)
 		}
 	}
 	if res := f.Resolved(); len(res) != 4 || res[0].Commit == "" {
@@ -76,6 +87,15 @@ func TestGit(t *testing.T) {
 	s.MaxDownloadBytes = 64
 	if _, err := newFetcher(t, s).Git(ctx, url, "v1.0"); err == nil || !strings.Contains(err.Error(), "download limit") {
 		t.Errorf("over the limit: %v", err)
+	}
+	// A redirect to a host not in the list.
+	s.MaxDownloadBytes = 0
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.Replace(url, "127.0.0.1", "localhost", 1)+strings.TrimPrefix(r.URL.Path, "/repo.git")+"?"+r.URL.RawQuery, http.StatusFound)
+	}))
+	defer redirect.Close()
+	if _, err := newFetcher(t, s).Git(ctx, redirect.URL+"/repo.git", "v1.0"); err == nil || !strings.Contains(err.Error(), "redirected") {
+		t.Errorf("redirect to localhost: %v", err)
 	}
 	if packs.Load() != n {
 		t.Errorf("%d packs served to refused fetches", packs.Load()-n)
