@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gitgate/gitgate/internal/git"
 )
 
 // cache is the content-addressed store: blobs under sha256/<hex>, verified by
@@ -121,8 +123,11 @@ func writeAtomic(p string, b []byte) error {
 	return nil
 }
 
+// refPath is the record file of a name. Names and recorded URLs never hold
+// credentials: a URL's password is redacted from the name (the content is addressed by
+// digest anyway) and a URL with credentials is not recorded.
 func (c *cache) refPath(key string) string {
-	s := sha256.Sum256([]byte(key))
+	s := sha256.Sum256([]byte(git.Redact(key)))
 	return filepath.Join(c.dir, "refs", hex.EncodeToString(s[:16])+".json")
 }
 
@@ -133,13 +138,17 @@ func (c *cache) getRef(key string) (ref, bool) {
 		return ref{}, false
 	}
 	var r ref
-	if json.Unmarshal(b, &r) != nil || r.Key != key {
+	if json.Unmarshal(b, &r) != nil || r.Key != git.Redact(key) {
 		return ref{}, false
 	}
 	return r, true
 }
 
 func (c *cache) putRef(r ref) error {
+	r.Key = git.Redact(r.Key)
+	if git.Redact(r.URL) != r.URL {
+		r.URL = ""
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err

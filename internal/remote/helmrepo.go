@@ -98,6 +98,11 @@ func chartURL(repo, entry string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Credentials in the repository URL go to charts on the same host, as Helm sends a
+	// repository's credentials (never to another host).
+	if u.User == nil && base.User != nil && strings.EqualFold(u.Host, base.Host) && u.Scheme == base.Scheme {
+		u.User = base.User
+	}
 	return u.String(), nil
 }
 
@@ -184,6 +189,12 @@ func refRecord(key, digest, version, u string) ref {
 func (f *Fetcher) recordedChart(ctx context.Context, repo, name, version string) (*Chart, error) {
 	r, ok := f.cache.getRef(chartKey(repo, name, version))
 	if !ok {
+		return nil, nil
+	}
+	if r.URL == "" { // not recorded (it held credentials): only the blob, else resolve again
+		if b, err := f.cache.get(r.Digest); err == nil {
+			return &Chart{Version: version, Digest: r.Digest, Archive: b}, nil
+		}
 		return nil, nil
 	}
 	b, err := f.blob(r.Digest, r.URL, fmt.Sprintf("chart %s %s", name, version), func() ([]byte, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -549,5 +550,53 @@ func TestPick(t *testing.T) {
 		if got != tc.want || (tc.want == "") != (err != nil) {
 			t.Errorf("pick(%q) = %q, %v; want %q", tc.constraint, got, err, tc.want)
 		}
+	}
+}
+
+func TestCredentialsInURLNotCached(t *testing.T) {
+	const password = "url-Pa55word"
+	h := standardRepo(t)
+	h.handle = func(w http.ResponseWriter, r *http.Request) bool {
+		if _, p, ok := r.BasicAuth(); !ok || p != password {
+			w.WriteHeader(http.StatusUnauthorized)
+			return true
+		}
+		return false
+	}
+	s := testSettings(t, "")
+	repoURL := strings.Replace(h.srv.URL, "http://", "http://ci:"+password+"@", 1)
+	f := newFetcher(t, s)
+	for _, v := range []string{"1.0.0", "^1"} {
+		c, err := f.Chart(ctx, ChartRef{Repo: repoURL, Name: "app", Version: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(c.URL, password) {
+			t.Errorf("Chart.URL shows the password: %s", c.URL)
+		}
+	}
+	for _, r := range f.Resolved() {
+		if strings.Contains(r.URL, password) {
+			t.Errorf("Resolved shows the password: %s", r.URL)
+		}
+	}
+	filepath.WalkDir(s.CacheDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), password) {
+				t.Errorf("%s holds the password", p)
+			}
+		}
+		return nil
+	})
+	// Warm, offline: the exact version and the range from the records.
+	s.Offline = true
+	for _, v := range []string{"1.0.0", "^1"} {
+		if _, err := newFetcher(t, s).Chart(ctx, ChartRef{Repo: repoURL, Name: "app", Version: v}); err != nil {
+			t.Errorf("offline %q: %v", v, err)
+		}
+	}
+	_, err := newFetcher(t, Settings{Allow: s.Allow, CacheDir: t.TempDir(), HelmRepositoryConfig: s.HelmRepositoryConfig, RegistryConfig: s.RegistryConfig, TokenEnv: s.TokenEnv}).Chart(ctx, ChartRef{Repo: strings.Replace(repoURL, password, "wrong", 1), Name: "app", Version: "1.0.0"})
+	if err == nil || strings.Contains(err.Error(), "wrong") || !strings.Contains(err.Error(), "401") {
+		t.Errorf("a wrong password in the URL: %v", err)
 	}
 }
