@@ -140,7 +140,13 @@ func (e *StatusError) Error() string {
 // get fetches u (already checked against the allow list) and reads at most
 // MaxDownloadBytes of it.
 func (f *Fetcher) get(ctx context.Context, u string, header http.Header) ([]byte, http.Header, error) {
-	if err := f.check(u); err != nil {
+	return f.getAs(ctx, u, u, header)
+}
+
+// getAs is get with the allow list asked about checkAs (a registry API URL is allowed
+// as the repository it serves).
+func (f *Fetcher) getAs(ctx context.Context, u, checkAs string, header http.Header) ([]byte, http.Header, error) {
+	if err := f.check(checkAs); err != nil {
 		return nil, nil, err
 	}
 	req, err := http.NewRequestWithContext(withOrigin(ctx, u), http.MethodGet, u, nil)

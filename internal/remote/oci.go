@@ -56,7 +56,8 @@ func (f *Fetcher) registryGet(ctx context.Context, u, accept string) ([]byte, ht
 	if tok != "" {
 		h.Set("Authorization", "Bearer "+tok)
 	}
-	b, hdr, err := f.get(ctx, u, h)
+	as := registryRepoURL(u)
+	b, hdr, err := f.getAs(ctx, u, as, h)
 	var se *StatusError
 	if !errors.As(err, &se) || se.Status != http.StatusUnauthorized {
 		return b, hdr, err
@@ -65,7 +66,7 @@ func (f *Fetcher) registryGet(ctx context.Context, u, accept string) ([]byte, ht
 	if !strings.HasPrefix(strings.ToLower(challenge), "bearer ") {
 		return b, hdr, err
 	}
-	tok, terr := f.registryToken(ctx, challenge)
+	tok, terr := f.registryToken(ctx, challenge, pu.Host, as)
 	if terr != nil {
 		return nil, nil, fmt.Errorf("%s: %w", redactURL(u), terr)
 	}
@@ -73,12 +74,32 @@ func (f *Fetcher) registryGet(ctx context.Context, u, accept string) ([]byte, ht
 	f.tokens[pu.Host] = tok
 	f.mu.Unlock()
 	h.Set("Authorization", "Bearer "+tok)
-	return f.get(ctx, u, h)
+	return f.getAs(ctx, u, as, h)
+}
+
+// registryRepoURL is the oci:// repository a registry API URL (/v2/<repo>/...) serves,
+// so a host/path allow entry covers its API; other URLs as they are.
+func registryRepoURL(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	rest, ok := strings.CutPrefix(pu.Path, "/v2/")
+	if !ok {
+		return u
+	}
+	for _, marker := range []string{"/manifests/", "/blobs/", "/tags/"} {
+		if i := strings.LastIndex(rest, marker); i >= 0 {
+			rest = rest[:i]
+			break
+		}
+	}
+	return "oci://" + pu.Host + "/" + rest
 }
 
 // registryToken asks a Bearer challenge's realm for a token (with the credentials for
 // the realm's own host, if any).
-func (f *Fetcher) registryToken(ctx context.Context, challenge string) (string, error) {
+func (f *Fetcher) registryToken(ctx context.Context, challenge, registryHost, registryAs string) (string, error) {
 	params := map[string]string{}
 	for _, part := range splitChallenge(challenge[len("bearer "):]) {
 		k, v, ok := strings.Cut(part, "=")
@@ -101,7 +122,11 @@ func (f *Fetcher) registryToken(ctx context.Context, challenge string) (string, 
 		}
 	}
 	ru.RawQuery = q.Encode()
-	b, _, err := f.get(ctx, ru.String(), nil)
+	checkAs := ru.String()
+	if strings.EqualFold(ru.Host, registryHost) { // the registry's own realm: as allowed as the registry
+		checkAs = registryAs
+	}
+	b, _, err := f.getAs(ctx, ru.String(), checkAs, nil)
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}

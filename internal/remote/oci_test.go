@@ -146,10 +146,14 @@ func TestOCITokenHandshake(t *testing.T) {
 		return p
 	}
 	s := testSettings(t, "")
+	s.Allow = []string{"http://" + o.host + "/charts"} // a host/path entry covers the registry's API and realm
 	s.RegistryConfig = config(password)
 	c, err := newFetcher(t, s).Chart(ctx, ChartRef{Repo: o.host + "/charts", Name: "oapp", Version: "^1"})
 	if err != nil || string(c.Archive) != string(archive) {
 		t.Fatalf("with the registry's credentials: %v", err)
+	}
+	if _, err := newFetcher(t, s).Chart(ctx, ChartRef{Repo: o.host + "/other", Name: "oapp", Version: "1.0.0"}); !errors.As(err, new(*RefusedError)) {
+		t.Errorf("a repository outside the allowed path: %v", err)
 	}
 	s.RegistryConfig = config("wrong-" + password)
 	s.CacheDir = t.TempDir()
