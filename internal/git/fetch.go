@@ -35,6 +35,9 @@ type Source struct {
 	// CacheDir holds Fetch's objects and worktrees between runs
 	// (default: $XDG_CACHE_HOME/gitgate/sync).
 	CacheDir string
+	// KeepWorktrees keeps every commit Fetch wrote out (a run may use several commits
+	// of one repository at once); by default only the newest two are kept.
+	KeepWorktrees bool
 }
 
 // String is the URL, credentials redacted, and the revision.
@@ -128,7 +131,9 @@ func (s Source) Fetch(ctx context.Context) (*Checkout, error) {
 		if err := writeTree(commit, dir); err != nil {
 			return nil, fmt.Errorf("git source %s: check out %s: %w", s, hash, err)
 		}
-		pruneWorktrees(filepath.Dir(dir), hash)
+		if !s.KeepWorktrees {
+			pruneWorktrees(filepath.Dir(dir), hash)
+		}
 	}
 	return &Checkout{Dir: dir, Commit: hash, Ref: string(name)}, nil
 }

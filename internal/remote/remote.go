@@ -40,6 +40,8 @@ type Settings struct {
 	HelmRepositoryConfig, RegistryConfig string
 	// TokenEnv names an environment variable holding a bearer token sent to every
 	// allowed host (GITGATE_REMOTE_TOKEN when empty); TokenFile a file holding one.
+	// A host with its own credentials (repositories.yaml, config.json) gets those
+	// instead, and neither is sent on past a redirect to another host.
 	TokenEnv, TokenFile string
 }
 
