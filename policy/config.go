@@ -63,6 +63,18 @@ type Config struct {
 
 	// Limits bound the work one target may cause; flags win over them.
 	Limits Limits `json:"limits,omitempty"`
+
+	// Remotes say what rendering may fetch from outside the repository.
+	Remotes Remotes `json:"remotes,omitempty"`
+}
+
+// Remotes is remotes: in .gitgate.yaml. Nothing is fetched unless Allow names it.
+type Remotes struct {
+	// Allow are the hosts (charts.example.com), host/path prefixes (ghcr.io/org,
+	// github.com/org/repo), explicit plain-http hosts (http://charts.internal) and IP
+	// addresses or CIDRs (for private addresses) that Helm charts, chart dependencies,
+	// kustomize helmCharts and other Git repositories may come from.
+	Allow []string `json:"allow,omitempty"`
 }
 
 // Limits are the bounds of .gitgate.yaml's limits: block (zero: the default). Each has

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/internal/kustomization"
+	"github.com/gitgate/gitgate/internal/remote"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/render"
@@ -26,6 +27,13 @@ type gateFlags struct {
 	registries []string
 	values     string
 	limits     limitFlags
+	remote     remoteFlags
+}
+
+// remoteFlags say how remote sources (remotes.allow in .gitgate.yaml) are fetched.
+type remoteFlags struct {
+	offline  bool
+	cacheDir string
 }
 
 // limitFlags bound the work of rendering; each wins over .gitgate.yaml's limits:.
@@ -43,6 +51,14 @@ func (f *gateFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.limits.helmTimeout, "helm-timeout", 0, fmt.Sprintf("wall time one Helm chart's templates may run (default limits.helmTimeout in .gitgate.yaml, else %s)", render.DefaultHelmTimeout))
 	fs.Int64Var(&f.limits.helmMaxOutput, "helm-max-output", 0, fmt.Sprintf("bytes one Helm chart's templates may produce, include and tpl counted (default limits.helmMaxOutput, else %d)", render.DefaultHelmMaxOutput))
 	fs.IntVar(&f.limits.maxObjects, "max-objects", 0, fmt.Sprintf("objects one target may render (default limits.maxObjects, else %d)", render.DefaultMaxObjects))
+	f.remote.bind(fs, true)
+}
+
+func (f *remoteFlags) bind(fs *pflag.FlagSet, offline bool) {
+	if offline {
+		fs.BoolVar(&f.offline, "offline", false, "never connect: remote charts and repositories come from the cache only (fill it with 'gitgate fetch')")
+	}
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "cache of remote sources (default $XDG_CACHE_HOME/gitgate, ~/.cache/gitgate)")
 }
 
 // osSource names an OS path the user typed as a policy.Source shown as typed. The path
@@ -149,6 +165,8 @@ type settings struct {
 	// repoPolicies: policyDirs come from the repository (.gitgate.yaml policies: or
 	// ROOT/policies/), so they are read confined to it.
 	repoPolicies bool
+	// remotes fetches what remotes.allow names (nil: nothing is allowed).
+	remotes *remote.Fetcher
 }
 
 // loadSettings reads root's .gitgate.yaml (when root is a directory) under the flags.
@@ -221,6 +239,9 @@ func loadSettings(root string, flags gateFlags, maxFileSize int64) (*settings, e
 			s.policyDirs = append(s.policyDirs, filepath.Join(root, filepath.FromSlash(d)))
 			s.repoPolicies = true
 		}
+	}
+	if err := s.openRemotes(); err != nil {
+		return nil, fmt.Errorf("%s: %w", root, err)
 	}
 	return s, nil
 }
@@ -339,7 +360,23 @@ func (s *settings) repo(dir string) render.Repo {
 		repo.FS = os.DirFS(dir)
 	}
 	repo.Clusters = s.cfg.Clusters
+	if s.remotes != nil {
+		repo.Remotes = s.remotes
+	}
 	return repo
+}
+
+// openRemotes makes the fetcher of remotes.allow (none when it is empty).
+func (s *settings) openRemotes() error {
+	if len(s.cfg.Remotes.Allow) == 0 {
+		return nil
+	}
+	f, err := remote.New(remote.Settings{Allow: s.cfg.Remotes.Allow, CacheDir: s.flags.remote.cacheDir, Offline: s.flags.remote.offline})
+	if err != nil {
+		return err
+	}
+	s.remotes = f
+	return nil
 }
 
 // rebase is the same flags for the base revision checked out at baseDir: policy

@@ -21,6 +21,12 @@ import (
 type repoFlags struct {
 	repo        string
 	maxFileSize int64
+	remote      remoteFlags
+}
+
+// bindRemote binds --cache-dir, and --offline unless the command always connects.
+func (f *repoFlags) bindRemote(fs *pflag.FlagSet, offline bool) {
+	f.remote.bind(fs, offline)
 }
 
 func (f *repoFlags) BindFlags(fs *pflag.FlagSet) {
@@ -42,7 +48,7 @@ func (f *repoFlags) open() (*settings, render.Repo, error) {
 	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
 		return nil, render.Repo{}, fmt.Errorf("--repo %s: not a directory", f.repo)
 	}
-	set, err := loadSettings(f.repo, gateFlags{}, f.maxFileSize)
+	set, err := loadSettings(f.repo, gateFlags{remote: f.remote}, f.maxFileSize)
 	if err != nil {
 		return nil, render.Repo{}, err
 	}
@@ -101,6 +107,7 @@ and every name is unique and can be given to 'gitgate render' (as can a target's
 				fmt.Fprintf(stderr, "gitgate targets: unknown output format %q; use text or json\n", output)
 				return exitCodeError{exitError}
 			}
+			printResolved(stderr, set)
 			if len(d.Errors) > 0 {
 				return exitCodeError{exitError}
 			}
@@ -109,7 +116,19 @@ and every name is unique and can be given to 'gitgate render' (as can a target's
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	rf.bindMaxFileSize(cmd.Flags())
+	rf.bindRemote(cmd.Flags(), true)
 	return cmd
+}
+
+// printResolved names on stderr the remote sources a command resolved (the version a
+// chart constraint picked, the commit a ref is at).
+func printResolved(w io.Writer, set *settings) {
+	if set.remotes == nil {
+		return
+	}
+	for _, r := range set.remotes.Resolved() {
+		fmt.Fprintf(w, "remote: %s\n", resolutionLine(r))
+	}
 }
 
 func newRenderCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -119,9 +138,12 @@ func newRenderCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Print what a target renders to, as kustomize build or helm template would",
 		Long: `Render prints a target's rendered YAML. TARGET is a name from 'gitgate targets'
 (order-service/production) or a directory of the repository holding a kustomization.
-Rendering is in-process and offline: a remote base is an error naming its URL.`,
+Rendering is in-process; remote charts and repositories come only from what remotes.allow
+in .gitgate.yaml names, through the verified cache (--offline: the cache only), and the
+version or commit each resolved to is printed on stderr.`,
 		Example: `  gitgate render order-service/production
-  gitgate render --repo ~/src/gitops apps/api/overlays/dev`,
+  gitgate render --repo ~/src/gitops apps/api/overlays/dev
+  gitgate render --offline cert-manager`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set, repo, err := rf.open()
@@ -155,6 +177,7 @@ Rendering is in-process and offline: a remote base is an error naming its URL.`,
 					out = append(out, y...)
 				}
 			}
+			printResolved(stderr, set)
 			if err != nil {
 				fmt.Fprintf(stderr, "gitgate render: %s: %v\n", t.Name, err)
 				return exitCodeError{exitError}
@@ -164,6 +187,7 @@ Rendering is in-process and offline: a remote base is an error naming its URL.`,
 		},
 	}
 	rf.BindFlags(cmd.Flags())
+	rf.bindRemote(cmd.Flags(), true)
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/gitgate/gitgate/internal/git"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -33,7 +34,6 @@ type sourceFlags struct {
 
 func (f *sourceFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.src.Ref, "revision", "", "branch, tag or commit (default: the remote's HEAD)")
-	fs.StringVar(&f.src.CacheDir, "cache-dir", "", "where fetched objects and worktrees are kept between runs (default: $XDG_CACHE_HOME/gitgate/sync)")
 	fs.StringVar(&f.src.Auth.Username, "git-username", "", `https user name sent with the token (default "git")`)
 	fs.StringVar(&f.src.Auth.TokenEnv, "git-token-env", "", "environment variable holding an https token")
 	fs.StringVar(&f.src.Auth.TokenFile, "git-token-file", "", "file holding an https token (a mounted Secret)")
@@ -103,6 +103,9 @@ type checkout struct {
 // load fetches the source, opens the gate from the checkout's .gitgate.yaml (flags first)
 // and discovers the apps.
 func load(ctx context.Context, sf *sourceFlags, gf *gateFlags, stderr io.Writer) (*checkout, error) {
+	if gf.remote.cacheDir != "" { // one cache: the synced repository's objects and worktrees under sync/
+		sf.src.CacheDir = filepath.Join(gf.remote.cacheDir, "sync")
+	}
 	co, err := sf.src.Fetch(ctx)
 	if err != nil {
 		return nil, err

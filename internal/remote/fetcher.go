@@ -97,6 +97,9 @@ func New(s Settings) (*Fetcher, error) {
 	return f, nil
 }
 
+// CacheDir is the cache's directory.
+func (f *Fetcher) CacheDir() string { return f.settings.CacheDir }
+
 // Check says whether url may be fetched at all (allow list, scheme) without
 // connecting: nil or a *RefusedError.
 func (f *Fetcher) Check(url string) error { return f.check(url) }
