@@ -46,8 +46,8 @@ func TestConfinedEveryField(t *testing.T) {
 		want string
 	}
 	values := []value{
-		{"url", trap.URL + "/x.yaml", "remote sources are not fetched"},
-		{"upper-case scheme", "HTTP://" + strings.TrimPrefix(trap.URL, "http://") + "/x.yaml", "remote sources are not fetched"},
+		{"url", trap.URL + "/x.yaml", "not fetched: "},
+		{"upper-case scheme", "HTTP://" + strings.TrimPrefix(trap.URL, "http://") + "/x.yaml", "not fetched: "},
 		{"parent", "../../../outside/secret.txt", "is outside the repository"},
 		{"absolute", secret, "is an absolute path"},
 		{"symlink", "link.txt", "is a symbolic link out of the repository"},

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +29,7 @@ import (
 type chartShelf struct {
 	mu     sync.Mutex
 	charts map[string][]*remote.Chart // repo|name, in the order put
+	files  map[string][]byte          // url -> content
 	asked  []string
 }
 
@@ -45,6 +48,16 @@ func (s *chartShelf) Chart(_ context.Context, ref remote.ChartRef) (*remote.Char
 }
 
 func (s *chartShelf) Check(string) error { return nil }
+
+func (s *chartShelf) File(_ context.Context, url string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked = append(s.asked, url)
+	if data, ok := s.files[url]; ok {
+		return data, nil
+	}
+	return nil, errors.New("no such file")
+}
 
 func (s *chartShelf) Git(context.Context, string, string) (*remote.GitTree, error) {
 	return nil, errors.New("no repositories on a chart shelf")
@@ -414,5 +427,59 @@ spec:
 	// Without the tree, the kind is what the source says (helm) or a directory.
 	if diff := cmp.Diff([]string{"api helm", "app directory"}, listed); diff != "" {
 		t.Errorf("listed without remotes (-want +got)\n%s", diff)
+	}
+}
+
+// TestRenderKustomizeRemoteBase: kustomize remote resources through Remotes: a Git base
+// (https://host/org/repo//dir?ref=) read from the fetched tree, confined to it; a file
+// by https; a configMapGenerator file by https keeping kustomize's key (the URL's base
+// name). Without Remotes each is refused at its file:line naming the entry to add.
+func TestRenderKustomizeRemoteBase(t *testing.T) {
+	bases := writeRepo(t, map[string]string{
+		"web/kustomization.yaml": "resources: [deploy.yaml]\n",
+		"web/deploy.yaml":        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n",
+	})
+	const repoURL = "https://git.example.com/team/bases"
+	shelf := &gitShelf{trees: map[string]string{repoURL: bases.Dir}}
+	shelf.files = map[string][]byte{
+		"https://files.example.com/extra.yaml": []byte("apiVersion: v1\nkind: Service\nmetadata:\n  name: extra\n"),
+		"https://files.example.com/app.conf":   []byte("level=debug\n"),
+	}
+	repo := writeRepo(t, map[string]string{
+		"app/kustomization.yaml": "namePrefix: prod-\nresources:\n- " + repoURL + "//web?ref=v1.2.0\n- https://files.example.com/extra.yaml\n" +
+			"configMapGenerator:\n- name: conf\n  files: [https://files.example.com/app.conf]\n",
+	})
+	tg := Target{Name: "app", Kind: Kustomize, Path: "app"}
+	repo.Remotes = shelf
+	rs, err := Render(t.Context(), repo, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]policy.Resource{}
+	for _, r := range rs {
+		got[r.Object.GetKind()+"/"+r.Object.GetName()] = r
+	}
+	if len(rs) != 3 || got["ConfigMap/prod-web"].Object == nil || got["Service/prod-extra"].Object == nil {
+		t.Fatalf("got %v", maps.Keys(got))
+	}
+	var conf map[string]any
+	for k, r := range got {
+		if strings.HasPrefix(k, "ConfigMap/prod-conf-") {
+			conf, _, _ = unstructured.NestedMap(r.Object.Object, "data")
+		}
+	}
+	if conf["app.conf"] != "level=debug\n" {
+		t.Errorf("generator file: %v", conf)
+	}
+	if !slices.Contains(shelf.asked, repoURL+"@v1.2.0") {
+		t.Errorf("asked %v", shelf.asked)
+	}
+
+	repo.Remotes = nil
+	_, err = Render(t.Context(), repo, tg)
+	for _, want := range []string{"app/kustomization.yaml:3: resources[0]", `add "git.example.com/team/bases" there`, "app/kustomization.yaml:4: resources[1]", `add "files.example.com" there`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("without remotes: want %q in %v", want, err)
+		}
 	}
 }

@@ -272,8 +272,12 @@ type confinedFS struct {
 	// helmCharts entries, which helm bounds as Helm targets are bounded.
 	ctx  context.Context
 	helm HelmLimits
-	// remotes fetches the charts of helmCharts entries with a repo (nil: refused).
+	// remotes fetches the charts of helmCharts entries with a repo, remote bases and
+	// files (nil: refused).
 	remotes Remotes
+	// mounts are the trees of remote bases: read like the repository, confined each
+	// to itself.
+	mounts []*repopath.Root
 	// virtual are in-memory files: charts of helmCharts entries, rendered.
 	virtual map[string][]byte
 	// annotate are the repo-relative resource files whose documents get the source
@@ -301,6 +305,14 @@ func (c *confinedFS) allowed(p string) bool {
 	err := c.confine.Check(p)
 	if err == nil {
 		return true
+	}
+	c.mu.Lock()
+	mounts := c.mounts
+	c.mu.Unlock()
+	for _, m := range mounts {
+		if _, under := m.Rel(p); under && m.Check(p) == nil {
+			return true
+		}
 	}
 	c.mu.Lock()
 	if c.esc == nil {
@@ -425,7 +437,8 @@ func (c *confinedFS) RemoveAll(p string) error {
 // applied.
 func (c *confinedFS) augment(dir string, data []byte) ([]byte, error) {
 	own := dir == c.target
-	if !own && !bytes.Contains(data, []byte("helmCharts")) {
+	remote := c.remotes != nil && (bytes.Contains(data, []byte("://")) || bytes.Contains(data, []byte("github.com")) || bytes.Contains(data, []byte("git@")))
+	if !own && !remote && !bytes.Contains(data, []byte("helmCharts")) {
 		return data, nil
 	}
 	var k map[string]any
@@ -436,6 +449,9 @@ func (c *confinedFS) augment(dir string, data []byte) ([]byte, error) {
 		k = map[string]any{}
 	}
 	if err := c.inflateHelmCharts(dir, k); err != nil {
+		return nil, err
+	}
+	if err := c.fetchRemotes(dir, k); err != nil {
 		return nil, err
 	}
 	if !own {

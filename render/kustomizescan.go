@@ -58,10 +58,9 @@ func (e *KustomizeFieldError) Error() string {
 	}
 	var re *RemoteError
 	if errors.As(e.Err, &re) {
-		if re.Allow != "" {
-			return fmt.Sprintf("%s: %s: %v", at, e.Field, re)
-		}
-		return fmt.Sprintf("%s: %s: %s: remote sources are not fetched (a render never reaches the network); vendor it into the repository", at, e.Field, quoteValue(e.Value))
+		q := *re
+		q.URL = quoteValue(re.URL) // a hostile value never reaches the terminal raw
+		return fmt.Sprintf("%s: %s: %v", at, e.Field, &q)
 	}
 	var refused *remote.RefusedError
 	var offline *remote.OfflineError
@@ -325,7 +324,24 @@ func (s *kustScan) path(file, dir, field string, n *yaml3.Node) (string, bool) {
 		return "", false
 	}
 	if isRemote(v) {
-		return fail(&RemoteError{URL: v})
+		if s.remotes == nil || !remoteField(field) {
+			re := &RemoteError{URL: v}
+			if remoteField(field) {
+				re.Allow = allowEntry(v)
+				if rb, ok, err := kustomization.ParseRemoteBase(v); ok && err == nil {
+					re.Allow = repoAllowEntry(rb.Repo) // the one repository, not its host
+				}
+			}
+			return fail(re)
+		}
+		u, err := remoteURL(v)
+		if err == nil {
+			err = s.remotes.Check(u)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		return "", false // fetched when kustomize builds
 	}
 	if path.IsAbs(v) || strings.HasPrefix(v, `\`) || len(v) > 1 && v[1] == ':' {
 		return fail(&repopath.EscapeError{Path: v, Reason: repopath.Absolute})

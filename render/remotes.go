@@ -3,6 +3,8 @@ package render
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"sync"
 
@@ -33,6 +35,15 @@ func (r *recorder) Git(ctx context.Context, url, ref string) (*remote.GitTree, e
 		r.add(policy.RemoteSource{Kind: "git", URL: git.Redact(url), Requested: ref, Resolved: tree.Commit})
 	}
 	return tree, err
+}
+
+func (r *recorder) File(ctx context.Context, url string) ([]byte, error) {
+	data, err := r.inner.File(ctx, url)
+	if err == nil {
+		sum := sha256.Sum256(data)
+		r.add(policy.RemoteSource{Kind: "file", URL: git.Redact(url), Digest: "sha256:" + hex.EncodeToString(sum[:])})
+	}
+	return data, err
 }
 
 func (r *recorder) Check(url string) error { return r.inner.Check(url) }

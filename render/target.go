@@ -126,6 +126,8 @@ type Remotes interface {
 	// Git fetches a repository at a revision (a branch, a tag, a commit; empty: the
 	// default branch) into a read-only tree.
 	Git(ctx context.Context, url, ref string) (*remote.GitTree, error)
+	// File fetches one file by https (a kustomize resource or generator file URL).
+	File(ctx context.Context, url string) ([]byte, error)
 	// Check refuses a URL that may not be fetched, without connecting.
 	Check(url string) error
 }
@@ -222,7 +224,7 @@ func (e *RemoteError) Error() string {
 	if e.Allow != "" {
 		return fmt.Sprintf("%s: not fetched: remotes.allow in .gitgate.yaml does not name it; add %q there to fetch it through the verified cache, or vendor it into the repository", e.URL, e.Allow)
 	}
-	return fmt.Sprintf("%s: remote sources are not fetched offline; vendor it into the repository", e.URL)
+	return fmt.Sprintf("%s: not fetched: gitgate does not fetch this kind of remote source; vendor it into the repository", e.URL)
 }
 
 // allowEntry is the remotes.allow entry that names url's host: host[:port], with
