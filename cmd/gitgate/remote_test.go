@@ -29,9 +29,22 @@ type chartServer struct {
 
 func newChartServer(t *testing.T, name string, versions ...string) *chartServer {
 	t.Helper()
+	var specs []chartSpecOf
+	for _, v := range versions {
+		specs = append(specs, chartSpecOf{name, v})
+	}
+	return serveCharts(t, specs)
+}
+
+type chartSpecOf struct{ name, version string }
+
+// serveCharts serves the charts, each packaged with Helm's chartutil.Save.
+func serveCharts(t testing.TB, specs []chartSpecOf) *chartServer {
+	t.Helper()
 	files := map[string][]byte{}
 	idx := repo.NewIndexFile()
-	for _, v := range versions {
+	for _, spec := range specs {
+		name, v := spec.name, spec.version
 		c := &chart.Chart{
 			Metadata: &chart.Metadata{APIVersion: chart.APIVersionV2, Name: name, Version: v, Type: "application"},
 			Templates: []*chart.File{{Name: "templates/deploy.yaml", Data: []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n" +

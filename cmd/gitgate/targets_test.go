@@ -291,7 +291,7 @@ func TestCheckSubdirectoryOfArchive(t *testing.T) {
 }
 
 // writeFiles writes a repository of slash-separated paths and contents under dir.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+func writeFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, body := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
