@@ -89,9 +89,9 @@ func summaryLine(rep *policy.Report) string {
 	s := rep.Summary
 	var b strings.Builder
 	if s.Targets > 0 {
-		fmt.Fprintf(&b, "%d resources from %d targets, %d policies: ", s.Resources, s.Targets, s.Policies)
+		fmt.Fprintf(&b, "%d resources from %d %s, %d policies: ", s.Resources, s.Targets, plural(s.Targets, "target", "targets"), s.Policies)
 	} else {
-		fmt.Fprintf(&b, "%d resources in %d files, %d policies: ", s.Resources, s.Files, s.Policies)
+		fmt.Fprintf(&b, "%d resources in %d %s, %d policies: ", s.Resources, s.Files, plural(s.Files, "file", "files"), s.Policies)
 	}
 	fmt.Fprintf(&b, "%d blocking, %d warnings, %d passed", s.Blocking, s.Fail+s.Warn+s.Error-s.Blocking, s.Pass)
 	if s.Error > 0 {
@@ -101,7 +101,7 @@ func summaryLine(rep *policy.Report) string {
 		fmt.Fprintf(&b, ", %d skipped", s.Skip)
 	}
 	if n := len(rep.Errors); n > 0 {
-		fmt.Fprintf(&b, "; %d inputs could not be checked", n)
+		fmt.Fprintf(&b, "; %d %s could not be checked (the errors above say which and why)", n, plural(n, "input", "inputs"))
 	}
 	if nr := rep.NotRendered(); len(nr) > 0 {
 		reasons := make([]string, 0, len(nr))

@@ -162,7 +162,7 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	for _, e := range rep.Errors {
 		fmt.Fprintf(stderr, "%v\n", e)
 	}
-	if rep.Summary.Resources == 0 && len(rep.Errors) == 0 {
+	if rep.Summary.Resources == 0 && len(rep.Errors) == 0 && len(rep.Targets) == 0 { // targets that rendered nothing are reported
 		fmt.Fprintf(stderr, "gitgate check: no resources found in %s\n", strings.Join(args, " "))
 		return nil
 	}

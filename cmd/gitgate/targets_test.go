@@ -303,3 +303,30 @@ func writeFiles(t testing.TB, dir string, files map[string]string) {
 		}
 	}
 }
+
+// TestCheckOnlyNotRendered: a directory whose only targets are not rendered by design (a
+// config management plugin) still gets its report, with the target and why, exit 0;
+// before, -o json printed nothing and the text said "no resources found".
+func TestCheckOnlyNotRendered(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		".gitgate.yaml":          "repoURLs: [https://git.example.com/r.git]\n",
+		"apps/x.yaml":            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: x, namespace: argocd}\nspec:\n  source: {repoURL: https://git.example.com/r.git, path: plugins/x, plugin: {name: cmp}}\n  destination: {namespace: x}\n",
+		"plugins/x/main.jsonnet": "{}\n",
+	})
+	t.Setenv("CI", "1")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check", "-o", "json", filepath.Join(dir, "plugins")}, &out, &errb)
+	var rep struct {
+		Targets []struct {
+			Name, Kind, Reason string
+			Rendered           bool
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); code != exitClean || err != nil {
+		t.Fatalf("exit %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, out.String(), errb.String())
+	}
+	if len(rep.Targets) != 1 || rep.Targets[0].Name != "x" || rep.Targets[0].Rendered || rep.Targets[0].Reason != "config management plugin" {
+		t.Errorf("targets %+v", rep.Targets)
+	}
+}
