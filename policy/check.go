@@ -269,7 +269,9 @@ func (e *Engine) run(ctx context.Context, n int, each func(i int, fn func(Resour
 				return nil
 			}
 			w.rep.Summary.Resources++
-			w.ids = append(w.ids, ident{r.Origin.Target + "|" + r.key(), r.ID(), r.Origin})
+			if r.Object.GetName() != "" || r.Object.GetGenerateName() == "" { // generated names never collide
+				w.ids = append(w.ids, ident{r.Origin.Target + "|" + r.key(), r.ID(), r.Origin})
+			}
 			e.checkOne(ctx, r, opts, &w.rep)
 			return nil
 		})

@@ -64,7 +64,19 @@ type Resource struct {
 
 // ID returns the resource's identity as Kind/namespace/name (Kind/name when cluster-scoped).
 func (r Resource) ID() string {
-	return FormatID(r.Object.GetKind(), r.Object.GetNamespace(), r.Object.GetName())
+	return FormatID(r.Object.GetKind(), r.Object.GetNamespace(), r.name())
+}
+
+// name is the object's name, or for one the API server names (metadata.generateName,
+// as Helm hooks and Argo CD sync Jobs use) its prefix and "*".
+func (r Resource) name() string {
+	if n := r.Object.GetName(); n != "" {
+		return n
+	}
+	if g := r.Object.GetGenerateName(); g != "" {
+		return g + "*"
+	}
+	return ""
 }
 
 // key is the identity used to detect duplicates: apiVersion's group, kind, namespace, name.

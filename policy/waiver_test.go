@@ -158,3 +158,26 @@ func TestCheckKeepsWaived(t *testing.T) {
 		t.Errorf("summary %+v, results %+v", rep.Summary, rep.Results)
 	}
 }
+
+// TestCheckGenerateName: objects the API server names (metadata.generateName, as Helm
+// hooks and sync Jobs use) are named prefix* in findings, and two of them are never
+// "defined more than once" (measured on a public repository: findings read "Job/ns/:").
+func TestCheckGenerateName(t *testing.T) {
+	eng, err := NewEngine(mustSet(t, podRunAsNonRoot), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := "apiVersion: v1\nkind: Pod\nmetadata: {generateName: migrate-, namespace: db}\nspec:\n  containers: [{name: m, image: m:1}]\n"
+	rep := eng.CheckResources(context.Background(), []Resource{mustResource(t, job), mustResource(t, job)}, CheckOptions{Workers: 1})
+	if len(rep.Duplicates) != 0 {
+		t.Errorf("duplicates: %+v", rep.Duplicates)
+	}
+	if len(rep.Results) == 0 {
+		t.Fatal("no results")
+	}
+	for _, r := range rep.Results {
+		if r.ResourceID() != "Pod/db/migrate-*" {
+			t.Errorf("resource %q, want Pod/db/migrate-*", r.ResourceID())
+		}
+	}
+}
