@@ -10,6 +10,7 @@
 package render
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/git"
 	"github.com/gitgate/gitgate/internal/remote"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
@@ -132,8 +134,20 @@ type Remotes interface {
 	Check(url string) error
 }
 
+// Source is where the target renders from, for people: its path, a remote chart
+// (repo chart@version) or a path in another repository (url@revision//path).
+func (t Target) Source() string {
+	switch {
+	case t.Chart != nil:
+		return t.Chart.ref().String()
+	case t.Repo != nil:
+		return git.Redact(t.Repo.URL) + "@" + cmp.Or(t.Repo.Revision, "HEAD") + "//" + t.Path
+	}
+	return t.Path
+}
+
 // String is the target's name and kind, for messages.
-func (t Target) String() string { return fmt.Sprintf("%s (%s %s)", t.Name, t.Kind, t.Path) }
+func (t Target) String() string { return fmt.Sprintf("%s (%s %s)", t.Name, t.Kind, t.Source()) }
 
 // DefaultMaxObjects is the number of objects one target may render unless raised.
 const DefaultMaxObjects = 20000

@@ -100,7 +100,7 @@ and every name is unique and can be given to 'gitgate render' (as can a target's
 				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tKIND\tPATH\tVALUES\tDEPLOYED BY")
 				for _, t := range d.Targets {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Kind, t.Path, strings.Join(t.ValueFiles, ","), strings.Join(t.DeployedBy, ","))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Kind, t.Source(), strings.Join(t.ValueFiles, ","), strings.Join(t.DeployedBy, ","))
 				}
 				tw.Flush()
 			default:
