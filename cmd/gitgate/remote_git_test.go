@@ -257,3 +257,83 @@ func mustRead(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+// TestCheckRemoteGitCacheChanged: a file of a Git commit written out in the cache and
+// changed afterwards (by hand, a tool, a broken disk) is never checked as the commit:
+// --offline refuses it, naming what to do (exit 2), and online it is written out again
+// from the repository.
+func TestCheckRemoteGitCacheChanged(t *testing.T) {
+	t.Setenv("CI", "1")
+	other := gittest.InitBare(t, "")
+	deploy := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: web}\nspec:\n" +
+		"  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n" +
+		"      - name: web\n        image: IMAGE\n"
+	commit := other.CommitFiles("v1", map[string]string{
+		"app/kustomization.yaml": "resources: [deploy.yaml]\n",
+		"app/deploy.yaml":        strings.ReplaceAll(deploy, "IMAGE", "unlisted.example.org/web:1.0.0"),
+	})
+	other.Tag("v1.0.0", commit, "")
+	srv := newGitServer(t, other.Dir)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		".gitgate.yaml": "registries: [registry.example.com]\nremotes:\n  allow: ['http://127.0.0.1']\n",
+		"apps/web.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web, namespace: argocd}\nspec:\n  project: default\n" +
+			"  source: {repoURL: '" + srv.URL + "', path: app, targetRevision: v1.0.0}\n" +
+			"  destination: {server: https://kubernetes.default.svc, namespace: web}\n",
+	})
+	cache := t.TempDir()
+	t.Chdir(dir)
+	registryFinding := func(rep gitReport) bool {
+		for _, r := range rep.Results {
+			if r.Status == "fail" && r.Kind == "Deployment" && strings.Contains(r.Message, "allowed registry") {
+				return true
+			}
+		}
+		return false
+	}
+
+	code, rep, stderr := runGitJSON(t, "check", "--cache-dir", cache, "-o", "json", ".")
+	if code != exitViolations || !registryFinding(rep) {
+		t.Fatalf("online: exit %d, registry finding %v; stderr:\n%s", code, registryFinding(rep), stderr)
+	}
+
+	// The commit's deploy.yaml in the cache, changed to hide the finding.
+	var cached []string
+	filepath.WalkDir(cache, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(filepath.ToSlash(p), "/"+commit+"/app/deploy.yaml") {
+			cached = append(cached, p)
+		}
+		return nil
+	})
+	if len(cached) != 1 {
+		t.Fatalf("the commit's deploy.yaml in the cache: %q, want one", cached)
+	}
+	if err := os.Chmod(cached[0], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cached[0], []byte(strings.ReplaceAll(deploy, "IMAGE", "registry.example.com/web:1.0.0")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	before := srv.requests.Load()
+	code, rep, stderr = runGitJSON(t, "check", "--offline", "--cache-dir", cache, "-o", "json", ".")
+	if code != exitError || registryFinding(rep) || !strings.Contains(stderr, srv.URL) || !strings.Contains(stderr, "changed") {
+		t.Errorf("offline, changed cache: exit %d, registry finding %v; stderr:\n%s", code, registryFinding(rep), stderr)
+	}
+	for _, tg := range rep.Targets {
+		if tg.Name == "web" && tg.Rendered {
+			t.Errorf("offline, changed cache: web rendered from the changed files")
+		}
+	}
+	if n := srv.requests.Load(); n != before {
+		t.Errorf("--offline made %d requests", n-before)
+	}
+
+	code, rep, stderr = runGitJSON(t, "check", "--cache-dir", cache, "-o", "json", ".")
+	if code != exitViolations || !registryFinding(rep) {
+		t.Errorf("online after the change: exit %d, registry finding %v (the changed files were used); stderr:\n%s", code, registryFinding(rep), stderr)
+	}
+	if got := mustRead(t, cached[0]); !strings.Contains(got, "unlisted.example.org/web:1.0.0") {
+		t.Errorf("the cached file was not written out again:\n%s", got)
+	}
+}
