@@ -337,3 +337,85 @@ func TestCheckRemoteGitCacheChanged(t *testing.T) {
 		t.Errorf("the cached file was not written out again:\n%s", got)
 	}
 }
+
+// TestCheckRemoteGitBranch: kustomize remote bases at a branch and at a lightweight tag.
+// Online, a branch is resolved again on every run (it moved: the new commit renders);
+// --offline, it is the commit it had at the last online run; a ref the repository does
+// not have is an error naming it, and the other targets still render.
+func TestCheckRemoteGitBranch(t *testing.T) {
+	t.Setenv("CI", "1")
+	cm := func(v string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: web}\ndata: {from: " + v + "}\n"
+	}
+	other := gittest.InitBare(t, "")
+	first := other.CommitFiles("one", map[string]string{"base/kustomization.yaml": "resources: [cm.yaml]\n", "base/cm.yaml": cm("first-commit")})
+	other.Branch("release", first)
+	other.Tag("v1", first, "")
+	srv := newGitServer(t, other.Dir)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		".gitgate.yaml":             "remotes:\n  allow: ['http://127.0.0.1']\n",
+		"branch/kustomization.yaml": "resources:\n- " + srv.URL + "//base?ref=release\n",
+		"tag/kustomization.yaml":    "resources:\n- " + srv.URL + "//base?ref=v1\n",
+	})
+	cache := t.TempDir()
+	t.Chdir(dir)
+	resolved := func(rep gitReport) map[string]string {
+		m := map[string]string{}
+		for _, tg := range rep.Targets {
+			if tg.Rendered && tg.Objects == 1 && len(tg.Remotes) == 1 && tg.Remotes[0].Kind == "git" {
+				m[tg.Path] = tg.Remotes[0].Requested + "=" + tg.Remotes[0].Resolved
+			} else {
+				m[tg.Path] = "not rendered: " + tg.Reason
+			}
+		}
+		return m
+	}
+	renderOut := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), append([]string{"render", "--cache-dir", cache}, args...), &out, &errb); code != exitClean {
+			t.Errorf("render %v: exit %d; stderr:\n%s", args, code, errb.String())
+		}
+		return out.String()
+	}
+
+	code, rep, stderr := runGitJSON(t, "check", "--cache-dir", cache, "-o", "json", ".")
+	if got := resolved(rep); code != exitClean || got["branch"] != "release="+first || got["tag"] != "v1="+first {
+		t.Fatalf("online: exit %d, resolved %v, want both at %s; stderr:\n%s", code, got, first, stderr)
+	}
+
+	// The branch moves on; the tag does not.
+	second := other.CommitFiles("two", map[string]string{"base/cm.yaml": cm("second-commit")})
+	other.Branch("release", second)
+	code, rep, stderr = runGitJSON(t, "check", "--cache-dir", cache, "-o", "json", ".")
+	if got := resolved(rep); code != exitClean || got["branch"] != "release="+second || got["tag"] != "v1="+first {
+		t.Fatalf("online after the branch moved: exit %d, resolved %v, want release at %s; stderr:\n%s", code, got, second, stderr)
+	}
+	if out := renderOut("branch"); !strings.Contains(out, "from: second-commit") {
+		t.Errorf("render branch after it moved:\n%s", out)
+	}
+	if out := renderOut("tag"); !strings.Contains(out, "from: first-commit") {
+		t.Errorf("render tag:\n%s", out)
+	}
+
+	// --offline: the branch is where it was at the last online run, though it moved again.
+	other.Branch("release", first)
+	before := srv.requests.Load()
+	code, rep, stderr = runGitJSON(t, "check", "--offline", "--cache-dir", cache, "-o", "json", ".")
+	if got := resolved(rep); code != exitClean || got["branch"] != "release="+second || got["tag"] != "v1="+first {
+		t.Errorf("offline: exit %d, resolved %v, want release at %s; stderr:\n%s", code, got, second, stderr)
+	}
+	if n := srv.requests.Load(); n != before {
+		t.Errorf("--offline made %d requests", n-before)
+	}
+
+	// A ref the repository does not have: named, and the other targets still render.
+	writeFiles(t, dir, map[string]string{"missing/kustomization.yaml": "resources:\n- " + srv.URL + "//base?ref=no-such-ref\n"})
+	code, rep, stderr = runGitJSON(t, "check", "--cache-dir", cache, "-o", "json", ".")
+	got := resolved(rep)
+	if code != exitError || !strings.Contains(stderr, "no-such-ref") || !strings.Contains(stderr, "missing: resources: ") || !strings.HasPrefix(got["missing"], "not rendered") ||
+		got["branch"] != "release="+first || got["tag"] != "v1="+first {
+		t.Errorf("missing ref: exit %d, resolved %v; stderr:\n%s", code, got, stderr)
+	}
+}

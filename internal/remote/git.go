@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/gitgate/gitgate/internal/git"
@@ -98,6 +99,11 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 	gctx, cancel := context.WithTimeout(git.WithHTTPClient(withOrigin(ctx, url), c), f.settings.Timeout)
 	defer cancel()
 	src := git.Source{URL: url, Ref: gitRef, CacheDir: filepath.Join(f.settings.CacheDir, "git"), KeepWorktrees: true}
+	// git.Source keeps one object store per URL in the cache and creates it on first use:
+	// two targets fetching one repository at once (two bases at two refs) raced there
+	// ("repository already exists", "remote not found"). One fetch per URL at a time.
+	unlock := lockGit(src.CacheDir + "\x00" + url)
+	defer unlock()
 	co, err := src.Fetch(gctx)
 	rewritten := false
 	if err == nil {
@@ -222,4 +228,14 @@ func shortHash(c string) string {
 		return c[:12]
 	}
 	return c
+}
+
+// gitLocks serialise this process's fetches into one Git object store (cache dir and URL).
+var gitLocks sync.Map
+
+func lockGit(key string) (unlock func()) {
+	m, _ := gitLocks.LoadOrStore(key, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
