@@ -419,3 +419,57 @@ func TestCheckRemoteGitBranch(t *testing.T) {
 		t.Errorf("missing ref: exit %d, resolved %v; stderr:\n%s", code, got, stderr)
 	}
 }
+
+// TestFetchRemoteGit: `gitgate fetch` fills a cache with another repository's tag and a
+// remote base's commit (naming each), and with the server failing, check and targets
+// --offline read them from it.
+func TestFetchRemoteGit(t *testing.T) {
+	t.Setenv("CI", "1")
+	other := gittest.InitBare(t, "")
+	tagCommit := other.CommitFiles("v1", map[string]string{
+		"app/kustomization.yaml":  "resources: [cm.yaml]\n",
+		"app/cm.yaml":             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app, namespace: web}\ndata: {from: tag}\n",
+		"base/kustomization.yaml": "resources: [cm.yaml]\n",
+		"base/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base, namespace: web}\ndata: {from: tag}\n",
+	})
+	other.Tag("v1.0.0", tagCommit, "release")
+	srv := newGitServer(t, other.Dir)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		".gitgate.yaml": "remotes:\n  allow: ['http://127.0.0.1']\n",
+		"apps/web.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web, namespace: argocd}\nspec:\n  project: default\n" +
+			"  source: {repoURL: '" + srv.URL + "', path: app, targetRevision: v1.0.0}\n" +
+			"  destination: {server: https://kubernetes.default.svc, namespace: web}\n",
+		"local/kustomization.yaml": "resources:\n- " + srv.URL + "//base?ref=" + tagCommit + "\n",
+	})
+	t.Chdir(dir)
+	warm := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"fetch", "--cache-dir", warm, "."}, &out, &errb)
+	if code != exitClean || !strings.Contains(out.String(), "git v1.0.0 = "+tagCommit+" from "+srv.URL) ||
+		!strings.Contains(out.String(), "git "+tagCommit+" from "+srv.URL) {
+		t.Fatalf("fetch: exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+
+	srv.down.Store(true)
+	before := srv.requests.Load()
+	code, rep, stderr := runGitJSON(t, "check", "--offline", "--cache-dir", warm, "-o", "json", ".")
+	n := 0
+	for _, tg := range rep.Targets {
+		if (tg.Name == "web" || tg.Path == "local") && tg.Rendered && tg.Objects == 1 && len(tg.Remotes) == 1 && tg.Remotes[0].Resolved == tagCommit {
+			n++
+		}
+	}
+	if code != exitClean || n != 2 {
+		t.Errorf("check --offline after fetch: exit %d, %d of 2 targets rendered at %s; report %+v\nstderr:\n%s", code, n, tagCommit, rep, stderr)
+	}
+	out.Reset()
+	errb.Reset()
+	code = run(context.Background(), []string{"targets", "--offline", "--cache-dir", warm, "."}, &out, &errb)
+	if code != exitClean || !strings.Contains(out.String(), "web ") || !strings.Contains(errb.String(), "remote: git v1.0.0 = "+tagCommit+" from "+srv.URL) {
+		t.Errorf("targets --offline after fetch: exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	if n := srv.requests.Load(); n != before {
+		t.Errorf("--offline made %d requests", n-before)
+	}
+}
