@@ -473,3 +473,50 @@ func TestFetchRemoteGit(t *testing.T) {
 		t.Errorf("--offline made %d requests", n-before)
 	}
 }
+
+// TestCheckRemoteGitHelmValuesRef: a multi-source Application, a Helm chart in another
+// repository at a tag with a values file of this repository ($values): the chart renders
+// from the tag with this repository's values applied.
+func TestCheckRemoteGitHelmValuesRef(t *testing.T) {
+	t.Setenv("CI", "1")
+	other := gittest.InitBare(t, "")
+	tagCommit := other.CommitFiles("v1", map[string]string{
+		"chart/Chart.yaml":  "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+		"chart/values.yaml": "image: registry.example.com/web:1.0.0\n",
+		"chart/templates/deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: web}\nspec:\n" +
+			"  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n" +
+			"      - name: web\n        image: {{ .Values.image }}\n",
+	})
+	other.Tag("v1.0.0", tagCommit, "")
+	other.CommitFiles("v2", map[string]string{"chart/templates/deploy.yaml": ""})
+	srv := newGitServer(t, other.Dir)
+	dir := t.TempDir()
+	const self = "https://git.example.com/platform/gitops.git"
+	writeFiles(t, dir, map[string]string{
+		".gitgate.yaml":    "registries: [registry.example.com]\nrepoURLs: ['" + self + "']\nremotes:\n  allow: ['http://127.0.0.1']\n",
+		"values/prod.yaml": "image: unlisted.example.org/web:prod\n",
+		"apps/web.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web, namespace: argocd}\nspec:\n  project: default\n  sources:\n" +
+			"  - {repoURL: '" + srv.URL + "', path: chart, targetRevision: v1.0.0, helm: {valueFiles: [$values/values/prod.yaml]}}\n" +
+			"  - {repoURL: '" + self + "', targetRevision: HEAD, ref: values}\n" +
+			"  destination: {server: https://kubernetes.default.svc, namespace: web}\n",
+	})
+	t.Chdir(dir)
+	code, rep, stderr := runGitJSON(t, "check", "--cache-dir", t.TempDir(), "-o", "json", ".")
+	rendered, finding := false, ""
+	for _, tg := range rep.Targets {
+		if tg.Name == "web" && tg.Rendered && tg.Objects == 1 && len(tg.Remotes) == 1 && tg.Remotes[0].Resolved == tagCommit {
+			rendered = true
+		}
+	}
+	for _, r := range rep.Results {
+		if r.Status == "fail" && r.Kind == "Deployment" && strings.Contains(r.Message, "allowed registry") {
+			finding = r.Origin.File
+		}
+	}
+	if code != exitViolations || !rendered || finding == "" {
+		t.Fatalf("exit %d, web rendered at the tag %v, registry finding (this repository's values) at %q; report %+v\nstderr:\n%s", code, rendered, finding, rep, stderr)
+	}
+	if want := srv.URL + "@" + tagCommit[:12] + ":chart/templates/deploy.yaml"; finding != want {
+		t.Errorf("registry finding at %s, want %s", finding, want)
+	}
+}
