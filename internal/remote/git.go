@@ -155,13 +155,27 @@ func readOnly(dir string) {
 func treeKey(dir string) string { return "gittree\x00" + dir }
 
 // treeIntact reports whether dir has a recorded digest and whether its files match it.
+// A tree is hashed once per Fetcher (one run): the Fetcher's memo of what it resolved
+// holds the digest it matched, under treeKey (no constraint key starts so).
 func (f *Fetcher) treeIntact(dir string) (recorded, intact bool) {
 	r, ok := f.cache.getRef(treeKey(dir))
 	if !ok || r.Digest == "" {
 		return false, false
 	}
+	f.mu.Lock()
+	seen := f.picked[treeKey(dir)]
+	f.mu.Unlock()
+	if seen == r.Digest {
+		return true, true
+	}
 	d, err := treeDigest(dir)
-	return true, err == nil && d == r.Digest
+	if err != nil || d != r.Digest {
+		return true, false
+	}
+	f.mu.Lock()
+	f.picked[treeKey(dir)] = d
+	f.mu.Unlock()
+	return true, true
 }
 
 // recordTree records dir's digest when it has none yet, or (fresh) when it was just
