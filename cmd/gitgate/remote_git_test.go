@@ -520,3 +520,41 @@ func TestCheckRemoteGitHelmValuesRef(t *testing.T) {
 		t.Errorf("registry finding at %s, want %s", finding, want)
 	}
 }
+
+// TestCheckRemoteGitToken: a Git server that wants credentials (HTTP basic, as Git hosts
+// take a token): with GITGATE_REMOTE_TOKEN right the base renders; wrong, it is exit 2
+// naming the repository; the token never appears in the output.
+func TestCheckRemoteGitToken(t *testing.T) {
+	t.Setenv("CI", "1")
+	t.Setenv("HELM_REPOSITORY_CONFIG", filepath.Join(t.TempDir(), "none.yaml"))
+	t.Setenv("HELM_REGISTRY_CONFIG", filepath.Join(t.TempDir(), "none.json"))
+	other := gittest.InitBare(t, "")
+	c := other.CommitFiles("v1", map[string]string{
+		"base/kustomization.yaml": "resources: [cm.yaml]\n",
+		"base/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base, namespace: web}\ndata: {from: tag}\n",
+	})
+	inner, _ := gittest.HTTPServer(t, other.Dir, "right-token-5e1a")
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		".gitgate.yaml":            "remotes:\n  allow: ['http://127.0.0.1']\n",
+		"local/kustomization.yaml": "resources:\n- " + inner + "//base?ref=" + c + "\n",
+	})
+	t.Chdir(dir)
+	for _, tok := range []string{"wrong-token-77c2", "right-token-5e1a"} {
+		t.Setenv("GITGATE_REMOTE_TOKEN", tok)
+		code, rep, stderr := runGitJSON(t, "check", "--cache-dir", t.TempDir(), "-o", "json", ".")
+		rendered := false
+		for _, tg := range rep.Targets {
+			rendered = rendered || tg.Path == "local" && tg.Rendered && tg.Objects == 1 && len(tg.Remotes) == 1 && tg.Remotes[0].Resolved == c
+		}
+		if tok == "right-token-5e1a" && (code != exitClean || !rendered) {
+			t.Errorf("right token: exit %d, rendered %v; stderr:\n%s", code, rendered, stderr)
+		}
+		if tok == "wrong-token-77c2" && (code != exitError || rendered || !strings.Contains(stderr, inner) || !strings.Contains(stderr, "authentication required")) {
+			t.Errorf("wrong token: exit %d, rendered %v; stderr:\n%s", code, rendered, stderr)
+		}
+		if b, _ := json.Marshal(rep); strings.Contains(string(b)+stderr, tok) {
+			t.Errorf("%s: the token is in the output", tok)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +64,26 @@ func (b *limitBody) Read(p []byte) (int, error) {
 
 func (b *limitBody) Close() error { return b.rc.Close() }
 
+// gitTokenTransport sends the token to a Git server as HTTP basic authentication: Git's
+// smart HTTP servers (GitHub, GitLab, Gitea, Bitbucket, git http-backend) take a token
+// as the password of basic authentication and refuse it as a bearer token, as the
+// fetcher's transport sends it to Helm and OCI servers. Same rule as there: to the host
+// the request was made for only, and a configured username and password first.
+type gitTokenTransport struct {
+	f    *Fetcher
+	base http.RoundTripper
+}
+
+func (t gitTokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	origin, _ := req.Context().Value(originKey{}).(string)
+	if tok := t.f.token; tok != "" && origin != "" && origin == strings.ToLower(req.URL.Host) &&
+		req.Header.Get("Authorization") == "" && t.f.credentialFor(req.URL) == nil {
+		req = req.Clone(req.Context())
+		req.SetBasicAuth("x-access-token", tok)
+	}
+	return t.base.RoundTrip(req)
+}
+
 // Git fetches a repository at a ref (branch, tag, commit) over https (or http for an
 // http:// allow entry) through the policy's client, and writes the commit out
 // read-only in the cache. A ref resolved before is reused offline (a branch: the commit
@@ -93,7 +114,7 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 		return nil, &OfflineError{URL: redactURL(url), What: what}
 	}
 	c := &http.Client{
-		Transport:     limitTransport{base: f.client.Transport, max: f.settings.MaxDownloadBytes},
+		Transport:     limitTransport{base: gitTokenTransport{f: f, base: f.client.Transport}, max: f.settings.MaxDownloadBytes},
 		CheckRedirect: f.client.CheckRedirect,
 	}
 	gctx, cancel := context.WithTimeout(git.WithHTTPClient(withOrigin(ctx, url), c), f.settings.Timeout)
