@@ -2,6 +2,8 @@ package remote
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gitgate/gitgate/internal/git"
@@ -60,6 +64,26 @@ func (b *limitBody) Read(p []byte) (int, error) {
 
 func (b *limitBody) Close() error { return b.rc.Close() }
 
+// gitTokenTransport sends the token to a Git server as HTTP basic authentication: Git's
+// smart HTTP servers (GitHub, GitLab, Gitea, Bitbucket, git http-backend) take a token
+// as the password of basic authentication and refuse it as a bearer token, as the
+// fetcher's transport sends it to Helm and OCI servers. Same rule as there: to the host
+// the request was made for only, and a configured username and password first.
+type gitTokenTransport struct {
+	f    *Fetcher
+	base http.RoundTripper
+}
+
+func (t gitTokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	origin, _ := req.Context().Value(originKey{}).(string)
+	if tok := t.f.token; tok != "" && origin != "" && origin == strings.ToLower(req.URL.Host) &&
+		req.Header.Get("Authorization") == "" && t.f.credentialFor(req.URL) == nil {
+		req = req.Clone(req.Context())
+		req.SetBasicAuth("x-access-token", tok)
+	}
+	return t.base.RoundTrip(req)
+}
+
 // Git fetches a repository at a ref (branch, tag, commit) over https (or http for an
 // http:// allow entry) through the policy's client, and writes the commit out
 // read-only in the cache. A ref resolved before is reused offline (a branch: the commit
@@ -74,25 +98,45 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 	}
 	key := "git\x00" + url + "\x00" + gitRef
 	if f.settings.Offline {
-		if r, ok := f.cache.getRef(key); ok && r.Dir != "" {
-			if _, err := os.Stat(filepath.Join(r.Dir, ".gitgate-complete")); err == nil {
-				f.record(Resolution{URL: redactURL(url), Constraint: gitRef, Commit: r.Version})
-				return &GitTree{URL: redactURL(url), Ref: gitRef, Commit: r.Version, Dir: r.Dir}, nil
-			}
-		}
 		what := "ref " + gitRef
 		if gitRef == "" {
 			what = "HEAD"
 		}
+		if r, ok := f.cache.getRef(key); ok && r.Dir != "" {
+			if _, err := os.Stat(filepath.Join(r.Dir, ".gitgate-complete")); err == nil {
+				if _, intact := f.treeIntact(r.Dir); !intact {
+					return nil, &OfflineError{URL: redactURL(url), What: what + " as fetched (the cached files of commit " + shortHash(r.Version) + " were changed since)"}
+				}
+				f.record(Resolution{URL: redactURL(url), Constraint: gitRef, Commit: r.Version})
+				return &GitTree{URL: redactURL(url), Ref: gitRef, Commit: r.Version, Dir: r.Dir}, nil
+			}
+		}
 		return nil, &OfflineError{URL: redactURL(url), What: what}
 	}
 	c := &http.Client{
-		Transport:     limitTransport{base: f.client.Transport, max: f.settings.MaxDownloadBytes},
+		Transport:     limitTransport{base: gitTokenTransport{f: f, base: f.client.Transport}, max: f.settings.MaxDownloadBytes},
 		CheckRedirect: f.client.CheckRedirect,
 	}
 	gctx, cancel := context.WithTimeout(git.WithHTTPClient(withOrigin(ctx, url), c), f.settings.Timeout)
 	defer cancel()
-	co, err := git.Source{URL: url, Ref: gitRef, CacheDir: filepath.Join(f.settings.CacheDir, "git"), KeepWorktrees: true}.Fetch(gctx)
+	src := git.Source{URL: url, Ref: gitRef, CacheDir: filepath.Join(f.settings.CacheDir, "git"), KeepWorktrees: true}
+	// git.Source keeps one object store per URL in the cache and creates it on first use:
+	// two targets fetching one repository at once (two bases at two refs) raced there
+	// ("repository already exists", "remote not found"). One fetch per URL at a time.
+	unlock := lockGit(src.CacheDir + "\x00" + url)
+	defer unlock()
+	co, err := src.Fetch(gctx)
+	rewritten := false
+	if err == nil {
+		if recorded, intact := f.treeIntact(co.Dir); recorded && !intact {
+			// git.Source reuses a written-out commit as it finds it: one changed since
+			// it was written is removed and written out again from the objects.
+			if err = os.RemoveAll(co.Dir); err == nil {
+				co, err = src.Fetch(gctx)
+				rewritten = true
+			}
+		}
+	}
 	if err != nil {
 		var re *RefusedError
 		if errors.As(err, &re) {
@@ -101,6 +145,9 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 		return nil, f.redactErr(fmt.Errorf("%w; check the URL and ref, and that remotes.allow names the host", err))
 	}
 	readOnly(co.Dir)
+	if err := f.recordTree(co.Dir, rewritten); err != nil {
+		return nil, err
+	}
 	if err := f.cache.putRef(ref{Key: key, Time: time.Now(), Version: co.Commit, URL: url, Dir: co.Dir}); err != nil {
 		return nil, err
 	}
@@ -120,4 +167,110 @@ func readOnly(dir string) {
 		}
 		return nil
 	})
+}
+
+// A written-out commit is verified on every read: its digest (treeDigest) is recorded
+// under the directory when it is written, and a tree whose files no longer match is not
+// used (written out again online, an error offline). A tree with no record yet (just
+// written) is recorded online; offline it is not used.
+func treeKey(dir string) string { return "gittree\x00" + dir }
+
+// treeIntact reports whether dir has a recorded digest and whether its files match it.
+// A tree is hashed once per Fetcher (one run): the Fetcher's memo of what it resolved
+// holds the digest it matched, under treeKey (no constraint key starts so).
+func (f *Fetcher) treeIntact(dir string) (recorded, intact bool) {
+	r, ok := f.cache.getRef(treeKey(dir))
+	if !ok || r.Digest == "" {
+		return false, false
+	}
+	f.mu.Lock()
+	seen := f.picked[treeKey(dir)]
+	f.mu.Unlock()
+	if seen == r.Digest {
+		return true, true
+	}
+	d, err := treeDigest(dir)
+	if err != nil || d != r.Digest {
+		return true, false
+	}
+	f.mu.Lock()
+	f.picked[treeKey(dir)] = d
+	f.mu.Unlock()
+	return true, true
+}
+
+// recordTree records dir's digest when it has none yet, or (fresh) when it was just
+// written out again.
+func (f *Fetcher) recordTree(dir string, fresh bool) error {
+	if r, ok := f.cache.getRef(treeKey(dir)); ok && r.Digest != "" && !fresh {
+		return nil // matched by treeIntact just before
+	}
+	d, err := treeDigest(dir)
+	if err != nil {
+		return err
+	}
+	return f.cache.putRef(ref{Key: treeKey(dir), Digest: d, Time: time.Now()})
+}
+
+// treeDigest is a sha256 over a written-out commit: every entry's path, type, executable
+// bit and content (a symbolic link's target), in lexical order.
+func treeDigest(dir string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." || rel == ".gitgate-complete" {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%v\x00%v\x00", filepath.ToSlash(rel), info.Mode().Type(), info.Mode().Perm()&0o111 != 0)
+		switch {
+		case d.IsDir():
+		case info.Mode().Type() == fs.ModeSymlink:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			io.WriteString(h, target)
+		case info.Mode().IsRegular():
+			fh, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%d\x00", info.Size())
+			_, err = io.Copy(h, fh)
+			fh.Close()
+			if err != nil {
+				return err
+			}
+		}
+		h.Write([]byte{0})
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func shortHash(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+// gitLocks serialise this process's fetches into one Git object store (cache dir and URL).
+var gitLocks sync.Map
+
+func lockGit(key string) (unlock func()) {
+	m, _ := gitLocks.LoadOrStore(key, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
