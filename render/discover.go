@@ -118,7 +118,9 @@ func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 		d.Notices = append(d.Notices, notices...)
 		d.Errors = append(d.Errors, errs...)
 		for _, t := range ts {
-			reached[t.Path] = true
+			if t.Repo == nil && t.Chart == nil { // a path of this repository
+				reached[t.Path] = true
+			}
 		}
 	}
 	// Kustomizations: leaves only; a base is rendered through its overlays. A Component

@@ -72,6 +72,12 @@ func renderHelm(ctx context.Context, repo Repo, t Target) ([]policy.Resource, er
 // HelmYAML returns what `helm template --include-crds` prints for the target:
 // every document under a "---" line and a "# Source: <chart>/<path>" comment.
 func HelmYAML(ctx context.Context, repo Repo, t Target) ([]byte, error) {
+	if t.Repo != nil && repo.here == nil {
+		var err error
+		if repo, _, err = otherRepo(ctx, repo, t); err != nil {
+			return nil, err
+		}
+	}
 	out, err := renderHelmChart(ctx, repo, t)
 	if err != nil {
 		return nil, err

@@ -69,6 +69,12 @@ func renderKustomize(ctx context.Context, repo Repo, t Target) ([]policy.Resourc
 // KustomizeYAML is what `kustomize build` prints for the target, serialised by
 // kustomize itself.
 func KustomizeYAML(ctx context.Context, repo Repo, t Target) ([]byte, error) {
+	if t.Repo != nil && repo.here == nil {
+		var err error
+		if repo, _, err = otherRepo(ctx, repo, t); err != nil {
+			return nil, err
+		}
+	}
 	m, err := runKustomize(ctx, repo, t, false)
 	if err != nil {
 		return nil, err

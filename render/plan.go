@@ -152,7 +152,7 @@ func setDeployedBy(ts []Target) {
 func (d *Discovery) adopt(ts []Target) []Target {
 	var fresh []Target
 	for _, t := range ts {
-		if t.DefinedIn != "" {
+		if t.DefinedIn != "" && t.Repo == nil && t.Chart == nil {
 			for i := 0; i < len(d.Targets); i++ {
 				if l := d.Targets[i]; l.DefinedIn == "" && l.Path == t.Path {
 					delete(d.rendered, sourceKey(l))

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/gitgate/gitgate/internal/git"
@@ -84,26 +85,37 @@ func renderRecorded(ctx context.Context, repo Repo, t Target) ([]policy.Resource
 // add, without it), the target renders there with this repository's settings, and its
 // objects' origins are url@commit:file.
 func renderOtherRepo(ctx context.Context, repo Repo, t Target) ([]policy.Resource, error) {
-	url := t.Repo.URL
-	if repo.Remotes == nil {
-		return nil, &RemoteError{URL: git.Redact(url), Allow: allowEntry(url)}
-	}
-	if err := repo.Remotes.Check(url); err != nil {
-		return nil, err
-	}
-	tree, err := repo.Remotes.Git(ctx, url, t.Repo.Revision)
+	sub, prefix, err := otherRepo(ctx, repo, t)
 	if err != nil {
 		return nil, err
 	}
-	here := repo.confined()
-	sub := repo
-	sub.FS, sub.Dir, sub.Trace, sub.stage, sub.here = nil, tree.Dir, nil, nil, &here
 	rs, err := Render(ctx, sub, t)
-	prefix := git.Redact(url) + "@" + shortCommit(tree.Commit) + ":"
 	for i := range rs {
 		rs[i].Origin.File = prefix + rs[i].Origin.File
 	}
 	return rs, err
+}
+
+// otherRepo is the repository a target of another Git repository renders in (its tree
+// at the revision, with this repository's settings; this one kept for its $ref values
+// files), and the prefix of its files in origins (url@commit:). Without Remotes it is
+// refused, naming the remotes.allow entry to add.
+func otherRepo(ctx context.Context, repo Repo, t Target) (Repo, string, error) {
+	url := t.Repo.URL
+	if repo.Remotes == nil {
+		return Repo{}, "", &RemoteError{URL: git.Redact(url), Allow: allowEntry(url)}
+	}
+	if err := repo.Remotes.Check(url); err != nil {
+		return Repo{}, "", err
+	}
+	tree, err := repo.Remotes.Git(ctx, url, t.Repo.Revision)
+	if err != nil {
+		return Repo{}, "", err
+	}
+	here := repo.confined()
+	sub := repo
+	sub.FS, sub.Dir, sub.Trace, sub.stage, sub.here = nil, tree.Dir, nil, nil, &here
+	return sub, git.Redact(url) + "@" + shortCommit(tree.Commit) + ":", nil
 }
 
 func shortCommit(c string) string {
@@ -111,4 +123,15 @@ func shortCommit(c string) string {
 		return c[:12]
 	}
 	return c
+}
+
+// IsRemoteFile reports whether an origin's file is in a remote source: chart@version:file
+// (a fetched chart) or url@commit:file (another Git repository), not this repository.
+func IsRemoteFile(file string) bool {
+	colon := strings.LastIndex(file, ":")
+	if colon < 0 {
+		return false
+	}
+	at := strings.LastIndex(file[:colon], "@")
+	return at > 0 && !strings.Contains(file[at:colon], "/")
 }

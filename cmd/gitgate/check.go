@@ -207,6 +207,18 @@ func tuneGC() {
 	}
 }
 
+// shownFrom shows a repo-relative file from where the user stands (display is the
+// repository as they named it); a file of a remote source (chart@version:file,
+// url@commit:file) is shown as it is.
+func shownFrom(display string) func(string) string {
+	return func(p string) string {
+		if display == "." || render.IsRemoteFile(p) {
+			return p
+		}
+		return path.Join(display, p)
+	}
+}
+
 // checkRepo is repository mode: discover, render every target in parallel, gate.
 func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int)) *policy.Report {
 	abs, _ := filepath.Abs(set.root)
@@ -218,12 +230,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 		return nil // plain manifests: checked file by file, with no render targets
 	}
 
-	show := func(p string) string {
-		if display == "." {
-			return p
-		}
-		return path.Join(display, p)
-	}
+	show := shownFrom(display)
 	// Each target is gated as soon as it renders, on the rendering worker: the
 	// repository is never held in memory whole.
 	rep := &policy.Report{Unchecked: map[string]int{}}
@@ -312,12 +319,7 @@ func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *poli
 	}
 	abs, _ := filepath.Abs(root)
 	display := filepath.ToSlash(filepath.Clean(root))
-	show := func(p string) string {
-		if display == "." {
-			return p
-		}
-		return path.Join(display, p)
-	}
+	show := shownFrom(display)
 
 	// The policy side of each revision: .gitgate.yaml, the policy directories and the
 	// values file. A change to any of them, at base or at head, re-evaluates every

@@ -200,6 +200,20 @@ func TestCheckRemoteGit(t *testing.T) {
 		t.Errorf("render local: exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
 
+	// render of the Application builds the tag's tree, never a same-named path here.
+	writeFiles(t, dir, map[string]string{"app/kustomization.yaml": "resources: [cm.yaml]\n", "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: this-repo}\n",
+		".gitgate.yaml": allowed + "repoURLs: [https://git.example.com/me.git]\n"})
+	out.Reset()
+	errb.Reset()
+	if code := run(context.Background(), []string{"render", "--cache-dir", cache, "web"}, &out, &errb); code != exitClean ||
+		!strings.Contains(out.String(), "tagonly.example.org/web:1.0.0") || strings.Contains(out.String(), "this-repo") {
+		t.Errorf("render web: exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "app")); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{".gitgate.yaml": allowed})
+
 	// The server fails every request from now on: --offline reads the same from the cache.
 	srv.down.Store(true)
 	before := srv.requests.Load()

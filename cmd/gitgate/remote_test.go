@@ -88,6 +88,10 @@ func serveCharts(t testing.TB, specs []chartSpecOf) *chartServer {
 }
 
 type remoteReport struct {
+	Results []struct {
+		Origin struct{ File string }
+		Kind   string
+	}
 	Targets []struct {
 		Name     string
 		Rendered bool
@@ -150,6 +154,16 @@ func TestCheckRemoteChart(t *testing.T) {
 	online := srv.requests.Load()
 	if online == 0 {
 		t.Fatal("no request reached the chart repository")
+	}
+	// Findings in the chart point at chart@version:file, never joined onto the
+	// directory the user named.
+	if len(rep.Results) == 0 {
+		t.Fatal("no findings on the chart's Deployment")
+	}
+	for _, r := range rep.Results {
+		if r.Kind == "Deployment" && r.Origin.File != "web@1.2.9:templates/deploy.yaml" {
+			t.Errorf("finding at %q, want web@1.2.9:templates/deploy.yaml", r.Origin.File)
+		}
 	}
 
 	srv.Close()

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -250,7 +249,7 @@ func (o *runOptions) changeGate() runner.ChangeGate {
 			}
 		}
 		display = filepath.ToSlash(display)
-		show := func(p string) string { return path.Join(display, p) }
+		show := shownFrom(display)
 		showResults(rep.Results, show)
 		for _, e := range rep.Errors {
 			var ie *policy.InputError
