@@ -70,8 +70,9 @@ func (l *helmLoader) fetchMissing(ctx context.Context, remotes Remotes) error {
 		cur := l.missing
 		for _, m := range cur {
 			repoURL := m.req.Repository
-			if !strings.Contains(repoURL, "://") || strings.HasPrefix(repoURL, "file://") {
-				rest = append(rest, m) // vendored-only, file:// in an archive or a repository alias
+			alias := strings.HasPrefix(repoURL, "@") || strings.HasPrefix(repoURL, "alias:")
+			if !alias && !strings.Contains(repoURL, "://") || strings.HasPrefix(repoURL, "file://") {
+				rest = append(rest, m) // vendored-only, or file:// in an archive
 				continue
 			}
 			version := m.req.Version

@@ -29,6 +29,10 @@ type Fetcher struct {
 	token    string
 	// secrets are every credential value, replaced in error texts.
 	secrets []string
+	// aliases are Helm's repository names (repositories.yaml) by name, for Chart.yaml
+	// dependencies written as @name or alias:name; repoFile is where they came from.
+	aliases  map[string]string
+	repoFile string
 
 	mu       sync.Mutex
 	resolved map[string]Resolution
@@ -196,6 +200,17 @@ func (f *Fetcher) Chart(ctx context.Context, ref ChartRef) (*Chart, error) {
 	if ref.Name == "" {
 		return nil, fmt.Errorf("%s: no chart name", redactURL(ref.Repo))
 	}
+	if name, ok := repoAlias(ref.Repo); ok {
+		u, found := f.aliases[name]
+		if !found {
+			where := f.repoFile
+			if where == "" {
+				where = "no repositories.yaml was found"
+			}
+			return nil, fmt.Errorf("%s: Helm knows no repository named %q (%s); write the repository's URL in Chart.yaml, or add it with 'helm repo add %s URL'", ref.Repo, name, where, name)
+		}
+		ref.Repo = u
+	}
 	if err := f.check(ref.Repo); err != nil {
 		return nil, err
 	}
@@ -324,4 +339,16 @@ func (f *Fetcher) File(ctx context.Context, url string) ([]byte, error) {
 	}
 	f.record(Resolution{URL: redactURL(url), Digest: d})
 	return b, nil
+}
+
+// repoAlias is the repository name of a Chart.yaml dependency written as @name or
+// alias:name (Helm's names from repositories.yaml).
+func repoAlias(repo string) (string, bool) {
+	if n, ok := strings.CutPrefix(repo, "@"); ok && n != "" {
+		return n, true
+	}
+	if n, ok := strings.CutPrefix(repo, "alias:"); ok && n != "" {
+		return n, true
+	}
+	return "", false
 }

@@ -200,6 +200,7 @@ func (f *Fetcher) loadCredentials() error {
 	if b, err := os.ReadFile(repoFile); err == nil {
 		var rf struct {
 			Repositories []struct {
+				Name     string `json:"name"`
 				URL      string `json:"url"`
 				Username string `json:"username"`
 				Password string `json:"password"`
@@ -208,7 +209,14 @@ func (f *Fetcher) loadCredentials() error {
 		if err := yaml.Unmarshal(b, &rf); err != nil {
 			return fmt.Errorf("helm repository config %s: %v; fix or remove it", repoFile, err)
 		}
+		f.repoFile = repoFile
 		for _, r := range rf.Repositories {
+			if r.Name != "" && r.URL != "" {
+				if f.aliases == nil {
+					f.aliases = map[string]string{}
+				}
+				f.aliases[r.Name] = r.URL
+			}
 			if r.Username == "" && r.Password == "" {
 				continue
 			}

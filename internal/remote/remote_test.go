@@ -600,3 +600,26 @@ func TestCredentialsInURLNotCached(t *testing.T) {
 		t.Errorf("a wrong password in the URL: %v", err)
 	}
 }
+
+// TestChartRepositoryAlias: a Chart.yaml dependency written as @name or alias:name is
+// the repository Helm's repositories.yaml names so; an unknown name says where it looked
+// and what to do.
+func TestChartRepositoryAlias(t *testing.T) {
+	h := newHelmRepo(t, chartSpec{name: "app", version: "1.0.0"})
+	s := testSettings(t, "")
+	s.HelmRepositoryConfig = filepath.Join(t.TempDir(), "repositories.yaml")
+	if err := os.WriteFile(s.HelmRepositoryConfig, []byte("apiVersion: \"\"\nrepositories:\n- name: stable\n  url: "+h.srv.URL+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := newFetcher(t, s)
+	for _, repo := range []string{"@stable", "alias:stable"} {
+		c, err := f.Chart(ctx, ChartRef{Repo: repo, Name: "app", Version: "1.x"})
+		if err != nil || c.Version != "1.0.0" {
+			t.Errorf("%s: %v", repo, err)
+		}
+	}
+	_, err := f.Chart(ctx, ChartRef{Repo: "@incubator", Name: "app"})
+	if err == nil || !strings.Contains(err.Error(), `Helm knows no repository named "incubator"`) || !strings.Contains(err.Error(), s.HelmRepositoryConfig) {
+		t.Errorf("unknown alias: %v", err)
+	}
+}
