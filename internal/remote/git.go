@@ -123,7 +123,7 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 	// git.Source keeps one object store per URL in the cache and creates it on first use:
 	// two targets fetching one repository at once (two bases at two refs) raced there
 	// ("repository already exists", "remote not found"). One fetch per URL at a time.
-	unlock := lockGit(src.CacheDir + "\x00" + url)
+	unlock := lockGit(src.CacheDir, url)
 	defer unlock()
 	co, err := src.Fetch(gctx)
 	rewritten := false
@@ -268,9 +268,18 @@ func shortHash(c string) string {
 // gitLocks serialise this process's fetches into one Git object store (cache dir and URL).
 var gitLocks sync.Map
 
-func lockGit(key string) (unlock func()) {
+// lockGit serialises fetches into one Git object store: within this process by a
+// mutex, across processes sharing the cache (two CI jobs, check and fetch) by an
+// exclusive lock on a file beside the stores (where the system has file locks).
+func lockGit(cacheDir, url string) (unlock func()) {
+	key := cacheDir + "\x00" + url
 	m, _ := gitLocks.LoadOrStore(key, &sync.Mutex{})
 	mu := m.(*sync.Mutex)
 	mu.Lock()
-	return mu.Unlock
+	sum := sha256.Sum256([]byte(url))
+	release := lockFile(filepath.Join(cacheDir, "locks", hex.EncodeToString(sum[:8])+".lock"))
+	return func() {
+		release()
+		mu.Unlock()
+	}
 }
