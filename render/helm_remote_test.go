@@ -475,6 +475,13 @@ func TestRenderKustomizeRemoteBase(t *testing.T) {
 		t.Errorf("asked %v", shelf.asked)
 	}
 
+	// A base that cannot be fetched is named at its line, with the fetcher's reason.
+	shelf.trees = nil
+	_, err = Render(t.Context(), repo, tg)
+	if err == nil || !strings.Contains(err.Error(), "app/kustomization.yaml:3: resources[0]: no such repository") {
+		t.Errorf("unfetchable base: %v", err)
+	}
+
 	repo.Remotes = nil
 	_, err = Render(t.Context(), repo, tg)
 	for _, want := range []string{"app/kustomization.yaml:3: resources[0]", `add "git.example.com/team/bases" there`, "app/kustomization.yaml:4: resources[1]", `add "files.example.com" there`} {

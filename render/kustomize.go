@@ -116,7 +116,7 @@ func runKustomize(ctx context.Context, repo Repo, t Target, provenance bool) (re
 	root := confine.Real()
 	dir := filepath.Join(root, filepath.FromSlash(t.Path))
 	// Before kustomize runs: it fetches URLs and clones Git repositories itself.
-	if _, err := scanKustomization(confine, t.Path, repo.MaxFileSize, repo.Remotes); err != nil {
+	if _, err := scanKustomization(ctx, confine, t.Path, repo.MaxFileSize, repo.Remotes); err != nil {
 		for _, e := range policy.Unjoin(err) {
 			var nr *NotRenderedError
 			if errors.As(e, &nr) {
@@ -164,7 +164,7 @@ func KustomizeNotices(repo Repo, t Target) []string {
 	if err != nil {
 		return nil
 	}
-	notices, _ := scanKustomization(confine, t.Path, repo.MaxFileSize, repo.Remotes)
+	notices, _ := scanKustomization(nil, confine, t.Path, repo.MaxFileSize, repo.Remotes)
 	return notices
 }
 

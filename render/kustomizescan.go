@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -64,7 +65,8 @@ func (e *KustomizeFieldError) Error() string {
 	}
 	var refused *remote.RefusedError
 	var offline *remote.OfflineError
-	if errors.As(e.Err, &refused) || errors.As(e.Err, &offline) {
+	var failed fetchFailed
+	if errors.As(e.Err, &refused) || errors.As(e.Err, &offline) || errors.As(e.Err, &failed) {
 		return fmt.Sprintf("%s: %s: %v", at, e.Field, e.Err)
 	}
 	var ce *CycleError
@@ -112,6 +114,7 @@ type kustScan struct {
 	// remotes, when set, fetches the charts of helmCharts entries with a repo that
 	// remotes.allow permits; without it every such entry is refused.
 	remotes Remotes
+	ctx     context.Context
 }
 
 // MissingError is a file or directory a kustomization names that does not exist (or a
@@ -148,8 +151,11 @@ func (e *CycleError) Error() string {
 // before kustomize builds it: every error found, joined (one bad field never hides
 // another), and kustomize's deprecation warnings as notices with file:line, once per
 // kustomization file.
-func scanKustomization(root *repopath.Root, dir string, maxSize int64, remotes Remotes) (notices []string, err error) {
-	s := &kustScan{root: root, fsys: root.FS(), maxSize: maxSize, seen: map[string]bool{}, remotes: remotes}
+//
+// With ctx, an allowed remote entry is also fetched here (the fetcher keeps it for the
+// build), so a failure to fetch it is reported at its file:line; without, only allowed.
+func scanKustomization(ctx context.Context, root *repopath.Root, dir string, maxSize int64, remotes Remotes) (notices []string, err error) {
+	s := &kustScan{ctx: ctx, root: root, fsys: root.FS(), maxSize: maxSize, seen: map[string]bool{}, remotes: remotes}
 	s.kustomization(dir, "")
 	return s.notices, errors.Join(s.errs...)
 }
@@ -338,10 +344,13 @@ func (s *kustScan) path(file, dir, field string, n *yaml3.Node) (string, bool) {
 		if err == nil {
 			err = s.remotes.Check(u)
 		}
+		if err == nil && s.ctx != nil {
+			err = s.prefetch(v)
+		}
 		if err != nil {
 			return fail(err)
 		}
-		return "", false // fetched when kustomize builds
+		return "", false // read from the fetcher's cache when kustomize builds
 	}
 	if path.IsAbs(v) || strings.HasPrefix(v, `\`) || len(v) > 1 && v[1] == ':' {
 		return fail(&repopath.EscapeError{Path: v, Reason: repopath.Absolute})
@@ -683,3 +692,26 @@ func mapValue(n *yaml3.Node, key string) *yaml3.Node {
 	}
 	return nil
 }
+
+// prefetch fetches a remote entry the build will read, so that a failure is reported at
+// the entry's line.
+func (s *kustScan) prefetch(entry string) error {
+	var err error
+	if rb, ok, perr := kustomization.ParseRemoteBase(entry); perr != nil {
+		return perr
+	} else if ok {
+		_, err = s.remotes.Git(s.ctx, rb.Repo, rb.Ref)
+	} else {
+		_, err = s.remotes.File(s.ctx, entry)
+	}
+	if err != nil {
+		return fetchFailed{err}
+	}
+	return nil
+}
+
+// fetchFailed is a remote entry the fetcher could not fetch (its error says why).
+type fetchFailed struct{ err error }
+
+func (f fetchFailed) Error() string { return f.err.Error() }
+func (f fetchFailed) Unwrap() error { return f.err }
