@@ -428,7 +428,7 @@ func TestCheckRemoteGitBranch(t *testing.T) {
 	writeFiles(t, dir, map[string]string{"missing/kustomization.yaml": "resources:\n- " + srv.URL + "//base?ref=no-such-ref\n"})
 	code, rep, stderr = runGitJSON(t, "check", "--cache-dir", cache, "-o", "json", ".")
 	got := resolved(rep)
-	if code != exitError || !strings.Contains(stderr, "no-such-ref") || !strings.Contains(stderr, "missing: resources: ") || !strings.HasPrefix(got["missing"], "not rendered") ||
+	if code != exitError || !strings.Contains(stderr, "no-such-ref") || !strings.Contains(stderr, "missing/kustomization.yaml:2: resources[0]: ") || !strings.HasPrefix(got["missing"], "not rendered") ||
 		got["branch"] != "release="+first || got["tag"] != "v1="+first {
 		t.Errorf("missing ref: exit %d, resolved %v; stderr:\n%s", code, got, stderr)
 	}
