@@ -56,8 +56,9 @@ func newCheckCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Check manifests against the policies (pre-commit and CI)",
 		Long: `Given one directory (default: the current one), check treats it as a GitOps repository:
 it discovers the render targets (leaf kustomizations, Helm charts with their values, plain
-manifest directories, Tekton files; see 'gitgate targets'), renders each in-process and
-offline, checks built-in kinds strictly against their schema and evaluates every object with
+manifest directories, Tekton files; see 'gitgate targets'), renders each in-process
+(remote charts and repositories only from what remotes.allow in .gitgate.yaml names,
+through the verified cache; --offline: the cache only), checks built-in kinds strictly against their schema and evaluates every object with
 Kyverno's engine against the built-in policy bundle plus the repository's policies/.
 Given files, several paths or --plain, the manifests are checked as they are.
 
@@ -74,6 +75,7 @@ Exit codes: 0 clean, 1 enforced violations, 2 could not check.`,
   gitgate check --registry harbor.example.com apps/ infrastructure/
   gitgate check --policies my-policies/ --no-builtin -o json deploy.yaml
   gitgate check --base origin/main -o text -o sarif=gitgate.sarif -o markdown=comment.md .
+  gitgate check --offline --cache-dir .gitgate-cache .
   gitgate check --base HEAD --staged .     # in a pre-commit hook`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd, args, stdout, stderr)
