@@ -185,14 +185,14 @@ func renderHelmChart(ctx context.Context, repo Repo, t Target) (*helmOutput, err
 	l.trace = repo.trace
 	var (
 		ch        *chart.Chart
-		chartPath string // in messages: the chart's directory, or chart@version
-		inChart   map[string]any
+		chartPath string         // in messages: the chart's directory, or chart@version
+		first     map[string]any // values applied before the target's own: files inside a fetched chart, or of the other repository
 	)
 	if t.Chart != nil {
 		if ch, chartPath, err = l.loadRemote(ctx, repo.Remotes, t.Chart.ref()); err != nil {
 			return nil, err
 		}
-		if inChart, err = helmChartValueFiles(ch, t.Chart, chartPath); err != nil {
+		if first, err = helmChartValueFiles(ch, t.Chart, chartPath); err != nil {
 			return nil, err
 		}
 	} else {
@@ -222,7 +222,7 @@ func renderHelmChart(ctx context.Context, repo Repo, t Target) (*helmOutput, err
 				files = append(files, f)
 			}
 		}
-		if inChart, err = helmValues(repo, Target{ValueFiles: files}); err != nil {
+		if first, err = helmValues(repo, Target{ValueFiles: files}); err != nil {
 			return nil, fmt.Errorf("helm chart %s: %w", chartPath, err)
 		}
 	}
@@ -230,8 +230,8 @@ func renderHelmChart(ctx context.Context, repo Repo, t Target) (*helmOutput, err
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", chartPath, err)
 	}
-	if inChart != nil {
-		vals = helmMergeMaps(inChart, vals)
+	if first != nil {
+		vals = helmMergeMaps(first, vals)
 	}
 	if err := chartutil.ProcessDependenciesWithMerge(ch, vals); err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", chartPath, err)

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/remote"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -301,7 +302,7 @@ func (l *helmLoader) checkMissing(ch *chart.Chart) error {
 		// A chart repository URL, an OCI registry or a repository alias (@name).
 		re := &RemoteError{URL: m.req.Repository}
 		if strings.Contains(m.req.Repository, "://") {
-			re.Allow = allowEntry(m.req.Repository) // an alias (@name) names no host
+			re.Allow = remote.AllowEntry(m.req.Repository, false) // an alias (@name) names no host
 		}
 		return fmt.Errorf("%s: dependency %q: %w", m.chartFile, m.req.Name, re)
 	}

@@ -21,7 +21,7 @@ import (
 // are named chart@version:path in findings and errors.
 func (l *helmLoader) loadRemote(ctx context.Context, remotes Remotes, ref remote.ChartRef) (*chart.Chart, string, error) {
 	if remotes == nil {
-		return nil, "", fmt.Errorf("helm chart %s: %w", ref.Name, &RemoteError{URL: ref.Repo, Allow: allowEntry(ref.Repo)})
+		return nil, "", fmt.Errorf("helm chart %s: %w", ref.Name, &RemoteError{URL: ref.Repo, Allow: remote.AllowEntry(ref.Repo, false)})
 	}
 	c, err := remotes.Chart(ctx, ref)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gitgate/gitgate/internal/kustomization"
+	"github.com/gitgate/gitgate/internal/remote"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/yaml"
@@ -63,7 +64,7 @@ func (c *confinedFS) inflateHelmCharts(dir string, k map[string]any) error {
 		if h.Repo != "" {
 			if st, err := fs.Stat(c.confine.FS(), chart); err != nil || !st.IsDir() {
 				if c.remotes == nil {
-					return &RemoteError{URL: h.Repo, Allow: allowEntry(h.Repo)}
+					return &RemoteError{URL: h.Repo, Allow: remote.AllowEntry(h.Repo, false)}
 				}
 				t.Path, t.Chart = "", &RemoteChart{Repo: h.Repo, Name: h.Name, Version: h.Version}
 			}

@@ -136,23 +136,3 @@ func urlBase(s string) string {
 	}
 	return "file"
 }
-
-// repoAllowEntry is the remotes.allow entry naming one Git repository: host/org/repo.
-func repoAllowEntry(repo string) string {
-	host := allowEntry(repo)
-	rest := repo
-	if _, r, ok := strings.Cut(repo, "://"); ok {
-		rest = r
-	} else if i := strings.Index(repo, ":"); i > 0 && !strings.Contains(repo[:i], "/") { // git@host:org/repo
-		rest = repo[:i] + "/" + repo[i+1:]
-	}
-	if _, r, ok := strings.Cut(rest, "@"); ok && !strings.Contains(rest[:strings.Index(rest, "@")], "/") {
-		rest = r
-	}
-	_, p, _ := strings.Cut(rest, "/")
-	p = strings.TrimSuffix(strings.TrimSuffix(p, "/"), ".git")
-	if strings.HasPrefix(host, "http://") || p == "" {
-		return host
-	}
-	return host + "/" + p
-}

@@ -270,7 +270,7 @@ func (s *kustScan) kustomization(dir, cfgDir string) {
 		case "helmCharts":
 			each(val, key, func(field string, item *yaml3.Node) {
 				if n := mapValue(item, "repo"); n != nil && n.Value != "" {
-					var err error = &RemoteError{URL: n.Value, Allow: allowEntry(n.Value)}
+					var err error = &RemoteError{URL: n.Value, Allow: remote.AllowEntry(n.Value, false)}
 					if s.remotes != nil {
 						err = s.remotes.Check(n.Value)
 					}
@@ -333,9 +333,9 @@ func (s *kustScan) path(file, dir, field string, n *yaml3.Node) (string, bool) {
 		if s.remotes == nil || !remoteField(field) {
 			re := &RemoteError{URL: v}
 			if remoteField(field) {
-				re.Allow = allowEntry(v)
+				re.Allow = remote.AllowEntry(v, false)
 				if rb, ok, err := kustomization.ParseRemoteBase(v); ok && err == nil {
-					re.Allow = repoAllowEntry(rb.Repo) // the one repository, not its host
+					re.Allow = remote.AllowEntry(rb.Repo, true) // the one repository, not its host
 				}
 			}
 			return fail(re)

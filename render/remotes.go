@@ -103,7 +103,7 @@ func renderOtherRepo(ctx context.Context, repo Repo, t Target) ([]policy.Resourc
 func otherRepo(ctx context.Context, repo Repo, t Target) (Repo, string, error) {
 	url := t.Repo.URL
 	if repo.Remotes == nil {
-		return Repo{}, "", &RemoteError{URL: git.Redact(url), Allow: allowEntry(url)}
+		return Repo{}, "", &RemoteError{URL: git.Redact(url), Allow: remote.AllowEntry(url, false)}
 	}
 	if err := repo.Remotes.Check(url); err != nil {
 		return Repo{}, "", err

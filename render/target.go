@@ -241,24 +241,6 @@ func (e *RemoteError) Error() string {
 	return fmt.Sprintf("%s: not fetched: gitgate does not fetch this kind of remote source; vendor it into the repository", e.URL)
 }
 
-// allowEntry is the remotes.allow entry that names url's host: host[:port], with
-// http:// kept for plain http; for Argo CD's OCI form without a scheme, its first
-// segment.
-func allowEntry(url string) string {
-	scheme, rest, ok := strings.Cut(url, "://")
-	if !ok {
-		rest, scheme = url, ""
-	}
-	host, _, _ := strings.Cut(rest, "/")
-	if _, h, ok := strings.Cut(host, "@"); ok {
-		host = h // credentials are never an entry
-	}
-	if strings.EqualFold(scheme, "http") {
-		return "http://" + host
-	}
-	return host
-}
-
 // isRemote reports whether a kustomize resource, chart, values file or repo reference
 // is a URL or a remote Git repository, as kustomize and Helm would read it: any
 // scheme:// (http, https, ssh, file, oci, ... in any case: kustomize fetches http(s)

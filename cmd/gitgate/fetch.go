@@ -31,11 +31,7 @@ Exit codes: 0 everything rendered, 2 a target did not (its error says why).`,
   gitgate fetch --cache-dir .cache/gitgate ~/src/gitops && gitgate check --offline --cache-dir .cache/gitgate ~/src/gitops`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rf.repo = "."
-			if len(args) == 1 {
-				rf.repo = args[0]
-			}
-			set, repo, err := rf.open()
+			set, repo, err := rf.openArg(args)
 			if err != nil {
 				fmt.Fprintf(stderr, "gitgate fetch: %v\n", err)
 				return exitCodeError{exitError}
@@ -68,7 +64,7 @@ Exit codes: 0 everything rendered, 2 a target did not (its error says why).`,
 				fmt.Fprintln(stdout, resolutionLine(r))
 			}
 			dir := set.remotes.CacheDir()
-			fmt.Fprintf(stdout, "%d remote sources in %s (%s)\n", len(got), dir, sizeOf(dir))
+			fmt.Fprintf(stdout, "%d remote sources in %s (%.1f MiB)\n", len(got), dir, float64(dirSize(dir))/(1<<20))
 			if len(errs) > 0 {
 				return exitCodeError{exitError}
 			}
@@ -98,8 +94,8 @@ func resolutionLine(r remote.Resolution) string {
 	return line
 }
 
-// sizeOf is the size of the files under dir, for people.
-func sizeOf(dir string) string {
+// dirSize is the size of the regular files under dir.
+func dirSize(dir string) int64 {
 	var n int64
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
@@ -109,5 +105,5 @@ func sizeOf(dir string) string {
 		}
 		return nil
 	})
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	return n
 }

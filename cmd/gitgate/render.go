@@ -38,6 +38,15 @@ func (f *repoFlags) bindMaxFileSize(fs *pflag.FlagSet) {
 	fs.Int64Var(&f.maxFileSize, "max-file-size", policy.DefaultMaxFileSize, "refuse files larger than this many bytes")
 }
 
+// openArg is open of the repository a command's [DIR] argument names (default ".").
+func (f *repoFlags) openArg(args []string) (*settings, render.Repo, error) {
+	f.repo = "."
+	if len(args) == 1 {
+		f.repo = args[0]
+	}
+	return f.open()
+}
+
 // open reads the repository's settings (.gitgate.yaml, as check reads them) and the
 // repository to render.
 func (f *repoFlags) open() (*settings, render.Repo, error) {
@@ -73,11 +82,7 @@ and every name is unique and can be given to 'gitgate render' (as can a target's
   gitgate targets -o json ~/src/gitops`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rf.repo = "."
-			if len(args) == 1 {
-				rf.repo = args[0]
-			}
-			set, repo, err := rf.open()
+			set, repo, err := rf.openArg(args)
 			if err != nil {
 				fmt.Fprintf(stderr, "gitgate targets: %v\n", err)
 				return exitCodeError{exitError}

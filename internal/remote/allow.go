@@ -145,14 +145,36 @@ func (f *Fetcher) check(raw string) error {
 		}
 		return nil
 	}
-	suggest := t.host
+	if t.scheme == "http" {
+		return &RefusedError{URL: shown, Reason: "plain http is fetched only from an allow entry written with http://", Allow: t.entry(false)}
+	}
+	return &RefusedError{URL: shown, Reason: "host not in remotes.allow", Allow: t.entry(false)}
+}
+
+// AllowEntry is the remotes.allow entry that would permit raw, read as the Fetcher
+// reads it: host[:port], with http:// for plain http; with repo, also the path without
+// ".git" (host/org/repo: the one Git repository, not its whole host). Empty for what is
+// not a URL.
+func AllowEntry(raw string, repo bool) string {
+	t, err := splitURL(raw)
+	if err != nil {
+		return ""
+	}
+	return t.entry(repo)
+}
+
+func (t target) entry(repo bool) string {
+	e := t.host
 	if t.port != "" {
-		suggest = net.JoinHostPort(t.host, t.port)
+		e = net.JoinHostPort(t.host, t.port)
 	}
 	if t.scheme == "http" {
-		return &RefusedError{URL: shown, Reason: "plain http is fetched only from an allow entry written with http://", Allow: "http://" + suggest}
+		return "http://" + e
 	}
-	return &RefusedError{URL: shown, Reason: "host not in remotes.allow", Allow: suggest}
+	if p := strings.TrimSuffix(strings.Trim(t.path, "/"), ".git"); repo && p != "" {
+		e += "/" + p
+	}
+	return e
 }
 
 // dialAllowed refuses, at connect time, an address that is loopback, private,

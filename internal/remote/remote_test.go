@@ -623,3 +623,29 @@ func TestChartRepositoryAlias(t *testing.T) {
 		t.Errorf("unknown alias: %v", err)
 	}
 }
+
+// TestAllowEntry: the entry a refusal suggests is the one the allow list then reads.
+func TestAllowEntry(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		repo bool
+		want string
+	}{
+		{"https://charts.example.com/stable", false, "charts.example.com"},
+		{"oci://registry.example.com:5000/charts", false, "registry.example.com:5000"},
+		{"registry.example.com/charts", false, "registry.example.com"},
+		{"http://127.0.0.1:8080/index.yaml", false, "http://127.0.0.1:8080"},
+		{"https://user:secret@git.example.com/team/bases.git", true, "git.example.com/team/bases"},
+		{"git@github.com:org/repo.git", true, "github.com/org/repo"},
+	} {
+		got := AllowEntry(tc.url, tc.repo)
+		if got != tc.want {
+			t.Errorf("AllowEntry(%q, %v) = %q, want %q", tc.url, tc.repo, got, tc.want)
+			continue
+		}
+		f := newFetcher(t, Settings{Allow: []string{got}, CacheDir: t.TempDir(), HelmRepositoryConfig: "/nonexistent", RegistryConfig: "/nonexistent"})
+		if err := f.Check(tc.url); err != nil {
+			t.Errorf("%s allowed by %q: %v", tc.url, got, err)
+		}
+	}
+}
