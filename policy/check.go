@@ -149,6 +149,20 @@ func (s RemoteSource) String() string {
 	return what + " from " + s.URL
 }
 
+// Short is the source as one token: chart@version (web@1.2.9), url@commit12 for a Git
+// repository, the URL for a file.
+func (s RemoteSource) Short() string {
+	switch {
+	case s.Kind == "chart":
+		return s.Name + "@" + s.Resolved
+	case s.Kind == "git" && len(s.Resolved) > 12:
+		return s.URL + "@" + s.Resolved[:12]
+	case s.Resolved != "":
+		return s.URL + "@" + s.Resolved
+	}
+	return s.URL
+}
+
 // Merge adds another report's results, errors and counts to r; call Sort after the last.
 func (r *Report) Merge(o *Report) {
 	r.Results = append(r.Results, o.Results...)

@@ -396,7 +396,12 @@ func (e *Engine) kyvernoResults(r Resource, cp *compiledPolicy, resp engineapi.E
 
 func (e *Engine) result(r Resource, cp *compiledPolicy, rule string, status Status, msg, path string) Result {
 	obj := r.Object
+	var from []ValueOrigin
+	if r.Values != nil && path != "" && status != StatusPass && status != StatusSkip {
+		from = r.Values.LocateValue(splitPath(path))
+	}
 	return Result{
+		ValuesFrom:  from,
 		Origin:      r.position(path),
 		APIVersion:  obj.GetAPIVersion(),
 		Kind:        obj.GetKind(),

@@ -39,7 +39,24 @@ func FindingLine(r Result) string {
 	}
 	b.WriteString(CleanMessage(r.Message))
 	if r.Path != "" {
-		b.WriteString(" (at " + r.Path + ")")
+		b.WriteString(" (at " + r.Path)
+		if len(r.ValuesFrom) > 0 {
+			b.WriteString("; value from " + ValuesFromText(r.ValuesFrom))
+		}
+		b.WriteString(")")
 	}
 	return b.String()
+}
+
+// ValuesFromText lists where a value was set: "values/prod.yaml:4:8 (image.tag)", joined
+// by " and ".
+func ValuesFromText(vs []ValueOrigin) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = v.Origin.String()
+		if v.Key != "" {
+			parts[i] += " (" + v.Key + ")"
+		}
+	}
+	return strings.Join(parts, " and ")
 }

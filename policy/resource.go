@@ -51,6 +51,20 @@ type FileLocator interface {
 	LocateFile(path []string) (file string, line, col int, ok bool)
 }
 
+// ValueLocator tells where the value of a field was set when that is another file than
+// the resource's: the values-file lines behind a field of an object a Helm chart
+// rendered.
+type ValueLocator interface {
+	LocateValue(path []string) []ValueOrigin
+}
+
+// ValueOrigin is a place a field's value was set, and the key that set it there
+// (image.tag).
+type ValueOrigin struct {
+	Origin Origin `json:"origin"`
+	Key    string `json:"key,omitempty"`
+}
+
 // Resource is one Kubernetes object and where it came from. Object holds JSON-normalised
 // values only (map[string]any, []any, string, bool, int64, float64, nil), which is what
 // Kyverno's engine requires.
@@ -60,6 +74,8 @@ type Resource struct {
 	// Fields, when set, locates fields of Object in the source so findings can point at
 	// the offending line instead of the document start.
 	Fields Locator
+	// Values, when set, tells where field values were set (see ValueLocator).
+	Values ValueLocator
 }
 
 // ID returns the resource's identity as Kind/namespace/name (Kind/name when cluster-scoped).
@@ -169,3 +185,14 @@ var clusterScoped = map[string]bool{
 
 // ClusterScoped reports whether objects of a kind have no namespace.
 func ClusterScoped(kind string) bool { return clusterScoped[kind] }
+
+// IsRemoteFile reports whether an origin's file is in a remote source: chart@version:file
+// (a fetched chart) or url@commit:file (another Git repository), not this repository.
+func IsRemoteFile(file string) bool {
+	colon := strings.LastIndex(file, ":")
+	if colon < 0 {
+		return false
+	}
+	at := strings.LastIndex(file[:colon], "@")
+	return at > 0 && !strings.Contains(file[at:colon], "/")
+}

@@ -40,10 +40,13 @@ type Result struct {
 	Action     Action `json:"action,omitempty"`
 	Message    string `json:"message,omitempty"`
 	// Path is the field the rule failed at (spec.containers[0].image), when Kyverno names one.
-	Path        string `json:"path,omitempty"`
-	Severity    string `json:"severity,omitempty"`
-	Category    string `json:"category,omitempty"`
-	Remediation string `json:"remediation,omitempty"`
+	Path string `json:"path,omitempty"`
+	// ValuesFrom are where the value at Path was set, when it came from elsewhere than
+	// Origin's file and that can be told: the values-file lines of a Helm chart's values.
+	ValuesFrom  []ValueOrigin `json:"valuesFrom,omitempty"`
+	Severity    string        `json:"severity,omitempty"`
+	Category    string        `json:"category,omitempty"`
+	Remediation string        `json:"remediation,omitempty"`
 	// HelpURL documents the policy (its gitgate.dev/help-url annotation).
 	HelpURL string `json:"helpURL,omitempty"`
 	// Exception names the PolicyException that turned a failure into a skip.

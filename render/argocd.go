@@ -640,7 +640,17 @@ func (d *argoDiscovery) helmTarget(a argoApp, src map[string]any, at []string, r
 		if ref, rest, _ := strings.Cut(vf, "/"); strings.HasPrefix(vf, "$") && refs[ref] != nil {
 			refURL := argoString(refs[ref]["repoURL"])
 			if !d.isThisRepo(refURL) {
-				d.note(a, vfAt, "%s.helm.valueFiles: %s comes from %s, not in this repository; rendered without it", field, vf, refURL)
+				// A file of another repository, read through Repo.Remotes when it renders.
+				clean, err := repopath.Clean(rest)
+				if err != nil {
+					d.fail(a, vfAt, fmt.Errorf("%s.helm.valueFiles: %s: %w", field, vf, err))
+					return false
+				}
+				if t.Refs == nil {
+					t.Refs = map[string]RemoteRepo{}
+				}
+				t.Refs[ref] = RemoteRepo{URL: refURL, Revision: argoString(refs[ref]["targetRevision"]), IgnoreMissingValueFiles: ignoreMissing}
+				t.ValueFiles = append(t.ValueFiles, ref+"/"+clean)
 				continue
 			}
 			var err error

@@ -402,7 +402,7 @@ spec:
 			},
 		},
 		{
-			name: "helm: multi-source with a $values ref, values, parameters; foreign values are a notice, a remote chart its own target",
+			name: "helm: multi-source with a $values ref, values, parameters; foreign values read from their repository, a remote chart its own target",
 			opts: AppOptions{RepoURLs: []string{argoTestURL}},
 			yaml: `apiVersion: argoproj.io/v1alpha1
 kind: Application
@@ -457,18 +457,16 @@ spec:
 				{
 					Name: "order-service-production/0", Kind: Helm, Path: "charts/order-service", DefinedIn: argoTestFile, Namespace: "production",
 					ReleaseName: "orders",
-					ValueFiles:  []string{"charts/order-service/values.yaml", "environments/production/order-service/values.yaml"},
+					ValueFiles:  []string{"charts/order-service/values.yaml", "environments/production/order-service/values.yaml", "$other/values.yaml"},
 					Values:      map[string]any{"replicaCount": int64(5)},
 					Parameters:  map[string]string{"image.tag": "v1.5.3", "autoscaling.enabled": "true"},
+					Refs:        map[string]RemoteRepo{"$other": {URL: "https://github.com/example/shared-values.git"}},
 				},
 				{
 					Name: "order-service-production/3", Kind: Helm, DefinedIn: argoTestFile, Namespace: "production",
 					ReleaseName: "order-service-production",
 					Chart:       &RemoteChart{Repo: "https://charts.bitnami.com/bitnami", Name: "redis", Version: "18.0.0"},
 				},
-			},
-			notices: []string{
-				argoTestFile + ":16:9: Application/argocd/order-service-production: spec.sources[0].helm.valueFiles: $other/values.yaml comes from https://github.com/example/shared-values.git, not in this repository; rendered without it",
 			},
 		},
 		{

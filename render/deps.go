@@ -78,7 +78,9 @@ func (c *depsCache) deps(t Target) Deps {
 	}
 	if t.Repo != nil { // another repository: only its values files of this one
 		for _, f := range t.ValueFiles {
-			add(f)
+			if _, _, ok := t.refFile(f); !ok {
+				add(f)
+			}
 		}
 	} else {
 		c.sourceDeps(repo, t, set, add)
@@ -101,7 +103,9 @@ func (c *depsCache) sourceDeps(repo Repo, t Target, set map[string]bool, add fun
 			helmDeps(repo.FS, t.Path, set, map[string]bool{})
 		}
 		for _, f := range t.ValueFiles {
-			add(f)
+			if _, _, ok := t.refFile(f); !ok {
+				add(f)
+			}
 		}
 	case Directory:
 		if st, err := fs.Stat(repo.FS, t.Path); err == nil && !st.IsDir() {

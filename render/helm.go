@@ -93,6 +93,8 @@ type helmOutput struct {
 	hooks     []*release.Hook
 	// rendered is the engine's output by template name (<chart>/templates/x.yaml).
 	rendered map[string]string
+	// values are the values this repository set, by value (nil: none).
+	values *valueIndex
 	// templates and files map Helm's names and files to their sources in the repository.
 	templates map[string]helmSource
 	files     map[*chart.File]helmSource
@@ -152,6 +154,11 @@ func (o *helmOutput) resources(target string) ([]policy.Resource, error) {
 			positions[name] = docs
 		}
 		rs, err := docs.decode(content, target)
+		if o.values != nil {
+			for i := range rs {
+				rs[i].Values = valueLocator{x: o.values, obj: rs[i].Object.Object}
+			}
+		}
 		out = append(out, rs...)
 		return err
 	}
@@ -222,11 +229,21 @@ func renderHelmChart(ctx context.Context, repo Repo, t Target) (*helmOutput, err
 				files = append(files, f)
 			}
 		}
-		if first, err = helmValues(repo, Target{ValueFiles: files}); err != nil {
+		if first, err = helmValues(ctx, repo, Target{ValueFiles: files}, nil); err != nil {
 			return nil, fmt.Errorf("helm chart %s: %w", chartPath, err)
 		}
 	}
-	vals, err := helmValues(valuesRepo, t)
+	// The values this repository sets, for findings to name the line a value came
+	// from: a chart of this repository's own values.yaml, then the target's files.
+	leaves := &valueLeaves{}
+	if t.Chart == nil && t.Repo == nil {
+		for _, f := range ch.Raw {
+			if f.Name == chartutil.ValuesfileName {
+				leaves.addFile(path.Join(chartPath, f.Name), f.Data)
+			}
+		}
+	}
+	vals, err := helmValues(ctx, valuesRepo, t, leaves)
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", chartPath, err)
 	}
@@ -272,13 +289,14 @@ func renderHelmChart(ctx context.Context, repo Repo, t Target) (*helmOutput, err
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", chartPath, err)
 	}
+	out := &helmOutput{templates: map[string]helmSource{}, files: l.sources}
 	if values, ok := top["Values"].(chartutil.Values); ok {
 		if err := helmValidateSchemas(ch, values); err != nil {
 			return nil, fmt.Errorf("helm chart %s: %w", chartPath, err)
 		}
+		out.values = leaves.index(map[string]any(values))
 	}
 
-	out := &helmOutput{templates: map[string]helmSource{}, files: l.sources}
 	helmWalk(ch, func(c *chart.Chart) {
 		full := c.ChartFullPath()
 		for _, f := range c.Templates {

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/internal/git"
+	"github.com/gitgate/gitgate/internal/remote"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/strvals"
@@ -35,42 +38,27 @@ func helmCapabilities(repo Repo) (*chartutil.Capabilities, error) {
 
 // helmValues merges the target's values as `helm template -f ... --set ...` does
 // (pkg/cli/values.Options.MergeValues); the chart's own values are coalesced later.
-func helmValues(repo Repo, t Target) (map[string]any, error) {
+// Values files are this repository's, or, for an entry naming a ref: source of another
+// repository (Target.Refs), that repository's at its revision, fetched through
+// repo.Remotes. When leaves is not nil, every value set by a values file is added to it
+// with its position, for findings to name the line a value came from.
+func helmValues(ctx context.Context, repo Repo, t Target, leaves *valueLeaves) (map[string]any, error) {
 	base := map[string]any{}
-	if len(t.ValueFiles) > 0 {
-		confine, err := repopath.Open(repo.Dir)
+	for _, vf := range t.ValueFiles {
+		data, shown, err := readValuesFile(ctx, repo, t, vf)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("values file %w", err)
 		}
-		root, err := os.OpenRoot(confine.Dir())
-		if err != nil {
-			return nil, err
+		if data == nil {
+			continue // a missing file of a ref: source with ignoreMissingValueFiles
 		}
-		defer root.Close()
-		for _, vf := range t.ValueFiles {
-			if isRemote(vf) {
-				return nil, fmt.Errorf("values file %s: %w", vf, &RemoteError{URL: vf})
-			}
-			if _, err := confine.Resolve(vf); err != nil {
-				return nil, fmt.Errorf("values file %w", err)
-			}
-			p, _ := repopath.Clean(vf)
-			if fi, err := root.Stat(filepath.FromSlash(p)); err == nil && repo.MaxFileSize > 0 && fi.Size() > repo.MaxFileSize {
-				return nil, fmt.Errorf("values file %s is %d bytes, over the %d-byte limit", vf, fi.Size(), repo.MaxFileSize)
-			}
-			data, err := root.ReadFile(filepath.FromSlash(p))
-			repo.trace(p)
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("values file %s: %w", vf, fs.ErrNotExist)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("values file %s: %w", vf, err)
-			}
-			m := map[string]any{}
-			if err := yaml.Unmarshal(data, &m); err != nil {
-				return nil, fmt.Errorf("values file %s: %w", vf, err)
-			}
-			base = helmMergeMaps(base, m)
+		m := map[string]any{}
+		if err := yaml.Unmarshal(data, &m); err != nil {
+			return nil, fmt.Errorf("values file %s: %w", shown, err)
+		}
+		base = helmMergeMaps(base, m)
+		if leaves != nil {
+			leaves.addFile(shown, data)
 		}
 	}
 	if len(t.Values) > 0 {
@@ -87,6 +75,60 @@ func helmValues(repo Repo, t Target) (map[string]any, error) {
 		}
 	}
 	return base, nil
+}
+
+// readValuesFile reads one of t.ValueFiles, confined to its repository, and returns the
+// name it is shown by: the repo-relative path, or url@commit:path for a file of another
+// repository. Errors start with that name. A missing file of a ref: source whose
+// Application sets ignoreMissingValueFiles is (nil, name, nil).
+func readValuesFile(ctx context.Context, repo Repo, t Target, vf string) ([]byte, string, error) {
+	dir, name, shown, ignoreMissing := repo.Dir, vf, vf, false
+	if rr, rel, ok := t.refFile(vf); ok {
+		if repo.Remotes == nil {
+			return nil, vf, fmt.Errorf("%s: %w", vf, &RemoteError{URL: git.Redact(rr.URL), Allow: remote.AllowEntry(rr.URL, false)})
+		}
+		if err := repo.Remotes.Check(rr.URL); err != nil {
+			return nil, vf, fmt.Errorf("%s: %w", vf, err)
+		}
+		tree, err := repo.Remotes.Git(ctx, rr.URL, rr.Revision)
+		if err != nil {
+			return nil, vf, fmt.Errorf("%s: %w", vf, err)
+		}
+		dir, name, ignoreMissing = tree.Dir, rel, rr.IgnoreMissingValueFiles
+		shown = git.Redact(rr.URL) + "@" + shortCommit(tree.Commit) + ":" + rel
+	} else if isRemote(vf) {
+		return nil, vf, fmt.Errorf("%s: %w", vf, &RemoteError{URL: vf})
+	}
+	confine, err := repopath.Open(dir)
+	if err != nil {
+		return nil, shown, err
+	}
+	if _, err := confine.Resolve(name); err != nil {
+		return nil, shown, err
+	}
+	root, err := os.OpenRoot(confine.Dir())
+	if err != nil {
+		return nil, shown, err
+	}
+	defer root.Close()
+	p, _ := repopath.Clean(name)
+	if fi, err := root.Stat(filepath.FromSlash(p)); err == nil && repo.MaxFileSize > 0 && fi.Size() > repo.MaxFileSize {
+		return nil, shown, fmt.Errorf("%s is %d bytes, over the %d-byte limit", shown, fi.Size(), repo.MaxFileSize)
+	}
+	data, err := root.ReadFile(filepath.FromSlash(p))
+	if dir == repo.Dir {
+		repo.trace(p)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		if ignoreMissing {
+			return nil, shown, nil
+		}
+		return nil, shown, fmt.Errorf("%s: %w", shown, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, shown, fmt.Errorf("%s: %w", shown, err)
+	}
+	return data, shown, nil
 }
 
 // helmEscapeSet escapes the commas of a --set value, which would otherwise split it into

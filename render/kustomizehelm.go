@@ -96,7 +96,7 @@ func (c *confinedFS) inflateHelmCharts(dir string, k map[string]any) error {
 			}
 		case "merge": // the values files win over the inline values
 			if len(h.ValuesInline) > 0 {
-				base, err := helmValues(Repo{Dir: c.root, MaxFileSize: c.maxSize, Trace: c.trace}, Target{ValueFiles: t.ValueFiles})
+				base, err := helmValues(context.Background(), Repo{Dir: c.root, MaxFileSize: c.maxSize, Trace: c.trace}, Target{ValueFiles: t.ValueFiles}, nil)
 				if err != nil {
 					return fmt.Errorf("%s: helmCharts %s: %w", relDir, h.Name, err)
 				}

@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"maps"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/gitgate/gitgate/internal/git"
 	"github.com/gitgate/gitgate/internal/remote"
+	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/policy"
 )
 
@@ -125,13 +127,51 @@ func shortCommit(c string) string {
 	return c
 }
 
-// IsRemoteFile reports whether an origin's file is in a remote source: chart@version:file
-// (a fetched chart) or url@commit:file (another Git repository), not this repository.
-func IsRemoteFile(file string) bool {
-	colon := strings.LastIndex(file, ":")
-	if colon < 0 {
-		return false
+// ResolveRemotes resolves, without rendering, the remote sources a target names: its
+// chart, its other repository, the repositories of its $ref values files, the remote
+// entries of its kustomization graph and the dependencies of its chart that Chart.lock
+// or Chart.yaml name in a chart repository. What it fetches is kept in the cache for the
+// render. Sources of a fetched chart or another repository's own kustomizations show
+// when the target renders (render, fetch, check).
+func ResolveRemotes(ctx context.Context, repo Repo, t Target) ([]policy.RemoteSource, error) {
+	if repo.Remotes == nil {
+		return nil, nil
 	}
-	at := strings.LastIndex(file[:colon], "@")
-	return at > 0 && !strings.Contains(file[at:colon], "/")
+	repo = repo.confined()
+	rec := &recorder{inner: repo.Remotes}
+	var errs []error
+	if t.Chart != nil {
+		if _, err := rec.Chart(ctx, t.Chart.ref()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if t.Repo != nil {
+		if _, err := rec.Git(ctx, t.Repo.URL, t.Repo.Revision); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.Refs)) {
+		if _, err := rec.Git(ctx, t.Refs[name].URL, t.Refs[name].Revision); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if t.Repo == nil && t.Chart == nil && repo.Dir != "" {
+		switch t.Kind {
+		case Kustomize:
+			if root, err := repopath.Open(repo.Dir); err == nil {
+				if _, err := scanKustomization(ctx, root, t.Path, repo.MaxFileSize, rec); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		case Helm:
+			if l, err := newHelmLoader(repo.Dir); err == nil {
+				if _, err := l.load(t.Path); err == nil {
+					if err := l.fetchMissing(ctx, rec); err != nil {
+						errs = append(errs, err)
+					}
+				}
+			}
+		}
+	}
+	return rec.sources(), errors.Join(errs...)
 }

@@ -86,6 +86,21 @@ type Target struct {
 	// Repo, for an Argo CD source in another Git repository, is that repository: Path
 	// is in it, and ValueFiles are still this repository's files (multi-source $ref).
 	Repo *RemoteRepo `json:"repo,omitempty"`
+	// Refs, for a Helm source of a multi-source Application, are its ref: sources in
+	// another Git repository, by name ("$values"): a ValueFiles entry "$values/env/a.yaml"
+	// is env/a.yaml of that repository at its revision, read through Repo.Remotes.
+	Refs map[string]RemoteRepo `json:"refs,omitempty"`
+}
+
+// refFile splits a ValueFiles entry naming a file of a ref: source in another
+// repository into that source and the file's path in it.
+func (t Target) refFile(vf string) (RemoteRepo, string, bool) {
+	name, rest, ok := strings.Cut(vf, "/")
+	if !ok || !strings.HasPrefix(name, "$") {
+		return RemoteRepo{}, "", false
+	}
+	rr, ok := t.Refs[name]
+	return rr, rest, ok
 }
 
 // RemoteRepo is another Git repository an Argo CD source renders from.

@@ -454,7 +454,18 @@ func findingItem(r policy.Result, opts MarkdownOptions) string {
 	}
 	b.WriteString(mdText(policy.CleanMessage(r.Message)))
 	if r.Path != "" {
-		fmt.Fprintf(&b, " (at `%s`)", mdCode(r.Path))
+		fmt.Fprintf(&b, " (at `%s`", mdCode(r.Path))
+		for k, v := range r.ValuesFrom {
+			sep := "; value from "
+			if k > 0 {
+				sep = " and "
+			}
+			b.WriteString(sep + mdLink(v.Origin, opts))
+			if v.Key != "" {
+				fmt.Fprintf(&b, " `%s`", mdCode(v.Key))
+			}
+		}
+		b.WriteString(")")
 	}
 	if r.Remediation != "" && r.Baseline != policy.BaselineFixed {
 		b.WriteString(" — _" + mdText(r.Remediation) + "_")
@@ -473,6 +484,9 @@ func mdLink(o policy.Origin, opts MarkdownOptions) string {
 	if o.Line > 0 {
 		href += "#L" + strconv.Itoa(o.Line)
 		text += ":" + strconv.Itoa(o.Line)
+	}
+	if policy.IsRemoteFile(o.File) { // a fetched chart's or another repository's file: no page here
+		return "`" + mdCode(text) + "`"
 	}
 	return "[" + mdText(text) + "](" + strings.NewReplacer("(", "%28", ")", "%29", " ", "%20").Replace(href) + ")"
 }

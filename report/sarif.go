@@ -85,6 +85,7 @@ type sarifResult struct {
 	Level               string             `json:"level"`
 	Message             sarifMessage       `json:"message"`
 	Locations           []sarifLocation    `json:"locations,omitempty"`
+	RelatedLocations    []sarifLocation    `json:"relatedLocations,omitempty"`
 	PartialFingerprints map[string]string  `json:"partialFingerprints"`
 	BaselineState       string             `json:"baselineState,omitempty"`
 	Suppressions        []sarifSuppression `json:"suppressions,omitempty"`
@@ -92,8 +93,11 @@ type sarifResult struct {
 }
 
 type sarifLocation struct {
+	// ID and Message are set on related locations only (ids from 1).
+	ID               int            `json:"id,omitempty"`
 	PhysicalLocation *sarifPhysical `json:"physicalLocation,omitempty"`
 	LogicalLocations []sarifLogical `json:"logicalLocations,omitempty"`
+	Message          *sarifMessage  `json:"message,omitempty"`
 }
 
 type sarifPhysical struct {
@@ -257,7 +261,11 @@ func writeSARIF(w io.Writer, rep *policy.Report) error {
 		}
 		text := r.ResourceID() + ": " + msg
 		if r.Path != "" {
-			text += " (at " + r.Path + ")"
+			text += " (at " + r.Path
+			if len(r.ValuesFrom) > 0 {
+				text += "; value from " + policy.ValuesFromText(r.ValuesFrom)
+			}
+			text += ")"
 		}
 		res := sarifResult{
 			RuleID:              id,
@@ -268,6 +276,17 @@ func writeSARIF(w io.Writer, rep *policy.Report) error {
 			Locations:           sarifLocations(r.Origin, r),
 			PartialFingerprints: map[string]string{sarifFingerprint: prints[i]},
 			Properties:          map[string]any{"status": string(r.Status)},
+		}
+		for _, v := range r.ValuesFrom {
+			if policy.IsRemoteFile(v.Origin.File) {
+				continue // named in the message; no file of this repository to show
+			}
+			loc := sarifLocation{ID: len(res.RelatedLocations) + 1, Message: &sarifMessage{Text: "value of " + r.Path + " set here (" + v.Key + ")"},
+				PhysicalLocation: &sarifPhysical{ArtifactLocation: sarifArtifact{URI: sarifURI(v.Origin.File)}}}
+			if v.Origin.Line > 0 {
+				loc.PhysicalLocation.Region = &sarifRegion{StartLine: v.Origin.Line, StartColumn: v.Origin.Col}
+			}
+			res.RelatedLocations = append(res.RelatedLocations, loc)
 		}
 		if r.Origin.Target != "" {
 			res.Properties["target"] = r.Origin.Target

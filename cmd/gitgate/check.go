@@ -214,7 +214,7 @@ func tuneGC() {
 // url@commit:file) is shown as it is.
 func shownFrom(display string) func(string) string {
 	return func(p string) string {
-		if display == "." || render.IsRemoteFile(p) {
+		if display == "." || policy.IsRemoteFile(p) {
 			return p
 		}
 		return path.Join(display, p)
@@ -277,9 +277,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	rep.Sort()
 	// Origins are repo-relative (a finding may point into an overlay, not the resource's
 	// own file); show them from where the user stands.
-	for i := range rep.Results {
-		rep.Results[i].Origin.File = show(rep.Results[i].Origin.File)
-	}
+	showResults(rep.Results, show)
 	for _, dup := range rep.Duplicates {
 		for i := range dup.Origins {
 			dup.Origins[i].File = show(dup.Origins[i].File)
@@ -508,8 +506,13 @@ func baseShown(file, dir string, show func(string) string) string {
 	return file
 }
 
+// showResults shows the results' files, where a value was set included, from where
+// the user stands.
 func showResults(rs []policy.Result, show func(string) string) {
 	for i := range rs {
 		rs[i].Origin.File = show(rs[i].Origin.File)
+		for k := range rs[i].ValuesFrom {
+			rs[i].ValuesFrom[k].Origin.File = show(rs[i].ValuesFrom[k].Origin.File)
+		}
 	}
 }

@@ -483,6 +483,14 @@ func TestFetchRemoteGit(t *testing.T) {
 	if code != exitClean || !strings.Contains(out.String(), "web ") || !strings.Contains(errb.String(), "remote: git v1.0.0 = "+tagCommit+" from "+srv.URL) {
 		t.Errorf("targets --offline after fetch: exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
+	// Each target lists its remote sources as resolved: the Application's repository
+	// and the kustomization's remote base alike.
+	at := srv.URL + "@" + tagCommit[:12]
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && (f[0] == "web" || f[0] == "local") && !strings.HasSuffix(line, at) {
+			t.Errorf("targets: %q does not end with its remote source %s", line, at)
+		}
+	}
 	if n := srv.requests.Load(); n != before {
 		t.Errorf("--offline made %d requests", n-before)
 	}
@@ -570,5 +578,62 @@ func TestCheckRemoteGitToken(t *testing.T) {
 		if b, _ := json.Marshal(rep); strings.Contains(string(b)+stderr, tok) {
 			t.Errorf("%s: the token is in the output", tok)
 		}
+	}
+}
+
+// TestCheckRemoteGitValuesRefOtherRepo: a multi-source Application whose chart is in
+// this repository and whose $ref values file is in another repository (Argo CD's
+// shared-values pattern): the values are read from that repository at the ref's
+// targetRevision through the cache, its commit is listed among the target's remotes,
+// and the finding names the line of that file; without the allow entry the target is
+// refused naming it, with no request.
+func TestCheckRemoteGitValuesRefOtherRepo(t *testing.T) {
+	t.Setenv("CI", "1")
+	other := gittest.InitBare(t, "")
+	tagCommit := other.CommitFiles("v1", map[string]string{"env/prod.yaml": "# shared\nimage: unlisted.example.org/web:prod\n"})
+	other.Tag("v1.0.0", tagCommit, "")
+	other.CommitFiles("v2", map[string]string{"env/prod.yaml": "image: registry.example.com/web:2\n"})
+	srv := newGitServer(t, other.Dir)
+	dir := t.TempDir()
+	const self = "https://git.example.com/platform/gitops.git"
+	app := "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web, namespace: argocd}\nspec:\n  project: default\n  sources:\n" +
+		"  - {repoURL: '" + self + "', path: chart, targetRevision: HEAD, helm: {valueFiles: [$env/env/prod.yaml]}}\n" +
+		"  - {repoURL: '" + srv.URL + "', targetRevision: v1.0.0, ref: env}\n" +
+		"  destination: {server: https://kubernetes.default.svc, namespace: web}\n"
+	writeFiles(t, dir, map[string]string{
+		".gitgate.yaml":     "registries: [registry.example.com]\nrepoURLs: ['" + self + "']\nremotes:\n  allow: ['http://127.0.0.1']\n",
+		"chart/Chart.yaml":  "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+		"chart/values.yaml": "image: registry.example.com/web:1.0.0\n",
+		"chart/templates/deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: web}\nspec:\n" +
+			"  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n" +
+			"      - name: web\n        image: {{ .Values.image }}\n",
+		"apps/web.yaml": app,
+	})
+	t.Chdir(dir)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check", "--cache-dir", t.TempDir(), "."}, &out, &errb)
+	want := srv.URL + "@" + tagCommit[:12] + ":env/prod.yaml:2:8 (image)"
+	if code != exitViolations || !strings.Contains(out.String(), "chart/templates/deploy.yaml") || !strings.Contains(out.String(), "value from "+want) {
+		t.Fatalf("exit %d, want the registry finding in chart/templates/deploy.yaml with its value from %s\nstdout:\n%s\nstderr:\n%s", code, want, out.String(), errb.String())
+	}
+	code, rep, stderr := runGitJSON(t, "check", "--cache-dir", t.TempDir(), "-o", "json", ".")
+	listed := false
+	for _, tg := range rep.Targets {
+		if tg.Name == "web" && tg.Rendered && len(tg.Remotes) == 1 && tg.Remotes[0].Resolved == tagCommit && tg.Remotes[0].Requested == "v1.0.0" {
+			listed = true
+		}
+	}
+	if !listed {
+		t.Errorf("exit %d: the values repository's commit is not among web's remotes: %+v\n%s", code, rep.Targets, stderr)
+	}
+
+	before := srv.requests.Load()
+	writeFiles(t, dir, map[string]string{".gitgate.yaml": "registries: [registry.example.com]\nrepoURLs: ['" + self + "']\n"})
+	code, rep, stderr = runGitJSON(t, "check", "--cache-dir", t.TempDir(), "-o", "json", ".")
+	if code != exitError || !strings.Contains(stderr, "$env/env/prod.yaml") || !strings.Contains(stderr, "http://127.0.0.1") {
+		t.Errorf("not allowed: exit %d, want 2 naming the values file and the entry to add\n%s", code, stderr)
+	}
+	if n := srv.requests.Load() - before; n != 0 {
+		t.Errorf("a repository not in remotes.allow got %d requests", n)
 	}
 }

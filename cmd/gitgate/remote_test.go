@@ -207,3 +207,67 @@ func TestCheckRemoteChart(t *testing.T) {
 		t.Fatalf("offline after fetch: exit %d, web rendered %v at %q; stderr:\n%s", code, ok, v, stderr)
 	}
 }
+
+// TestCheckRemoteChartValuesLine: a finding in a fetched chart points at
+// chart@version:template and also at the line of this repository's values file the
+// offending value came from (multi-source $values); text output says the same.
+func TestCheckRemoteChartValuesLine(t *testing.T) {
+	t.Setenv("CI", "1")
+	t.Setenv("HELM_REPOSITORY_CONFIG", filepath.Join(t.TempDir(), "none.yaml"))
+	t.Setenv("HELM_REGISTRY_CONFIG", filepath.Join(t.TempDir(), "none.json"))
+	srv := newChartServer(t, "web", "1.0.0")
+	dir := t.TempDir()
+	const self = "https://git.example.com/platform/gitops.git"
+	writeFiles(t, dir, map[string]string{
+		".gitgate.yaml":    "registries: [registry.example.com]\nrepoURLs: ['" + self + "']\nremotes:\n  allow: ['http://127.0.0.1']\n",
+		"values/prod.yaml": "# production\nreplicas: 3\nimage: unlisted.example.org/web:prod\n",
+		"apps/web.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web, namespace: argocd}\nspec:\n  project: default\n  sources:\n" +
+			"  - {repoURL: '" + srv.URL + "', chart: web, targetRevision: 1.0.0, helm: {valueFiles: [$values/values/prod.yaml]}}\n" +
+			"  - {repoURL: '" + self + "', targetRevision: HEAD, ref: values}\n" +
+			"  destination: {server: https://kubernetes.default.svc, namespace: web}\n",
+	})
+	t.Chdir(dir)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check", "--cache-dir", t.TempDir(), "-o", "json", "."}, &out, &errb)
+	var rep struct {
+		Results []struct {
+			Origin     struct{ File string }
+			Kind       string
+			Status     string
+			Message    string
+			Path       string
+			ValuesFrom []struct {
+				Origin struct {
+					File         string
+					Line, Column int
+				}
+				Key string
+			}
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("exit %d: %v\n%s\n%s", code, err, out.String(), errb.String())
+	}
+	found := false
+	for _, r := range rep.Results {
+		if r.Status != "fail" || !strings.Contains(r.Message, "allowed registry") {
+			continue
+		}
+		found = true
+		if r.Origin.File != "web@1.0.0:templates/deploy.yaml" {
+			t.Errorf("finding at %s, want web@1.0.0:templates/deploy.yaml", r.Origin.File)
+		}
+		if len(r.ValuesFrom) != 1 || r.ValuesFrom[0].Origin.File != "values/prod.yaml" || r.ValuesFrom[0].Origin.Line != 3 || r.ValuesFrom[0].Origin.Column != 8 || r.ValuesFrom[0].Key != "image" {
+			t.Errorf("value of %s from %+v, want values/prod.yaml:3:8 (image)", r.Path, r.ValuesFrom)
+		}
+	}
+	if code != exitViolations || !found {
+		t.Fatalf("exit %d, registry finding %v\n%s\n%s", code, found, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	run(context.Background(), []string{"check", "--cache-dir", t.TempDir(), "../" + filepath.Base(dir)}, &out, &errb)
+	if want := "value from ../" + filepath.Base(dir) + "/values/prod.yaml:3:8 (image)"; !strings.Contains(out.String(), want) {
+		t.Errorf("text output does not name the values line:\n%s", out.String())
+	}
+}

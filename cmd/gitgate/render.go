@@ -94,26 +94,53 @@ and every name is unique and can be given to 'gitgate render' (as can a target's
 			for _, e := range d.Errors {
 				fmt.Fprintf(stderr, "%v\n", e)
 			}
+			if output != "json" && output != "text" {
+				fmt.Fprintf(stderr, "gitgate targets: unknown output format %q; use text or json\n", output)
+				return exitCodeError{exitError}
+			}
+			// Each target's remote sources, resolved (from the cache when warm,
+			// from it only with --offline): what its render will use.
+			listed := make([]listedTarget, len(d.Targets))
+			failed := len(d.Errors) > 0
+			for i, t := range d.Targets {
+				listed[i].Target = t
+				rs, err := render.ResolveRemotes(cmd.Context(), repo, t)
+				listed[i].Remotes = rs
+				if err != nil {
+					fmt.Fprintf(stderr, "%s: %v\n", t.Name, err)
+					failed = true
+				}
+			}
 			switch output {
 			case "json":
 				enc := json.NewEncoder(stdout)
 				enc.SetIndent("", "  ")
-				if err := enc.Encode(d.Targets); err != nil {
+				if err := enc.Encode(listed); err != nil {
 					return err
 				}
 			case "text":
+				// A REMOTES column when a target has remote sources.
+				remotes := make([]string, len(listed))
+				header := "NAME\tKIND\tPATH\tVALUES\tDEPLOYED BY"
+				for i, t := range listed {
+					var rs []string
+					for _, r := range t.Remotes {
+						rs = append(rs, r.Short())
+					}
+					if len(rs) > 0 {
+						remotes[i] = "\t" + strings.Join(rs, ",")
+						header = "NAME\tKIND\tPATH\tVALUES\tDEPLOYED BY\tREMOTES"
+					}
+				}
 				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tKIND\tPATH\tVALUES\tDEPLOYED BY")
-				for _, t := range d.Targets {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Kind, t.Source(), strings.Join(t.ValueFiles, ","), strings.Join(t.DeployedBy, ","))
+				fmt.Fprintln(tw, header)
+				for i, t := range listed {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s%s\n", t.Name, t.Kind, t.Source(), strings.Join(t.ValueFiles, ","), strings.Join(t.DeployedBy, ","), remotes[i])
 				}
 				tw.Flush()
-			default:
-				fmt.Fprintf(stderr, "gitgate targets: unknown output format %q; use text or json\n", output)
-				return exitCodeError{exitError}
 			}
 			printResolved(stderr, set)
-			if len(d.Errors) > 0 {
+			if failed {
 				return exitCodeError{exitError}
 			}
 			return nil
@@ -123,6 +150,12 @@ and every name is unique and can be given to 'gitgate render' (as can a target's
 	rf.bindMaxFileSize(cmd.Flags())
 	rf.bindRemote(cmd.Flags(), true)
 	return cmd
+}
+
+// listedTarget is a target as `targets` lists it: with its remote sources resolved.
+type listedTarget struct {
+	render.Target
+	Remotes []policy.RemoteSource `json:"remotes,omitempty"`
 }
 
 // printResolved names on stderr the remote sources a command resolved (the version a
