@@ -25,8 +25,10 @@ type CheckOptions struct {
 	Workers int
 	// MaxFileSize refuses larger files with an error naming the limit.
 	MaxFileSize int64
-	// Schema strictly decodes built-in kinds against their k8s.io/api types.
-	Schema bool
+	// Schema strictly decodes built-in kinds against their k8s.io/api types, and judges
+	// their apiVersion for KubeVersion (zero: DefaultKubeVersion).
+	Schema      bool
+	KubeVersion KubeVersion
 	// KeepPasses keeps pass and skip results in the report; otherwise only counted.
 	KeepPasses bool
 	// Request is the admission request every resource is evaluated as.
@@ -372,9 +374,15 @@ func sortErrors(errs []error) {
 func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, rep *Report) {
 	var results []Result
 	if opts.Schema {
+		kube := opts.KubeVersion
+		if kube.Major == 0 {
+			kube, _ = ParseKubeVersion(DefaultKubeVersion)
+		}
+		av, removed := CheckAPIVersion(r, kube)
+		results = append(results, av...)
 		rs, checked := CheckSchema(r)
 		rs = MaskResults(rs, r.Object.Object)
-		if !checked {
+		if !checked && !removed { // a removed version is judged, not unknown
 			rep.Unchecked[r.Object.GetAPIVersion()+"/"+r.Object.GetKind()]++
 		}
 		results = append(results, rs...)

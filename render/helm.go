@@ -21,7 +21,7 @@ import (
 )
 
 // DefaultKubeVersion is .Capabilities.KubeVersion when the repository names none.
-const DefaultKubeVersion = "v1.36.3"
+const DefaultKubeVersion = policy.DefaultKubeVersion
 
 // TemplateError is a chart template that could not be parsed or executed, or whose
 // output is not YAML. File is the template's path relative to the repository (for a

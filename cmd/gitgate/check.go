@@ -119,8 +119,7 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 		fmt.Fprintf(stderr, "gitgate check: %v\n", err)
 		return exitCodeError{exitError}
 	}
-	opts := policy.DefaultCheckOptions()
-	opts.MaxFileSize = set.maxFileSize
+	opts := set.checkOptions()
 	opts.Workers = o.workers
 	opts.Schema = !o.noSchema
 	opts.Exclude = set.shownPolicyDirs()

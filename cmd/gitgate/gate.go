@@ -28,6 +28,8 @@ type gateFlags struct {
 	values     string
 	limits     limitFlags
 	remote     remoteFlags
+	// kubeVersion is the Kubernetes version manifests are judged and rendered for.
+	kubeVersion string
 }
 
 // remoteFlags say how remote sources (remotes.allow in .gitgate.yaml) are fetched.
@@ -51,6 +53,7 @@ func (f *gateFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.limits.helmTimeout, "helm-timeout", 0, fmt.Sprintf("wall time one Helm chart's templates may run (default limits.helmTimeout in .gitgate.yaml, else %s)", render.DefaultHelmTimeout))
 	fs.Int64Var(&f.limits.helmMaxOutput, "helm-max-output", 0, fmt.Sprintf("bytes one Helm chart's templates may produce, include and tpl counted (default limits.helmMaxOutput, else %d)", render.DefaultHelmMaxOutput))
 	fs.IntVar(&f.limits.maxObjects, "max-objects", 0, fmt.Sprintf("objects one target may render (default limits.maxObjects, else %d)", render.DefaultMaxObjects))
+	fs.StringVar(&f.kubeVersion, "kube-version", "", "Kubernetes version the cluster runs, e.g. 1.31: apiVersions it no longer serves block, deprecated ones warn; also Helm's .Capabilities.KubeVersion (default kubeVersion in .gitgate.yaml, else "+policy.DefaultKubeVersion+")")
 	f.remote.bind(fs, true)
 }
 
@@ -167,6 +170,17 @@ type settings struct {
 	repoPolicies bool
 	// remotes fetches what remotes.allow names (nil: nothing is allowed).
 	remotes *remote.Fetcher
+	// kube is the Kubernetes version: --kube-version, else kubeVersion in .gitgate.yaml
+	// (cfg.KubeVersion holds the one in force), else policy.DefaultKubeVersion.
+	kube policy.KubeVersion
+}
+
+// checkOptions are the options every gate of a command checks with.
+func (s *settings) checkOptions() policy.CheckOptions {
+	opts := policy.DefaultCheckOptions()
+	opts.MaxFileSize = s.maxFileSize
+	opts.KubeVersion = s.kube
+	return opts
 }
 
 // loadSettings reads root's .gitgate.yaml (when root is a directory) under the flags.
@@ -233,6 +247,18 @@ func loadSettings(root string, flags gateFlags, maxFileSize int64) (*settings, e
 	} else {
 		fsys = nil
 	}
+	if flags.kubeVersion != "" {
+		s.cfg.KubeVersion = flags.kubeVersion
+	}
+	kube, err := policy.ParseKubeVersion(s.cfg.KubeVersion)
+	if err != nil {
+		where := "--kube-version"
+		if flags.kubeVersion == "" {
+			where = policy.ConfigFile + " kubeVersion"
+		}
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	s.kube = kube
 	s.policyDirs = flags.policyDirs
 	if len(s.policyDirs) == 0 {
 		for _, d := range s.cfg.PolicyDirs(fsys) {

@@ -74,7 +74,9 @@ Exit codes: 0 in sync and no enforced violation on live objects, 1 drift or viol
 			for _, n := range co.notes {
 				fmt.Fprintf(stderr, "notice: %s\n", n)
 			}
-			rp := &reconcile.Reporter{Client: c, Gate: co.gate, Opts: o.cluster.opts}
+			opts := o.cluster.opts
+			opts.Check.KubeVersion = co.kube
+			rp := &reconcile.Reporter{Client: c, Gate: co.gate, Opts: opts}
 			rep := rp.Report(ctx, co.repo, co.rev, co.apps)
 			if o.policyReport {
 				if err := reconcile.WritePolicyReports(ctx, c, reconcile.PolicyReports(rep)); err != nil {

@@ -137,7 +137,7 @@ func (o *runOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return fail("%v", err)
 	}
-	opts := policy.DefaultCheckOptions()
+	opts := set.checkOptions()
 	rep := gate.CheckResources(cmd.Context(), plan.Resources, opts)
 	gateRec := &runner.GateRecord{Blocking: rep.Blocking()}
 	for _, r := range rep.Results {
@@ -230,7 +230,7 @@ func (o *runOptions) changeGate() runner.ChangeGate {
 		if err != nil {
 			return nil, fmt.Errorf("the GitOps workspace's policies: %w", err)
 		}
-		opts := policy.DefaultCheckOptions()
+		opts := set.checkOptions()
 		base, head := set.repo(before), set.repo(after)
 		rep := render.Compare(ctx, base, head, render.CompareOptions{
 			Discover: set.discover(),

@@ -97,6 +97,7 @@ type checkout struct {
 	rev   string
 	apps  []reconcile.App
 	gate  *policy.Gate
+	kube  policy.KubeVersion
 	notes []string
 }
 
@@ -123,7 +124,7 @@ func load(ctx context.Context, sf *sourceFlags, gf *gateFlags, stderr io.Writer)
 	if err != nil {
 		return nil, err
 	}
-	out := &checkout{repo: repo, rev: co.Commit, apps: apps, gate: gate}
+	out := &checkout{repo: repo, rev: co.Commit, apps: apps, gate: gate, kube: set.kube}
 	for _, e := range errs {
 		out.notes = append(out.notes, e.Error())
 	}
@@ -224,6 +225,7 @@ func (o *syncOptions) syncOnce(ctx context.Context, c client.Client, resync bool
 		fmt.Fprintf(stderr, "notice: %s\n", n)
 	}
 	opts := o.cluster.opts
+	opts.Check.KubeVersion = co.kube
 	opts.Resync = resync
 	s := &reconcile.Syncer{Client: c, Gate: co.gate, Opts: opts}
 	res := s.Sync(ctx, co.repo, co.rev, co.apps)
