@@ -56,6 +56,13 @@ func CheckSchema(r Resource) (results []Result, checked bool) {
 		return nil, false
 	}
 	errs := sh.check(r.Object.Object, "", nil)
+	// The API server's cheap offline checks, on what decoded strictly (a wrong type
+	// already is a finding there).
+	if len(errs) == 0 {
+		for _, e := range validateBuiltin(r.Object) {
+			errs = append(errs, fieldError{path: e.Field, msg: e.ErrorBody()})
+		}
+	}
 	for _, e := range errs {
 		msg := e.msg
 		if e.unknown {
