@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gitgate/gitgate/internal/git"
@@ -85,7 +87,8 @@ func (t gitTokenTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 }
 
 // Git fetches a repository at a ref (branch, tag, commit) over https (or http for an
-// http:// allow entry) through the policy's client, and writes the commit out
+// http:// allow entry) through the policy's client, or over ssh (ssh://, scp-like
+// git@host:org/repo) through the policy's dialer (sshDial), and writes the commit out
 // read-only in the cache. A ref resolved before is reused offline (a branch: the commit
 // it had then).
 func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error) {
@@ -93,8 +96,8 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 		return nil, err
 	}
 	t, _ := splitURL(url)
-	if t.scheme != "https" && t.scheme != "http" {
-		return nil, &RefusedError{URL: redactURL(url), Reason: "Git repositories are fetched over https only for now (ssh is not supported by the fetcher yet)"}
+	if t.scheme != "https" && t.scheme != "http" && t.scheme != "ssh" {
+		return nil, &RefusedError{URL: redactURL(url), Reason: "Git repositories are fetched over https and ssh only"}
 	}
 	key := "git\x00" + url + "\x00" + gitRef
 	if f.settings.Offline {
@@ -117,9 +120,18 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 		Transport:     limitTransport{base: gitTokenTransport{f: f, base: f.client.Transport}, max: f.settings.MaxDownloadBytes},
 		CheckRedirect: f.client.CheckRedirect,
 	}
-	gctx, cancel := context.WithTimeout(git.WithHTTPClient(withOrigin(ctx, url), c), f.settings.Timeout)
+	var overLimit atomic.Bool // an ssh connection read past the limit (go-git reports only a broken pack)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return f.sshDial(ctx, network, addr, &overLimit)
+	}
+	gctx, cancel := context.WithTimeout(git.WithSSHDialer(git.WithHTTPClient(withOrigin(ctx, url), c), dial), f.settings.Timeout)
 	defer cancel()
 	src := git.Source{URL: url, Ref: gitRef, CacheDir: filepath.Join(f.settings.CacheDir, "git"), KeepWorktrees: true}
+	if t.scheme == "ssh" {
+		// internal/git's ssh credentials, as sync and report's own repository has them;
+		// the token is for https only.
+		src.Auth = git.Auth{SSHKeyFile: f.settings.SSHKeyFile, KnownHostsFile: f.settings.KnownHostsFile, Flags: git.AuthFlags{SSHKey: "--ssh-key", KnownHosts: "--known-hosts"}}
+	}
 	// git.Source keeps one object store per URL in the cache and creates it on first use:
 	// two targets fetching one repository at once (two bases at two refs) raced there
 	// ("repository already exists", "remote not found"). One fetch per URL at a time.
@@ -140,9 +152,20 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 	if err != nil {
 		var re *RefusedError
 		if errors.As(err, &re) {
+			if !strings.Contains(re.URL, "://") { // refused at dial time: name the URL too
+				return nil, &RefusedError{URL: redactURL(url), Reason: re.Reason + " (" + re.URL + ")", Allow: re.Allow}
+			}
 			return nil, re
 		}
-		return nil, f.redactErr(fmt.Errorf("%w; check the URL and ref, and that remotes.allow names the host", err))
+		reason := strings.TrimPrefix(err.Error(), "git source "+src.String()+": ")
+		if overLimit.Load() {
+			reason = fmt.Sprintf("the server sent more than the download limit of %d bytes (%s)", f.settings.MaxDownloadBytes, reason)
+		}
+		if t.scheme != "ssh" || errors.As(err, new(*git.NotFoundError)) || strings.Contains(reason, "repository not found") {
+			// (internal/git's ssh messages say what to do themselves)
+			reason += "; check the URL and ref, and that remotes.allow names the host"
+		}
+		return nil, f.redactErr(&notFetchedError{url: redactURL(url), reason: reason, err: err})
 	}
 	readOnly(co.Dir)
 	if err := f.recordTree(co.Dir, rewritten); err != nil {
@@ -153,6 +176,59 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 	}
 	f.record(Resolution{URL: redactURL(url), Constraint: gitRef, Commit: co.Commit})
 	return &GitTree{URL: redactURL(url), Ref: gitRef, Commit: co.Commit, Dir: co.Dir}, nil
+}
+
+// notFetchedError is a Git fetch that failed, worded as the fetcher's other refusals:
+// "<url>: not fetched: <reason>".
+type notFetchedError struct {
+	url, reason string
+	err         error
+}
+
+func (e *notFetchedError) Error() string { return e.url + ": not fetched: " + e.reason }
+func (e *notFetchedError) Unwrap() error { return e.err }
+
+// sshDial opens an ssh fetch's connection as the fetcher's HTTP client opens its
+// own: no connection offline; a loopback, private or link-local address refused at
+// connect time unless an IP allow entry names it; never a proxy (go-git's own ssh
+// dialler takes ALL_PROXY from the environment); the connection bounded by Timeout
+// and reads past MaxDownloadBytes failed. The host and port are the URL's own
+// (git.WithSSHDialer refuses one ~/.ssh/config rewrites).
+func (f *Fetcher) sshDial(ctx context.Context, network, addr string, over *atomic.Bool) (net.Conn, error) {
+	if f.settings.Offline {
+		return nil, errOfflineDial
+	}
+	d := &net.Dialer{Timeout: f.settings.Timeout, Control: f.dialControl}
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetDeadline(time.Now().Add(f.settings.Timeout)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &limitConn{Conn: c, left: f.settings.MaxDownloadBytes, max: f.settings.MaxDownloadBytes, over: over}, nil
+}
+
+// limitConn fails reads past max bytes (what the server sends, ssh framing included)
+// and sets over when it does.
+type limitConn struct {
+	net.Conn
+	left, max int64
+	over      *atomic.Bool
+}
+
+func (c *limitConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		c.over.Store(true)
+		return 0, fmt.Errorf("the server sent more than the download limit of %d bytes", c.max)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // readOnly takes the write bits off the files of a written-out commit (directories
