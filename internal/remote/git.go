@@ -106,10 +106,12 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 			what = "HEAD"
 		}
 		if r, ok := f.cache.getRef(key); ok && r.Dir != "" {
+			f.holdTree(r.Dir)
 			if _, err := os.Stat(filepath.Join(r.Dir, ".gitgate-complete")); err == nil {
 				if _, intact := f.treeIntact(r.Dir); !intact {
 					return nil, &OfflineError{URL: redactURL(url), What: what + " as fetched (the cached files of commit " + shortHash(r.Version) + " were changed since)"}
 				}
+				touch(r.Dir)
 				f.record(Resolution{URL: redactURL(url), Constraint: gitRef, Commit: r.Version})
 				return &GitTree{URL: redactURL(url), Ref: gitRef, Commit: r.Version, Dir: r.Dir}, nil
 			}
@@ -139,6 +141,15 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 	defer unlock()
 	co, err := src.Fetch(gctx)
 	rewritten := false
+	if err == nil {
+		// In use from here on: eviction (this process's or another's) leaves it alone.
+		// One evicted between the fetch and the lock is written out again.
+		f.holdTree(co.Dir)
+		if _, serr := os.Stat(filepath.Join(co.Dir, ".gitgate-complete")); serr != nil {
+			co, err = src.Fetch(gctx)
+			rewritten = true
+		}
+	}
 	if err == nil {
 		if recorded, intact := f.treeIntact(co.Dir); recorded && !intact {
 			// git.Source reuses a written-out commit as it finds it: one changed since
@@ -174,6 +185,8 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 	if err := f.cache.putRef(ref{Key: key, Time: time.Now(), Version: co.Commit, URL: url, Dir: co.Dir}); err != nil {
 		return nil, err
 	}
+	touch(co.Dir)
+	f.cache.evict(co.Dir)
 	f.record(Resolution{URL: redactURL(url), Constraint: gitRef, Commit: co.Commit})
 	return &GitTree{URL: redactURL(url), Ref: gitRef, Commit: co.Commit, Dir: co.Dir}, nil
 }
@@ -265,7 +278,7 @@ func (f *Fetcher) treeIntact(dir string) (recorded, intact bool) {
 	if seen == r.Digest {
 		return true, true
 	}
-	d, err := treeDigest(dir)
+	d, _, err := treeDigest(dir)
 	if err != nil || d != r.Digest {
 		return true, false
 	}
@@ -281,17 +294,47 @@ func (f *Fetcher) recordTree(dir string, fresh bool) error {
 	if r, ok := f.cache.getRef(treeKey(dir)); ok && r.Digest != "" && !fresh {
 		return nil // matched by treeIntact just before
 	}
-	d, err := treeDigest(dir)
+	d, size, err := treeDigest(dir)
 	if err != nil {
 		return err
 	}
-	return f.cache.putRef(ref{Key: treeKey(dir), Digest: d, Time: time.Now()})
+	return f.cache.putRef(ref{Key: treeKey(dir), Digest: d, Size: size, Time: time.Now()})
+}
+
+// touch marks a checkout used now, for least-recently-used eviction.
+func touch(dir string) {
+	now := time.Now()
+	_ = os.Chtimes(dir, now, now)
+}
+
+// holdTree takes a shared lock on a checkout this Fetcher returns, held until Close
+// (or the process ends): eviction by any process leaves it alone meanwhile.
+func (f *Fetcher) holdTree(dir string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, held := f.trees[dir]; held {
+		return
+	}
+	release, _ := lockShared(f.cache.treeLock(dir))
+	f.trees[dir] = release
+}
+
+// Close releases the checkouts this Fetcher returned: their directories may be
+// evicted afterwards. The Fetcher stays usable.
+func (f *Fetcher) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for dir, release := range f.trees {
+		release()
+		delete(f.trees, dir)
+	}
 }
 
 // treeDigest is a sha256 over a written-out commit: every entry's path, type, executable
-// bit and content (a symbolic link's target), in lexical order.
-func treeDigest(dir string) (string, error) {
+// bit and content (a symbolic link's target), in lexical order; and its files' size.
+func treeDigest(dir string) (string, int64, error) {
 	h := sha256.New()
+	var size int64
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -319,6 +362,7 @@ func treeDigest(dir string) (string, error) {
 				return err
 			}
 			fmt.Fprintf(h, "%d\x00", info.Size())
+			size += info.Size()
 			_, err = io.Copy(h, fh)
 			fh.Close()
 			if err != nil {
@@ -329,9 +373,9 @@ func treeDigest(dir string) (string, error) {
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
 func shortHash(c string) string {
