@@ -2,6 +2,7 @@ package git
 
 import (
 	"context"
+	"encoding/pem"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/gitgate/gitgate/internal/git/gittest"
 )
@@ -76,6 +78,22 @@ func TestSourceFetchSSH(t *testing.T) {
 		t.Errorf("a changed host key: %v", err)
 	}
 
+	// A key with a passphrase ($GITGATE_SSH_KEY_PASSPHRASE): used with it; a wrong one is
+	// an error that does not show it.
+	locked := filepath.Join(t.TempDir(), "id_locked")
+	os.WriteFile(locked, encryptKey(t, key, "correct horse"), 0o600)
+	withPass := auth
+	withPass.SSHKeyFile = locked
+	t.Setenv(SSHKeyPassphraseEnv, "correct horse")
+	if co, err := (Source{URL: srv.URL, Ref: "v1", Auth: withPass, CacheDir: t.TempDir()}).Fetch(context.Background()); err != nil || co.Commit != c1 {
+		t.Errorf("a key with its passphrase: %+v %v", co, err)
+	}
+	t.Setenv(SSHKeyPassphraseEnv, "wrong battery")
+	_, err = Source{URL: srv.URL, Ref: "v1", Auth: withPass, CacheDir: t.TempDir()}.Fetch(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "ssh key "+locked) || strings.Contains(err.Error(), "wrong battery") || strings.Contains(err.Error(), "correct horse") {
+		t.Errorf("a wrong passphrase: %v", err)
+	}
+
 	t.Setenv("SSH_AUTH_SOCK", "")
 	agent := auth
 	agent.SSHKeyFile = ""
@@ -88,6 +106,21 @@ func TestSourceFetchSSH(t *testing.T) {
 			t.Errorf("an error shows the key: %v", e)
 		}
 	}
+}
+
+// encryptKey is the private key in file encrypted with passphrase.
+func encryptKey(t *testing.T, file, passphrase string) []byte {
+	t.Helper()
+	b, _ := os.ReadFile(file)
+	raw, err := ssh.ParseRawPrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(raw, "", []byte(passphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(block)
 }
 
 // fakeSSHConfig is an ssh_config rewriting one host's Hostname and Port.
