@@ -25,6 +25,9 @@ type cache struct {
 	dir string
 	max int64
 	mu  sync.Mutex // serialises eviction within a process
+	// sizes are the checkouts' sizes read so far (a written-out commit's files do not
+	// change: one that did is written out again, the same), under mu.
+	sizes map[string]int64
 }
 
 // ref is a name's record: which digest it resolved to, and when.
@@ -195,7 +198,14 @@ func (c *cache) evict(keep string) {
 		if err != nil {
 			continue
 		}
-		size := c.treeSize(dir)
+		size, ok := c.sizes[dir]
+		if !ok {
+			size = c.treeSize(dir)
+			if c.sizes == nil {
+				c.sizes = map[string]int64{}
+			}
+			c.sizes[dir] = size
+		}
 		entries = append(entries, entry{dir, size, info.ModTime(), true})
 		total += size
 	}
@@ -213,6 +223,7 @@ func (c *cache) evict(keep string) {
 		if e.tree {
 			if c.removeTree(e.path) {
 				total -= e.size
+				delete(c.sizes, e.path)
 			}
 			continue
 		}
