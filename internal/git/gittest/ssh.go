@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/format/pktline"
@@ -178,7 +180,19 @@ func (s *SSH) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request, srv transpo
 			fmt.Fprintf(ch.Stderr(), "fatal: %v\n", err)
 			status = 128
 		}
+		ch.CloseWrite()
 		ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{status}))
+		// As sshd, the channel is closed once the client closed its input too: a
+		// close before it fails the client's own (go-git: "closing input: EOF").
+		drained := make(chan struct{})
+		go func() {
+			io.Copy(io.Discard, ch)
+			close(drained)
+		}()
+		select {
+		case <-drained:
+		case <-time.After(5 * time.Second):
+		}
 		return
 	}
 }
