@@ -183,5 +183,9 @@ func (a Auth) explain(ep Endpoint, err error) error {
 	if a.SSHKeyFile != "" {
 		key = "the ssh key " + a.SSHKeyFile
 	}
-	return fmt.Errorf("%w: the server refused %s for user %s; give %s the server accepts for this repository (a deploy key)", err, key, ep.sshUser(), flagOr(a.Flags.SSHKey, "an ssh key"))
+	todo := "use a key the server accepts for this repository (a deploy key)"
+	if a.Flags.SSHKey != "" {
+		todo = "give " + a.Flags.SSHKey + " a key the server accepts for this repository (a deploy key)"
+	}
+	return fmt.Errorf("%w: the server refused %s for user %s; %s", err, key, ep.sshUser(), todo)
 }

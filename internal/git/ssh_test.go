@@ -54,7 +54,7 @@ func TestSourceFetchSSH(t *testing.T) {
 	wrong := auth
 	wrong.SSHKeyFile = other
 	_, err := Source{URL: srv.URL, Ref: "v1", Auth: wrong, CacheDir: t.TempDir()}.Fetch(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "the server refused the ssh key "+other) || !strings.Contains(err.Error(), "give --ssh-key") {
+	if err == nil || !strings.Contains(err.Error(), "the server refused the ssh key "+other) || !strings.Contains(err.Error(), "give --ssh-key a key the server accepts") {
 		t.Errorf("a key the server refuses: %v", err)
 	}
 
