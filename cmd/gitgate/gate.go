@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gitgate/gitgate/internal/git"
 	"github.com/gitgate/gitgate/internal/kustomization"
 	"github.com/gitgate/gitgate/internal/remote"
 	"github.com/gitgate/gitgate/internal/repopath"
@@ -36,6 +37,9 @@ type gateFlags struct {
 type remoteFlags struct {
 	offline  bool
 	cacheDir string
+	// sshKey and knownHosts are --ssh-key and --known-hosts: for remote sources over
+	// ssh, and for sync and report also their own repository (one flag each).
+	sshKey, knownHosts string
 }
 
 // limitFlags bound the work of rendering; each wins over .gitgate.yaml's limits:.
@@ -62,6 +66,8 @@ func (f *remoteFlags) bind(fs *pflag.FlagSet, offline bool) {
 		fs.BoolVar(&f.offline, "offline", false, "never connect: remote charts and repositories come from the cache only (fill it with 'gitgate fetch')")
 	}
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "cache of remote sources (default $XDG_CACHE_HOME/gitgate, ~/.cache/gitgate)")
+	fs.StringVar(&f.sshKey, "ssh-key", "", "private key for the ssh Git URLs this command fetches (passphrase: $"+git.SSHKeyPassphraseEnv+"; default: the ssh agent's keys)")
+	fs.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts that ssh servers' keys are checked against (default: $SSH_KNOWN_HOSTS, ~/.ssh/known_hosts)")
 }
 
 // osSource names an OS path the user typed as a policy.Source shown as typed. The path
@@ -397,7 +403,8 @@ func (s *settings) openRemotes() error {
 	if len(s.cfg.Remotes.Allow) == 0 {
 		return nil
 	}
-	f, err := remote.New(remote.Settings{Allow: s.cfg.Remotes.Allow, CacheDir: s.flags.remote.cacheDir, Offline: s.flags.remote.offline})
+	f, err := remote.New(remote.Settings{Allow: s.cfg.Remotes.Allow, CacheDir: s.flags.remote.cacheDir, Offline: s.flags.remote.offline,
+		SSHKeyFile: s.flags.remote.sshKey, KnownHostsFile: s.flags.remote.knownHosts})
 	if err != nil {
 		return err
 	}

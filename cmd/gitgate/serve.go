@@ -177,6 +177,9 @@ func (o *serveOptions) run(cmd *cobra.Command, stderr io.Writer) error {
 				return fail("%v", err)
 			}
 		}
+		// --ssh-key and --known-hosts (gateFlags) serve an ssh --git-url too.
+		src.Auth.SSHKeyFile, src.Auth.KnownHostsFile = o.gate.remote.sshKey, o.gate.remote.knownHosts
+		src.Auth.Flags.SSHKey, src.Auth.Flags.KnownHosts = "--ssh-key", "--known-hosts"
 		sources = append(sources, src)
 	} else if o.gitRef != "" || o.gitPath != "" || o.gitCredentials != "" {
 		return fail("--git-ref, --git-path and --git-credentials-file need --git-url")

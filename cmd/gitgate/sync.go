@@ -37,8 +37,8 @@ func (f *sourceFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.src.Auth.Username, "git-username", "", `https user name sent with the token (default "git")`)
 	fs.StringVar(&f.src.Auth.TokenEnv, "git-token-env", "", "environment variable holding an https token")
 	fs.StringVar(&f.src.Auth.TokenFile, "git-token-file", "", "file holding an https token (a mounted Secret)")
-	fs.StringVar(&f.src.Auth.SSHKeyFile, "ssh-key", "", "private key for ssh URLs (passphrase: $GITGATE_SSH_KEY_PASSPHRASE)")
-	fs.StringVar(&f.src.Auth.KnownHostsFile, "known-hosts", "", "known_hosts for ssh URLs (default: $SSH_KNOWN_HOSTS, ~/.ssh/known_hosts)")
+	// --ssh-key and --known-hosts are gateFlags' (remoteFlags): one flag each for the
+	// repository and its remote sources; load copies them into Auth.
 	f.src.Auth.Flags = git.AuthFlags{TokenEnv: "--git-token-env", TokenFile: "--git-token-file", SSHKey: "--ssh-key", KnownHosts: "--known-hosts"}
 	fs.StringArrayVar(&f.apps, "app", nil, "sync only apps with this name (glob, repeatable)")
 	fs.StringVar(&f.path, "path", "", "sync only the targets under this repository path, each as an app")
@@ -107,6 +107,7 @@ func load(ctx context.Context, sf *sourceFlags, gf *gateFlags, stderr io.Writer)
 	if gf.remote.cacheDir != "" { // one cache: the synced repository's objects and worktrees under sync/
 		sf.src.CacheDir = filepath.Join(gf.remote.cacheDir, "sync")
 	}
+	sf.src.Auth.SSHKeyFile, sf.src.Auth.KnownHostsFile = gf.remote.sshKey, gf.remote.knownHosts
 	co, err := sf.src.Fetch(ctx)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,9 @@
 package git
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -9,6 +11,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Auth says how to authenticate to a remote: for HTTP a token (from an environment
@@ -107,23 +111,81 @@ func (a Auth) method(ep Endpoint) (transport.AuthMethod, []string, error) {
 		}
 		return &githttp.BasicAuth{Username: user, Password: token}, append(secrets, token), nil
 	case SSH:
+		// Host keys are always checked against known_hosts, with the ssh agent too.
+		hostKeys, err := a.hostKeys(ep)
+		if err != nil {
+			return nil, secrets, err
+		}
 		if a.SSHKeyFile == "" {
-			return nil, secrets, nil // go-git falls back to the ssh agent
+			agent, err := gitssh.NewSSHAgentAuth(ep.sshUser())
+			if err != nil {
+				return nil, secrets, fmt.Errorf("no ssh key: give %s, or run an ssh agent holding the key (SSH_AUTH_SOCK): %v", flagOr(a.Flags.SSHKey, "an ssh private key"), err)
+			}
+			agent.HostKeyCallbackHelper = hostKeys
+			return agent, secrets, nil
 		}
 		keys, err := gitssh.NewPublicKeysFromFile(ep.sshUser(), a.SSHKeyFile, os.Getenv(SSHKeyPassphraseEnv))
 		if err != nil {
 			return nil, secrets, fmt.Errorf("ssh key %s: %w", a.SSHKeyFile, err)
 		}
-		var files []string
-		if a.KnownHostsFile != "" {
-			files = []string{a.KnownHostsFile}
-		}
-		cb, err := gitssh.NewKnownHostsCallback(files...)
-		if err != nil {
-			return nil, secrets, fmt.Errorf("known hosts: %w; give %s", err, flagOr(a.Flags.KnownHosts, "a known_hosts file (or set SSH_KNOWN_HOSTS)"))
-		}
-		keys.HostKeyCallback = cb
+		keys.HostKeyCallbackHelper = hostKeys
 		return keys, secrets, nil
 	}
 	return nil, secrets, nil
+}
+
+// hostKeys checks an ssh server's key against known_hosts: KnownHostsFile, else
+// $SSH_KNOWN_HOSTS, else ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts. An unknown
+// host or a changed key is an error naming the host and what to do.
+func (a Auth) hostKeys(ep Endpoint) (gitssh.HostKeyCallbackHelper, error) {
+	var files []string
+	if a.KnownHostsFile != "" {
+		files = []string{a.KnownHostsFile}
+	}
+	flag := flagOr(a.Flags.KnownHosts, "a known_hosts file")
+	db, err := gitssh.NewKnownHostsDb(files...)
+	if err != nil {
+		return gitssh.HostKeyCallbackHelper{}, fmt.Errorf("known hosts: %w; give %s (or set SSH_KNOWN_HOSTS)", err, flag)
+	}
+	where := a.KnownHostsFile
+	if where == "" {
+		where = os.Getenv("SSH_KNOWN_HOSTS")
+	}
+	if where == "" {
+		where = "~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts"
+	}
+	host, port := ep.sshHostPort()
+	check := db.HostKeyCallback()
+	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		err := check(hostname, remote, key)
+		var ke *knownhosts.KeyError
+		if !errors.As(err, &ke) {
+			return err
+		}
+		if len(ke.Want) == 0 {
+			scan := "ssh-keyscan " + host
+			if port != "22" {
+				scan = "ssh-keyscan -p " + port + " " + host
+			}
+			return fmt.Errorf("host %s is not in known_hosts (%s), so its key (%s) cannot be checked: if it is the server you mean, add its key with '%s >> known_hosts' (compare the key with the one its owner publishes) and give that file with %s", hostname, where, ssh.FingerprintSHA256(key), scan, flag)
+		}
+		return fmt.Errorf("host %s presented the key %s, which is not the one known_hosts (%s:%d) holds for it: the server's key changed or something is in between; ask the server's owner before you change known_hosts", hostname, ssh.FingerprintSHA256(key), ke.Want[0].Filename, ke.Want[0].Line)
+	}
+	return gitssh.HostKeyCallbackHelper{HostKeyCallback: cb, HostKeyAlgorithms: db.HostKeyAlgorithms(net.JoinHostPort(host, port))}, nil
+}
+
+// explain adds what to do to an ssh server's refusal of the key.
+func (a Auth) explain(ep Endpoint, err error) error {
+	if ep.Kind != SSH || err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+		return err
+	}
+	key := "the ssh agent's keys (SSH_AUTH_SOCK)"
+	if a.SSHKeyFile != "" {
+		key = "the ssh key " + a.SSHKeyFile
+	}
+	todo := "use a key the server accepts for this repository (a deploy key)"
+	if a.Flags.SSHKey != "" {
+		todo = "give " + a.Flags.SSHKey + " a key the server accepts for this repository (a deploy key)"
+	}
+	return fmt.Errorf("%w: the server refused %s for user %s; %s", err, key, ep.sshUser(), todo)
 }

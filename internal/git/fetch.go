@@ -117,13 +117,14 @@ func (s Source) Fetch(ctx context.Context) (*Checkout, error) {
 		return nil, fmt.Errorf("git cache %s: %w; remove the directory to start afresh", gitDir, err)
 	}
 	f.repo = repo
+	defer f.useSSHDialer(ctx, ep)()
 	refs, err := f.list(ctx)
 	if err != nil {
-		return nil, redact(fmt.Errorf("git source %s: %w", s, err), secrets...)
+		return nil, redact(fmt.Errorf("git source %s: %w", s, s.Auth.explain(ep, err)), secrets...)
 	}
 	name, commit, err := f.resolve(ctx, refs, s.Ref)
 	if err != nil {
-		return nil, redact(fmt.Errorf("git source %s: %w", s, err), secrets...)
+		return nil, redact(fmt.Errorf("git source %s: %w", s, s.Auth.explain(ep, err)), secrets...)
 	}
 	hash := commit.Hash.String()
 	dir := filepath.Join(cache, "worktrees", key, hash)
@@ -192,16 +193,17 @@ func (s Source) Read(ctx context.Context, last *Tree) (*Tree, error) {
 		return nil, err
 	}
 	f.repo = repo
+	defer f.useSSHDialer(ctx, ep)()
 	refs, err := f.list(ctx)
 	if err != nil {
-		return nil, redact(fmt.Errorf("git source %s: %w", s, err), secrets...)
+		return nil, redact(fmt.Errorf("git source %s: %w", s, s.Auth.explain(ep, err)), secrets...)
 	}
 	if _, tip, ok := resolveName(refs, s.Ref); ok && last != nil && last.tip == tip {
 		return last, nil
 	}
 	name, commit, err := f.resolve(ctx, refs, s.Ref)
 	if err != nil {
-		return nil, redact(fmt.Errorf("git source %s: %w", s, err), secrets...)
+		return nil, redact(fmt.Errorf("git source %s: %w", s, s.Auth.explain(ep, err)), secrets...)
 	}
 	tip := commit.Hash
 	if _, t, ok := resolveName(refs, s.Ref); ok {

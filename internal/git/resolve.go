@@ -178,6 +178,8 @@ type fetcher struct {
 	repo    *gogit.Repository
 	auth    transport.AuthMethod
 	shallow bool // fetch branches and tags with depth 1 (falling back to full history)
+	// proxy routes an ssh fetch through the context's SSHDialer (sshProxy).
+	proxy transport.ProxyOptions
 }
 
 // list is the remote's references (ls-remote).
@@ -186,7 +188,7 @@ func (f fetcher) list(ctx context.Context) ([]*plumbing.Reference, error) {
 	if err != nil {
 		return nil, err
 	}
-	refs, err := rem.ListContext(ctx, &gogit.ListOptions{Auth: f.auth})
+	refs, err := rem.ListContext(ctx, &gogit.ListOptions{Auth: f.auth, ProxyOptions: f.proxy})
 	if err != nil {
 		return nil, fmt.Errorf("list references: %w", err)
 	}
@@ -237,7 +239,7 @@ func (f fetcher) resolve(ctx context.Context, refs []*plumbing.Reference, rev st
 }
 
 func (f fetcher) fetch(ctx context.Context, specs []gitconfig.RefSpec, depth int) error {
-	err := f.repo.FetchContext(ctx, &gogit.FetchOptions{RemoteName: "origin", RefSpecs: specs, Auth: f.auth, Depth: depth, Tags: gogit.NoTags, Force: true})
+	err := f.repo.FetchContext(ctx, &gogit.FetchOptions{RemoteName: "origin", RefSpecs: specs, Auth: f.auth, Depth: depth, Tags: gogit.NoTags, Force: true, ProxyOptions: f.proxy})
 	if errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 		return nil
 	}

@@ -12,7 +12,10 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
 // Kind is what a repository URL names.
@@ -107,6 +110,19 @@ func (e Endpoint) sshUser() string {
 		return e.Raw[:at]
 	}
 	return "git"
+}
+
+// sshHostPort is the host and port an SSH URL names (port "22" when it names none),
+// as go-git reads the URL.
+func (e Endpoint) sshHostPort() (host, port string) {
+	tep, err := transport.NewEndpoint(e.Raw)
+	if err != nil {
+		return e.Raw, "22"
+	}
+	if tep.Port <= 0 {
+		return tep.Host, "22"
+	}
+	return tep.Host, strconv.Itoa(tep.Port)
 }
 
 // userinfo is the user (and password) part of a URL in text: scheme://USERINFO@host.

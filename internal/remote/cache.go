@@ -25,6 +25,9 @@ type cache struct {
 	dir string
 	max int64
 	mu  sync.Mutex // serialises eviction within a process
+	// sizes are the checkouts' sizes read so far (a written-out commit's files do not
+	// change: one that did is written out again, the same), under mu.
+	sizes map[string]int64
 }
 
 // ref is a name's record: which digest it resolved to, and when.
@@ -38,6 +41,8 @@ type ref struct {
 	URL string `json:"url,omitempty"`
 	// Dir is where a Git commit is written out.
 	Dir string `json:"dir,omitempty"`
+	// Size is the bytes of a written-out commit's files (its treeKey record).
+	Size int64 `json:"size,omitempty"`
 }
 
 func digestOf(b []byte) string {
@@ -156,26 +161,28 @@ func (c *cache) putRef(r ref) error {
 	return writeAtomic(c.refPath(r.Key), b)
 }
 
-// evict removes the least recently used blobs (by modification time, which reads
-// touch) until the blobs fit the bound; keep (just written) stays.
+// evict removes the least recently used entries until the cache fits the bound: blobs
+// (used: modification time, which reads touch) and Git checkouts (written-out commits
+// under git/worktrees/; used: the directory's modification time, which Fetcher.Git
+// touches), by one rule. keep (just written) stays, and so does a checkout a process
+// is using (it holds a shared lock on it: treeLock). Git's object stores are not
+// counted.
 func (c *cache) evict(keep string) {
 	if c.max <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	type blob struct {
+	type entry struct {
 		path string
 		size int64
 		used time.Time
+		tree bool
 	}
-	var blobs []blob
+	var entries []entry
 	var total int64
-	entries, err := os.ReadDir(filepath.Join(c.dir, "sha256"))
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
+	blobs, _ := os.ReadDir(filepath.Join(c.dir, "sha256"))
+	for _, e := range blobs {
 		if strings.HasPrefix(e.Name(), ".tmp-") {
 			continue
 		}
@@ -183,23 +190,114 @@ func (c *cache) evict(keep string) {
 		if err != nil || !info.Mode().IsRegular() {
 			continue
 		}
-		p := filepath.Join(c.dir, "sha256", e.Name())
-		blobs = append(blobs, blob{p, info.Size(), info.ModTime()})
+		entries = append(entries, entry{filepath.Join(c.dir, "sha256", e.Name()), info.Size(), info.ModTime(), false})
 		total += info.Size()
+	}
+	for _, dir := range c.trees() {
+		info, err := os.Stat(dir)
+		if err != nil {
+			continue
+		}
+		size, ok := c.sizes[dir]
+		if !ok {
+			size = c.treeSize(dir)
+			if c.sizes == nil {
+				c.sizes = map[string]int64{}
+			}
+			c.sizes[dir] = size
+		}
+		entries = append(entries, entry{dir, size, info.ModTime(), true})
+		total += size
 	}
 	if total <= c.max {
 		return
 	}
-	sort.Slice(blobs, func(i, j int) bool { return blobs[i].used.Before(blobs[j].used) })
-	for _, b := range blobs {
+	sort.Slice(entries, func(i, j int) bool { return entries[i].used.Before(entries[j].used) })
+	for _, e := range entries {
 		if total <= c.max {
 			break
 		}
-		if b.path == keep {
+		if e.path == keep {
 			continue
 		}
-		if err := os.Remove(b.path); err == nil || errors.Is(err, fs.ErrNotExist) {
-			total -= b.size
+		if e.tree {
+			if c.removeTree(e.path) {
+				total -= e.size
+				delete(c.sizes, e.path)
+			}
+			continue
+		}
+		if err := os.Remove(e.path); err == nil || errors.Is(err, fs.ErrNotExist) {
+			total -= e.size
 		}
 	}
+}
+
+// worktrees is where git.Source writes commits out for the fetcher: <key>/<commit>.
+func (c *cache) worktrees() string { return filepath.Join(c.dir, "git", "worktrees") }
+
+// trees lists the written-out commits (not one being written: *.tmp).
+func (c *cache) trees() []string {
+	var out []string
+	repos, _ := os.ReadDir(c.worktrees())
+	for _, r := range repos {
+		if !r.IsDir() {
+			continue
+		}
+		commits, _ := os.ReadDir(filepath.Join(c.worktrees(), r.Name()))
+		for _, e := range commits {
+			if e.IsDir() && !strings.HasSuffix(e.Name(), ".tmp") && !strings.HasPrefix(e.Name(), ".") {
+				out = append(out, filepath.Join(c.worktrees(), r.Name(), e.Name()))
+			}
+		}
+	}
+	return out
+}
+
+// treeSize is a checkout's size as recorded when it was written, else counted.
+func (c *cache) treeSize(dir string) int64 {
+	if r, ok := c.getRef(treeKey(dir)); ok && r.Size > 0 {
+		return r.Size
+	}
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// treeLock is the lock file of a checkout: shared by every process using it,
+// exclusive to remove it. Lock files stay (removing one would let two holders lock
+// two different files of one name).
+func (c *cache) treeLock(dir string) string {
+	name := ""
+	if rel, err := filepath.Rel(c.worktrees(), dir); err == nil && !strings.HasPrefix(rel, "..") {
+		name = strings.ReplaceAll(filepath.ToSlash(rel), "/", "-")
+	} else {
+		s := sha256.Sum256([]byte(dir))
+		name = hex.EncodeToString(s[:16])
+	}
+	return filepath.Join(c.dir, "git", "locks", "tree-"+name+".lock")
+}
+
+// removeTree removes a checkout nobody holds: renamed away first (a reader sees it
+// whole or not at all), then deleted. false when it is in use (or gone already).
+func (c *cache) removeTree(dir string) bool {
+	release, ok := tryLockExclusive(c.treeLock(dir))
+	if !ok {
+		return false
+	}
+	defer release()
+	gone := filepath.Join(filepath.Dir(dir), ".evict-"+filepath.Base(dir))
+	_ = os.RemoveAll(gone)
+	if err := os.Rename(dir, gone); err != nil {
+		return false
+	}
+	_ = os.RemoveAll(gone)
+	return true
 }

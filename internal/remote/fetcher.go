@@ -42,6 +42,9 @@ type Fetcher struct {
 	// picked are the versions constraints resolved to in this Fetcher, so a constraint
 	// asked again is not matched against the index again.
 	picked map[string]string
+	// trees are the checkouts this Fetcher returned, each with the release of its
+	// shared lock (holdTree).
+	trees map[string]func()
 }
 
 // Resolution is one remote source as this Fetcher resolved it.
@@ -86,6 +89,7 @@ func New(s Settings) (*Fetcher, error) {
 		tags:     map[string][]string{},
 		tokens:   map[string]string{},
 		picked:   map[string]string{},
+		trees:    map[string]func(){},
 	}
 	for _, a := range s.Allow {
 		e, err := parseAllow(a)

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gitgate/gitgate/internal/git"
@@ -85,7 +87,8 @@ func (t gitTokenTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 }
 
 // Git fetches a repository at a ref (branch, tag, commit) over https (or http for an
-// http:// allow entry) through the policy's client, and writes the commit out
+// http:// allow entry) through the policy's client, or over ssh (ssh://, scp-like
+// git@host:org/repo) through the policy's dialer (sshDial), and writes the commit out
 // read-only in the cache. A ref resolved before is reused offline (a branch: the commit
 // it had then).
 func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error) {
@@ -93,8 +96,8 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 		return nil, err
 	}
 	t, _ := splitURL(url)
-	if t.scheme != "https" && t.scheme != "http" {
-		return nil, &RefusedError{URL: redactURL(url), Reason: "Git repositories are fetched over https only for now (ssh is not supported by the fetcher yet)"}
+	if t.scheme != "https" && t.scheme != "http" && t.scheme != "ssh" {
+		return nil, &RefusedError{URL: redactURL(url), Reason: "Git repositories are fetched over https and ssh only"}
 	}
 	key := "git\x00" + url + "\x00" + gitRef
 	if f.settings.Offline {
@@ -103,10 +106,12 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 			what = "HEAD"
 		}
 		if r, ok := f.cache.getRef(key); ok && r.Dir != "" {
+			f.holdTree(r.Dir)
 			if _, err := os.Stat(filepath.Join(r.Dir, ".gitgate-complete")); err == nil {
 				if _, intact := f.treeIntact(r.Dir); !intact {
 					return nil, &OfflineError{URL: redactURL(url), What: what + " as fetched (the cached files of commit " + shortHash(r.Version) + " were changed since)"}
 				}
+				touch(r.Dir)
 				f.record(Resolution{URL: redactURL(url), Constraint: gitRef, Commit: r.Version})
 				return &GitTree{URL: redactURL(url), Ref: gitRef, Commit: r.Version, Dir: r.Dir}, nil
 			}
@@ -117,9 +122,18 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 		Transport:     limitTransport{base: gitTokenTransport{f: f, base: f.client.Transport}, max: f.settings.MaxDownloadBytes},
 		CheckRedirect: f.client.CheckRedirect,
 	}
-	gctx, cancel := context.WithTimeout(git.WithHTTPClient(withOrigin(ctx, url), c), f.settings.Timeout)
+	var overLimit atomic.Bool // an ssh connection read past the limit (go-git reports only a broken pack)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return f.sshDial(ctx, network, addr, &overLimit)
+	}
+	gctx, cancel := context.WithTimeout(git.WithSSHDialer(git.WithHTTPClient(withOrigin(ctx, url), c), dial), f.settings.Timeout)
 	defer cancel()
 	src := git.Source{URL: url, Ref: gitRef, CacheDir: filepath.Join(f.settings.CacheDir, "git"), KeepWorktrees: true}
+	if t.scheme == "ssh" {
+		// internal/git's ssh credentials, as sync and report's own repository has them;
+		// the token is for https only.
+		src.Auth = git.Auth{SSHKeyFile: f.settings.SSHKeyFile, KnownHostsFile: f.settings.KnownHostsFile, Flags: git.AuthFlags{SSHKey: "--ssh-key", KnownHosts: "--known-hosts"}}
+	}
 	// git.Source keeps one object store per URL in the cache and creates it on first use:
 	// two targets fetching one repository at once (two bases at two refs) raced there
 	// ("repository already exists", "remote not found"). One fetch per URL at a time.
@@ -127,6 +141,15 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 	defer unlock()
 	co, err := src.Fetch(gctx)
 	rewritten := false
+	if err == nil {
+		// In use from here on: eviction (this process's or another's) leaves it alone.
+		// One evicted between the fetch and the lock is written out again.
+		f.holdTree(co.Dir)
+		if _, serr := os.Stat(filepath.Join(co.Dir, ".gitgate-complete")); serr != nil {
+			co, err = src.Fetch(gctx)
+			rewritten = true
+		}
+	}
 	if err == nil {
 		if recorded, intact := f.treeIntact(co.Dir); recorded && !intact {
 			// git.Source reuses a written-out commit as it finds it: one changed since
@@ -140,9 +163,20 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 	if err != nil {
 		var re *RefusedError
 		if errors.As(err, &re) {
+			if !strings.Contains(re.URL, "://") { // refused at dial time: name the URL too
+				return nil, &RefusedError{URL: redactURL(url), Reason: re.Reason + " (" + re.URL + ")", Allow: re.Allow}
+			}
 			return nil, re
 		}
-		return nil, f.redactErr(fmt.Errorf("%w; check the URL and ref, and that remotes.allow names the host", err))
+		reason := strings.TrimPrefix(err.Error(), "git source "+src.String()+": ")
+		if overLimit.Load() {
+			reason = fmt.Sprintf("the server sent more than the download limit of %d bytes (%s)", f.settings.MaxDownloadBytes, reason)
+		}
+		if t.scheme != "ssh" || errors.As(err, new(*git.NotFoundError)) || strings.Contains(reason, "repository not found") {
+			// (internal/git's ssh messages say what to do themselves)
+			reason += "; check the URL and ref, and that remotes.allow names the host"
+		}
+		return nil, f.redactErr(&notFetchedError{url: redactURL(url), reason: reason, err: err})
 	}
 	readOnly(co.Dir)
 	if err := f.recordTree(co.Dir, rewritten); err != nil {
@@ -151,8 +185,63 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 	if err := f.cache.putRef(ref{Key: key, Time: time.Now(), Version: co.Commit, URL: url, Dir: co.Dir}); err != nil {
 		return nil, err
 	}
+	touch(co.Dir)
+	f.cache.evict(co.Dir)
 	f.record(Resolution{URL: redactURL(url), Constraint: gitRef, Commit: co.Commit})
 	return &GitTree{URL: redactURL(url), Ref: gitRef, Commit: co.Commit, Dir: co.Dir}, nil
+}
+
+// notFetchedError is a Git fetch that failed, worded as the fetcher's other refusals:
+// "<url>: not fetched: <reason>".
+type notFetchedError struct {
+	url, reason string
+	err         error
+}
+
+func (e *notFetchedError) Error() string { return e.url + ": not fetched: " + e.reason }
+func (e *notFetchedError) Unwrap() error { return e.err }
+
+// sshDial opens an ssh fetch's connection as the fetcher's HTTP client opens its
+// own: no connection offline; a loopback, private or link-local address refused at
+// connect time unless an IP allow entry names it; never a proxy (go-git's own ssh
+// dialler takes ALL_PROXY from the environment); the connection bounded by Timeout
+// and reads past MaxDownloadBytes failed. The host and port are the URL's own
+// (git.WithSSHDialer refuses one ~/.ssh/config rewrites).
+func (f *Fetcher) sshDial(ctx context.Context, network, addr string, over *atomic.Bool) (net.Conn, error) {
+	if f.settings.Offline {
+		return nil, errOfflineDial
+	}
+	d := &net.Dialer{Timeout: f.settings.Timeout, Control: f.dialControl}
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetDeadline(time.Now().Add(f.settings.Timeout)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &limitConn{Conn: c, left: f.settings.MaxDownloadBytes, max: f.settings.MaxDownloadBytes, over: over}, nil
+}
+
+// limitConn fails reads past max bytes (what the server sends, ssh framing included)
+// and sets over when it does.
+type limitConn struct {
+	net.Conn
+	left, max int64
+	over      *atomic.Bool
+}
+
+func (c *limitConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		c.over.Store(true)
+		return 0, fmt.Errorf("the server sent more than the download limit of %d bytes", c.max)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // readOnly takes the write bits off the files of a written-out commit (directories
@@ -189,7 +278,7 @@ func (f *Fetcher) treeIntact(dir string) (recorded, intact bool) {
 	if seen == r.Digest {
 		return true, true
 	}
-	d, err := treeDigest(dir)
+	d, _, err := treeDigest(dir)
 	if err != nil || d != r.Digest {
 		return true, false
 	}
@@ -205,17 +294,47 @@ func (f *Fetcher) recordTree(dir string, fresh bool) error {
 	if r, ok := f.cache.getRef(treeKey(dir)); ok && r.Digest != "" && !fresh {
 		return nil // matched by treeIntact just before
 	}
-	d, err := treeDigest(dir)
+	d, size, err := treeDigest(dir)
 	if err != nil {
 		return err
 	}
-	return f.cache.putRef(ref{Key: treeKey(dir), Digest: d, Time: time.Now()})
+	return f.cache.putRef(ref{Key: treeKey(dir), Digest: d, Size: size, Time: time.Now()})
+}
+
+// touch marks a checkout used now, for least-recently-used eviction.
+func touch(dir string) {
+	now := time.Now()
+	_ = os.Chtimes(dir, now, now)
+}
+
+// holdTree takes a shared lock on a checkout this Fetcher returns, held until Close
+// (or the process ends): eviction by any process leaves it alone meanwhile.
+func (f *Fetcher) holdTree(dir string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, held := f.trees[dir]; held {
+		return
+	}
+	release, _ := lockShared(f.cache.treeLock(dir))
+	f.trees[dir] = release
+}
+
+// Close releases the checkouts this Fetcher returned: their directories may be
+// evicted afterwards. The Fetcher stays usable.
+func (f *Fetcher) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for dir, release := range f.trees {
+		release()
+		delete(f.trees, dir)
+	}
 }
 
 // treeDigest is a sha256 over a written-out commit: every entry's path, type, executable
-// bit and content (a symbolic link's target), in lexical order.
-func treeDigest(dir string) (string, error) {
+// bit and content (a symbolic link's target), in lexical order; and its files' size.
+func treeDigest(dir string) (string, int64, error) {
 	h := sha256.New()
+	var size int64
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -243,6 +362,7 @@ func treeDigest(dir string) (string, error) {
 				return err
 			}
 			fmt.Fprintf(h, "%d\x00", info.Size())
+			size += info.Size()
 			_, err = io.Copy(h, fh)
 			fh.Close()
 			if err != nil {
@@ -253,9 +373,9 @@ func treeDigest(dir string) (string, error) {
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
 func shortHash(c string) string {

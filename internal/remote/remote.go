@@ -43,6 +43,11 @@ type Settings struct {
 	// A host with its own credentials (repositories.yaml, config.json) gets those
 	// instead, and neither is sent on past a redirect to another host.
 	TokenEnv, TokenFile string
+	// SSHKeyFile is the private key for ssh Git URLs (passphrase:
+	// $GITGATE_SSH_KEY_PASSPHRASE; empty: the ssh agent's keys), KnownHostsFile the
+	// known_hosts every ssh server's key is checked against (empty: $SSH_KNOWN_HOSTS,
+	// else ~/.ssh/known_hosts): --ssh-key and --known-hosts.
+	SSHKeyFile, KnownHostsFile string
 }
 
 // Defaults.
