@@ -58,8 +58,9 @@ for pin in "${pins[@]}"; do
 	say "$project: $module@$version $dir/"
 	# A module declaring a newer go is downloaded and verified but not extracted; the
 	# command then exits 1 with .Error set, and .Zip is still the verified archive.
+	# GOTOOLCHAIN=local: never fetch a newer toolchain just to read YAML files.
 	# Run outside the repository so that its go.mod and go.sum are not touched.
-	json=$(cd "$tmp" && go mod download -json "$module@$version" 2>&1 || true)
+	json=$(cd "$tmp" && GOTOOLCHAIN=local go mod download -json "$module@$version" 2>&1 || true)
 	zip=$(field Zip <<<"$json")
 	sum=$(field Sum <<<"$json")
 	if [[ -z $zip || ! -f $zip || -z $sum ]]; then
@@ -72,12 +73,17 @@ for pin in "${pins[@]}"; do
 	mkdir -p "$tmp/stage/$project"
 	# Entries of the zip under dir/, YAML only, in byte order (LC_ALL=C): the manifest's
 	# order is the output's, so it must not depend on the zip's.
-	unzip -Z1 "$zip" | grep -E "^${prefix//./\\.}${dir//./\\.}/.*\.ya?ml$" | sort | while read -r entry; do
+	entries=$(unzip -Z1 "$zip" | grep -E "^${prefix//./\\.}${dir//./\\.}/.*\.ya?ml$" | sort || true)
+	if [[ -z $entries ]]; then
+		say "$module@$version has no YAML file under $dir/: fix the pin's directory"
+		exit 1
+	fi
+	while read -r entry; do
 		inmod=${entry#"$prefix"}
 		staged=$tmp/stage/$project/$(echo "$inmod" | tr / _)
 		unzip -p "$zip" "$entry" >"$staged"
 		printf '%s\t%s\t%s\t%s\n' "$project" "$module@$version" "$inmod" "$staged" >>"$tmp/manifest"
-	done
+	done <<<"$entries"
 done
 
 mkdir -p "$tmp/out"

@@ -98,6 +98,15 @@ func run(manifest, out string) error {
 		}
 		kept = append(kept, line)
 	}
+	perProject := map[string]int{}
+	for _, r := range rows {
+		perProject[r.project]++
+	}
+	for _, line := range strings.Split(strings.TrimRight(string(mf), "\n"), "\n") {
+		if p, _, _ := strings.Cut(line, "\t"); perProject[p] == 0 {
+			return fmt.Errorf("project %s: no apiextensions.k8s.io/v1 CRD in its files: check its pin in hack/crds.sh", p)
+		}
+	}
 	sort.Slice(rows, func(i, j int) bool {
 		if rows[i].project != rows[j].project {
 			return rows[i].project < rows[j].project
