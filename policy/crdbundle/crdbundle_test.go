@@ -356,3 +356,24 @@ func sha256hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// The bundled Kyverno CRDs come from the Kyverno module gitgate's engine is built from, so
+// that a policy the bundle accepts is one the engine reads: bumping kyverno in go.mod
+// without rerunning hack/crds.sh fails here.
+func TestKyvernoPinMatchesGoMod(t *testing.T) {
+	gomod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*github\.com/kyverno/kyverno (v\S+)`).FindSubmatch(gomod)
+	if m == nil {
+		t.Fatal("go.mod does not require github.com/kyverno/kyverno")
+	}
+	doc, source, ok := Lookup("kyverno.io", "ClusterPolicy")
+	if !ok || doc == nil {
+		t.Fatal("kyverno.io/ClusterPolicy not bundled")
+	}
+	if want := "bundled kyverno " + string(m[1]) + " "; !strings.HasPrefix(source, want) {
+		t.Errorf("bundled Kyverno CRDs: %q; go.mod builds the engine from %s: rerun hack/crds.sh with that pin", source, m[1])
+	}
+}
