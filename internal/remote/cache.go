@@ -28,6 +28,15 @@ type cache struct {
 	// sizes are the checkouts' sizes read so far (a written-out commit's files do not
 	// change: one that did is written out again, the same), under mu.
 	sizes map[string]int64
+	// storeSizes are the Git object stores' sizes read so far, each with the store's
+	// modification time then: a store grows only by a fetch, and every fetch touches it
+	// (Fetcher.Git), so one touched since is counted again. Under mu.
+	storeSizes map[string]storeSize
+}
+
+type storeSize struct {
+	size int64
+	used time.Time
 }
 
 // ref is a name's record: which digest it resolved to, and when.
@@ -162,22 +171,29 @@ func (c *cache) putRef(r ref) error {
 }
 
 // evict removes the least recently used entries until the cache fits the bound: blobs
-// (used: modification time, which reads touch) and Git checkouts (written-out commits
+// (used: modification time, which reads touch), Git checkouts (written-out commits
 // under git/worktrees/; used: the directory's modification time, which Fetcher.Git
-// touches), by one rule. keep (just written) stays, and so does a checkout a process
-// is using (it holds a shared lock on it: treeLock). Git's object stores are not
-// counted.
+// touches) and Git object stores (one per repository URL under git/repos/; used: the
+// directory's modification time, which every fetch through it touches), by one rule.
+// keep (just written) stays, and so does a checkout a process is using (it holds a
+// shared lock on it: treeLock) and a store a fetch is using (it holds the URL's lock:
+// lockGit).
 func (c *cache) evict(keep string) {
 	if c.max <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	const (
+		blob = iota
+		tree
+		store
+	)
 	type entry struct {
 		path string
 		size int64
 		used time.Time
-		tree bool
+		kind int
 	}
 	var entries []entry
 	var total int64
@@ -190,7 +206,7 @@ func (c *cache) evict(keep string) {
 		if err != nil || !info.Mode().IsRegular() {
 			continue
 		}
-		entries = append(entries, entry{filepath.Join(c.dir, "sha256", e.Name()), info.Size(), info.ModTime(), false})
+		entries = append(entries, entry{filepath.Join(c.dir, "sha256", e.Name()), info.Size(), info.ModTime(), blob})
 		total += info.Size()
 	}
 	for _, dir := range c.trees() {
@@ -206,8 +222,24 @@ func (c *cache) evict(keep string) {
 			}
 			c.sizes[dir] = size
 		}
-		entries = append(entries, entry{dir, size, info.ModTime(), true})
+		entries = append(entries, entry{dir, size, info.ModTime(), tree})
 		total += size
+	}
+	for _, dir := range c.stores() {
+		info, err := os.Stat(dir)
+		if err != nil {
+			continue
+		}
+		s, ok := c.storeSizes[dir]
+		if !ok || !s.used.Equal(info.ModTime()) {
+			s = storeSize{dirSize(dir), info.ModTime()}
+			if c.storeSizes == nil {
+				c.storeSizes = map[string]storeSize{}
+			}
+			c.storeSizes[dir] = s
+		}
+		entries = append(entries, entry{dir, s.size, info.ModTime(), store})
+		total += s.size
 	}
 	if total <= c.max {
 		return
@@ -220,15 +252,21 @@ func (c *cache) evict(keep string) {
 		if e.path == keep {
 			continue
 		}
-		if e.tree {
+		switch e.kind {
+		case tree:
 			if c.removeTree(e.path) {
 				total -= e.size
 				delete(c.sizes, e.path)
 			}
-			continue
-		}
-		if err := os.Remove(e.path); err == nil || errors.Is(err, fs.ErrNotExist) {
-			total -= e.size
+		case store:
+			if c.removeStore(e.path) {
+				total -= e.size
+				delete(c.storeSizes, e.path)
+			}
+		default:
+			if err := os.Remove(e.path); err == nil || errors.Is(err, fs.ErrNotExist) {
+				total -= e.size
+			}
 		}
 	}
 }
@@ -259,6 +297,11 @@ func (c *cache) treeSize(dir string) int64 {
 	if r, ok := c.getRef(treeKey(dir)); ok && r.Size > 0 {
 		return r.Size
 	}
+	return dirSize(dir)
+}
+
+// dirSize is the bytes of the regular files under dir.
+func dirSize(dir string) int64 {
 	var n int64
 	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
@@ -289,6 +332,43 @@ func (c *cache) treeLock(dir string) string {
 // whole or not at all), then deleted. false when it is in use (or gone already).
 func (c *cache) removeTree(dir string) bool {
 	release, ok := tryLockExclusive(c.treeLock(dir))
+	if !ok {
+		return false
+	}
+	defer release()
+	gone := filepath.Join(filepath.Dir(dir), ".evict-"+filepath.Base(dir))
+	_ = os.RemoveAll(gone)
+	if err := os.Rename(dir, gone); err != nil {
+		return false
+	}
+	_ = os.RemoveAll(gone)
+	return true
+}
+
+// repos is where git.Source keeps the fetcher's object stores: <key>.git, one per
+// repository URL (key: gitKey of the URL).
+func (c *cache) repos() string { return filepath.Join(c.dir, "git", "repos") }
+
+// stores lists the Git object stores (not one being removed: .evict-*).
+func (c *cache) stores() []string {
+	var out []string
+	entries, _ := os.ReadDir(c.repos())
+	for _, e := range entries {
+		if e.IsDir() && strings.HasSuffix(e.Name(), ".git") && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, filepath.Join(c.repos(), e.Name()))
+		}
+	}
+	return out
+}
+
+// removeStore removes an object store no fetch is using: it takes the store's URL
+// lock (the one lockGit takes around every fetch into it, in this process or another)
+// exclusively without waiting, renames the store away and deletes it. The written-out
+// commits (git/worktrees/) and the ref records (refs/) are elsewhere and stay: offline
+// runs read only those, and the next fetch of the URL clones into a new store. false
+// when a fetch holds the lock (or the store is gone already).
+func (c *cache) removeStore(dir string) bool {
+	release, ok := tryLockExclusive(gitLockPath(filepath.Join(c.dir, "git"), strings.TrimSuffix(filepath.Base(dir), ".git")))
 	if !ok {
 		return false
 	}

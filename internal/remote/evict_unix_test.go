@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,11 @@ import (
 // holdLockEnv makes the test binary a process holding a shared lock on the file it
 // names (as a gitgate using a checkout does) until its stdin closes.
 const holdLockEnv = "GITGATE_TEST_HOLD_TREE_LOCK"
+
+// holdGitLockEnv makes the test binary a process holding a Git URL's fetch lock (as a
+// gitgate fetching into that URL's object store does: lockGit) until its stdin closes.
+// The value is the <cache>/git directory and the URL, a newline between.
+const holdGitLockEnv = "GITGATE_TEST_HOLD_GIT_LOCK"
 
 func TestMain(m *testing.M) {
 	if p := os.Getenv(holdLockEnv); p != "" {
@@ -32,6 +38,14 @@ func TestMain(m *testing.M) {
 		release()
 		os.Exit(0)
 	}
+	if v := os.Getenv(holdGitLockEnv); v != "" {
+		dir, url, _ := strings.Cut(v, "\n")
+		unlock := lockGit(dir, url)
+		fmt.Println("locked")
+		io.Copy(io.Discard, os.Stdin)
+		unlock()
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
@@ -39,8 +53,23 @@ func TestMain(m *testing.M) {
 // ends it.
 func holdInOtherProcess(t *testing.T, path string) (end func()) {
 	t.Helper()
+	return startHolder(t, holdLockEnv+"="+path)
+}
+
+// holdGitInOtherProcess starts a process holding the fetch lock of url's object store
+// under gitDir (<cache>/git), taken by lockGit as a fetch takes it; the returned func
+// ends it.
+func holdGitInOtherProcess(t *testing.T, gitDir, url string) (end func()) {
+	t.Helper()
+	return startHolder(t, holdGitLockEnv+"="+gitDir+"\n"+url)
+}
+
+// startHolder starts the test binary with env set and waits until it says it holds its
+// lock.
+func startHolder(t *testing.T, env string) (end func()) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), holdLockEnv+"="+path)
+	cmd.Env = append(os.Environ(), env)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

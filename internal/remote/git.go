@@ -160,6 +160,10 @@ func (f *Fetcher) Git(ctx context.Context, url, gitRef string) (*GitTree, error)
 			}
 		}
 	}
+	// The object store was used now (least-recently-used eviction), whatever the fetch
+	// did; and a size counted before the fetch added objects is counted again (cache.evict
+	// keeps a store's size with its modification time).
+	touch(filepath.Join(src.CacheDir, "repos", gitKey(url)+".git"))
 	if err != nil {
 		var re *RefusedError
 		if errors.As(err, &re) {
@@ -388,16 +392,31 @@ func shortHash(c string) string {
 // gitLocks serialise this process's fetches into one Git object store (cache dir and URL).
 var gitLocks sync.Map
 
+// gitKey names a URL's object store as git.Source names it (repos/<key>.git: the first
+// 8 bytes of the URL's sha256 in hex; the URL as given, for the https and ssh URLs the
+// fetcher takes) and so its lock: eviction finds a store's lock by the store's name.
+// TestGitStoreKey checks the two agree.
+func gitKey(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	return hex.EncodeToString(sum[:8])
+}
+
+// gitLockPath is the lock file of the store named key under gitDir (<cache>/git).
+func gitLockPath(gitDir, key string) string {
+	return filepath.Join(gitDir, "locks", key+".lock")
+}
+
 // lockGit serialises fetches into one Git object store: within this process by a
 // mutex, across processes sharing the cache (two CI jobs, check and fetch) by an
 // exclusive lock on a file beside the stores (where the system has file locks).
+// Eviction takes the same file lock, without waiting, to remove a store: never one a
+// fetch is using.
 func lockGit(cacheDir, url string) (unlock func()) {
 	key := cacheDir + "\x00" + url
 	m, _ := gitLocks.LoadOrStore(key, &sync.Mutex{})
 	mu := m.(*sync.Mutex)
 	mu.Lock()
-	sum := sha256.Sum256([]byte(url))
-	release := lockFile(filepath.Join(cacheDir, "locks", hex.EncodeToString(sum[:8])+".lock"))
+	release := lockFile(gitLockPath(cacheDir, gitKey(url)))
 	return func() {
 		release()
 		mu.Unlock()

@@ -54,7 +54,17 @@ func BenchmarkGitColdSSH(b *testing.B) {
 
 // BenchmarkEvict200Trees: the eviction pass every Git fetch now ends with, over a
 // cache of 200 written-out commits and 200 blobs under the bound (nothing removed).
-func BenchmarkEvict200Trees(b *testing.B) {
+func BenchmarkEvict200Trees(b *testing.B) { benchEvict(b, 0, false) }
+
+// BenchmarkEvict200Trees20Stores: the same with 20 Git object stores (a pack and its
+// index per fetch, refs), none fetched into since the last pass.
+func BenchmarkEvict200Trees20Stores(b *testing.B) { benchEvict(b, 20, false) }
+
+// BenchmarkEvict200Trees20StoresOneFetched: the same, one store touched before each
+// pass (as a fetch through it does: its size is counted again).
+func BenchmarkEvict200Trees20StoresOneFetched(b *testing.B) { benchEvict(b, 20, true) }
+
+func benchEvict(b *testing.B, stores int, fetched bool) {
 	c := &cache{dir: b.TempDir(), max: 1 << 40}
 	f := &Fetcher{cache: c, picked: map[string]string{}}
 	for i := 0; i < 200; i++ {
@@ -68,8 +78,33 @@ func BenchmarkEvict200Trees(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	var dirs []string
+	for i := 0; i < stores; i++ {
+		// As git.Source leaves one after 5 fetches of 10 tags and a branch.
+		dir := filepath.Join(c.dir, "git", "repos", fmt.Sprintf("%016x.git", i))
+		dirs = append(dirs, dir)
+		files := map[string]int{"HEAD": 23, "config": 122, "refs/heads/main": 41}
+		for j := 0; j < 5; j++ {
+			files[fmt.Sprintf("objects/pack/pack-%040x.pack", j)] = 32 << 10
+			files[fmt.Sprintf("objects/pack/pack-%040x.idx", j)] = 1156
+		}
+		for j := 0; j < 10; j++ {
+			files[fmt.Sprintf("refs/tags/v%d", j)] = 41
+		}
+		for name, size := range files {
+			p := filepath.Join(dir, filepath.FromSlash(name))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, make([]byte, size), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	c.evict("")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		if fetched {
+			touch(dirs[i%len(dirs)])
+		}
 		c.evict("")
 	}
 }
