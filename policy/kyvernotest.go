@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -70,15 +71,20 @@ type TestOptions struct {
 // (the rule, or its autogen- and autogen-cronjob- variants).
 func RunTests(ctx context.Context, fsys fs.FS, root string, opts TestOptions) *TestOutcome {
 	out := &TestOutcome{}
+	base, display := root, opts.Display
+	if st, err := fs.Stat(fsys, root); err == nil && !st.IsDir() {
+		// gitgate test path/to/kyverno-test.yaml: its files are shown beside it.
+		base, display = path.Dir(root), path.Dir(opts.Display)
+	}
 	show := func(p string) string {
 		if opts.Display == "" {
 			return p
 		}
 		rel := p
-		if root != "." {
-			rel = strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
+		if base != "." {
+			rel = strings.TrimPrefix(strings.TrimPrefix(p, base), "/")
 		}
-		return path.Join(opts.Display, rel)
+		return path.Join(display, rel)
 	}
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -400,6 +406,36 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	}
 	gaps := unsupportedTestFields(t)
 	cmp := &comparer{fsys: fsys, show: show, rel: rel, files: map[string][]Resource{}}
+	// Generate rules run on the object as mutated, with the expectation's
+	// cloneSourceResource as what the cluster holds: once per operation, resource and
+	// source file.
+	gensDone := map[string][]Generated{}
+	generated := func(op string, ev evaluated, cloneSource string) ([]Generated, error) {
+		key := op + "\x00" + ev.r.ID() + "\x00" + cloneSource
+		if g, ok := gensDone[key]; ok {
+			return g, nil
+		}
+		var existing []*unstructured.Unstructured
+		if cloneSource != "" {
+			rs, _, err := cmp.load(cloneSource)
+			if err != nil {
+				return nil, fmt.Errorf("cloneSourceResource: %w", err)
+			}
+			for _, r := range rs {
+				existing = append(existing, r.Object)
+			}
+		}
+		req := req
+		req.Operation = op
+		vr := ev.r
+		vr.Object = ev.patched
+		g, err := eng.Generate(ctx, vr, req, existing)
+		if err != nil {
+			return nil, err
+		}
+		gensDone[key] = g
+		return g, nil
+	}
 	var rows []TestRow
 	for _, exp := range t.Results {
 		want := Status(exp.Result)
@@ -419,7 +455,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 			}
 		}
 		all := evaluate(op)
-		gap := append(append([]string{}, gaps...), unsupportedResultFields(exp)...)
+		gap := gaps
 		names := append([]string{}, exp.Resources...)
 		for _, spec := range exp.ResourceSpecs {
 			names = append(names, spec.Namespace+"/"+spec.Name)
@@ -446,7 +482,17 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 					continue
 				}
 				matched := matchingResults(ev.all(), exp.Policy, exp.Rule)
-				if len(matched) == 0 {
+				var gens []Generated
+				if eng.policyHasGenerate(policyName) {
+					var err error
+					if gens, err = generated(op, ev, exp.CloneSourceResource); err != nil {
+						row.Actual, row.Message = StatusError, err.Error()
+						rows = append(rows, row)
+						continue
+					}
+					gens = slices.DeleteFunc(gens, func(g Generated) bool { return !ruleMatches(g.Result, exp.Policy, exp.Rule) })
+				}
+				if len(matched) == 0 && len(gens) == 0 {
 					if why := eng.notEvaluatedRule(policyName, exp.Rule); why != "" {
 						row.Actual, row.Message = StatusError, notEvaluatedPrefix+why
 						rows = append(rows, row)
@@ -458,32 +504,56 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 					rows = append(rows, row)
 					continue
 				}
-				for _, m := range matched {
+				status := func(m Result) TestRow {
 					rr := row
 					rr.Rule = m.Rule
 					rr.Actual = m.Status
 					if rr.Actual == StatusFail && unscored[m.Policy] {
 						rr.Actual = StatusWarn // policies.kyverno.io/scored: "false" reports a failure as a warning
 					}
-					rr.Pass = rr.Actual == want
+					rr.Pass = rr.Actual == want && !strings.HasPrefix(m.Message, notEvaluatedPrefix)
 					rr.Message = CleanMessage(m.Message)
-					if strings.HasPrefix(m.Message, notEvaluatedPrefix) {
-						rr.Pass = false
+					return rr
+				}
+				for _, m := range matched {
+					rr := status(m.Result)
+					if rr.Pass && exp.PatchedResources != "" {
+						// As Kyverno's CLI: a mutate rule's row compares the object its
+						// policy produced, any other row the object that was validated.
+						rr = compareRow(rr, cmp, exp.PatchedResources, "patchedResources", m.object)
+					}
+					if rr.Pass && (exp.GeneratedResource != "" || len(exp.GeneratedResources) > 0) {
+						rr.Pass, rr.Message = false, fmt.Sprintf("a generatedResource is expected, but rule %s is not a generate rule", m.Rule)
+					}
+					rows = append(rows, rr)
+				}
+				for _, g := range gens {
+					rr := status(g.Result)
+					if len(g.Objects) == 0 {
+						// Kyverno's CLI: a generate rule that created nothing (an error,
+						// an exception) is compared by its status only; expecting an
+						// object that was not generated fails here.
+						if rr.Pass && rr.Actual == StatusPass && (exp.GeneratedResource != "" || len(exp.GeneratedResources) > 0) {
+							rr.Pass, rr.Message = false, "the rule applied but generated nothing to compare with the generatedResource"
+						}
 						rows = append(rows, rr)
 						continue
 					}
-					if exp.PatchedResources != "" {
-						// As Kyverno's CLI: a mutate rule's row compares the object its
-						// policy produced, any other row the object that was validated.
-						ok, msg, err := cmp.compare(exp.PatchedResources, "patchedResources", m.object)
-						switch {
-						case err != nil:
-							rr.Pass, rr.Message = false, err.Error()
-						case !ok:
-							rr.Pass, rr.Message = false, msg
+					for _, obj := range g.Objects {
+						ro := rr
+						ro.Resource = FormatID(obj.GetKind(), obj.GetNamespace(), obj.GetName())
+						if ro.Pass && exp.PatchedResources != "" {
+							ro = compareRow(ro, cmp, exp.PatchedResources, "patchedResources", obj)
 						}
+						switch {
+						case !ro.Pass:
+						case len(exp.GeneratedResources) > 0:
+							ro = compareAny(ro, cmp, exp.GeneratedResources, obj)
+						case exp.GeneratedResource != "":
+							ro = compareRow(ro, cmp, exp.GeneratedResource, "generatedResource", obj)
+						}
+						rows = append(rows, ro)
 					}
-					rows = append(rows, rr)
 				}
 			}
 			if !found {
@@ -558,6 +628,7 @@ type testResult struct {
 // validation results on the mutated object.
 type evaluated struct {
 	r                  Resource
+	patched            *unstructured.Unstructured // r's object after mutation
 	mutated, validated []testResult
 }
 
@@ -590,6 +661,7 @@ func (e *Engine) testEvaluate(ctx context.Context, r Resource, base Request, op 
 			ev.mutated = append(ev.mutated, testResult{res, s.patched})
 		}
 	}
+	ev.patched = patched
 	vr := r
 	vr.Object = patched
 	if strings.EqualFold(op, "UPDATE") && base.OldObject == nil {
@@ -617,8 +689,6 @@ func (e *Engine) notEvaluatedRule(policy, rule string) string {
 			}
 			found = true
 			switch {
-			case r.HasGenerate():
-				return fmt.Sprintf("rule %s is a generate rule; generate rules are not applied by gitgate test yet", r.Name)
 			case r.HasVerifyImages():
 				return fmt.Sprintf("rule %s is a verifyImages rule; gitgate does not verify images (it needs the registry)", r.Name)
 			case r.HasMutateExisting():
@@ -654,17 +724,40 @@ func unsupportedTestFields(t v1alpha1.Test) []string {
 	return out
 }
 
-// unsupportedResultFields names the fields of one expectation gitgate test does not
-// compare yet.
-func unsupportedResultFields(exp v1alpha1.TestResult) []string {
-	var out []string
-	if exp.GeneratedResource != "" || len(exp.GeneratedResources) > 0 {
-		out = append(out, "generatedResource is not compared by gitgate test yet (generate rules are not applied)")
+// compareRow fails row when obj differs from its expected object in file.
+func compareRow(row TestRow, cmp *comparer, file, field string, obj *unstructured.Unstructured) TestRow {
+	ok, msg, err := cmp.compare(file, field, obj)
+	switch {
+	case err != nil:
+		row.Pass, row.Message = false, err.Error()
+	case !ok:
+		row.Pass, row.Message = false, msg
 	}
-	if exp.CloneSourceResource != "" {
-		out = append(out, "cloneSourceResource is not used by gitgate test yet (generate rules are not applied)")
+	return row
+}
+
+// compareAny passes row when obj equals its expected object in one of files (a
+// result's generatedResources), as Kyverno's CLI; else the last difference fails it.
+func compareAny(row TestRow, cmp *comparer, files []string, obj *unstructured.Unstructured) TestRow {
+	last := row
+	for _, f := range files {
+		r := compareRow(row, cmp, f, "generatedResources", obj)
+		if r.Pass {
+			return r
+		}
+		last = r
 	}
-	return out
+	return last
+}
+
+// policyHasGenerate reports whether the named ClusterPolicy or Policy has generate rules.
+func (e *Engine) policyHasGenerate(name string) bool {
+	for i := range e.policies {
+		if p := e.policies[i].policy; p.GetName() == name && p.GetSpec().HasGenerate() {
+			return true
+		}
+	}
+	return false
 }
 
 // comparer compares objects with the expected ones of a test's patchedResources (and
