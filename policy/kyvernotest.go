@@ -517,12 +517,15 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 				}
 				for _, m := range matched {
 					rr := status(m.Result)
-					if rr.Pass && exp.PatchedResources != "" {
+					evaluated := !strings.HasPrefix(m.Message, notEvaluatedPrefix)
+					// As Kyverno's CLI, the objects are compared first: a difference is the
+					// row's message even when the status differs too.
+					if evaluated && exp.PatchedResources != "" {
 						// As Kyverno's CLI: a mutate rule's row compares the object its
 						// policy produced, any other row the object that was validated.
 						rr = compareRow(rr, cmp, exp.PatchedResources, "patchedResources", m.object)
 					}
-					if rr.Pass && (exp.GeneratedResource != "" || len(exp.GeneratedResources) > 0) {
+					if evaluated && (exp.GeneratedResource != "" || len(exp.GeneratedResources) > 0) {
 						rr.Pass, rr.Message = false, fmt.Sprintf("a generatedResource is expected, but rule %s is not a generate rule", m.Rule)
 					}
 					rows = append(rows, rr)
@@ -533,7 +536,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 						// Kyverno's CLI: a generate rule that created nothing (an error,
 						// an exception) is compared by its status only; expecting an
 						// object that was not generated fails here.
-						if rr.Pass && rr.Actual == StatusPass && (exp.GeneratedResource != "" || len(exp.GeneratedResources) > 0) {
+						if rr.Actual == StatusPass && (exp.GeneratedResource != "" || len(exp.GeneratedResources) > 0) {
 							rr.Pass, rr.Message = false, "the rule applied but generated nothing to compare with the generatedResource"
 						}
 						rows = append(rows, rr)
@@ -542,11 +545,10 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 					for _, obj := range g.Objects {
 						ro := rr
 						ro.Resource = FormatID(obj.GetKind(), obj.GetNamespace(), obj.GetName())
-						if ro.Pass && exp.PatchedResources != "" {
+						if exp.PatchedResources != "" {
 							ro = compareRow(ro, cmp, exp.PatchedResources, "patchedResources", obj)
 						}
 						switch {
-						case !ro.Pass:
 						case len(exp.GeneratedResources) > 0:
 							ro = compareAny(ro, cmp, exp.GeneratedResources, obj)
 						case exp.GeneratedResource != "":
@@ -557,8 +559,11 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 				}
 			}
 			if !found {
-				rows = append(rows, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Resource: resName, Expected: want,
-					Message: fmt.Sprintf("resource %q not found in the test's resources", resName)})
+				msg := fmt.Sprintf("resource %q not found in the test's resources", resName)
+				if len(gap) > 0 {
+					msg += "; " + notEvaluatedPrefix + strings.Join(gap, "; ")
+				}
+				rows = append(rows, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Resource: resName, Expected: want, Message: msg})
 			}
 		}
 	}
