@@ -61,6 +61,9 @@ type Options struct {
 
 	// eagerContext turns the copy-on-write JSON context off, so tests can compare.
 	eagerContext bool
+	// celContext answers CEL policies' resource.Get/List and image.GetMetadata; nil is
+	// an empty in-memory one. gitgate test fills it from a test's context file.
+	celContext libs.Context
 }
 
 // Request describes the admission request a resource is evaluated as. The zero value
@@ -146,14 +149,38 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 		e.policies = append(e.policies, compile(p))
 	}
 	if len(set.ValidatingPolicies) > 0 {
-		provider, err := vpolengine.NewProvider(vpolcompiler.NewCompiler(), set.ValidatingPolicies, celExceptions)
+		e.celCtx = opts.celContext
+		if e.celCtx == nil {
+			e.celCtx = libs.NewFakeContextProvider()
+		}
+		var provider vpolengine.Provider
+		err := withLibraryContext(e.celCtx, func() (err error) {
+			provider, err = vpolengine.NewProvider(vpolcompiler.NewCompiler(), set.ValidatingPolicies, celExceptions)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("compile validating policies: %w", err)
 		}
 		e.vpol = vpolengine.NewEngine(provider, func(ns string) *corev1.Namespace { return namespaceObject(opts.Values, ns) }, matching.NewMatcher())
-		e.celCtx = libs.NewFakeContextProvider()
 	}
+
 	return e, nil
+}
+
+// celCompileMu serialises compiling CEL policies. Kyverno binds a compiled policy's
+// resource.Get/List and image.GetMetadata to the process-wide libs.LibraryContext as it
+// is when the policy compiles (its CLI sets it before compiling), not to the context of
+// the request; each engine sets its own (empty, or a test's context file) for the time
+// it compiles, so one engine's context never leaks into another's.
+var celCompileMu sync.Mutex
+
+func withLibraryContext(c libs.Context, compile func() error) error {
+	celCompileMu.Lock()
+	defer celCompileMu.Unlock()
+	prev := libs.LibraryContext
+	libs.LibraryContext = c
+	defer func() { libs.LibraryContext = prev }()
+	return compile()
 }
 
 // compile materialises a policy's autogen rules once. Kyverno's engine recomputes them

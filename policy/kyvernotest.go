@@ -13,7 +13,9 @@ import (
 
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/kyverno/kyverno/cmd/cli/kubectl-kyverno/apis/v1alpha1"
+	"github.com/kyverno/kyverno/pkg/cel/libs"
 	yaml3 "go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -372,7 +374,17 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 			req.Operation = op
 		}
 	}
-	eng, err := NewEngine(set, Options{Values: values, Variables: opts.Variables})
+	engOpts := Options{Values: values, Variables: opts.Variables}
+	if t.Context != "" {
+		rp, err := rel(t.Context)
+		if err != nil {
+			return fail(err)
+		}
+		if engOpts.celContext, err = loadTestContext(fsys, rp, show(rp)); err != nil {
+			return nil, nil, err
+		}
+	}
+	eng, err := NewEngine(set, engOpts)
 	if err != nil {
 		return fail(err)
 	}
@@ -717,7 +729,6 @@ func unsupportedTestFields(t v1alpha1.Test) []string {
 			out = append(out, fmt.Sprintf("the test's %s field is not supported by gitgate test yet", field))
 		}
 	}
-	add(t.Context != "", "context")
 	add(len(t.ClusterResources) > 0, "clusterResources")
 	add(len(t.TargetResources) > 0, "targetResources")
 	add(len(t.ParamResources) > 0, "paramResources")
@@ -939,4 +950,39 @@ func objectDiff(at string, expected, actual any, out []string) []string {
 		at = "(the object)"
 	}
 	return append(out, fmt.Sprintf("%s: expected %s, got %s", at, show(expected), show(actual)))
+}
+
+// loadTestContext reads a test's context file (cli.kyverno.io/v1alpha1 Context) into
+// the in-memory context CEL policies read through resource.Get/List and
+// image.GetMetadata, as Kyverno's CLI does offline.
+func loadTestContext(fsys fs.FS, file, shown string) (libs.Context, error) {
+	var c v1alpha1.Context
+	if err := readStrict(fsys, file, shown, &c, "Kyverno test context file (cli.kyverno.io/v1alpha1 Context)"); err != nil {
+		return nil, err
+	}
+	fake := libs.NewFakeContextProvider()
+	for i := range c.ContextSpec.Resources {
+		r := &c.ContextSpec.Resources[i]
+		obj, err := jsonCopy(r.Object)
+		if err != nil {
+			return nil, &InputError{Origin: Origin{File: shown}, Err: fmt.Errorf("spec.resources[%d]: %w", i, err)}
+		}
+		r.Object = obj
+		gvr, _ := meta.UnsafeGuessKindToResource(r.GroupVersionKind())
+		if err := fake.AddResource(gvr, r); err != nil {
+			return nil, &InputError{Origin: Origin{File: shown}, Err: fmt.Errorf("spec.resources[%d] %s: %w", i, FormatID(r.GetKind(), r.GetNamespace(), r.GetName()), err)}
+		}
+	}
+	for i, img := range c.ContextSpec.Images {
+		b, err := json.Marshal(img)
+		if err != nil {
+			return nil, &InputError{Origin: Origin{File: shown}, Err: fmt.Errorf("spec.images[%d]: %w", i, err)}
+		}
+		var data map[string]any
+		if err := json.Unmarshal(b, &data); err != nil {
+			return nil, &InputError{Origin: Origin{File: shown}, Err: fmt.Errorf("spec.images[%d]: %w", i, err)}
+		}
+		fake.AddImageData(img.Image, data)
+	}
+	return fake, nil
 }

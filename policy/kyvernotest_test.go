@@ -209,3 +209,53 @@ results:
 		t.Fatalf("UPDATE with the resource as old object must pass: %+v %v", out.Rows, out.Errors)
 	}
 }
+
+// TestRunTestsContext: a test's context file answers CEL resource.get, for that test's
+// engine only (Kyverno binds it process-wide at compile time; see celCompileMu).
+func TestRunTestsContext(t *testing.T) {
+	pol := `apiVersion: policies.kyverno.io/v1beta1
+kind: ValidatingPolicy
+metadata: {name: allowed-name}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+  variables:
+  - name: cm
+    expression: resource.get("v1", "configmaps", "default", "allowed")
+  validations:
+  - expression: object.metadata.name == variables.cm.data.name
+`
+	files := map[string]string{
+		"policy.yaml":    pol,
+		"resources.yaml": testPod,
+		"context.yaml": `apiVersion: cli.kyverno.io/v1alpha1
+kind: Context
+metadata: {name: c}
+spec:
+  resources:
+  - {apiVersion: v1, kind: ConfigMap, metadata: {name: allowed, namespace: default}, data: {name: web}}
+`,
+		TestFileName: `apiVersion: cli.kyverno.io/v1alpha1
+kind: Test
+metadata: {name: t}
+policies: [policy.yaml]
+resources: [resources.yaml]
+context: context.yaml
+results:
+- {policy: allowed-name, resources: [web], kind: Pod, result: pass}
+`,
+	}
+	out := runTestFS(t, files)
+	if len(out.Errors) > 0 || len(out.Rows) != 1 || !out.Rows[0].Pass {
+		t.Fatalf("with the context file the pod passes: %+v %v", out.Rows, out.Errors)
+	}
+	// An engine built without the context does not see the test's ConfigMap.
+	eng, err := NewEngine(mustSet(t, pol), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := summarise(eng.Evaluate(context.Background(), mustResource(t, testPod), Request{})); len(got) != 1 || strings.Contains(got[0], "=pass") {
+		t.Fatalf("an engine without the context must not pass: %v", got)
+	}
+}
