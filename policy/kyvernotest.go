@@ -33,6 +33,9 @@ type TestRow struct {
 	Actual   Status `json:"actual"`
 	Pass     bool   `json:"pass"`
 	Message  string `json:"message,omitempty"`
+	// Compared are the expected objects (patchedResources, generatedResource) the row
+	// was compared with, as file:line.
+	Compared []string `json:"compared,omitempty"`
 }
 
 // TestOutcome is the result of running Kyverno test manifests.
@@ -502,7 +505,8 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 						rows = append(rows, row)
 						continue
 					}
-					gens = slices.DeleteFunc(gens, func(g Generated) bool { return !ruleMatches(g.Result, exp.Policy, exp.Rule) })
+					// A copy: gens is shared by every expectation on this resource.
+					gens = slices.DeleteFunc(slices.Clone(gens), func(g Generated) bool { return !ruleMatches(g.Result, exp.Policy, exp.Rule) })
 				}
 				if len(matched) == 0 && len(gens) == 0 {
 					if why := eng.notEvaluatedRule(policyName, exp.Rule); why != "" {
@@ -511,8 +515,23 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 						continue
 					}
 					// Kyverno's CLI counts a rule that did not apply to the resource as
-					// excluded, which passes whatever was expected.
+					// excluded, which passes whatever was expected. It compares no object
+					// then; gitgate does: the object must equal the expected patched one
+					// (nothing was mutated by this rule), and nothing was generated.
 					row.Actual, row.Pass, row.Message = StatusSkip, true, "excluded: the rule does not apply to this resource"
+					if exp.PatchedResources != "" {
+						// An expected object for this resource claims a mutation; none in
+						// the file (a resource of the same name the rule does not select)
+						// claims nothing.
+						if want, _, err := cmp.find(exp.PatchedResources, ev.patched); err != nil || want != nil {
+							if row = compareRow(row, cmp, exp.PatchedResources, "patchedResources", ev.patched); !row.Pass {
+								row.Message = "excluded: the rule does not apply to this resource, yet " + row.Message
+							}
+						}
+					}
+					if exp.GeneratedResource != "" || len(exp.GeneratedResources) > 0 {
+						row.Pass, row.Message = false, "excluded: the rule does not apply to this resource, so it generates nothing to compare with the expected generated object"
+					}
 					rows = append(rows, row)
 					continue
 				}
@@ -740,9 +759,13 @@ func unsupportedTestFields(t v1alpha1.Test) []string {
 	return out
 }
 
-// compareRow fails row when obj differs from its expected object in file.
+// compareRow fails row when obj differs from its expected object in file, and records
+// which object it was compared with.
 func compareRow(row TestRow, cmp *comparer, file, field string, obj *unstructured.Unstructured) TestRow {
-	ok, msg, err := cmp.compare(file, field, obj)
+	ok, msg, at, err := cmp.compare(file, field, obj)
+	if at.File != "" {
+		row.Compared = append(row.Compared, at.String())
+	}
 	switch {
 	case err != nil:
 		row.Pass, row.Message = false, err.Error()
@@ -814,30 +837,39 @@ func (c *comparer) load(name string) ([]Resource, string, error) {
 	return rs, c.show(rp), nil
 }
 
-// compare reports whether actual equals its expected object in the file; when it is
-// not there, the row fails (Kyverno's CLI silently drops the row unless
-// failOnMissingResources is set; gitgate never passes what it did not compare).
-func (c *comparer) compare(name, field string, actual *unstructured.Unstructured) (bool, string, error) {
+// find returns the object of the file with actual's apiVersion, kind, namespace and
+// name (nil when there is none) and the file as shown.
+func (c *comparer) find(name string, actual *unstructured.Unstructured) (*Resource, string, error) {
 	rs, shown, err := c.load(name)
 	if err != nil {
-		return false, "", fmt.Errorf("%s: %w", field, err)
+		return nil, shown, err
 	}
-	var expected *Resource
 	for i := range rs {
 		o := rs[i].Object
 		if o.GetAPIVersion() == actual.GetAPIVersion() && o.GetKind() == actual.GetKind() && o.GetNamespace() == actual.GetNamespace() && o.GetName() == actual.GetName() {
-			expected = &rs[i]
-			break
+			return &rs[i], shown, nil
 		}
+	}
+	return nil, shown, nil
+}
+
+// compare reports whether actual equals its expected object in the file, and where
+// that object is; when it is not there, the row fails (Kyverno's CLI silently drops the
+// row unless failOnMissingResources is set; gitgate never passes what it did not
+// compare).
+func (c *comparer) compare(name, field string, actual *unstructured.Unstructured) (bool, string, Origin, error) {
+	expected, shown, err := c.find(name, actual)
+	if err != nil {
+		return false, "", Origin{}, fmt.Errorf("%s: %w", field, err)
 	}
 	if expected == nil {
 		return false, fmt.Sprintf("%s %s has no %s %s: nothing to compare the %s object with", field, shown,
-			actual.GetAPIVersion(), FormatID(actual.GetKind(), actual.GetNamespace(), actual.GetName()), strings.TrimSuffix(field, "s")), nil
+			actual.GetAPIVersion(), FormatID(actual.GetKind(), actual.GetNamespace(), actual.GetName()), strings.TrimSuffix(field, "s")), Origin{}, nil
 	}
 	a, e := tidyObject(actual.Object), tidyObject(expected.Object.Object)
 	diffs := objectDiff("", e, a, nil)
 	if len(diffs) == 0 {
-		return true, "", nil
+		return true, "", expected.Origin, nil
 	}
 	const most = 5
 	more := ""
@@ -846,7 +878,7 @@ func (c *comparer) compare(name, field string, actual *unstructured.Unstructured
 		diffs = diffs[:most]
 	}
 	return false, fmt.Sprintf("the %s object differs from %s: %s%s", strings.TrimSuffix(field, "s"), expected.Origin,
-		strings.Join(diffs, "; "), more), nil
+		strings.Join(diffs, "; "), more), expected.Origin, nil
 }
 
 // tidyObject is a JSON copy of obj with Kyverno's comparison tidying: generate.kyverno.io/
