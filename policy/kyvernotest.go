@@ -480,6 +480,14 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 				names = append(names, ev.r.Object.GetNamespace()+"/"+ev.r.Object.GetName())
 			}
 		}
+		if len(names) == 0 {
+			// Nothing to evaluate the expectation on: never a silent pass.
+			msg := "the test has no resources to evaluate this expectation on"
+			if len(gap) > 0 {
+				msg += "; " + notEvaluatedPrefix + strings.Join(gap, "; ")
+			}
+			rows = append(rows, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Expected: want, Message: msg})
+		}
 		for _, resName := range names {
 			found := false
 			for _, ev := range all {

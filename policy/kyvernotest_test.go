@@ -141,9 +141,24 @@ func TestRunTestsNotEvaluated(t *testing.T) {
 			}
 		})
 	}
-	files := suite("- {policy: pods, rule: need-team, resources: [web], kind: Pod, result: pass}\n")
-	files[TestFileName] += "clusterResources: [resources.yaml]\n"
+	// A rule that does not apply passes as excluded, as in Kyverno's CLI, but not when
+	// the expected patched object claims a mutation that did not happen.
+	files := suite("- {policy: pods, rule: add-team, resources: [web], kind: Pod, result: pass, patchedResources: patched.yaml}\n")
+	files["policy.yaml"] = strings.Replace(files["policy.yaml"], "- name: add-team\n    match: {any: [{resources: {kinds: [Pod]}}]}", "- name: add-team\n    match: {any: [{resources: {kinds: [Pod], namespaces: [kube-system]}}]}", 1)
 	out := runTestFS(t, files)
+	if len(out.Rows) != 1 || out.Rows[0].Pass || !strings.Contains(out.Rows[0].Message, "excluded: the rule does not apply to this resource, yet the patchedResource object differs") {
+		t.Fatalf("an excluded row whose expected object differs must fail: %+v %v", out.Rows, out.Errors)
+	}
+	// An expectation with no resource to evaluate on fails.
+	files = suite("- {policy: pods, rule: need-team, kind: Pod, result: pass}\n")
+	files[TestFileName] = strings.Replace(files[TestFileName], "resources: [resources.yaml]\n", "", 1)
+	out = runTestFS(t, files)
+	if len(out.Rows) != 1 || out.Rows[0].Pass || !strings.Contains(out.Rows[0].Message, "no resources to evaluate") {
+		t.Fatalf("an expectation without resources must fail: %+v %v", out.Rows, out.Errors)
+	}
+	files = suite("- {policy: pods, rule: need-team, resources: [web], kind: Pod, result: pass}\n")
+	files[TestFileName] += "clusterResources: [resources.yaml]\n"
+	out = runTestFS(t, files)
 	if len(out.Rows) != 1 || out.Rows[0].Pass || !strings.Contains(out.Rows[0].Message, "clusterResources field is not supported") {
 		t.Fatalf("a test field gitgate does not use must fail its rows: %+v %v", out.Rows, out.Errors)
 	}
