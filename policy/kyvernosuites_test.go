@@ -206,6 +206,43 @@ func TestKyvernoCLIUnsupportedSuites(t *testing.T) {
 	}
 }
 
+// TestKyvernoCLIEverySuiteListed: every kyverno-test.yaml of Kyverno's test/cli is in one
+// of the three lists (a validation suite directory holds all below it), so a suite added
+// by a Kyverno upgrade is a decision, not a silent gap.
+func TestKyvernoCLIEverySuiteListed(t *testing.T) {
+	root := kyvernoCLITests(t)
+	var listed []string // paths of files, or directories holding files
+	listed = append(listed, suiteList(t, "testdata/kyverno-cli-suites.txt")...)
+	for _, line := range suiteList(t, "testdata/kyverno-cli-suites-mutate.txt") {
+		_, file, _ := strings.Cut(line, " ")
+		listed = append(listed, strings.TrimSpace(file))
+	}
+	for _, line := range suiteList(t, "testdata/kyverno-cli-suites-unsupported.txt") {
+		file, _, _ := strings.Cut(line, "|")
+		listed = append(listed, strings.TrimSpace(file))
+	}
+	n := 0
+	err := fs.WalkDir(os.DirFS(root), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != TestFileName {
+			return err
+		}
+		n++
+		for _, l := range listed {
+			if p == l || strings.HasPrefix(p, l+"/") {
+				return nil
+			}
+		}
+		t.Errorf("%s is in no list (testdata/kyverno-cli-suites*.txt)", p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 150 {
+		t.Errorf("only %d kyverno-test.yaml found under %s", n, root)
+	}
+}
+
 // overlayFS serves over's files instead of base's.
 type overlayFS struct {
 	base fs.FS
