@@ -309,7 +309,7 @@ func (s *Set) add(r Resource) error {
 			return perr(err)
 		}
 		if !hasValidate(pol) {
-			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s has no validate rules; gitgate runs validation only, so it checks nothing",
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s has no validate rules; gitgate check judges by validation only, so it checks nothing there (gitgate test applies its mutate and generate rules)",
 				r.Origin, gvk.Kind, pol.GetName()))
 		}
 		s.Policies = append(s.Policies, pol)
