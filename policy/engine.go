@@ -61,6 +61,9 @@ type Options struct {
 
 	// eagerContext turns the copy-on-write JSON context off, so tests can compare.
 	eagerContext bool
+	// celContext answers CEL policies' resource.Get/List and image.GetMetadata; nil is
+	// an empty in-memory one. gitgate test fills it from a test's context file.
+	celContext libs.Context
 }
 
 // Request describes the admission request a resource is evaluated as. The zero value
@@ -146,14 +149,38 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 		e.policies = append(e.policies, compile(p))
 	}
 	if len(set.ValidatingPolicies) > 0 {
-		provider, err := vpolengine.NewProvider(vpolcompiler.NewCompiler(), set.ValidatingPolicies, celExceptions)
+		e.celCtx = opts.celContext
+		if e.celCtx == nil {
+			e.celCtx = libs.NewFakeContextProvider()
+		}
+		var provider vpolengine.Provider
+		err := withLibraryContext(e.celCtx, func() (err error) {
+			provider, err = vpolengine.NewProvider(vpolcompiler.NewCompiler(), set.ValidatingPolicies, celExceptions)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("compile validating policies: %w", err)
 		}
 		e.vpol = vpolengine.NewEngine(provider, func(ns string) *corev1.Namespace { return namespaceObject(opts.Values, ns) }, matching.NewMatcher())
-		e.celCtx = libs.NewFakeContextProvider()
 	}
+
 	return e, nil
+}
+
+// celCompileMu serialises compiling CEL policies. Kyverno binds a compiled policy's
+// resource.Get/List and image.GetMetadata to the process-wide libs.LibraryContext as it
+// is when the policy compiles (its CLI sets it before compiling), not to the context of
+// the request; each engine sets its own (empty, or a test's context file) for the time
+// it compiles, so one engine's context never leaks into another's.
+var celCompileMu sync.Mutex
+
+func withLibraryContext(c libs.Context, compile func() error) error {
+	celCompileMu.Lock()
+	defer celCompileMu.Unlock()
+	prev := libs.LibraryContext
+	libs.LibraryContext = c
+	defer func() { libs.LibraryContext = prev }()
+	return compile()
 }
 
 // compile materialises a policy's autogen rules once. Kyverno's engine recomputes them
@@ -275,50 +302,11 @@ func operation(op string) kyvernov1.AdmissionOperation {
 }
 
 func (e *Engine) evaluateKyverno(ctx context.Context, r Resource, req Request) []Result {
-	op := operation(req.Operation)
-	obj := *r.Object
-	newObj := obj
-	if op == kyvernov1.Delete {
-		newObj = unstructured.Unstructured{}
-		if req.OldObject != nil {
-			obj = *req.OldObject
-		}
-	}
-	userInfo := req.UserInfo
-	if userInfo == nil {
-		userInfo = &kyvernov2.RequestInfo{}
-	}
-	pc, err := policycontext.NewPolicyContext(e.jp, obj, op, userInfo, e.cfg)
+	pc, obj, err := e.basePolicyContext(*r.Object, req)
 	if err != nil {
-		return e.allErrors(r, fmt.Errorf("build policy context: %w", err))
+		return e.allErrors(r, err)
 	}
-	if op == kyvernov1.Delete {
-		pc = pc.WithNewResource(newObj).WithOldResource(obj)
-	}
-	if req.OldObject != nil && op == kyvernov1.Update {
-		pc = pc.WithOldResource(*req.OldObject)
-		if err := pc.JSONContext().AddOldResource(req.OldObject.Object); err != nil {
-			return e.allErrors(r, fmt.Errorf("add old object to context: %w", err))
-		}
-	}
-	if err := pc.JSONContext().AddOperation(string(op)); err != nil {
-		return e.allErrors(r, fmt.Errorf("add operation to context: %w", err))
-	}
-	// The rest of the admission request policies read: request.namespace, .name, .kind
-	// and .dryRun, as the API server would send them.
-	if err := addRequestFields(pc.JSONContext(), obj, req.DryRun); err != nil {
-		return e.allErrors(r, fmt.Errorf("add the request to context: %w", err))
-	}
-	nsLabels := req.NamespaceLabels
-	if nsLabels == nil {
-		nsLabels = namespaceLabels(e.opts.Values, obj.GetNamespace())
-	}
-	pc = pc.WithResourceKind(obj.GroupVersionKind(), "").WithNamespaceLabels(nsLabels)
-	for k, v := range e.opts.Variables {
-		if err := pc.JSONContext().AddVariable(k, v); err != nil {
-			return e.allErrors(r, fmt.Errorf("add variable %s: %w", k, err))
-		}
-	}
+	op := operation(req.Operation)
 	// One policy context per resource, shared by every policy: its JSON context is
 	// built once and checkpointed copy-on-write between policies and rules.
 	var lazy *lazyContext
@@ -353,6 +341,58 @@ func (e *Engine) evaluateKyverno(ctx context.Context, r Resource, req Request) [
 		out = append(out, e.kyvernoResults(r, cp, resp)...)
 	}
 	return out
+}
+
+// basePolicyContext is the policy context of one admission request for obj, without a
+// policy: the object (the old one for DELETE), operation, user, request fields,
+// namespace labels and the engine's variables. It returns the object policies match
+// (the old object for DELETE). Validation (evaluateKyverno) and mutation (Mutate) build
+// their contexts here, so both see the same request.
+func (e *Engine) basePolicyContext(obj unstructured.Unstructured, req Request) (*policycontext.PolicyContext, unstructured.Unstructured, error) {
+	op := operation(req.Operation)
+	newObj := obj
+	if op == kyvernov1.Delete {
+		newObj = unstructured.Unstructured{}
+		if req.OldObject != nil {
+			obj = *req.OldObject
+		}
+	}
+	userInfo := req.UserInfo
+	if userInfo == nil {
+		userInfo = &kyvernov2.RequestInfo{}
+	}
+	pc, err := policycontext.NewPolicyContext(e.jp, obj, op, userInfo, e.cfg)
+	if err != nil {
+		return nil, obj, fmt.Errorf("build policy context: %w", err)
+	}
+	if op == kyvernov1.Delete {
+		pc = pc.WithNewResource(newObj).WithOldResource(obj)
+	}
+	if req.OldObject != nil && op == kyvernov1.Update {
+		pc = pc.WithOldResource(*req.OldObject)
+		if err := pc.JSONContext().AddOldResource(req.OldObject.Object); err != nil {
+			return nil, obj, fmt.Errorf("add old object to context: %w", err)
+		}
+	}
+	if err := pc.JSONContext().AddOperation(string(op)); err != nil {
+		return nil, obj, fmt.Errorf("add operation to context: %w", err)
+	}
+	// The rest of the admission request policies read: request.namespace, .name, .kind
+	// and .dryRun, as the API server would send them.
+	if err := addRequestFields(pc.JSONContext(), obj, req.DryRun); err != nil {
+		return nil, obj, fmt.Errorf("add the request to context: %w", err)
+	}
+	nsLabels := req.NamespaceLabels
+	if nsLabels == nil {
+		nsLabels = namespaceLabels(e.opts.Values, obj.GetNamespace())
+	}
+	pc = pc.WithResourceKind(obj.GroupVersionKind(), "").WithNamespaceLabels(nsLabels)
+	for k, v := range e.opts.Variables {
+		if err := pc.JSONContext().AddVariable(k, v); err != nil {
+			return nil, obj, fmt.Errorf("add variable %s: %w", k, err)
+		}
+	}
+	return pc, obj, nil
 }
 
 func (e *Engine) allErrors(r Resource, err error) []Result {

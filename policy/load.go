@@ -13,11 +13,13 @@ import (
 	policiesv1beta1 "github.com/kyverno/api/api/policies.kyverno.io/v1beta1"
 	kyvernov1 "github.com/kyverno/kyverno/api/kyverno/v1"
 	kyvernov2 "github.com/kyverno/kyverno/api/kyverno/v2"
+	"github.com/kyverno/kyverno/pkg/cel/libs"
 	vpolcompiler "github.com/kyverno/kyverno/pkg/cel/policies/vpol/compiler"
 	"github.com/kyverno/kyverno/pkg/config"
 	policyvalidation "github.com/kyverno/kyverno/pkg/validation/policy"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // LoadError is a policy, or a policy file, that could not be loaded. A policy that
@@ -307,7 +309,7 @@ func (s *Set) add(r Resource) error {
 			return perr(err)
 		}
 		if !hasValidate(pol) {
-			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s has no validate rules; gitgate runs validation only, so it checks nothing",
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s has no validate rules; gitgate check judges by validation only, so it checks nothing there (gitgate test applies its mutate and generate rules)",
 				r.Origin, gvk.Kind, pol.GetName()))
 		}
 		s.Policies = append(s.Policies, pol)
@@ -330,7 +332,12 @@ func (s *Set) add(r Resource) error {
 			}
 			pol = p
 		}
-		if _, errs := vpolcompiler.NewCompiler().Compile(pol, nil); len(errs) > 0 {
+		var errs field.ErrorList
+		_ = withLibraryContext(libs.NewFakeContextProvider(), func() error { // see celCompileMu
+			_, errs = vpolcompiler.NewCompiler().Compile(pol, nil)
+			return nil
+		})
+		if len(errs) > 0 {
 			return perr(fmt.Errorf("CEL does not compile: %w", errs.ToAggregate()))
 		}
 		s.ValidatingPolicies = append(s.ValidatingPolicies, pol)

@@ -26,9 +26,20 @@ func newTestCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "test PATH...",
 		Short: "Run Kyverno CLI test manifests (kyverno-test.yaml) so policies are tested like code",
 		Long: `Test finds every kyverno-test.yaml (cli.kyverno.io/v1alpha1 Test) under the given
-directories and runs it with gitgate's engine: the listed policies, resources, exceptions,
-values and user info, comparing each expected result with the actual one, as 'kyverno test'
-does for validation policies.
+directories (or the given kyverno-test.yaml files) and runs it with gitgate's engine as
+'kyverno test' does: the listed policies, resources, exceptions, values and user info;
+mutate rules applied first, policy after policy, and validation run on the mutated
+object; generate rules run against the test's cloneSourceResource. Each expected result
+is compared with the actual one, and patchedResources, generatedResource(s) with the
+objects mutate and generate rules produced (matched by apiVersion, kind, namespace and
+name; empty fields and generate labels ignored, as 'kyverno test' does).
+
+An expectation gitgate did not evaluate is a failing row saying why ("not evaluated:
+..."), never a pass: verifyImages and mutateExisting rules, policy kinds gitgate does not
+run (MutatingPolicy, GeneratingPolicy, ...), test fields it does not use yet (context,
+clusterResources, targetResources, ...), an expected object missing from its file. Test,
+values and user info files are decoded strictly: an unknown field is an error at its
+file:line.
 
 Exit codes: 0 all pass, 1 a result did not match, 2 a test could not run.`,
 		Example: `  gitgate test policies/
