@@ -29,6 +29,11 @@ type CheckOptions struct {
 	// their apiVersion for KubeVersion (zero: DefaultKubeVersion).
 	Schema      bool
 	KubeVersion KubeVersion
+	// NoMutate judges resources as written; by default the set's mutate rules are
+	// applied first, in Kyverno's order, as the cluster's admission chain would (the
+	// mutated object is what the schema check and validation see; findings still point
+	// at the source).
+	NoMutate bool
 	// KeepPasses keeps pass and skip results in the report; otherwise only counted.
 	KeepPasses bool
 	// Request is the admission request every resource is evaluated as.
@@ -373,6 +378,24 @@ func sortErrors(errs []error) {
 
 func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, rep *Report) {
 	var results []Result
+	if !opts.NoMutate && e.hasMutate() {
+		mres, patched, err := e.Mutate(ctx, r, opts.Request)
+		switch {
+		case err != nil:
+			results = append(results, e.allErrors(r, fmt.Errorf("mutate: %w", err))...)
+		default:
+			for _, m := range mres {
+				if m.Status == StatusPass || m.Status == StatusSkip {
+					continue // applied mutations are not findings
+				}
+				if strings.HasPrefix(m.Message, notEvaluatedPrefix) {
+					m.Action = Audit // mutateExisting: said, never blocking the object it does not change
+				}
+				results = append(results, m)
+			}
+			r.Object = patched // judged as the cluster would store it; Origin and locators stay the source's
+		}
+	}
 	if opts.Schema {
 		kube := opts.KubeVersion
 		if kube.Major == 0 {

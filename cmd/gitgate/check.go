@@ -29,6 +29,7 @@ type checkOptions struct {
 	maxFileSize int64
 	workers     int
 	noSchema    bool
+	noMutate    bool
 	base        string
 	staged      bool
 	linkBase    string
@@ -42,6 +43,7 @@ func (o *checkOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.maxFileSize, "max-file-size", def.MaxFileSize, "refuse manifest files larger than this many bytes")
 	fs.IntVar(&o.workers, "workers", def.Workers, "files evaluated in parallel")
 	fs.BoolVar(&o.noSchema, "no-schema", false, "skip the strict schema check of built-in kinds")
+	fs.BoolVar(&o.noMutate, "no-mutate", false, "judge manifests as written: do not apply the policies' mutate rules first (as the cluster's admission chain would)")
 	fs.BoolVar(&o.plain, "plain", false, "check files as plain manifests even when one directory is given (no rendering)")
 	fs.StringVar(&o.linkBase, "link-base", "", "markdown report: prefix of file links, e.g. https://github.com/org/repo/blob/<sha>/ (default: links relative to the repository)")
 	fs.IntVar(&o.commentMax, "comment-limit", report.GitHubCommentLimit, fmt.Sprintf("markdown report: size limit in bytes, diffs truncated to fit (GitHub %d, GitLab %d)", report.GitHubCommentLimit, report.GitLabCommentLimit))
@@ -122,6 +124,7 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	opts := set.checkOptions()
 	opts.Workers = o.workers
 	opts.Schema = !o.noSchema
+	opts.NoMutate = o.noMutate
 	opts.Exclude = set.shownPolicyDirs()
 	var renderProgress func(done, total int)
 	if isTerminal(stderr) {

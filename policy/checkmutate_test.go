@@ -1,0 +1,124 @@
+package policy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCheckMutatesFirst: a mutate policy that adds runAsNonRoot and a validate policy
+// requiring it. Kyverno (and the cluster's admission chain) mutates first, so the
+// Deployment that lacks it passes; --no-mutate judges it as written and fails; a
+// Deployment that sets runAsNonRoot: false is not overridden by +() and fails either
+// way. Findings point at the source file.
+func TestCheckMutatesFirst(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"mutate.yaml": `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: add-non-root}
+spec:
+  rules:
+  - name: add-run-as-non-root
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    mutate:
+      patchStrategicMerge:
+        spec:
+          securityContext:
+            +(runAsNonRoot): true
+`,
+		"validate.yaml": `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: require-non-root}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: run-as-non-root
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      message: runAsNonRoot must be true
+      pattern:
+        spec:
+          securityContext:
+            runAsNonRoot: true
+`,
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := Load(os.DirFS(dir), "mutate.yaml", "validate.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := NewEngine(set, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := Decode("apps/web.yaml", []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: registry.example.com/web:1}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: root, namespace: shop}
+spec:
+  selector: {matchLabels: {app: root}}
+  template:
+    metadata: {labels: {app: root}}
+    spec:
+      securityContext: {runAsNonRoot: false}
+      containers: [{name: root, image: registry.example.com/root:1}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := func(noMutate bool) map[string]Result {
+		opts := CheckOptions{Workers: 1, Schema: true, NoMutate: noMutate}
+		rep := eng.CheckResources(context.Background(), rs, opts)
+		out := map[string]Result{}
+		for _, r := range rep.Results {
+			if r.Blocking() {
+				out[r.Name] = r
+			}
+		}
+		return out
+	}
+	got := blocked(false)
+	if _, ok := got["web"]; ok || len(got) != 1 {
+		t.Fatalf("mutated first: blocking %v, want only root", got)
+	}
+	if r := got["root"]; r.Origin.File != "apps/web.yaml" || r.Origin.Line < 11 || !strings.Contains(r.Message, "runAsNonRoot must be true") {
+		t.Errorf("root's finding: %+v", r)
+	}
+	if got := blocked(true); len(got) != 2 {
+		t.Errorf("--no-mutate: blocking %v, want web and root", got)
+	}
+	// The source objects are not changed by the check.
+	if _, found, _ := unstructuredNested(rs[0].Object.Object, "spec", "template", "spec", "securityContext"); found {
+		t.Error("the check mutated the caller's object")
+	}
+}
+
+func unstructuredNested(obj map[string]any, fields ...string) (any, bool, error) {
+	var cur any = obj
+	for _, f := range fields {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false, nil
+		}
+		if cur, ok = m[f]; !ok {
+			return nil, false, nil
+		}
+	}
+	return cur, true, nil
+}
