@@ -29,6 +29,9 @@ type CheckOptions struct {
 	// their apiVersion for KubeVersion (zero: DefaultKubeVersion).
 	Schema      bool
 	KubeVersion KubeVersion
+	// CRDs, when set, validates custom resources whose CRD it knows (or BundledCRD
+	// supplies) as the API server would; the others stay not schema-checked.
+	CRDs *CRDSet
 	// KeepPasses keeps pass and skip results in the report; otherwise only counted.
 	KeepPasses bool
 	// Request is the admission request every resource is evaluated as.
@@ -381,6 +384,9 @@ func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, re
 		av, removed := CheckAPIVersion(r, kube)
 		results = append(results, av...)
 		rs, checked := CheckSchema(r)
+		if !checked && !removed && opts.CRDs != nil {
+			rs, checked = opts.CRDs.Validate(ctx, r)
+		}
 		rs = MaskResults(rs, r.Object.Object)
 		if !checked && !removed { // a removed version is judged, not unknown
 			rep.Unchecked[r.Object.GetAPIVersion()+"/"+r.Object.GetKind()]++
