@@ -122,7 +122,7 @@ func (s *CRDSet) AddResource(r Resource) bool {
 	if !IsCRD(r) {
 		return false
 	}
-	if err := s.add(r, r.Origin, false); err != nil {
+	if err := s.add(r, false); err != nil {
 		s.mu.Lock()
 		s.errs = append(s.errs, err)
 		s.mu.Unlock()
@@ -139,7 +139,7 @@ func (s *CRDSet) Add(file string, data []byte) error {
 		if !IsCRD(r) {
 			return nil
 		}
-		if err := s.add(r, r.Origin, true); err != nil {
+		if err := s.add(r, true); err != nil {
 			errs = append(errs, err)
 		}
 		return nil
@@ -197,53 +197,80 @@ var crdShape = sync.OnceValue(func() *shape {
 	return shapeOf(reflect.TypeFor[apiextensionsv1.CustomResourceDefinition]())
 })
 
-// add decodes a CRD object strictly, defaults it as the API server's scheme does and
-// keeps it (internal version) under its group and kind; validate: check the CRD as the
-// API server does on create now (else on first use).
-func (s *CRDSet) add(r Resource, at Origin, validate bool) error {
-	name := r.Object.GetName()
-	where := func(path string) string {
-		o := at
-		if path != "" && r.Fields != nil {
-			o = r.position(dottedToSlash(path))
-		}
-		return o.String()
-	}
+// crdProblem is one reason the API server refuses a CRD: the field path and message.
+type crdProblem struct{ path, msg string }
+
+// decodeCRD decodes a CRD object strictly (unknown fields and wrong types are
+// problems, as with strict field validation), defaults it as the API server's scheme
+// does and converts it to the internal version, prepared as on create (status cleared,
+// the storage version stored). A CRD of another version than v1 is refused.
+func decodeCRD(r Resource) (*apiextensions.CustomResourceDefinition, []crdProblem) {
 	if v := r.Object.GroupVersionKind().Version; v != "v1" {
-		return fmt.Errorf("%s: CustomResourceDefinition %s is %s/%s, which Kubernetes no longer serves (removed in 1.22) and gitgate does not convert: rewrite it as %s/v1 (spec.versions[*].schema.openAPIV3Schema, structural, without preserveUnknownFields)", where(""), name, CRDGroup, v, CRDGroup)
+		return nil, []crdProblem{{"apiVersion", fmt.Sprintf("%s/%s is no longer served (removed in Kubernetes 1.22) and gitgate does not convert it: rewrite it as %s/v1 (spec.versions[*].schema.openAPIV3Schema, structural, without preserveUnknownFields)", CRDGroup, v, CRDGroup)}}
 	}
 	if bad := crdShape().check(r.Object.Object, "", nil); len(bad) > 0 {
-		var errs []error
+		var out []crdProblem
 		for _, e := range bad {
 			msg := e.msg
 			if e.unknown {
-				msg = fmt.Sprintf("unknown field %q", e.path)
+				msg = fmt.Sprintf("strict decoding error: unknown field %q", e.path)
 			}
-			errs = append(errs, fmt.Errorf("%s: CustomResourceDefinition %s: %s; the API server refuses it: fix the CRD", where(e.path), name, msg))
+			out = append(out, crdProblem{e.path, msg})
 		}
-		return errors.Join(errs...)
+		return nil, out
 	}
 	data, err := json.Marshal(r.Object.Object)
 	if err != nil {
-		return fmt.Errorf("%s: CustomResourceDefinition %s: %w", where(""), name, err)
+		return nil, []crdProblem{{"", err.Error()}}
 	}
 	v1 := &apiextensionsv1.CustomResourceDefinition{}
 	if err := json.Unmarshal(data, v1); err != nil {
-		return fmt.Errorf("%s: CustomResourceDefinition %s: %w", where(""), name, err)
+		return nil, []crdProblem{{"", err.Error()}}
 	}
 	crdScheme.Default(v1)
 	crd := &apiextensions.CustomResourceDefinition{}
 	if err := crdScheme.Convert(v1, crd, nil); err != nil {
-		return fmt.Errorf("%s: CustomResourceDefinition %s: %w", where(""), name, err)
+		return nil, []crdProblem{{"", err.Error()}}
 	}
-	// As PrepareForCreate: the status is the server's; the storage version is stored.
 	crd.Status = apiextensions.CustomResourceDefinitionStatus{}
 	for _, v := range crd.Spec.Versions {
 		if v.Storage {
 			crd.Status.StoredVersions = []string{v.Name}
 		}
 	}
-	e := &crdEntry{crd: crd, source: at, fields: r.Fields}
+	return crd, nil
+}
+
+// validateCRD is the API server's validation of a CRD on create.
+func validateCRD(crd *apiextensions.CustomResourceDefinition) []crdProblem {
+	var out []crdProblem
+	for _, fe := range crdvalidation.ValidateCustomResourceDefinition(context.Background(), crd) {
+		out = append(out, crdProblem{fe.Field, fe.Error()})
+	}
+	return out
+}
+
+// crdError is the problems of the CRD r as one error, each problem at its file:line.
+func crdError(r Resource, problems []crdProblem) error {
+	errs := make([]error, 0, len(problems))
+	for _, p := range problems {
+		o := r.Origin
+		if p.path != "" {
+			o = r.position(fieldToSlash(p.path))
+		}
+		errs = append(errs, fmt.Errorf("%s: CustomResourceDefinition %s: %s; the API server refuses it: fix the CRD", o, r.Object.GetName(), p.msg))
+	}
+	return errors.Join(errs...)
+}
+
+// add keeps a CRD object under its group and kind; validate: validate it as the API
+// server does on create now (else when an object of its kind is first checked).
+func (s *CRDSet) add(r Resource, validate bool) error {
+	crd, problems := decodeCRD(r)
+	if len(problems) > 0 {
+		return crdError(r, problems)
+	}
+	e := &crdEntry{crd: crd, source: r.Origin, fields: r.Fields}
 	if validate {
 		if err := e.compile(); err != nil {
 			return err
@@ -259,6 +286,35 @@ func (s *CRDSet) add(r Resource, at Origin, validate bool) error {
 	return nil
 }
 
+// ValidateCRD checks a CustomResourceDefinition object as the API server does on
+// create: strict decoding, then its own validation (names, versions, a structural
+// schema, pruned defaults, CEL rules that compile within their cost).
+func ValidateCRD(r Resource) []Result {
+	crd, problems := decodeCRD(r)
+	if len(problems) == 0 {
+		problems = validateCRD(crd)
+	}
+	var out []Result
+	for _, p := range problems {
+		path := p.path
+		out = append(out, Result{
+			Origin:      r.position(fieldToSlash(path)),
+			APIVersion:  r.Object.GetAPIVersion(),
+			Kind:        r.Object.GetKind(),
+			Name:        r.Object.GetName(),
+			Policy:      SchemaPolicy,
+			Rule:        "customresourcedefinition",
+			Status:      StatusFail,
+			Action:      Enforce,
+			Message:     p.msg,
+			Path:        path,
+			Remediation: "fix the CustomResourceDefinition: the API server refuses it, and objects of its kind cannot be created",
+		})
+	}
+	SortResults(out)
+	return out
+}
+
 // compile validates the CRD as the API server does on create and builds, per version,
 // what validating an object takes (structural schema with pruned defaults, the OpenAPI
 // validator, the CEL programs). Once per CRD; the error is kept.
@@ -269,17 +325,8 @@ func (e *crdEntry) compile() error {
 
 func (e *crdEntry) doCompile() error {
 	crd := e.crd
-	if errs := crdvalidation.ValidateCustomResourceDefinition(context.Background(), crd); len(errs) > 0 {
-		msgs := make([]string, 0, len(errs))
-		for _, fe := range errs {
-			msgs = append(msgs, fe.Error())
-		}
-		o := e.source
-		if e.fields != nil {
-			r := Resource{Origin: e.source, Fields: e.fields}
-			o = r.position(fieldToSlash(errs[0].Field))
-		}
-		return fmt.Errorf("%s: CustomResourceDefinition %s is invalid, the API server refuses it: %s", o, crd.Name, strings.Join(msgs, "; "))
+	if problems := validateCRD(crd); len(problems) > 0 {
+		return crdError(Resource{Object: &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"name": crd.Name}}}, Origin: e.source, Fields: e.fields}, problems)
 	}
 	e.vers = map[string]*crdVersion{}
 	for _, v := range crd.Spec.Versions {
@@ -337,8 +384,9 @@ func (s *CRDSet) lookup(gk schema.GroupKind) *crdEntry {
 		if data, source, ok := BundledCRD(gk.Group, gk.Kind); ok {
 			err := DecodeEach(source, data, func(r Resource) error {
 				if IsCRD(r) {
-					r.Fields = nil // a bundled CRD is named by its source, not by lines of it
-					return s.add(r, Origin{File: source}, false)
+					// A bundled CRD is named by its source, not by lines of it.
+					r.Origin, r.Fields = Origin{File: source}, nil
+					return s.add(r, false)
 				}
 				return nil
 			})
@@ -363,6 +411,9 @@ func (s *CRDSet) lookup(gk schema.GroupKind) *crdEntry {
 func (s *CRDSet) Validate(ctx context.Context, r Resource) (results []Result, checked bool) {
 	if s == nil || r.Object == nil {
 		return nil, false
+	}
+	if IsCRD(r) && r.Object.GroupVersionKind().Version == "v1" {
+		return ValidateCRD(r), true
 	}
 	gvk := r.Object.GroupVersionKind()
 	e := s.lookup(gvk.GroupKind())

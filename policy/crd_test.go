@@ -281,6 +281,24 @@ func TestCRDInvalidDefinitionsNamedAtTheirLines(t *testing.T) {
 	if set.Len() != 0 {
 		t.Errorf("invalid CRDs were added: %v", set.Kinds())
 	}
+	// Checked as objects (a CRD in the checked manifests), the same CRDs are findings
+	// at their fields, and a valid one is checked without any.
+	rs, _ := Decode("crds/invalid-crd.yaml", data)
+	for i, w := range []struct{ path, msg, pointsAt string }{
+		{"metadata.name", `must be spec.names.plural+"."+spec.group`, "name: widgets.wrong.gitgate.dev"},
+		{"spec.versions[0].schema.openAPIV3Schema.properties.spec.propertes", "unknown field", "propertes:"},
+	} {
+		results, checked := set.Validate(context.Background(), rs[i])
+		if !checked || len(results) != 1 || results[0].Path != w.path || !strings.Contains(results[0].Message, w.msg) ||
+			results[0].Rule != "customresourcedefinition" || !results[0].Blocking() ||
+			results[0].Origin.Line != lineOf(doc, w.pointsAt) {
+			t.Errorf("CRD %d: checked=%v, want one finding at %s (line %d):\n%s", i, checked, w.path, lineOf(doc, w.pointsAt), resultLines(results))
+		}
+	}
+	good, _ := os.ReadFile("../testdata/crds/wrapper.yaml")
+	if results, checked := set.Validate(context.Background(), decodeOne(t, "w.yaml", string(good))); !checked || len(results) != 0 {
+		t.Errorf("a valid CRD: checked=%v\n%s", checked, resultLines(results))
+	}
 }
 
 func lineOf(doc, needle string) int {
