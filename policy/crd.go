@@ -78,6 +78,9 @@ type crdVersion struct {
 	cel        *cel.Validator
 	status     bool // the status subresource is enabled: create drops status
 	scale      *apiextensions.CustomResourceSubresourceScale
+	// What the schema has anywhere: without it, the step of the API server that
+	// handles it does nothing, and is skipped.
+	defaults, embedded, listTypes bool
 }
 
 // NewCRDSet returns an empty set.
@@ -348,6 +351,11 @@ func (e *crdEntry) doCompile() error {
 			return fmt.Errorf("%s: CustomResourceDefinition %s version %s: defaults: %w", e.source, crd.Name, v.Name, err)
 		}
 		cv.structural = ss
+		walkStructural(ss, func(n *structuralschema.Structural) {
+			cv.defaults = cv.defaults || n.Default.Object != nil
+			cv.embedded = cv.embedded || n.XEmbeddedResource
+			cv.listTypes = cv.listTypes || n.XListType != nil && (*n.XListType == "set" || *n.XListType == "map")
+		})
 		sv, _, err := apiservervalidation.NewSchemaValidator(val.OpenAPIV3Schema)
 		if err != nil {
 			return fmt.Errorf("%s: CustomResourceDefinition %s version %s: %w", e.source, crd.Name, v.Name, err)
@@ -503,12 +511,16 @@ func (v *crdVersion) validate(ctx context.Context, obj map[string]any) []crdFind
 	unknown(metaUnknown)
 	unknown(pruning.PruneWithOptions(u, v.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}))
 	structuraldefaulting.PruneNonNullableNullsWithoutDefaults(u, v.structural)
-	ferr, embedded := schemaobjectmeta.CoerceWithOptions(nil, u, v.structural, false, schemaobjectmeta.CoerceOptions{ReturnUnknownFieldPaths: true})
-	if ferr != nil {
-		out = append(out, crdFinding{path: ferr.Field, msg: ferr.Error()})
+	if v.embedded {
+		ferr, embedded := schemaobjectmeta.CoerceWithOptions(nil, u, v.structural, false, schemaobjectmeta.CoerceOptions{ReturnUnknownFieldPaths: true})
+		if ferr != nil {
+			out = append(out, crdFinding{path: ferr.Field, msg: ferr.Error()})
+		}
+		unknown(embedded)
 	}
-	unknown(embedded)
-	structuraldefaulting.Default(u, v.structural)
+	if v.defaults {
+		structuraldefaulting.Default(u, v.structural)
+	}
 
 	// Create (BeforeCreate, PrepareForCreate): status dropped when it is a subresource,
 	// a namespaced object without a namespace gets the one kubectl and Argo CD would
@@ -531,8 +543,12 @@ func (v *crdVersion) validate(ctx context.Context, obj map[string]any) []crdFind
 	errs = append(errs, apimachineryvalidation.ValidateObjectMetaAccessor(cr, v.namespaced, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))...)
 	errs = append(errs, apiservervalidation.ValidateCustomResource(nil, u, v.schema)...)
 	errs = append(errs, v.validateScale(u)...)
-	errs = append(errs, schemaobjectmeta.Validate(nil, u, v.structural, false)...)
-	errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, v.structural, u)...)
+	if v.embedded {
+		errs = append(errs, schemaobjectmeta.Validate(nil, u, v.structural, false)...)
+	}
+	if v.listTypes {
+		errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, v.structural, u)...)
+	}
 	for _, fe := range errs {
 		out = append(out, crdFinding{path: fe.Field, msg: fe.Error()})
 	}
@@ -547,6 +563,22 @@ func (v *crdVersion) validate(ctx context.Context, obj map[string]any) []crdFind
 		}
 	}
 	return out
+}
+
+// walkStructural calls fn on every node of a structural schema.
+func walkStructural(s *structuralschema.Structural, fn func(*structuralschema.Structural)) {
+	if s == nil {
+		return
+	}
+	fn(s)
+	for k := range s.Properties {
+		p := s.Properties[k]
+		walkStructural(&p, fn)
+	}
+	walkStructural(s.Items, fn)
+	if s.AdditionalProperties != nil {
+		walkStructural(s.AdditionalProperties.Structural, fn)
+	}
 }
 
 // blocking is the API server's hasBlockingErr: schema errors after which the CEL rules

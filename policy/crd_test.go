@@ -430,10 +430,9 @@ func TestCRDFieldToSlash(t *testing.T) {
 	}
 }
 
-// BenchmarkCRDValidate validates 10,000 custom resources of three kinds (Rollout,
-// Quota with CEL rules, Wrapper with an embedded resource), a tenth of them invalid.
-func BenchmarkCRDValidate(b *testing.B) {
-	set := loadTestCRDs(b)
+// benchCRs are 10,000 custom resources of three kinds (Rollout, Quota with CEL
+// rules, Wrapper with an embedded resource and a list map), a tenth of them invalid.
+func benchCRs(b *testing.B) []Resource {
 	docs := []string{
 		goodRollout,
 		strings.Replace(goodRollout, "  replicas: 3\n", "  replicass: 3\n", 1),
@@ -452,11 +451,20 @@ func BenchmarkCRDValidate(b *testing.B) {
 		case i%3 == 2:
 			d = docs[4]
 		}
-		rs = append(rs, decodeOne(b, "bench.yaml", d))
+		r := decodeOne(b, "bench.yaml", d)
+		r.Object.SetName(fmt.Sprintf("o%d", i)) // distinct, so no duplicates are reported
+		rs = append(rs, r)
 	}
+	return rs
+}
+
+// BenchmarkCRDValidate validates the 10,000 custom resources of benchCRs one after
+// the other with CRDSet.Validate.
+func BenchmarkCRDValidate(b *testing.B) {
+	set := loadTestCRDs(b)
+	rs := benchCRs(b)
 	ctx := context.Background()
 	b.ReportAllocs()
-	b.ResetTimer()
 	for b.Loop() {
 		findings := 0
 		for _, r := range rs {
@@ -466,9 +474,36 @@ func BenchmarkCRDValidate(b *testing.B) {
 			}
 			findings += len(res)
 		}
-		if findings == 0 {
-			b.Fatal("no findings")
+		if findings != 1500 {
+			b.Fatalf("%d findings, want 1500 (500 Rollout typos, 500 Quotas breaking two CEL rules each)", findings)
 		}
 	}
 	b.ReportMetric(float64(len(rs)), "objects/op")
+}
+
+// BenchmarkCRDCheck is the check of the same 10,000 custom resources (Engine.
+// CheckResources, all cores, no policies) without CRDs (before: "not schema-checked")
+// and with them.
+func BenchmarkCRDCheck(b *testing.B) {
+	eng, err := NewEngine(&Set{}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rs := benchCRs(b)
+	for _, withCRDs := range []bool{false, true} {
+		name := "without-crds"
+		opts := DefaultCheckOptions()
+		if withCRDs {
+			name, opts.CRDs = "with-crds", loadTestCRDs(b)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				rep := eng.CheckResources(context.Background(), rs, opts)
+				if withCRDs != (rep.Summary.Blocking == 1500) || withCRDs == (len(rep.Unchecked) > 0) {
+					b.Fatalf("blocking %d, unchecked %v", rep.Summary.Blocking, rep.Unchecked)
+				}
+			}
+		})
+	}
 }
