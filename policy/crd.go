@@ -322,7 +322,14 @@ func ValidateCRD(r Resource) []Result {
 // what validating an object takes (structural schema with pruned defaults, the OpenAPI
 // validator, the CEL programs). Once per CRD; the error is kept.
 func (e *crdEntry) compile() error {
-	e.once.Do(func() { e.err = e.doCompile() })
+	e.once.Do(func() {
+		defer func() {
+			if p := recover(); p != nil {
+				e.err = fmt.Errorf("%s: CustomResourceDefinition %s: the API server's code failed on it: %v", e.source, e.crd.Name, p)
+			}
+		}()
+		e.err = e.doCompile()
+	})
 	return e.err
 }
 
@@ -420,6 +427,20 @@ func (s *CRDSet) Validate(ctx context.Context, r Resource) (results []Result, ch
 	if s == nil || r.Object == nil {
 		return nil, false
 	}
+	// The API server's code is not ours: a panic in it is this object's error, never
+	// the check's crash.
+	defer func() {
+		if p := recover(); p != nil {
+			results = []Result{{
+				Origin: r.Origin, APIVersion: r.Object.GetAPIVersion(), Kind: r.Object.GetKind(),
+				Namespace: r.Object.GetNamespace(), Name: r.Object.GetName(),
+				Policy: SchemaPolicy, Rule: strings.ToLower(r.Object.GetKind()), Status: StatusError, Action: Enforce,
+				Message:     fmt.Sprintf("not validated against its CRD: the API server's validation code failed: %v", p),
+				Remediation: "report this to gitgate with the CRD; the object was not validated",
+			}}
+			checked = true
+		}
+	}()
 	if IsCRD(r) && r.Object.GroupVersionKind().Version == "v1" {
 		return ValidateCRD(r), true
 	}
