@@ -34,6 +34,9 @@ type CheckOptions struct {
 	// mutated object is what the schema check and validation see; findings still point
 	// at the source).
 	NoMutate bool
+	// CRDs, when set, validates custom resources whose CRD it knows (or BundledCRD
+	// supplies) as the API server would; the others stay not schema-checked.
+	CRDs *CRDSet
 	// KeepPasses keeps pass and skip results in the report; otherwise only counted.
 	KeepPasses bool
 	// Request is the admission request every resource is evaluated as.
@@ -404,6 +407,9 @@ func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, re
 		av, removed := CheckAPIVersion(r, kube)
 		results = append(results, av...)
 		rs, checked := CheckSchema(r)
+		if !checked && !removed && opts.CRDs != nil {
+			rs, checked = opts.CRDs.Validate(ctx, r)
+		}
 		rs = MaskResults(rs, r.Object.Object)
 		if !checked && !removed { // a removed version is judged, not unknown
 			rep.Unchecked[r.Object.GetAPIVersion()+"/"+r.Object.GetKind()]++
@@ -570,4 +576,31 @@ func kustomizePatches(fsys fs.FS, dir string) []string {
 		}
 	}
 	return out
+}
+
+// RecheckCustomResources validates again, against opts.CRDs as it is now, custom
+// resources a check counted as not schema-checked because no CRD of their kind was
+// known yet (their CRD came from a target rendered after theirs): each whose CRD is now
+// known leaves rep.Unchecked and adds its schema findings to rep. They are judged as
+// written (the mutation of their first check is not repeated).
+func RecheckCustomResources(ctx context.Context, rs []Resource, opts CheckOptions, rep *Report) {
+	if opts.CRDs == nil {
+		return
+	}
+	for _, r := range rs {
+		results, checked := opts.CRDs.Validate(ctx, r)
+		if !checked {
+			continue
+		}
+		key := r.Object.GetAPIVersion() + "/" + r.Object.GetKind()
+		if rep.Unchecked[key]--; rep.Unchecked[key] <= 0 {
+			delete(rep.Unchecked, key)
+		}
+		for _, res := range MaskResults(results, r.Object.Object) {
+			count(&rep.Summary, res)
+			if opts.KeepPasses || res.Finding() {
+				rep.Results = append(rep.Results, res)
+			}
+		}
+	}
 }

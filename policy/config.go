@@ -37,6 +37,10 @@ type Config struct {
 	NoBuiltin bool `json:"noBuiltin,omitempty"`
 	// Values is a Kyverno values file, relative to the repo root.
 	Values string `json:"values,omitempty"`
+	// CRDs are files or directories of CustomResourceDefinition YAML, relative to the
+	// repo root: custom resources of their kinds are validated as the API server would
+	// (CRDSet), not left "not schema-checked".
+	CRDs []string `json:"crds,omitempty"`
 	// Actions override a policy's failure action by policy name: Enforce, Audit, or off
 	// (the policy is not evaluated, with a notice). See GateOptions.Actions.
 	Actions map[string]ActionOverride `json:"actions,omitempty"`
@@ -289,7 +293,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	return &c, nil
 }
 
-// configPaths checks the path keys of .gitgate.yaml (policies:, values:): each names
+// configPaths checks the path keys of .gitgate.yaml (policies:, values:, crds:): each names
 // something inside the repository, relative to its root. An absolute path or one that
 // climbs out with ".." is an error at the key's line; what lies outside the repository
 // is the command line's to name (--policies, --values), never the repository's.
@@ -309,6 +313,9 @@ func configPaths(file string, n *yaml3.Node) []error {
 			if strings.HasPrefix(key, "policies") {
 				flag = "--policies"
 			}
+			if strings.HasPrefix(key, "crds") {
+				flag = "--crds"
+			}
 			errs = append(errs, fmt.Errorf("%s:%d:%d: %s: %w; name a path inside the repository, relative to its root (a path outside it is %s on the command line)",
 				file, v.Line, v.Column, key, err, flag))
 		}
@@ -319,13 +326,13 @@ func configPaths(file string, n *yaml3.Node) []error {
 			v = v.Alias
 		}
 		switch k.Value {
-		case "policies":
+		case "policies", "crds":
 			if v.Kind == yaml3.SequenceNode {
 				for j, item := range v.Content {
 					if item.Kind == yaml3.AliasNode && item.Alias != nil {
 						item = item.Alias
 					}
-					check(fmt.Sprintf("policies[%d]", j), item)
+					check(fmt.Sprintf("%s[%d]", k.Value, j), item)
 				}
 			}
 		case "values":

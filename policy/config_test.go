@@ -278,6 +278,7 @@ func TestConfigPathsStayInside(t *testing.T) {
 		{"values ..", "values: x/../../values.yaml\n", []string{".gitgate.yaml:1:9: values: x/../../values.yaml is outside the repository"}},
 		{"both, one error each", "policies: [..]\nvalues: ../v.yaml\n", []string{"policies[0]", "values: ../v.yaml"}},
 		{"through an alias", "values: &v ../x.yaml\npolicies: [*v]\n", []string{"policies[0]: ../x.yaml is outside"}},
+		{"crds ..", "crds: [crds, ../shared/crds]\n", []string{".gitgate.yaml:1:14: crds[1]: ../shared/crds is outside the repository", "--crds"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig(ConfigFile, []byte(tc.data))

@@ -245,6 +245,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	evaluated := map[string]bool{} // target name|path, rendered and gated completely
 	var notices []string           // the targets' own, deduplicated (several targets build one file)
 	noticed := map[string]bool{}
+	var pending []policy.Resource // custom resources not schema-checked when judged
 	sink := func(r render.Rendered) {
 		part := render.Judge(ctx, gate, r, one)
 		interrupted := ctx.Err() != nil
@@ -253,6 +254,13 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 		}
 		mu.Lock()
 		rep.Merge(part)
+		if opts.CRDs != nil && len(part.Unchecked) > 0 { // their CRD may come from a later target
+			for _, res := range r.Resources {
+				if part.Unchecked[res.Object.GetAPIVersion()+"/"+res.Object.GetKind()] > 0 {
+					pending = append(pending, res)
+				}
+			}
+		}
 		for _, n := range r.Notices {
 			if !noticed[n] {
 				noticed[n] = true
@@ -265,6 +273,10 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 		mu.Unlock()
 	}
 	render.RenderPlan(ctx, repo, d, opts.Workers, progress, sink)
+	policy.RecheckCustomResources(ctx, pending, opts, rep)
+	if opts.CRDs != nil {
+		rep.Errors = append(rep.Errors, opts.CRDs.Errors()...) // rendered CRDs that could not be taken
+	}
 	if err := ctx.Err(); err != nil {
 		ie := &policy.InterruptedError{Err: err, Total: len(d.Targets), Unit: "targets"}
 		for _, t := range d.Targets {

@@ -31,6 +31,8 @@ type gateFlags struct {
 	remote     remoteFlags
 	// kubeVersion is the Kubernetes version manifests are judged and rendered for.
 	kubeVersion string
+	// crds are CRD files or directories (--crds) custom resources are validated against.
+	crds []string
 }
 
 // remoteFlags say how remote sources (remotes.allow in .gitgate.yaml) are fetched.
@@ -59,6 +61,7 @@ func (f *gateFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&f.limits.maxObjects, "max-objects", 0, fmt.Sprintf("objects one target may render (default limits.maxObjects, else %d)", render.DefaultMaxObjects))
 	fs.StringVar(&f.kubeVersion, "kube-version", "", "Kubernetes version the cluster runs, e.g. 1.31: apiVersions it no longer serves block, deprecated ones warn; also Helm's .Capabilities.KubeVersion (default kubeVersion in .gitgate.yaml, else "+policy.DefaultKubeVersion+")")
 	f.remote.bind(fs, true)
+	fs.StringArrayVar(&f.crds, "crds", nil, "CustomResourceDefinition file or directory: custom resources of its kinds are validated as the API server would (repeatable; added to crds: in .gitgate.yaml)")
 }
 
 func (f *remoteFlags) bind(fs *pflag.FlagSet, offline bool) {
@@ -179,6 +182,8 @@ type settings struct {
 	// kube is the Kubernetes version: --kube-version, else kubeVersion in .gitgate.yaml
 	// (cfg.KubeVersion holds the one in force), else policy.DefaultKubeVersion.
 	kube policy.KubeVersion
+	// crds are the CRDs of crds: in .gitgate.yaml and --crds (see loadCRDs).
+	crds *policy.CRDSet
 }
 
 // checkOptions are the options every gate of a command checks with.
@@ -186,6 +191,7 @@ func (s *settings) checkOptions() policy.CheckOptions {
 	opts := policy.DefaultCheckOptions()
 	opts.MaxFileSize = s.maxFileSize
 	opts.KubeVersion = s.kube
+	opts.CRDs = s.crds
 	return opts
 }
 
@@ -275,7 +281,41 @@ func loadSettings(root string, flags gateFlags, maxFileSize int64) (*settings, e
 	if err := s.openRemotes(); err != nil {
 		return nil, fmt.Errorf("%s: %w", root, err)
 	}
+	if err := s.loadCRDs(fsys != nil); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// loadCRDs reads the CRDs of crds: in .gitgate.yaml (confined to the repository, like
+// its policies) and of --crds (the user's paths) into s.crds. Every file or CRD that
+// cannot be taken is an error naming its file:line.
+func (s *settings) loadCRDs(repoDir bool) error {
+	s.crds = policy.NewCRDSet()
+	var srcs []policy.Source
+	var from []string
+	if repoDir {
+		for _, rel := range s.cfg.CRDs {
+			srcs = append(srcs, repoSource(s.root, rel))
+			from = append(from, policy.ConfigFile+" crds:")
+		}
+	}
+	for _, p := range s.flags.crds {
+		srcs = append(srcs, osSource(p))
+		from = append(from, "--crds")
+	}
+	var errs []error
+	for i, src := range srcs {
+		if _, err := fs.Stat(src.FS, src.Root); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", from[i], src.Display, unwrapPathErr(err)))
+			continue
+		}
+		src.MaxFileSize = s.maxFileSize
+		if err := s.crds.LoadCRDs(src); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // gateOptions loads the policy directories and the values file into the gate's options.
@@ -429,6 +469,10 @@ func (f gateFlags) rebase(root, baseDir string) gateFlags {
 	}
 	if f.values != "" {
 		out.values = move(f.values)
+	}
+	out.crds = nil
+	for _, c := range f.crds {
+		out.crds = append(out.crds, move(c))
 	}
 	return out
 }

@@ -76,6 +76,7 @@ Exit codes: 0 in sync and no enforced violation on live objects, 1 drift or viol
 			}
 			opts := o.cluster.opts
 			opts.Check.KubeVersion = co.kube
+			opts.Check.CRDs = co.crds
 			rp := &reconcile.Reporter{Client: c, Gate: co.gate, Opts: opts}
 			rep := rp.Report(ctx, co.repo, co.rev, co.apps)
 			if o.policyReport {

@@ -98,6 +98,7 @@ type checkout struct {
 	apps  []reconcile.App
 	gate  *policy.Gate
 	kube  policy.KubeVersion
+	crds  *policy.CRDSet // crds: and --crds, validated against before apply
 	notes []string
 }
 
@@ -125,7 +126,7 @@ func load(ctx context.Context, sf *sourceFlags, gf *gateFlags, stderr io.Writer)
 	if err != nil {
 		return nil, err
 	}
-	out := &checkout{repo: repo, rev: co.Commit, apps: apps, gate: gate, kube: set.kube}
+	out := &checkout{repo: repo, rev: co.Commit, apps: apps, gate: gate, kube: set.kube, crds: set.crds}
 	for _, e := range errs {
 		out.notes = append(out.notes, e.Error())
 	}
@@ -227,6 +228,7 @@ func (o *syncOptions) syncOnce(ctx context.Context, c client.Client, resync bool
 	}
 	opts := o.cluster.opts
 	opts.Check.KubeVersion = co.kube
+	opts.Check.CRDs = co.crds
 	opts.Resync = resync
 	s := &reconcile.Syncer{Client: c, Gate: co.gate, Opts: opts}
 	res := s.Sync(ctx, co.repo, co.rev, co.apps)
