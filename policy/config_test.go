@@ -63,7 +63,7 @@ func TestParseConfigStrict(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			yaml: "registries: [a.example.com]\nregistry: [b.example.com]\n",
-			want: []string{`.gitgate.yaml:2:1: unknown key "registry"; known keys here: actions, apiVersions, clusters, environments, kubeVersion, limits, mergeRequests, noBuiltin, policies, registries, remotes, repoURLs, targets, values`},
+			want: []string{`.gitgate.yaml:2:1: unknown key "registry"; known keys here: actions, apiVersions, clusters, crds, environments, kubeVersion, limits, mergeRequests, noBuiltin, policies, registries, remotes, repoURLs, targets, values`},
 		},
 		{
 			name: "unknown nested key",

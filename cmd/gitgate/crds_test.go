@@ -69,3 +69,30 @@ func TestCheckCRDs(t *testing.T) {
 		t.Errorf("invalid CRD: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestCheckRenderedCRDs: a CRD that one target renders (a kustomization of CRDs, as a
+// platform repository keeps them beside their operator) validates the custom resources
+// of another target, whichever renders first: the CR with a broken CEL rule is a
+// blocking finding with the rule's message, and nothing is "not schema-checked".
+func TestCheckRenderedCRDs(t *testing.T) {
+	t.Setenv("CI", "1")
+	quota, err := os.ReadFile("../../testdata/crds/quota.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		// "a-apps" sorts and renders before "z-crds".
+		"a-apps/kustomization.yaml": "resources: [quota.yaml]\n",
+		"a-apps/quota.yaml":         "apiVersion: limits.gitgate.dev/v1\nkind: Quota\nmetadata: {name: q}\nspec: {min: 3, max: 1, team: team-a}\n",
+		"z-crds/kustomization.yaml": "resources: [quota.yaml]\n",
+		"z-crds/quota.yaml":         string(quota),
+	})
+	t.Chdir(dir)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check", "--no-builtin", "--workers", "1", "."}, &out, &errb)
+	if code != exitViolations || !strings.Contains(out.String(), "a-apps/quota.yaml") || !strings.Contains(out.String(), "min must not exceed max") ||
+		strings.Contains(out.String(), "not schema-checked") {
+		t.Fatalf("exit %d, want the Quota's CEL finding and nothing unchecked\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+}
