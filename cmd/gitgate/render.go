@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,6 +172,7 @@ func printResolved(w io.Writer, set *settings) {
 
 func newRenderCmd(stdout, stderr io.Writer) *cobra.Command {
 	rf := &repoFlags{}
+	var mutated bool
 	cmd := &cobra.Command{
 		Use:   "render TARGET|DIR",
 		Short: "Print what a target renders to, as kustomize build or helm template would",
@@ -178,8 +180,11 @@ func newRenderCmd(stdout, stderr io.Writer) *cobra.Command {
 (order-service/production) or a directory of the repository holding a kustomization.
 Rendering is in-process; remote charts and repositories come only from what remotes.allow
 in .gitgate.yaml names, through the verified cache (--offline: the cache only), and the
-version or commit each resolved to is printed on stderr.`,
+version or commit each resolved to is printed on stderr. With --mutated, the policies'
+mutate rules are applied to every object first, as check does before it validates and as
+the cluster's admission chain (gitgate serve's /mutate) would: what the API server stores.`,
 		Example: `  gitgate render order-service/production
+  gitgate render --mutated order-service/production
   gitgate render --repo ~/src/gitops apps/api/overlays/dev
   gitgate render --offline cert-manager`,
 		Args: cobra.ExactArgs(1),
@@ -195,10 +200,12 @@ version or commit each resolved to is printed on stderr.`,
 				return exitCodeError{exitError}
 			}
 			var out []byte
-			switch t.Kind {
-			case render.Kustomize:
+			switch {
+			case mutated:
+				out, err = renderMutated(cmd.Context(), set, repo, t, stderr)
+			case t.Kind == render.Kustomize:
 				out, err = render.KustomizeYAML(cmd.Context(), repo, t)
-			case render.Helm:
+			case t.Kind == render.Helm:
 				out, err = render.HelmYAML(cmd.Context(), repo, t)
 			default:
 				rs, rerr := render.Render(cmd.Context(), repo, t)
@@ -226,7 +233,41 @@ version or commit each resolved to is printed on stderr.`,
 	}
 	rf.BindFlags(cmd.Flags())
 	rf.bindRemote(cmd.Flags(), true)
+	cmd.Flags().BoolVar(&mutated, "mutated", false, "print what the cluster would store: the mutate rules of the policies check loads (the built-in bundle, policies/, .gitgate.yaml's policies:) applied")
 	return cmd
+}
+
+// renderMutated renders t and applies the gate's mutate rules to every object, as
+// check does before it validates and the cluster's admission chain would: the YAML
+// the API server would store. A mutate rule that fails is named on stderr and the
+// object is printed as far as the rules before it took it.
+func renderMutated(ctx context.Context, set *settings, repo render.Repo, t render.Target, stderr io.Writer) ([]byte, error) {
+	gate, err := set.openGate(stderr)
+	if err != nil {
+		return nil, err
+	}
+	rs, rerr := render.Render(ctx, repo, t)
+	var out []byte
+	for i, r := range rs {
+		results, patched, err := gate.Mutate(ctx, r, policy.Request{})
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range results {
+			if m.Status == policy.StatusFail || m.Status == policy.StatusError {
+				fmt.Fprintln(stderr, policy.FindingLine(m))
+			}
+		}
+		y, err := yaml.Marshal(patched.Object)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			out = append(out, "---\n"...)
+		}
+		out = append(out, y...)
+	}
+	return out, rerr
 }
 
 // findTarget resolves a target name or path (render.FindTarget), or a directory of the

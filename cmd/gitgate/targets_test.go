@@ -330,3 +330,32 @@ func TestCheckOnlyNotRendered(t *testing.T) {
 		t.Errorf("targets %+v", rep.Targets)
 	}
 }
+
+// TestRenderMutated: render --mutated applies the repository's mutate policy (what the
+// cluster would store); plain render prints the manifest as written.
+func TestRenderMutated(t *testing.T) {
+	t.Setenv("CI", "1")
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"policies/add-non-root.yaml": "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: add-non-root}\nspec:\n  rules:\n" +
+			"  - name: add-run-as-non-root\n    match: {any: [{resources: {kinds: [Pod]}}]}\n    mutate:\n      patchStrategicMerge:\n" +
+			"        spec:\n          securityContext:\n            +(runAsNonRoot): true\n",
+		"apps/web/kustomization.yaml": "resources: [deploy.yaml]\n",
+		"apps/web/deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n" +
+			"  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: registry.example.com/web:1}]\n",
+	})
+	t.Chdir(dir)
+	render := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"render"}, args...), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	code, out, stderr := render("--mutated", "apps/web")
+	if code != exitClean || !strings.Contains(out, "runAsNonRoot: true") || !strings.Contains(out, "image: registry.example.com/web:1") {
+		t.Errorf("render --mutated: exit %d\n%s\n%s", code, out, stderr)
+	}
+	code, out, stderr = render("apps/web")
+	if code != exitClean || strings.Contains(out, "runAsNonRoot") {
+		t.Errorf("render: exit %d\n%s\n%s", code, out, stderr)
+	}
+}
