@@ -34,6 +34,9 @@ type CheckOptions struct {
 	// mutated object is what the schema check and validation see; findings still point
 	// at the source).
 	NoMutate bool
+	// generated: the resources being checked are ones generate rules created (they are
+	// not run again on them).
+	generated bool
 	// CRDs, when set, validates custom resources whose CRD it knows (or BundledCRD
 	// supplies) as the API server would; the others stay not schema-checked.
 	CRDs *CRDSet
@@ -313,6 +316,7 @@ func (e *Engine) run(ctx context.Context, n int, each func(i int, fn func(Resour
 		defer mu.Unlock()
 		rep.Results = append(rep.Results, w.rep.Results...)
 		rep.Errors = append(rep.Errors, w.rep.Errors...)
+		rep.Notices = append(rep.Notices, w.rep.Notices...) // what generate rules would create
 		addSummary(&rep.Summary, w.rep.Summary)
 		for k, c := range w.rep.Unchecked {
 			rep.Unchecked[k] += c
@@ -335,6 +339,7 @@ func (e *Engine) run(ctx context.Context, n int, each func(i int, fn func(Resour
 		rep.Errors = append(rep.Errors, ie)
 	}
 	rep.Summary.Policies = e.set.Len()
+	slices.Sort(rep.Notices) // workers finish in any order
 	for key, origins := range seen {
 		if len(origins) > 1 {
 			slices.SortFunc(origins, func(a, b Origin) int { return strings.Compare(a.String(), b.String()) })
@@ -417,6 +422,9 @@ func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, re
 		results = append(results, rs...)
 	}
 	results = append(results, e.Evaluate(ctx, r, opts.Request)...)
+	if !opts.NoMutate && !opts.generated && e.hasGenerate() {
+		results = append(results, e.checkGenerated(ctx, r, opts, rep)...)
+	}
 	for _, res := range results {
 		count(&rep.Summary, res)
 		if opts.KeepPasses || res.Finding() || res.Exception != "" { // excepted and waived results stay visible
@@ -603,4 +611,41 @@ func RecheckCustomResources(ctx context.Context, rs []Resource, opts CheckOption
 			}
 		}
 	}
+}
+
+// hasGenerate reports whether any policy of the engine has generate rules.
+func (e *Engine) hasGenerate() bool {
+	for i := range e.policies {
+		if e.policies[i].policy.GetSpec().HasGenerate() {
+			return true
+		}
+	}
+	return false
+}
+
+// checkGenerated runs the generate rules on r (as admitted: mutated) and checks the
+// objects the cluster would create, as their own resources at r's origin, once (what
+// they would generate in turn is not followed). Each is named in a notice; a rule that
+// cannot generate offline (a clone from the cluster) is a result saying so, never a
+// pass.
+func (e *Engine) checkGenerated(ctx context.Context, r Resource, opts CheckOptions, rep *Report) []Result {
+	gens, err := e.Generate(ctx, r, opts.Request, nil)
+	if err != nil {
+		return e.allErrors(r, fmt.Errorf("generate: %w", err))
+	}
+	var out []Result
+	sub := opts
+	sub.generated = true
+	for _, g := range gens {
+		if g.Result.Status == StatusError {
+			g.Result.Action = Audit // what it would create is unknown here: said, not blocking
+			out = append(out, g.Result)
+		}
+		for _, obj := range g.Objects {
+			gr := Resource{Object: obj, Origin: r.Origin}
+			rep.Notices = append(rep.Notices, fmt.Sprintf("%s: %s: %s/%s would generate %s, checked as well", r.Origin, r.ID(), g.Result.Policy, g.Result.Rule, gr.ID()))
+			e.checkOne(ctx, gr, sub, rep)
+		}
+	}
+	return out
 }

@@ -122,3 +122,80 @@ func unstructuredNested(obj map[string]any, fields ...string) (any, bool, error)
 	}
 	return cur, true, nil
 }
+
+// TestCheckGenerated: a generate rule's data object (a NetworkPolicy per Namespace) is
+// what the cluster would create: check lists it in a notice and validates it, its
+// findings at the trigger's origin; --no-mutate (as written) does not generate.
+func TestCheckGenerated(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"generate.yaml": `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: default-deny}
+spec:
+  rules:
+  - name: default-deny
+    match: {any: [{resources: {kinds: [Namespace]}}]}
+    generate:
+      apiVersion: networking.k8s.io/v1
+      kind: NetworkPolicy
+      name: default-deny
+      namespace: "{{request.object.metadata.name}}"
+      synchronize: false
+      data:
+        spec:
+          podSelector: {}
+          policyTypes: [Ingress, Egress]
+`,
+		"validate.yaml": `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: netpol-team}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: team-label
+    match: {any: [{resources: {kinds: [NetworkPolicy]}}]}
+    validate:
+      message: NetworkPolicies need a team label
+      pattern:
+        metadata:
+          labels:
+            team: "?*"
+`,
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := Load(os.DirFS(dir), "generate.yaml", "validate.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := NewEngine(set, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := Decode("namespaces/shop.yaml", []byte("# the shop team\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := eng.CheckResources(context.Background(), rs, CheckOptions{Workers: 1, Schema: true})
+	var found *Result
+	for i, r := range rep.Results {
+		if r.Kind == "NetworkPolicy" && r.Blocking() {
+			found = &rep.Results[i]
+		}
+	}
+	if found == nil || found.Namespace != "shop" || found.Name != "default-deny" || found.Origin.File != "namespaces/shop.yaml" || found.Origin.Line != 2 ||
+		!strings.Contains(found.Message, "team label") {
+		t.Fatalf("generated NetworkPolicy's finding: %+v\nresults %+v", found, rep.Results)
+	}
+	if len(rep.Notices) != 1 || !strings.Contains(rep.Notices[0], "default-deny/default-deny would generate NetworkPolicy/shop/default-deny") {
+		t.Errorf("notices %q", rep.Notices)
+	}
+	rep = eng.CheckResources(context.Background(), rs, CheckOptions{Workers: 1, Schema: true, NoMutate: true})
+	if rep.Blocking() || len(rep.Notices) != 0 {
+		t.Errorf("--no-mutate generated: %+v %q", rep.Results, rep.Notices)
+	}
+}
