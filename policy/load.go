@@ -308,8 +308,8 @@ func (s *Set) add(r Resource) error {
 		if err := validateKyverno(pol); err != nil {
 			return perr(err)
 		}
-		if !hasValidate(pol) {
-			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s has no validate rules; gitgate check judges by validation only, so it checks nothing there (gitgate test applies its mutate and generate rules)",
+		if spec := pol.GetSpec(); !hasValidate(pol) && !spec.HasMutate() && !spec.HasGenerate() {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s has no validate, mutate or generate rules: its rules (verifyImages signature checks need the registry) are not applied by gitgate",
 				r.Origin, gvk.Kind, pol.GetName()))
 		}
 		s.Policies = append(s.Policies, pol)
