@@ -496,6 +496,25 @@ spec:
         deny: {}
 `
 
+// labelConfigMapsPolicy labels every ConfigMap gitgate.dev/mutated=yes (a mutate rule).
+const labelConfigMapsPolicy = `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: label-configmaps
+spec:
+  rules:
+    - name: label
+      match:
+        any:
+          - resources:
+              kinds: [ConfigMap]
+      mutate:
+        patchStrategicMerge:
+          metadata:
+            labels:
+              +(gitgate.dev/mutated): "yes"
+`
+
 // denyLabelledPolicy denies ConfigMaps labelled gitgate.dev/test=deny with msg.
 func denyLabelledPolicy(msg string) string {
 	return fmt.Sprintf(`apiVersion: kyverno.io/v1
@@ -548,6 +567,11 @@ func TestWebhookCertRotator(t *testing.T) {
 	if err := c.Create(ctx, vwc); err != nil {
 		t.Fatal(err)
 	}
+	murl := fmt.Sprintf("https://localhost:%d/mutate", port)
+	mwc := mutatingWebhook("gitgate-rotated", admissionregistrationv1.WebhookClientConfig{URL: &murl})
+	if err := c.Create(ctx, mwc); err != nil {
+		t.Fatal(err)
+	}
 
 	certDir := t.TempDir()
 	kctx, stopKubelet := context.WithCancel(ctx)
@@ -557,6 +581,7 @@ func TestWebhookCertRotator(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "deny-cm.yaml"), denyLabelledPolicy("rotated and trusted"))
 	writeFile(t, filepath.Join(dir, "strict.yaml"), strictNamespacePolicy)
+	writeFile(t, filepath.Join(dir, "label.yaml"), labelConfigMapsPolicy)
 	sopts := DefaultServeOptions()
 	sopts.NamespaceLabels = true
 	sopts.Addr = "127.0.0.1:" + strconv.Itoa(port)
@@ -567,7 +592,7 @@ func TestWebhookCertRotator(t *testing.T) {
 	sopts.Reloader = NewReloader(ReloaderOptions{Sources: []Source{DirSource{Path: dir}}})
 	sopts.Rotator = &RotatorOptions{
 		Namespace: ns, SecretName: secret.Name, ServiceName: "gitgate-webhook", ExtraDNSNames: []string{"localhost"},
-		WebhookConfigName: vwc.Name, LeaderElectionID: "gitgate-test-rotator",
+		WebhookConfigName: vwc.Name, MutatingWebhookConfigName: mwc.Name, LeaderElectionID: "gitgate-test-rotator",
 		ControllerName: fmt.Sprintf("gitgate-cert-rotator-%d", rotatorRuns.Add(1)), // unique in the process
 	}
 	startServe(t, sopts)
@@ -585,11 +610,14 @@ func TestWebhookCertRotator(t *testing.T) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(vwc), vwc); err != nil {
 			t.Fatal(err)
 		}
-		if string(vwc.Webhooks[0].ClientConfig.CABundle) == string(ca) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(mwc), mwc); err != nil {
+			t.Fatal(err)
+		}
+		if string(vwc.Webhooks[0].ClientConfig.CABundle) == string(ca) && string(mwc.Webhooks[0].ClientConfig.CABundle) == string(ca) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the CA was not injected into %s within 30s", vwc.Name)
+			t.Fatalf("the CA was not injected into the validating and mutating configurations %s within 30s", vwc.Name)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -612,6 +640,13 @@ func TestWebhookCertRotator(t *testing.T) {
 	allow := toUnstructured(t, map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "y", "namespace": "shop"}})
 	if err := c.Create(ctx, allow); err != nil {
 		t.Fatalf("creating an allowed ConfigMap: %v", err)
+	}
+	// ...and the mutating endpoint, trusted with the same CA, labelled it.
+	if err := c.Get(ctx, client.ObjectKeyFromObject(allow), allow); err != nil {
+		t.Fatal(err)
+	}
+	if v := allow.GetLabels()["gitgate.dev/mutated"]; v != "yes" {
+		t.Errorf("stored ConfigMap labels %v: want gitgate.dev/mutated=yes from /mutate", allow.GetLabels())
 	}
 
 	// --namespace-labels: Kyverno's namespaceSelector sees the namespace's labels, read
