@@ -136,6 +136,25 @@ spec:
 `
 )
 
+// labelConfigMapsPolicy labels every ConfigMap gitgate.dev/mutated=yes (a mutate rule).
+const labelConfigMapsPolicy = `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: label-configmaps
+spec:
+  rules:
+    - name: label
+      match:
+        any:
+          - resources:
+              kinds: [ConfigMap]
+      mutate:
+        patchStrategicMerge:
+          metadata:
+            labels:
+              +(gitgate.dev/mutated): "yes"
+`
+
 func mutateGate(t *testing.T) *Gate {
 	t.Helper()
 	return gateFrom(t, map[string]string{

@@ -496,25 +496,6 @@ spec:
         deny: {}
 `
 
-// labelConfigMapsPolicy labels every ConfigMap gitgate.dev/mutated=yes (a mutate rule).
-const labelConfigMapsPolicy = `apiVersion: kyverno.io/v1
-kind: ClusterPolicy
-metadata:
-  name: label-configmaps
-spec:
-  rules:
-    - name: label
-      match:
-        any:
-          - resources:
-              kinds: [ConfigMap]
-      mutate:
-        patchStrategicMerge:
-          metadata:
-            labels:
-              +(gitgate.dev/mutated): "yes"
-`
-
 // denyLabelledPolicy denies ConfigMaps labelled gitgate.dev/test=deny with msg.
 func denyLabelledPolicy(msg string) string {
 	return fmt.Sprintf(`apiVersion: kyverno.io/v1
