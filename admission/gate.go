@@ -28,7 +28,8 @@ type Gate struct {
 	mutateKinds   map[string]bool
 	mutateAnyKind bool
 	// mutateExisting names policy/rule of mutate rules with targets (not applied to the
-	// admitted object); ignoreFailures names policies whose failurePolicy is Ignore.
+	// admitted object); ignoreFailures[name] is true when the mutate policies of that name
+	// have failurePolicy Ignore.
 	mutateExisting map[string]bool
 	ignoreFailures map[string]bool
 }
@@ -50,8 +51,13 @@ func NewGate(g *policy.Gate, version string, now time.Time) *Gate {
 	}
 	for _, p := range g.Set.Policies {
 		extra := strings.Split(p.GetAnnotations()[policy.AnnotationAutogen], ",")
-		if p.GetSpec().HasMutate() && p.GetSpec().GetFailurePolicy(context.Background()) == kyvernov1.Ignore {
-			out.ignoreFailures[p.GetName()] = true
+		if p.GetSpec().HasMutate() {
+			// Results name the policy only: Ignore holds when every policy of that name
+			// (a ClusterPolicy and namespaced Policies) says Ignore.
+			ignore := p.GetSpec().GetFailurePolicy(context.Background()) == kyvernov1.Ignore
+			if prev, seen := out.ignoreFailures[p.GetName()]; !seen || !ignore {
+				out.ignoreFailures[p.GetName()] = ignore && (!seen || prev)
+			}
 		}
 		for i := range p.GetSpec().Rules {
 			r := &p.GetSpec().Rules[i]

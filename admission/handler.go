@@ -1,5 +1,6 @@
-// Package admission is gitgate's validating admission webhook: an AdmissionReview in,
-// the gate's verdict out, on the same policy code and policies as `gitgate check`.
+// Package admission is gitgate's validating and mutating admission webhooks: an
+// AdmissionReview in, the gate's verdict (or the JSONPatch of its mutate rules) out, on the
+// same policy code and policies as `gitgate check`.
 //
 // The Handler judges; a Reloader keeps the gate current from policy sources (a directory,
 // a Git repository) and swaps it atomically; Serve runs the TLS webhook server with
@@ -490,7 +491,7 @@ func (h *Handler) mutateVerdict(req ctrladmission.Request, gate *Gate, id string
 			continue
 		}
 		switch {
-		case gate.mutateExisting[r.Policy+"/"+r.Rule]:
+		case gate.mutateExisting[r.Policy+"/"+r.Rule] && strings.Contains(r.Message, "mutateExisting"):
 			warnings = append(warnings, "gitgate: "+id+": "+ruleLine(r))
 			countPolicy(r.Policy, "warned")
 		case (r.Status == policy.StatusFail || r.Status == policy.StatusError) && !gate.ignoreFailures[r.Policy]:
