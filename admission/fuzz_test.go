@@ -10,8 +10,9 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 )
 
-// FuzzHandler sends arbitrary bodies to the handler: it never
-// panics, answers 200 with an AdmissionReview for the same uid, or a 4xx with a reason.
+// FuzzHandler sends arbitrary bodies to the handler's validating and mutating endpoints:
+// they never panic, answer 200 with an AdmissionReview for the same uid (a patch that
+// applies to the object sent), or a 4xx with a reason.
 //
 //	go test ./admission -run '^$' -fuzz '^FuzzHandler$' -fuzztime 30s
 func FuzzHandler(f *testing.F) {
@@ -28,35 +29,43 @@ func FuzzHandler(f *testing.F) {
 	g := gateFrom(f, map[string]string{
 		"deny.yaml":   denyKindPolicy("deny-cm", "ConfigMap", "no ConfigMaps {{ request.object.metadata.name }}"),
 		"labels.yaml": fuzzPatternPolicy,
+		"mutate.yaml": addNonRootPolicy,
 	})
 	opts := DefaultHandlerOptions()
 	opts.MaxRequestBytes = 1 << 20
 	h := NewHandler(func() *Gate { return g }, opts)
+	m := h.Mutating()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req := httptest.NewRequest(http.MethodPost, "/validate", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
-		switch w.Code {
-		case http.StatusOK:
-			var in, out admissionv1.AdmissionReview
-			if err := json.Unmarshal(body, &in); err != nil || in.Request == nil {
-				t.Fatalf("200 for a body that is not an AdmissionReview: %q", body)
-			}
-			if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Response == nil {
-				t.Fatalf("200 without an AdmissionReview response: %q (%v)", w.Body.Bytes(), err)
-			}
-			if out.Response.UID != in.Request.UID {
-				t.Fatalf("response uid %q, request uid %q", out.Response.UID, in.Request.UID)
-			}
-		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
-			if !bytes.HasPrefix(w.Body.Bytes(), []byte("gitgate admission: ")) || w.Body.Len() < len("gitgate admission: x") {
-				t.Fatalf("HTTP %d without a reason: %q", w.Code, w.Body.Bytes())
-			}
-		default:
-			t.Fatalf("HTTP %d for %q: %s", w.Code, body, w.Body.Bytes())
-		}
+		fuzzOne(t, h, body)
+		fuzzOne(t, m, body)
 	})
+}
+
+func fuzzOne(t *testing.T, endpoint http.Handler, body []byte) {
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	endpoint.ServeHTTP(w, req)
+	switch w.Code {
+	case http.StatusOK:
+		var in, out admissionv1.AdmissionReview
+		if err := json.Unmarshal(body, &in); err != nil || in.Request == nil {
+			t.Fatalf("200 for a body that is not an AdmissionReview: %q", body)
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Response == nil {
+			t.Fatalf("200 without an AdmissionReview response: %q (%v)", w.Body.Bytes(), err)
+		}
+		if out.Response.UID != in.Request.UID {
+			t.Fatalf("response uid %q, request uid %q", out.Response.UID, in.Request.UID)
+		}
+		patchApplies(t, body, w.Body.Bytes())
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		if !bytes.HasPrefix(w.Body.Bytes(), []byte("gitgate admission: ")) || w.Body.Len() < len("gitgate admission: x") {
+			t.Fatalf("HTTP %d without a reason: %q", w.Code, w.Body.Bytes())
+		}
+	default:
+		t.Fatalf("HTTP %d for %q: %s", w.Code, body, w.Body.Bytes())
+	}
 }
 
 const fuzzPatternPolicy = `apiVersion: kyverno.io/v1

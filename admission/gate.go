@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"context"
 	"strings"
 	"time"
 	"unicode"
@@ -21,6 +22,16 @@ type Gate struct {
 
 	kinds   map[string]bool
 	anyKind bool
+
+	// The same index for mutate rules only: objects no mutate rule may match get no
+	// patch without running the engine.
+	mutateKinds   map[string]bool
+	mutateAnyKind bool
+	// mutateExisting names policy/rule of mutate rules with targets (not applied to the
+	// admitted object); ignoreFailures[name] is true when the mutate policies of that name
+	// have failurePolicy Ignore.
+	mutateExisting map[string]bool
+	ignoreFailures map[string]bool
 }
 
 // podControllers are the kinds Kyverno's autogen extends a Pod rule to.
@@ -30,7 +41,8 @@ var podControllers = []string{"DaemonSet", "Deployment", "Job", "StatefulSet", "
 // wildcard kind, a rule with no kinds, or any CEL ValidatingPolicy sends every object
 // through the engine.
 func NewGate(g *policy.Gate, version string, now time.Time) *Gate {
-	out := &Gate{Gate: g, Version: version, Loaded: now, kinds: map[string]bool{}}
+	out := &Gate{Gate: g, Version: version, Loaded: now, kinds: map[string]bool{},
+		mutateKinds: map[string]bool{}, mutateExisting: map[string]bool{}, ignoreFailures: map[string]bool{}}
 	if g == nil || g.Set == nil {
 		return out
 	}
@@ -39,32 +51,53 @@ func NewGate(g *policy.Gate, version string, now time.Time) *Gate {
 	}
 	for _, p := range g.Set.Policies {
 		extra := strings.Split(p.GetAnnotations()[policy.AnnotationAutogen], ",")
-		for _, r := range p.GetSpec().Rules {
-			kinds := ruleKinds(r.MatchResources)
-			if len(kinds) == 0 {
-				out.anyKind = true
+		if p.GetSpec().HasMutate() {
+			// Results name the policy only: Ignore holds when every policy of that name
+			// (a ClusterPolicy and namespaced Policies) says Ignore.
+			ignore := p.GetSpec().GetFailurePolicy(context.Background()) == kyvernov1.Ignore
+			if prev, seen := out.ignoreFailures[p.GetName()]; !seen || !ignore {
+				out.ignoreFailures[p.GetName()] = ignore && (!seen || prev)
 			}
-			for _, k := range kinds {
-				kind, ok := kindOf(k)
-				if !ok {
-					out.anyKind = true
-					continue
-				}
-				out.kinds[kind] = true
-				if kind == "Pod" { // autogen rules for pod controllers, and the policy's own list
-					for _, c := range podControllers {
-						out.kinds[c] = true
-					}
-					for _, c := range extra {
-						if c = strings.TrimSpace(c); c != "" {
-							out.kinds[c] = true
-						}
-					}
+		}
+		for i := range p.GetSpec().Rules {
+			r := &p.GetSpec().Rules[i]
+			indexKinds(r.MatchResources, extra, out.kinds, &out.anyKind)
+			if r.HasMutate() {
+				indexKinds(r.MatchResources, extra, out.mutateKinds, &out.mutateAnyKind)
+				if r.HasMutateExisting() {
+					out.mutateExisting[p.GetName()+"/"+r.Name] = true
 				}
 			}
 		}
 	}
 	return out
+}
+
+// indexKinds adds the kinds a rule's match may select to kinds, or sets anyKind when it
+// cannot tell. extra is the policy's autogen controller list.
+func indexKinds(m kyvernov1.MatchResources, extra []string, kinds map[string]bool, anyKind *bool) {
+	names := ruleKinds(m)
+	if len(names) == 0 {
+		*anyKind = true
+	}
+	for _, k := range names {
+		kind, ok := kindOf(k)
+		if !ok {
+			*anyKind = true
+			continue
+		}
+		kinds[kind] = true
+		if kind == "Pod" { // autogen rules for pod controllers, and the policy's own list
+			for _, c := range podControllers {
+				kinds[c] = true
+			}
+			for _, c := range extra {
+				if c = strings.TrimSpace(c); c != "" {
+					kinds[c] = true
+				}
+			}
+		}
+	}
 }
 
 // ruleKinds lists every kind a rule's match names, in its resources, any and all blocks.
@@ -97,6 +130,11 @@ func kindOf(s string) (string, bool) {
 // matches reports whether any policy may match objects of this kind.
 func (g *Gate) matches(kind string) bool {
 	return g.anyKind || g.kinds[kind]
+}
+
+// mutates reports whether any mutate rule may match objects of this kind.
+func (g *Gate) mutates(kind string) bool {
+	return g.mutateAnyKind || g.mutateKinds[kind]
 }
 
 // Policies is the number of policies in the gate.

@@ -1,5 +1,6 @@
-// Package admission is gitgate's validating admission webhook: an AdmissionReview in,
-// the gate's verdict out, on the same policy code and policies as `gitgate check`.
+// Package admission is gitgate's validating and mutating admission webhooks: an
+// AdmissionReview in, the gate's verdict (or the JSONPatch of its mutate rules) out, on the
+// same policy code and policies as `gitgate check`.
 //
 // The Handler judges; a Reloader keeps the gate current from policy sources (a directory,
 // a Git repository) and swaps it atomically; Serve runs the TLS webhook server with
@@ -26,6 +27,7 @@ import (
 	"github.com/go-logr/logr"
 	kyvernov2 "github.com/kyverno/kyverno/api/kyverno/v2"
 	"golang.org/x/sync/semaphore"
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -211,6 +213,10 @@ func (e *requestError) Error() string { return e.reason }
 // API server then applies the webhook's failurePolicy, Fail in deploy/)
 // and a plain-text reason.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.serveHTTP(w, r, false)
+}
+
+func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request, mutate bool) {
 	start := h.opts.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
@@ -240,7 +246,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "gitgate admission: %s\n", re.reason)
 		return
 	}
-	resp := h.Handle(ctx, ctrladmission.Request{AdmissionRequest: *review.Request})
+	var resp ctrladmission.Response
+	if mutate {
+		resp = h.Mutating().Handle(ctx, ctrladmission.Request{AdmissionRequest: *review.Request})
+	} else {
+		resp = h.Handle(ctx, ctrladmission.Request{AdmissionRequest: *review.Request})
+	}
 	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: &resp.AdmissionResponse}
 	out.Response.UID = review.Request.UID
 	body, err := json.Marshal(out)
@@ -337,14 +348,48 @@ func (h *Handler) decode(ctx context.Context, w http.ResponseWriter, r *http.Req
 // Handle judges one admission request: Enforce failures deny it, naming every failing
 // policy/rule with its message; Audit failures admit it with one warning each.
 func (h *Handler) Handle(ctx context.Context, req ctrladmission.Request) ctrladmission.Response {
-	resp := h.handle(ctx, req)
+	resp := h.handle(ctx, req, false)
 	countRequest(verdictOf(resp))
 	return resp
 }
 
-func (h *Handler) handle(ctx context.Context, req ctrladmission.Request) ctrladmission.Response {
+// Mutating is the mutating endpoint of this handler: the same gate, limits (evaluation
+// slots, memory budget, timeouts) and metrics, answering with a JSONPatch from the
+// object sent to the object the gate's mutate rules make of it (Engine.Mutate, Kyverno's
+// order). A mutate rule that fails or errors denies the request with its message, unless
+// its policy's failurePolicy is Ignore (then a warning), as Kyverno's webhook does. No
+// patch for DELETE, subresources, objects no mutate rule may match (the engine is not
+// run) and mutations that change nothing. mutateExisting rules are not applied: each that
+// matches is a warning saying so.
+func (h *Handler) Mutating() *MutatingHandler { return &MutatingHandler{h: h} }
+
+// MutatingHandler is Handler.Mutating: an http.Handler and a controller-runtime
+// admission.Handler.
+type MutatingHandler struct{ h *Handler }
+
+var (
+	_ http.Handler          = (*MutatingHandler)(nil)
+	_ ctrladmission.Handler = (*MutatingHandler)(nil)
+)
+
+// ServeHTTP is Handler.ServeHTTP for the mutating endpoint.
+func (m *MutatingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m.h.serveHTTP(w, r, true)
+}
+
+// Handle answers one admission request with the patch of the gate's mutate rules.
+func (m *MutatingHandler) Handle(ctx context.Context, req ctrladmission.Request) ctrladmission.Response {
+	resp := m.h.handle(ctx, req, true)
+	countRequest(verdictOf(resp))
+	return resp
+}
+
+func (h *Handler) handle(ctx context.Context, req ctrladmission.Request, mutate bool) ctrladmission.Response {
 	if req.SubResource != "" { // status, scale, exec...: the object's spec is judged on its own writes
 		return ctrladmission.Allowed("")
+	}
+	if mutate && req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return ctrladmission.Allowed("") // DELETE, CONNECT: nothing to patch
 	}
 	gate := h.gate()
 	if gate == nil || gate.Gate == nil || gate.Engine == nil {
@@ -382,7 +427,7 @@ func (h *Handler) handle(ctx context.Context, req ctrladmission.Request) ctrladm
 		return ctrladmission.Allowed("")
 	}
 	id := policy.FormatID(obj.GetKind(), obj.GetNamespace(), obj.GetName())
-	if !gate.matches(obj.GetKind()) {
+	if !gate.matches(obj.GetKind()) || (mutate && !gate.mutates(obj.GetKind())) {
 		return ctrladmission.Allowed("")
 	}
 	res := policy.Resource{Object: obj, Origin: policy.Origin{File: "admission:" + id}}
@@ -403,12 +448,25 @@ func (h *Handler) handle(ctx context.Context, req ctrladmission.Request) ctrladm
 		preq.NamespaceLabels = labels
 	}
 	handedOff = true
+	var (
+		patched   *unstructured.Unstructured
+		mutateErr error
+	)
 	results, err := h.evaluateFunc(ctx, release, func(ctx context.Context) []policy.Result {
 		if h.evalHook != nil {
 			return h.evalHook(ctx, gate, res, preq)
 		}
+		if mutate {
+			// Written before evaluateFunc receives the results, read only after.
+			var rs []policy.Result
+			rs, patched, mutateErr = gate.Mutate(ctx, res, preq)
+			return rs
+		}
 		return gate.Evaluate(ctx, res, preq)
 	})
+	if err == nil && mutateErr != nil {
+		err = fmt.Errorf("mutate: %w", mutateErr)
+	}
 	if err != nil {
 		var te *evalError
 		if errors.As(err, &te) {
@@ -416,7 +474,87 @@ func (h *Handler) handle(ctx context.Context, req ctrladmission.Request) ctrladm
 		}
 		return h.refuse(req, fmt.Sprintf("%s: %v", id, err), http.StatusInternalServerError, metav1.StatusReasonInternalError)
 	}
+	if mutate {
+		return h.mutateVerdict(req, gate, id, obj, results, patched)
+	}
 	return verdict(id, results)
+}
+
+// mutateVerdict turns the mutate results and the mutated object into the response: a
+// denial naming every failed rule of a policy whose failurePolicy is Fail (Kyverno's
+// default), else allowed with a JSONPatch from the object sent to the mutated one (none
+// when nothing changed) and a warning per other finding.
+func (h *Handler) mutateVerdict(req ctrladmission.Request, gate *Gate, id string, obj *unstructured.Unstructured, results []policy.Result, patched *unstructured.Unstructured) ctrladmission.Response {
+	var blocking, warnings []string
+	for _, r := range results {
+		if !r.Finding() {
+			continue
+		}
+		switch {
+		case gate.mutateExisting[r.Policy+"/"+r.Rule] && strings.Contains(r.Message, "mutateExisting"):
+			warnings = append(warnings, "gitgate: "+id+": "+ruleLine(r))
+			countPolicy(r.Policy, "warned")
+		case (r.Status == policy.StatusFail || r.Status == policy.StatusError) && !gate.ignoreFailures[r.Policy]:
+			blocking = append(blocking, ruleLine(r))
+			countPolicy(r.Policy, "denied")
+		default:
+			warnings = append(warnings, "gitgate: "+id+": "+ruleLine(r)+" (failurePolicy Ignore: admitted)")
+			countPolicy(r.Policy, "warned")
+		}
+	}
+	sort.Strings(blocking)
+	sort.Strings(warnings)
+	if len(blocking) > 0 {
+		resp := ctrladmission.Denied(fmt.Sprintf("gitgate: %s: mutation failed:\n%s", id, strings.Join(blocking, "\n")))
+		resp.Result.Reason = "Forbidden"
+		return resp.WithWarnings(warnings...)
+	}
+	if patched == nil || patched == obj {
+		return ctrladmission.Allowed("").WithWarnings(warnings...)
+	}
+	ops, err := mutationPatch(req.Object.Raw, obj, patched)
+	if err != nil {
+		return h.refuse(req, fmt.Sprintf("%s: JSON patch of the mutation: %v", id, err), http.StatusInternalServerError, metav1.StatusReasonInternalError)
+	}
+	resp := ctrladmission.Allowed("").WithWarnings(warnings...)
+	if len(ops) == 0 {
+		return resp
+	}
+	raw, err := json.Marshal(ops)
+	if err != nil {
+		return h.refuse(req, fmt.Sprintf("%s: encode JSON patch: %v", id, err), http.StatusInternalServerError, metav1.StatusReasonInternalError)
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.Patches, resp.Patch, resp.PatchType = ops, raw, &pt
+	return resp
+}
+
+// mutationPatch is the JSONPatch from the object the API server sent (raw) to patched.
+// What requestObject filled in for the engine (kind, apiVersion, namespace, name missing
+// from raw) is not added by the patch unless a mutate rule changed it.
+func mutationPatch(raw []byte, filled, patched *unstructured.Unstructured) ([]jsonpatch.JsonPatchOperation, error) {
+	after, err := json.Marshal(patched.Object)
+	if err != nil {
+		return nil, err
+	}
+	ops, err := jsonpatch.CreatePatch(raw, after)
+	if err != nil {
+		return nil, err
+	}
+	fills := map[string]string{
+		"/apiVersion":         filled.GetAPIVersion(),
+		"/kind":               filled.GetKind(),
+		"/metadata/namespace": filled.GetNamespace(),
+		"/metadata/name":      filled.GetName(),
+	}
+	out := ops[:0]
+	for _, op := range ops {
+		if v, ok := fills[op.Path]; ok && op.Operation == "add" && op.Value == any(v) { // a string, or unequal
+			continue
+		}
+		out = append(out, op)
+	}
+	return out, nil
 }
 
 // evalError is an evaluation that did not produce results, with the status to deny with.

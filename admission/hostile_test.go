@@ -19,7 +19,8 @@ import (
 )
 
 // hostileCase is testdata/hostile/admission/<case>/case.yaml: how the handler is set up
-// and what the answer to review.json must be. policies/ in the case directory, when
+// and what the answer to review.json must be, from the validating endpoint or (endpoint:
+// mutate) the mutating one. policies/ in the case directory, when
 // present, is the whole policy set (no built-in bundle); otherwise the built-in bundle.
 type hostileCase struct {
 	// handler settings
@@ -28,6 +29,7 @@ type hostileCase struct {
 	MaxRequestBytes int64  `json:"maxRequestBytes"` // default DefaultMaxRequestBytes
 	MemoryBudget    string `json:"memoryBudget"`    // default DefaultMemoryBudget
 	NoPolicies      bool   `json:"noPolicies"`      // no gate loaded (not ready)
+	Endpoint        string `json:"endpoint"`        // validate (default) or mutate
 	// expectations
 	Status  int      `json:"status"`  // HTTP status
 	Allowed *bool    `json:"allowed"` // for status 200
@@ -107,7 +109,15 @@ func runHostileCase(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(NewHandler(func() *Gate { return gate }, opts))
+	var handler http.Handler = NewHandler(func() *Gate { return gate }, opts)
+	switch c.Endpoint {
+	case "", "validate":
+	case "mutate":
+		handler = handler.(*Handler).Mutating()
+	default:
+		t.Fatalf("case.yaml: endpoint %q: validate or mutate", c.Endpoint)
+	}
+	srv := httptest.NewServer(handler)
 	defer srv.Close()
 
 	bound := time.Duration(c.Seconds * float64(time.Second))

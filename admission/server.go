@@ -32,8 +32,11 @@ import (
 type ServeOptions struct {
 	// Addr is host:port of the TLS webhook listener.
 	Addr string
-	// Path is where the AdmissionReview endpoint is served.
+	// Path is where the validating AdmissionReview endpoint is served.
 	Path string
+	// MutatePath is where the mutating endpoint is served (Handler.Mutating: the same
+	// gate, limits and metrics); "" or "0" turns it off.
+	MutatePath string
 	// HealthAddr is host:port of the plain-HTTP listener for /healthz and /readyz (the
 	// kubelet probes it from the node, so it listens on every interface by default; it
 	// says ready or not and why in general terms, never error text); "0" turns it off.
@@ -79,6 +82,9 @@ type RotatorOptions struct {
 	ExtraDNSNames []string
 	// WebhookConfigName is the ValidatingWebhookConfiguration the CA is injected into.
 	WebhookConfigName string
+	// MutatingWebhookConfigName, when set, is the MutatingWebhookConfiguration the CA is
+	// injected into as well.
+	MutatingWebhookConfigName string
 	// LeaderElectionID names the Lease that picks the one replica that rotates; empty
 	// turns leader election off (one replica only).
 	LeaderElectionID string
@@ -87,11 +93,11 @@ type RotatorOptions struct {
 	ControllerName string
 }
 
-// DefaultServeOptions: webhook on :9443 at /validate, health on :8081, metrics on
-// 127.0.0.1:8080.
+// DefaultServeOptions: webhook on :9443 at /validate and /mutate, health on :8081,
+// metrics on 127.0.0.1:8080.
 func DefaultServeOptions() ServeOptions {
 	return ServeOptions{
-		Addr: ":9443", Path: "/validate", HealthAddr: ":8081", MetricsAddr: "127.0.0.1:8080",
+		Addr: ":9443", Path: "/validate", MutatePath: "/mutate", HealthAddr: ":8081", MetricsAddr: "127.0.0.1:8080",
 		CertDir:  filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs"),
 		CertName: "tls.crt", KeyName: "tls.key",
 		Handler: DefaultHandlerOptions(), Log: logr.Discard(),
@@ -187,6 +193,9 @@ func Serve(ctx context.Context, o ServeOptions) error {
 				FieldOwner:            "gitgate",
 				ControllerName:        ro.ControllerName,
 			}
+			if ro.MutatingWebhookConfigName != "" {
+				cr.Webhooks = append(cr.Webhooks, rotator.WebhookInfo{Name: ro.MutatingWebhookConfigName, Type: rotator.Mutating})
+			}
 			if cr.ControllerName == "" {
 				cr.ControllerName = "gitgate-cert-rotator"
 			}
@@ -197,6 +206,12 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	}
 	handler := NewHandler(o.Reloader.Gate, hopts)
 	srv.Register(o.Path, handler)
+	if o.MutatePath != "" && o.MutatePath != "0" {
+		if o.MutatePath == o.Path {
+			return fmt.Errorf("--mutate-path %s is the validating --path too; give them different paths", o.MutatePath)
+		}
+		srv.Register(o.MutatePath, handler.Mutating())
+	}
 
 	// The webhook listener starts once the certificate files exist: with the rotator,
 	// the kubelet projects the Secret after the leader first writes it.

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"math/big"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/policy"
+	admissionv1 "k8s.io/api/admission/v1"
 )
 
 // writeServingCert writes a fresh self-signed certificate for 127.0.0.1 into dir (as
@@ -82,6 +84,7 @@ func TestServeLocal(t *testing.T) {
 	first := writeServingCert(t, certDir, "first")
 	policies := t.TempDir()
 	writeFile(t, filepath.Join(policies, "deny.yaml"), denyKindPolicy("deny-cm", "ConfigMap", "served locally"))
+	writeFile(t, filepath.Join(policies, "label.yaml"), labelConfigMapsPolicy)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -139,6 +142,20 @@ func TestServeLocal(t *testing.T) {
 	if !strings.Contains(string(body), `"allowed":false`) || !strings.Contains(string(body), "served locally") {
 		t.Errorf("answer %s, want our denial", body)
 	}
+	// the mutating endpoint beside it, on the same listener: the label policy's patch
+	resp, err = client.Post("https://"+sopts.Addr+"/mutate", "application/json", bytes.NewReader(review(t, configMap("c"), reviewOpts{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mrev admissionv1.AdmissionReview
+	err = json.NewDecoder(resp.Body).Decode(&mrev)
+	resp.Body.Close()
+	if err != nil || mrev.Response == nil {
+		t.Fatalf("/mutate answer: %v", err)
+	}
+	if !mrev.Response.Allowed || mrev.Response.PatchType == nil || !strings.Contains(string(mrev.Response.Patch), "mutated") {
+		t.Errorf("/mutate: allowed=%v patch=%s; want allowed with a patch adding the gitgate.dev/mutated label", mrev.Response.Allowed, mrev.Response.Patch)
+	}
 
 	// the certificate is replaced on disk: the next handshake presents the new one
 	second := writeServingCert(t, certDir, "second")
@@ -170,7 +187,7 @@ func TestServeLocal(t *testing.T) {
 	if code, body := get("/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d %s", code, body)
 	}
-	if code, body := get("/readyz"); code != http.StatusOK || !strings.Contains(body, "[+]policies: 1 loaded") || !strings.Contains(body, "[+]webhook: listening") {
+	if code, body := get("/readyz"); code != http.StatusOK || !strings.Contains(body, "[+]policies: 2 loaded") || !strings.Contains(body, "[+]webhook: listening") {
 		t.Errorf("/readyz = %d:\n%s", code, body)
 	}
 	if resp, err := http.Get("http://" + sopts.HealthAddr + "/metrics"); err != nil || resp.StatusCode != http.StatusNotFound {
@@ -178,7 +195,7 @@ func TestServeLocal(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
-	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "gitgate_admission_requests_total") || !strings.Contains(body, "gitgate_policies_loaded 1") {
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "gitgate_admission_requests_total") || !strings.Contains(body, "gitgate_policies_loaded 2") {
 		t.Errorf("/metrics = %d, lacks the webhook's metrics", code)
 	}
 

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitgate/gitgate/policy"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -77,7 +79,23 @@ func validatingWebhook(name string, cc admissionregistrationv1.WebhookClientConf
 	}
 }
 
-// cluster is an API server with our webhook registered and served.
+// mutatingWebhook is the mutating registration for the tests: the validating one's rules,
+// namespaces and failure policy, reinvoked if needed, as deploy/install.yaml.
+func mutatingWebhook(name string, cc admissionregistrationv1.WebhookClientConfig) *admissionregistrationv1.MutatingWebhookConfiguration {
+	v := validatingWebhook(name, cc).Webhooks[0]
+	reinvoke := admissionregistrationv1.IfNeededReinvocationPolicy
+	return &admissionregistrationv1.MutatingWebhookConfiguration{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingWebhookConfiguration"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name: "mutate.gitgate.dev", ClientConfig: cc, AdmissionReviewVersions: v.AdmissionReviewVersions,
+			SideEffects: v.SideEffects, FailurePolicy: v.FailurePolicy, TimeoutSeconds: v.TimeoutSeconds,
+			Rules: v.Rules, NamespaceSelector: v.NamespaceSelector, ReinvocationPolicy: &reinvoke,
+		}},
+	}
+}
+
+// cluster is an API server with our webhooks (validating and mutating) registered and served.
 type cluster struct {
 	cfg        *rest.Config
 	client     client.Client
@@ -110,11 +128,12 @@ func (w *warningCollector) take() []string {
 func startCluster(t *testing.T, ropts ReloaderOptions, crds ...*unstructured.Unstructured) *cluster {
 	t.Helper()
 	needAPIServer(t)
-	path := "/validate"
+	path, mpath := "/validate", "/mutate"
 	env := &envtest.Environment{
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			LocalServingHost:   "127.0.0.1",
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{validatingWebhook("gitgate-test", admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Name: "gitgate", Namespace: "gitgate-system", Path: &path}})},
+			MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{mutatingWebhook("gitgate-test", admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Name: "gitgate", Namespace: "gitgate-system", Path: &mpath}})},
 		},
 	}
 	cfg, err := env.Start()
@@ -201,6 +220,8 @@ func toUnstructured(t *testing.T, obj map[string]any) *unstructured.Unstructured
 func TestWebhookAgainstAPIServer(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "deny-cm.yaml"), denyLabelledPolicy("first version"))
+	writeFile(t, filepath.Join(dir, "add-non-root.yaml"), addNonRootPolicy)
+	writeFile(t, filepath.Join(dir, "add-team.yaml"), addTeamPolicy)
 	c := startCluster(t, ReloaderOptions{Sources: []Source{DirSource{Path: dir}}})
 	ctx := context.Background()
 	createNamespace(t, c.client, "shop")
@@ -234,6 +255,86 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		got.SetGroupVersionKind(obj.GroupVersionKind())
 		if err := c.client.Get(ctx, client.ObjectKeyFromObject(obj), got); !apierrors.IsNotFound(err) {
 			t.Errorf("the denied Deployment exists (get: %v)", err)
+		}
+	})
+
+	t.Run("stored mutated as Engine.Mutate mutates, judged as check judges", func(t *testing.T) {
+		g := c.reloader.Gate()
+		if g == nil {
+			t.Fatal("no gate loaded")
+		}
+		checkOf := func(manifest map[string]any, noMutate bool) (bool, []string) {
+			opts := policy.DefaultCheckOptions()
+			opts.Workers, opts.NoMutate = 1, noMutate
+			rep := g.CheckResources(ctx, []policy.Resource{{Object: toUnstructured(t, manifest)}}, opts)
+			if len(rep.Errors) > 0 {
+				t.Fatalf("check: %v", rep.Errors)
+			}
+			var rules []string
+			for _, x := range rep.Results {
+				if x.Blocking() {
+					rules = append(rules, x.Policy+"/"+x.Rule)
+				}
+			}
+			return rep.Blocking(), rules
+		}
+
+		manifest := rootDeployment("rooted")
+		if blocking, rules := checkOf(manifest, true); !blocking || !slices.ContainsFunc(rules, func(r string) bool { return strings.HasPrefix(r, "require-run-as-non-root/") }) {
+			t.Fatalf("check --no-mutate: blocking=%v %v; want require-run-as-non-root to block the manifest as written", blocking, rules)
+		}
+		if blocking, rules := checkOf(manifest, false); blocking {
+			t.Fatalf("check (mutated) blocks %v; the mutation should satisfy every policy", rules)
+		}
+		obj := toUnstructured(t, manifest)
+		if err := c.client.Create(ctx, obj); err != nil {
+			t.Fatalf("create: %v (check admits it once mutated)", err)
+		}
+		if w := c.warnings.take(); len(w) != 0 {
+			t.Errorf("warnings for a Deployment compliant once mutated: %q", w)
+		}
+		stored := &unstructured.Unstructured{}
+		stored.SetGroupVersionKind(obj.GroupVersionKind())
+		if err := c.client.Get(ctx, client.ObjectKeyFromObject(obj), stored); err != nil {
+			t.Fatal(err)
+		}
+		_, want := engineMutate(t, g, manifest)
+		// The API server adds defaults and metadata of its own: every field of
+		// Engine.Mutate's object must be stored as it is, nothing of it lost or changed.
+		if diff := notStored(want, stored.Object, ""); len(diff) > 0 {
+			t.Errorf("the stored object differs from Engine.Mutate's:\n%s", strings.Join(diff, "\n"))
+		}
+		if v := nested(stored.Object, "spec", "template", "spec", "securityContext", "runAsNonRoot"); v != true {
+			t.Errorf("stored runAsNonRoot = %v, want true (added by add-run-as-non-root)", v)
+		}
+		if v := nested(stored.Object, "metadata", "labels", "team"); v != "platform" {
+			t.Errorf("stored team label = %v, want platform (added by add-team-label)", v)
+		}
+
+		// Mutated, still violating another policy: denied naming exactly check's rules.
+		bad := deployment("rooted-latest", func(pod, ctr map[string]any) {
+			delete(pod, "securityContext")
+			delete(ctr["securityContext"].(map[string]any), "runAsNonRoot")
+			ctr["image"] = "nginx:latest"
+		})
+		blocking, rules := checkOf(bad, false)
+		if !blocking {
+			t.Fatal("check admits a :latest image")
+		}
+		err := c.client.Create(ctx, toUnstructured(t, bad))
+		if err == nil || !strings.Contains(err.Error(), `admission webhook "validate.gitgate.dev" denied the request`) {
+			t.Fatalf("create: err = %v, want the validating webhook's denial", err)
+		}
+		for _, r := range rules {
+			if !strings.Contains(err.Error(), r+":") {
+				t.Errorf("denial does not name %s (check blocks on it):\n%v", r, err)
+			}
+		}
+		if n := strings.Count(err.Error(), "\n"); n != len(rules) {
+			t.Errorf("denial names %d rules, check blocks on %d %v:\n%v", n, len(rules), rules, err)
+		}
+		if strings.Contains(err.Error(), "require-run-as-non-root") {
+			t.Errorf("the denial judged the object before mutation:\n%v", err)
 		}
 	})
 
@@ -327,6 +428,38 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 	})
 }
 
+// notStored lists the fields of want that got lacks or holds differently (got may have
+// more: the API server's defaults and metadata).
+func notStored(want, got any, path string) []string {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: stored %T, want an object", path, got)}
+		}
+		var out []string
+		for k, v := range w {
+			out = append(out, notStored(v, g[k], path+"."+k)...)
+		}
+		return out
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return []string{fmt.Sprintf("%s: stored %v, want %v", path, got, want)}
+		}
+		var out []string
+		for i := range w {
+			out = append(out, notStored(w[i], g[i], fmt.Sprintf("%s[%d]", path, i))...)
+		}
+		return out
+	default:
+		if fmt.Sprint(want) != fmt.Sprint(got) || (want == nil) != (got == nil) {
+			return []string{fmt.Sprintf("%s: stored %v, want %v", path, got, want)}
+		}
+		return nil
+	}
+}
+
 func readAll(t *testing.T, resp *http.Response) string {
 	t.Helper()
 	defer resp.Body.Close()
@@ -415,6 +548,11 @@ func TestWebhookCertRotator(t *testing.T) {
 	if err := c.Create(ctx, vwc); err != nil {
 		t.Fatal(err)
 	}
+	murl := fmt.Sprintf("https://localhost:%d/mutate", port)
+	mwc := mutatingWebhook("gitgate-rotated", admissionregistrationv1.WebhookClientConfig{URL: &murl})
+	if err := c.Create(ctx, mwc); err != nil {
+		t.Fatal(err)
+	}
 
 	certDir := t.TempDir()
 	kctx, stopKubelet := context.WithCancel(ctx)
@@ -424,6 +562,7 @@ func TestWebhookCertRotator(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "deny-cm.yaml"), denyLabelledPolicy("rotated and trusted"))
 	writeFile(t, filepath.Join(dir, "strict.yaml"), strictNamespacePolicy)
+	writeFile(t, filepath.Join(dir, "label.yaml"), labelConfigMapsPolicy)
 	sopts := DefaultServeOptions()
 	sopts.NamespaceLabels = true
 	sopts.Addr = "127.0.0.1:" + strconv.Itoa(port)
@@ -434,7 +573,7 @@ func TestWebhookCertRotator(t *testing.T) {
 	sopts.Reloader = NewReloader(ReloaderOptions{Sources: []Source{DirSource{Path: dir}}})
 	sopts.Rotator = &RotatorOptions{
 		Namespace: ns, SecretName: secret.Name, ServiceName: "gitgate-webhook", ExtraDNSNames: []string{"localhost"},
-		WebhookConfigName: vwc.Name, LeaderElectionID: "gitgate-test-rotator",
+		WebhookConfigName: vwc.Name, MutatingWebhookConfigName: mwc.Name, LeaderElectionID: "gitgate-test-rotator",
 		ControllerName: fmt.Sprintf("gitgate-cert-rotator-%d", rotatorRuns.Add(1)), // unique in the process
 	}
 	startServe(t, sopts)
@@ -452,11 +591,14 @@ func TestWebhookCertRotator(t *testing.T) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(vwc), vwc); err != nil {
 			t.Fatal(err)
 		}
-		if string(vwc.Webhooks[0].ClientConfig.CABundle) == string(ca) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(mwc), mwc); err != nil {
+			t.Fatal(err)
+		}
+		if string(vwc.Webhooks[0].ClientConfig.CABundle) == string(ca) && string(mwc.Webhooks[0].ClientConfig.CABundle) == string(ca) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the CA was not injected into %s within 30s", vwc.Name)
+			t.Fatalf("the CA was not injected into the validating and mutating configurations %s within 30s", vwc.Name)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -479,6 +621,13 @@ func TestWebhookCertRotator(t *testing.T) {
 	allow := toUnstructured(t, map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "y", "namespace": "shop"}})
 	if err := c.Create(ctx, allow); err != nil {
 		t.Fatalf("creating an allowed ConfigMap: %v", err)
+	}
+	// ...and the mutating endpoint, trusted with the same CA, labelled it.
+	if err := c.Get(ctx, client.ObjectKeyFromObject(allow), allow); err != nil {
+		t.Fatal(err)
+	}
+	if v := allow.GetLabels()["gitgate.dev/mutated"]; v != "yes" {
+		t.Errorf("stored ConfigMap labels %v: want gitgate.dev/mutated=yes from /mutate", allow.GetLabels())
 	}
 
 	// --namespace-labels: Kyverno's namespaceSelector sees the namespace's labels, read

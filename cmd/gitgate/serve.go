@@ -33,6 +33,7 @@ type serveOptions struct {
 	pollInterval    time.Duration
 	addr            string
 	path            string
+	mutatePath      string
 	healthAddr      string
 	metricsAddr     string
 	certDir         string
@@ -52,6 +53,7 @@ type serveOptions struct {
 	secretName      string
 	serviceName     string
 	webhookConfig   string
+	mutatingConfig  string
 	leaderElection  string
 	dnsNames        []string
 	logDev          bool
@@ -67,7 +69,8 @@ func (o *serveOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.gitCredentials, "git-credentials-file", "", "file holding USERNAME:TOKEN for an https --git-url (e.g. a mounted Secret); never printed")
 	fs.DurationVar(&o.pollInterval, "poll-interval", admission.DefaultPollInterval, "how often policy sources are polled (directories are also watched)")
 	fs.StringVar(&o.addr, "addr", def.Addr, "host:port of the TLS webhook listener")
-	fs.StringVar(&o.path, "path", def.Path, "URL path of the AdmissionReview endpoint")
+	fs.StringVar(&o.path, "path", def.Path, "URL path of the validating AdmissionReview endpoint")
+	fs.StringVar(&o.mutatePath, "mutate-path", def.MutatePath, `URL path of the mutating endpoint: JSONPatch answers from the policies' mutate rules ("0" turns it off)`)
 	fs.StringVar(&o.healthAddr, "health-addr", def.HealthAddr, `host:port serving /healthz and /readyz over plain HTTP for the kubelet's probes; they never show error text ("0" turns it off)`)
 	fs.StringVar(&o.metricsAddr, "metrics-addr", def.MetricsAddr, `loopback host:port serving Prometheus /metrics (unauthenticated, so never beyond the pod: scrape through an authenticating proxy such as kube-rbac-proxy); the --health-addr value serves it next to the probes if that is a loopback address ("0" turns it off)`)
 	fs.StringVar(&o.certDir, "cert-dir", def.CertDir, "directory holding the serving certificate and key; reloaded when they change")
@@ -87,6 +90,7 @@ func (o *serveOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.secretName, "secret-name", "gitgate-webhook-tls", "Secret the rotator keeps the CA and serving certificate in")
 	fs.StringVar(&o.serviceName, "service-name", "gitgate-webhook", "Service in front of the webhook; the certificate is for SERVICE.NAMESPACE.svc")
 	fs.StringVar(&o.webhookConfig, "webhook-config", "gitgate", "ValidatingWebhookConfiguration whose caBundle the rotator fills")
+	fs.StringVar(&o.mutatingConfig, "mutating-webhook-config", "gitgate", `MutatingWebhookConfiguration whose caBundle the rotator fills too (needs get/list/watch on mutatingwebhookconfigurations; "" turns it off)`)
 	fs.StringVar(&o.leaderElection, "leader-election-id", "gitgate-cert-rotator", `Lease that elects the replica that rotates certificates ("" turns leader election off)`)
 	fs.StringSliceVar(&o.dnsNames, "extra-dns-name", nil, "extra DNS name for the rotated certificate (repeatable)")
 	fs.BoolVar(&o.logDev, "log-dev", false, "human-readable logs instead of JSON")
@@ -96,11 +100,21 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	o := &serveOptions{}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the validating admission webhook on the same policies as check",
+		Short: "Run the validating and mutating admission webhooks on the same policies as check",
 		Long: `serve runs a validating admission webhook (admission.k8s.io/v1) that judges every object
 the API server sends with the same policy code, built-in bundle and settings as 'gitgate check':
 Enforce failures deny the request naming every failing policy/rule, Audit failures admit it
 with warnings (kubectl prints them), objects no policy matches are admitted at once.
+
+Beside it (--mutate-path, /mutate), a mutating webhook applies the policies' mutate rules
+(ClusterPolicy/Policy: patchStrategicMerge, patchesJson6902, foreach) in Kyverno's order and
+answers with a JSONPatch, so the cluster stores the object 'gitgate check' judges (check
+applies the same mutations first, unless --no-mutate); the validating endpoint then judges the object as the API server sends it, already mutated. A
+mutate rule that fails or errors denies the request with the rule's message when its
+policy's failurePolicy is Fail (Kyverno's default); with Ignore the request is admitted with
+a warning (the patch still carries what the other rules changed). mutateExisting rules are
+not applied (a warning says so). DELETE, subresources and objects no mutate rule matches
+get no patch, without running the engine.
 
 Policies come from the built-in bundle, --policies directories (watched: a mounted ConfigMap
 works), a repository checkout (--repo DIR: its .gitgate.yaml and policy directories, as
@@ -112,7 +126,8 @@ gitgate_policy_reloads_total{result="error"}.
 
 TLS only (1.2 or later): --cert-dir holds tls.crt/tls.key, reloaded on change. In a cluster,
 --rotate-certs creates and rotates them in a Secret and injects the CA into the
-ValidatingWebhookConfiguration (one replica rotates, by leader election). /healthz and /readyz
+ValidatingWebhookConfiguration and the MutatingWebhookConfiguration (one replica rotates, by
+leader election). /healthz and /readyz
 are served on --health-addr (no error text: reasons go to the log); Prometheus /metrics on
 --metrics-addr, a loopback address (127.0.0.1:8080).
 
@@ -189,7 +204,7 @@ func (o *serveOptions) run(cmd *cobra.Command, stderr io.Writer) error {
 	reloader := admission.NewReloader(ropts)
 
 	sopts := admission.DefaultServeOptions()
-	sopts.Addr, sopts.Path, sopts.HealthAddr = o.addr, o.path, o.healthAddr
+	sopts.Addr, sopts.Path, sopts.MutatePath, sopts.HealthAddr = o.addr, o.path, o.mutatePath, o.healthAddr
 	sopts.MetricsAddr = o.metricsAddr
 	sopts.CertDir, sopts.CertName, sopts.KeyName = o.certDir, o.certName, o.keyName
 	sopts.Handler.Timeout, sopts.Handler.MaxRequestBytes, sopts.Handler.FailOpen = o.timeout, o.maxRequestBytes, o.failOpen
@@ -219,7 +234,7 @@ func (o *serveOptions) run(cmd *cobra.Command, stderr io.Writer) error {
 		}
 		sopts.Rotator = &admission.RotatorOptions{
 			Namespace: ns, SecretName: o.secretName, ServiceName: o.serviceName,
-			WebhookConfigName: o.webhookConfig, LeaderElectionID: o.leaderElection, ExtraDNSNames: o.dnsNames,
+			WebhookConfigName: o.webhookConfig, MutatingWebhookConfigName: o.mutatingConfig, LeaderElectionID: o.leaderElection, ExtraDNSNames: o.dnsNames,
 		}
 	}
 	if err := admission.Serve(cmd.Context(), sopts); err != nil {
