@@ -108,8 +108,9 @@ with warnings (kubectl prints them), objects no policy matches are admitted at o
 
 Beside it (--mutate-path, /mutate), a mutating webhook applies the policies' mutate rules
 (ClusterPolicy/Policy: patchStrategicMerge, patchesJson6902, foreach) in Kyverno's order and
-answers with a JSONPatch, so the cluster stores the object 'gitgate check' judges (check
-applies the same mutations first, unless --no-mutate); the validating endpoint then judges the object as the API server sends it, already mutated. A
+answers with a JSONPatch, so the cluster stores what 'gitgate render --mutated' prints and
+'gitgate check' judges (check applies the same mutations first, unless --no-mutate); the
+validating endpoint then judges the object as the API server sends it, already mutated. A
 mutate rule that fails or errors denies the request with the rule's message when its
 policy's failurePolicy is Fail (Kyverno's default); with Ignore the request is admitted with
 a warning (the patch still carries what the other rules changed). mutateExisting rules are
