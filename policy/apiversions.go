@@ -49,6 +49,15 @@ const DefaultKubeVersion = "v1.36.3"
 // APIVersionPolicy is the policy name API-version findings are reported under.
 const APIVersionPolicy = "api-versions"
 
+// defaultKube is DefaultKubeVersion, parsed once.
+var defaultKube = func() KubeVersion {
+	v, err := ParseKubeVersion(DefaultKubeVersion)
+	if err != nil {
+		panic(err) // a constant
+	}
+	return v
+}()
+
 // KubeVersion is a Kubernetes minor release (1.x).
 type KubeVersion struct{ Major, Minor int }
 

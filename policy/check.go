@@ -386,7 +386,7 @@ func sortErrors(errs []error) {
 
 func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, rep *Report) {
 	var results []Result
-	if !opts.NoMutate && e.hasMutate() {
+	if !opts.NoMutate && e.mutates {
 		mres, patched, err := e.Mutate(ctx, r, opts.Request)
 		switch {
 		case err != nil:
@@ -407,7 +407,7 @@ func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, re
 	if opts.Schema {
 		kube := opts.KubeVersion
 		if kube.Major == 0 {
-			kube, _ = ParseKubeVersion(DefaultKubeVersion)
+			kube = defaultKube
 		}
 		av, removed := CheckAPIVersion(r, kube)
 		results = append(results, av...)
@@ -422,7 +422,7 @@ func (e *Engine) checkOne(ctx context.Context, r Resource, opts CheckOptions, re
 		results = append(results, rs...)
 	}
 	results = append(results, e.Evaluate(ctx, r, opts.Request)...)
-	if !opts.NoMutate && !opts.generated && e.hasGenerate() {
+	if !opts.NoMutate && !opts.generated && e.generates {
 		results = append(results, e.checkGenerated(ctx, r, opts, rep)...)
 	}
 	for _, res := range results {
@@ -611,16 +611,6 @@ func RecheckCustomResources(ctx context.Context, rs []Resource, opts CheckOption
 			}
 		}
 	}
-}
-
-// hasGenerate reports whether any policy of the engine has generate rules.
-func (e *Engine) hasGenerate() bool {
-	for i := range e.policies {
-		if e.policies[i].policy.GetSpec().HasGenerate() {
-			return true
-		}
-	}
-	return false
 }
 
 // checkGenerated runs the generate rules on r (as admitted: mutated) and checks the

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // TestCheckMutatesFirst: a mutate policy that adds runAsNonRoot and a validate policy
@@ -104,23 +106,9 @@ spec:
 		t.Errorf("--no-mutate: blocking %v, want web and root", got)
 	}
 	// The source objects are not changed by the check.
-	if _, found, _ := unstructuredNested(rs[0].Object.Object, "spec", "template", "spec", "securityContext"); found {
+	if _, found, _ := unstructured.NestedFieldNoCopy(rs[0].Object.Object, "spec", "template", "spec", "securityContext"); found {
 		t.Error("the check mutated the caller's object")
 	}
-}
-
-func unstructuredNested(obj map[string]any, fields ...string) (any, bool, error) {
-	var cur any = obj
-	for _, f := range fields {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false, nil
-		}
-		if cur, ok = m[f]; !ok {
-			return nil, false, nil
-		}
-	}
-	return cur, true, nil
 }
 
 // TestCheckGenerated: a generate rule's data object (a NetworkPolicy per Namespace) is

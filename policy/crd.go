@@ -452,20 +452,7 @@ func (s *CRDSet) Validate(ctx context.Context, r Resource) (results []Result, ch
 	crdName := e.crd.Name
 	from := func() string { return fmt.Sprintf("CustomResourceDefinition %s (%s)", crdName, e.source) }
 	result := func(o Origin, path, msg string) Result {
-		return Result{
-			Origin:      o,
-			APIVersion:  r.Object.GetAPIVersion(),
-			Kind:        r.Object.GetKind(),
-			Namespace:   r.Object.GetNamespace(),
-			Name:        r.Object.GetName(),
-			Policy:      SchemaPolicy,
-			Rule:        strings.ToLower(gvk.Kind),
-			Status:      StatusFail,
-			Action:      Enforce,
-			Message:     msg,
-			Path:        path,
-			Remediation: "fix the object: the API server rejects objects that do not match " + from(),
-		}
+		return schemaFinding(r, o, path, msg, "fix the object: the API server rejects objects that do not match "+from())
 	}
 	if err := e.compile(); err != nil {
 		res := result(r.Origin, "", fmt.Sprintf("not validated: its CRD is invalid: %v", err))

@@ -91,9 +91,12 @@ type Engine struct {
 	jp       jmespath.Interface
 	kyverno  engineapi.Engine
 	policies []compiledPolicy
-	vpol     vpolengine.Engine
-	celCtx   libs.Context
-	notices  []string
+	// mutates and generates: some policy has mutate / generate rules (set once, read
+	// on every resource a check judges).
+	mutates, generates bool
+	vpol               vpolengine.Engine
+	celCtx             libs.Context
+	notices            []string
 }
 
 // Notices are what building the engine found worth telling that is not a finding:
@@ -147,6 +150,8 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 	)
 	for _, p := range set.Policies {
 		e.policies = append(e.policies, compile(p))
+		e.mutates = e.mutates || p.GetSpec().HasMutate()
+		e.generates = e.generates || p.GetSpec().HasGenerate()
 	}
 	if len(set.ValidatingPolicies) > 0 {
 		e.celCtx = opts.celContext

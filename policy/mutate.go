@@ -49,19 +49,9 @@ func (e *Engine) Mutate(ctx context.Context, r Resource, req Request) ([]Result,
 	return MaskResults(out, r.Object.Object), patched, nil
 }
 
-// hasMutate reports whether any policy of the engine has mutate rules.
-func (e *Engine) hasMutate() bool {
-	for i := range e.policies {
-		if e.policies[i].policy.GetSpec().HasMutate() {
-			return true
-		}
-	}
-	return false
-}
-
 func (e *Engine) mutateSteps(ctx context.Context, r Resource, req Request) ([]mutateStep, *unstructured.Unstructured, error) {
 	current := r.Object
-	if !e.hasMutate() || operation(req.Operation) == kyvernov1.Delete {
+	if !e.mutates || operation(req.Operation) == kyvernov1.Delete {
 		// A DELETE has no object to mutate.
 		return nil, current, nil
 	}

@@ -68,23 +68,30 @@ func CheckSchema(r Resource) (results []Result, checked bool) {
 		if e.unknown {
 			msg = fmt.Sprintf("unknown field %q in %s %s; check its spelling and indentation", e.path, gvk.GroupVersion(), gvk.Kind)
 		}
-		results = append(results, Result{
-			Origin:      r.position(dottedToSlash(e.path)),
-			APIVersion:  r.Object.GetAPIVersion(),
-			Kind:        r.Object.GetKind(),
-			Namespace:   r.Object.GetNamespace(),
-			Name:        r.Object.GetName(),
-			Policy:      SchemaPolicy,
-			Rule:        strings.ToLower(gvk.Kind),
-			Status:      StatusFail,
-			Action:      Enforce,
-			Message:     msg,
-			Path:        e.path,
-			Remediation: "fix or remove the field; the API server rejects objects that do not match the " + gvk.GroupVersion().String() + " " + gvk.Kind + " schema",
-		})
+		results = append(results, schemaFinding(r, r.position(dottedToSlash(e.path)), e.path, msg,
+			"fix or remove the field; the API server rejects objects that do not match the "+gvk.GroupVersion().String()+" "+gvk.Kind+" schema"))
 	}
 	SortResults(results)
 	return results, true
+}
+
+// schemaFinding is an Enforce failure of the schema policy on r (rule: its kind,
+// lowercased), as the built-in schema check and the CRD check report them.
+func schemaFinding(r Resource, o Origin, path, msg, remediation string) Result {
+	return Result{
+		Origin:      o,
+		APIVersion:  r.Object.GetAPIVersion(),
+		Kind:        r.Object.GetKind(),
+		Namespace:   r.Object.GetNamespace(),
+		Name:        r.Object.GetName(),
+		Policy:      SchemaPolicy,
+		Rule:        strings.ToLower(r.Object.GetKind()),
+		Status:      StatusFail,
+		Action:      Enforce,
+		Message:     msg,
+		Path:        path,
+		Remediation: remediation,
+	}
 }
 
 // dottedToSlash turns "spec.containers[0].image" into "/spec/containers/0/image".

@@ -50,16 +50,18 @@ func main() {
 	// GITGATE_PEAK_RSS_FILE=FILE records the run's own peak resident set in KiB, for the
 	// tests' memory bounds: a child's rusage also counts the parent's peak (Go starts
 	// processes with CLONE_VM, so the memory high-water mark before exec is the parent's).
-	if p := os.Getenv("GITGATE_PEAK_RSS_FILE"); p != "" {
-		writePeakRSS(p)
-	}
+	writePeakRSS()
 	os.Exit(code)
 }
 
-// writePeakRSS writes the peak resident set of this process since exec (VmHWM), or of a
-// child it ran if larger (the jsonnet workers), in KiB. Where /proc is missing it
-// writes nothing.
-func writePeakRSS(file string) {
+// writePeakRSS writes to $GITGATE_PEAK_RSS_FILE, when set, the peak resident set of
+// this process since exec (VmHWM), or of a child it ran if larger (the jsonnet
+// workers), in KiB. Where /proc is missing it writes nothing.
+func writePeakRSS() {
+	file := os.Getenv("GITGATE_PEAK_RSS_FILE")
+	if file == "" {
+		return
+	}
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return

@@ -44,9 +44,7 @@ func TestMain(m *testing.M) {
 			stderr, flush := render.FilterKustomizeWarnings()
 			code := run(context.Background(), os.Args[1:], os.Stdout, stderr)
 			flush()
-			if p := os.Getenv("GITGATE_PEAK_RSS_FILE"); p != "" {
-				writePeakRSS(p)
-			}
+			writePeakRSS()
 			os.Exit(code)
 		},
 	})

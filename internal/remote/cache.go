@@ -330,8 +330,13 @@ func (c *cache) treeLock(dir string) string {
 
 // removeTree removes a checkout nobody holds: renamed away first (a reader sees it
 // whole or not at all), then deleted. false when it is in use (or gone already).
-func (c *cache) removeTree(dir string) bool {
-	release, ok := tryLockExclusive(c.treeLock(dir))
+func (c *cache) removeTree(dir string) bool { return removeUnlocked(dir, c.treeLock(dir)) }
+
+// removeUnlocked removes dir if the lock file lock can be taken exclusively without
+// waiting: renamed away first (a reader sees it whole or not at all), then deleted.
+// false when someone holds the lock (or dir is gone already).
+func removeUnlocked(dir, lock string) bool {
+	release, ok := tryLockExclusive(lock)
 	if !ok {
 		return false
 	}
@@ -368,16 +373,5 @@ func (c *cache) stores() []string {
 // runs read only those, and the next fetch of the URL clones into a new store. false
 // when a fetch holds the lock (or the store is gone already).
 func (c *cache) removeStore(dir string) bool {
-	release, ok := tryLockExclusive(gitLockPath(filepath.Join(c.dir, "git"), strings.TrimSuffix(filepath.Base(dir), ".git")))
-	if !ok {
-		return false
-	}
-	defer release()
-	gone := filepath.Join(filepath.Dir(dir), ".evict-"+filepath.Base(dir))
-	_ = os.RemoveAll(gone)
-	if err := os.Rename(dir, gone); err != nil {
-		return false
-	}
-	_ = os.RemoveAll(gone)
-	return true
+	return removeUnlocked(dir, gitLockPath(filepath.Join(c.dir, "git"), strings.TrimSuffix(filepath.Base(dir), ".git")))
 }

@@ -215,15 +215,7 @@ func (r *Repo) DetachHead(commit string) {
 // sent.
 func HTTPServer(t testing.TB, dir, token string) (url string, packs *atomic.Int64) {
 	t.Helper()
-	repo, err := gogit.PlainOpen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep, err := transport.NewEndpoint("/repo.git")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.NewServer(server.MapLoader{ep.String(): repo.Storer})
+	srv, ep := uploadPackServer(t, dir)
 	packs = &atomic.Int64{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pass, ok := r.BasicAuth(); token != "" && (!ok || pass != token) {
@@ -268,4 +260,20 @@ func HTTPServer(t testing.TB, dir, token string) (url string, packs *atomic.Int6
 	ts := httptest.NewServer(h) // 127.0.0.1
 	t.Cleanup(ts.Close)
 	return ts.URL + "/repo.git", packs
+}
+
+// uploadPackServer is go-git's own Git server for the repository in dir, at the
+// endpoint /repo.git: what HTTPServer and SSHServer serve.
+func uploadPackServer(t testing.TB, dir string) (transport.Transport, *transport.Endpoint) {
+	t.Helper()
+	repo, err := gogit.PlainOpen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := transport.NewEndpoint("/repo.git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.NewServer(server.MapLoader{ep.String(): repo.Storer})
+	return srv, ep
 }

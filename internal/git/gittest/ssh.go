@@ -19,11 +19,9 @@ import (
 	"testing"
 	"time"
 
-	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/format/pktline"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/server"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -75,15 +73,7 @@ func SSHKey(t testing.TB, dir string) (file string, pub ssh.PublicKey) {
 // not serve shallow fetches.
 func SSHServer(t testing.TB, dir string, authorized ssh.PublicKey) *SSH {
 	t.Helper()
-	repo, err := gogit.PlainOpen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep, err := transport.NewEndpoint("/repo.git")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.NewServer(server.MapLoader{ep.String(): repo.Storer})
+	srv, ep := uploadPackServer(t, dir)
 	_, hostKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
