@@ -254,8 +254,14 @@ func (e *Engine) Check(ctx context.Context, sources []Source, opts CheckOptions)
 
 // CheckResources evaluates resources that are already decoded (rendered output), in
 // parallel. Identities are compared within a render target: the same object rendered by
-// two targets is not a duplicate.
+// two targets is not a duplicate. The CRDs among resources (a chart's crds/, a
+// kustomization's, an app's) join opts.CRDs before any custom resource is checked.
 func (e *Engine) CheckResources(ctx context.Context, resources []Resource, opts CheckOptions) *Report {
+	if opts.CRDs != nil {
+		for _, r := range resources {
+			opts.CRDs.AddResource(r)
+		}
+	}
 	return e.run(ctx, len(resources), func(i int, fn func(Resource) error) error { return fn(resources[i]) }, nil, opts)
 }
 

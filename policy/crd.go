@@ -282,11 +282,29 @@ func (s *CRDSet) add(r Resource, validate bool) error {
 	gk := schema.GroupKind{Group: crd.Spec.Group, Kind: crd.Spec.Names.Kind}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.byGK[gk]; ok && !strings.HasPrefix(old.source.File, "bundled ") {
-		return nil // the first definition of a kind wins; a bundled one yields to the repository's
+	if old, ok := s.byGK[gk]; ok && !yields(old.source) {
+		return nil // the first definition of a kind wins; a bundled or live one yields to the repository's
 	}
 	s.byGK[gk] = e
 	return nil
+}
+
+// liveCRDPrefix starts the source of a CRD read from a cluster.
+const liveCRDPrefix = "served by "
+
+// yields reports whether a CRD from source gives way to one from the repository: a
+// bundled CRD, or one a cluster serves now (the repository's is what a sync applies
+// first, in an earlier wave).
+func yields(source Origin) bool {
+	return strings.HasPrefix(source.File, "bundled ") || strings.HasPrefix(source.File, liveCRDPrefix)
+}
+
+// AddLive takes a CRD the cluster at server serves (a live object from the API), so
+// custom resources whose CRD another app or an operator installed are validated as the
+// API server will validate them. A repository's CRD of the same kind wins, added before
+// or after; a live one wins over the bundled one.
+func (s *CRDSet) AddLive(u *unstructured.Unstructured, server string) bool {
+	return s.AddResource(Resource{Object: u, Origin: Origin{File: liveCRDPrefix + server}})
 }
 
 // ValidateCRD checks a CustomResourceDefinition object as the API server does on

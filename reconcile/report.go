@@ -133,9 +133,13 @@ func (rp *Reporter) Report(ctx context.Context, repo render.Repo, revision strin
 	if rp.Opts.Now != nil {
 		rep.Generated = rp.Opts.Now().UTC()
 	}
+	crdErr := addLiveCRDs(ctx, rp.Client, rp.Opts.Check.CRDs)
 	// Every app gets an entry: ReportApp itself reports a cancelled context.
 	pool.ForEach(context.Background(), len(apps), rp.Opts.Workers, func(i int) {
 		rep.Apps[i] = rp.ReportApp(ctx, repo, revision, apps[i])
+		if crdErr != nil {
+			rep.Apps[i].Notices = append(rep.Apps[i].Notices, crdErr.Error())
+		}
 	})
 	return rep
 }

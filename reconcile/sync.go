@@ -162,7 +162,9 @@ type Options struct {
 	// IgnoreManagers own fields that never count as drift (default: kube-controller-manager,
 	// which scales for a HorizontalPodAutoscaler).
 	IgnoreManagers []string
-	// Check configures the gate.
+	// Check configures the gate. With Check.CRDs set, a sync also adds the CRDs the
+	// cluster serves to it (the repository's win), so a custom resource the API server
+	// would reject blocks its app before anything of it is applied.
 	Check policy.CheckOptions
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -197,9 +199,13 @@ func (s *Syncer) Sync(ctx context.Context, repo render.Repo, revision string, ap
 		}
 		return res
 	}
+	crdErr := addLiveCRDs(ctx, s.Client, s.Opts.Check.CRDs)
 	// Every app gets a result: SyncApp itself reports a cancelled context.
 	pool.ForEach(context.Background(), len(apps), s.Opts.Workers, func(i int) {
 		res.Apps[i] = s.SyncApp(ctx, repo, revision, apps[i])
+		if crdErr != nil {
+			res.Apps[i].Notices = append(res.Apps[i].Notices, crdErr.Error())
+		}
 	})
 	return res
 }

@@ -82,13 +82,8 @@ func (r Rendered) Status() policy.TargetStatus {
 // notices, counted, never exit 2), a notice when it rendered nothing (nothing of it was
 // checked: never a silent pass) and its status line. The target's own Notices are left
 // to the caller, which prints each once however many targets build the file. The CRDs
-// the target rendered join opts.CRDs before its objects are checked.
+// the target rendered join opts.CRDs before its objects are checked (CheckResources).
 func Judge(ctx context.Context, gate *policy.Gate, r Rendered, opts policy.CheckOptions) *policy.Report {
-	if opts.CRDs != nil { // a chart's crds/, a kustomization's CRDs: their custom resources are checked against them
-		for _, res := range r.Resources {
-			opts.CRDs.AddResource(res)
-		}
-	}
 	part := gate.CheckResources(ctx, r.Resources, opts)
 	errs, skipped := SplitNotRendered(r.Errors())
 	part.Errors = append(part.Errors, policy.MaskErrors(errs, r.Resources)...)
