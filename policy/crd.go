@@ -74,7 +74,7 @@ type crdVersion struct {
 	served     bool
 	namespaced bool
 	structural *structuralschema.Structural
-	schema     apiservervalidation.SchemaValidator
+	schema     *openAPIValidator
 	cel        *cel.Validator
 	status     bool // the status subresource is enabled: create drops status
 	scale      *apiextensions.CustomResourceSubresourceScale
@@ -363,11 +363,13 @@ func (e *crdEntry) doCompile() error {
 			cv.embedded = cv.embedded || n.XEmbeddedResource
 			cv.listTypes = cv.listTypes || n.XListType != nil && (*n.XListType == "set" || *n.XListType == "map")
 		})
-		sv, _, err := apiservervalidation.NewSchemaValidator(val.OpenAPIV3Schema)
+		// The API server's conversion to kube-openapi's schema (unsupported formats
+		// stripped); validated with kube-openapi's validator, its child validators kept.
+		_, openapi, err := apiservervalidation.NewSchemaValidator(val.OpenAPIV3Schema)
 		if err != nil {
 			return fmt.Errorf("%s: CustomResourceDefinition %s version %s: %w", e.source, crd.Name, v.Name, err)
 		}
-		cv.schema = sv
+		cv.schema = newOpenAPIValidator(openapi)
 		cv.cel = cel.NewValidator(ss, true, celconfig.PerCallLimit)
 		sub, err := apiextensions.GetSubresourcesForVersion(crd, v.Name)
 		if err != nil {
