@@ -520,7 +520,9 @@ func (v *crdVersion) validate(ctx context.Context, obj map[string]any) []crdFind
 	}
 	unknown(metaUnknown)
 	unknown(pruning.PruneWithOptions(u, v.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}))
-	structuraldefaulting.PruneNonNullableNullsWithoutDefaults(u, v.structural)
+	if hasNull(u) { // nothing to prune otherwise (the walk allocates per field)
+		structuraldefaulting.PruneNonNullableNullsWithoutDefaults(u, v.structural)
+	}
 	if v.embedded {
 		ferr, embedded := schemaobjectmeta.CoerceWithOptions(nil, u, v.structural, false, schemaobjectmeta.CoerceOptions{ReturnUnknownFieldPaths: true})
 		if ferr != nil {
@@ -573,6 +575,27 @@ func (v *crdVersion) validate(ctx context.Context, obj map[string]any) []crdFind
 		}
 	}
 	return out
+}
+
+// hasNull reports whether a JSON value holds a null anywhere.
+func hasNull(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		for _, x := range v {
+			if hasNull(x) {
+				return true
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if hasNull(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // walkStructural calls fn on every node of a structural schema.

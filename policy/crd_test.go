@@ -772,3 +772,17 @@ func TestCRDOpenAPIValidatorSame(t *testing.T) {
 		t.Errorf("compared %d variants, %d with errors: too few to say anything", compared, failing)
 	}
 }
+
+// A null in a field that is neither nullable nor defaulted is dropped before validation,
+// as the API server drops it; a null where a value is required still fails.
+func TestCRDNullsPrunedAsTheAPIServerDoes(t *testing.T) {
+	set := loadTestCRDs(t)
+	ok := decodeOne(t, "null.yaml", strings.Replace(goodRollout, "  replicas: 3\n", "  replicas: 3\n  rollbackWindow: null\n", 1))
+	if res, checked := set.Validate(context.Background(), ok); !checked || len(res) > 0 {
+		t.Errorf("null rollbackWindow: checked %v, %s", checked, resultLines(res))
+	}
+	bad := decodeOne(t, "null.yaml", strings.Replace(goodRollout, "  replicas: 3\n", "  replicas: 3\n  rollbackWindow: {revisions: \"two\"}\n", 1))
+	if res, _ := set.Validate(context.Background(), bad); len(res) == 0 {
+		t.Error("a wrong type next to the null case is not found: the test says nothing")
+	}
+}
