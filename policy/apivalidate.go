@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -42,6 +43,168 @@ func validateBuiltin(u *unstructured.Unstructured) field.ErrorList {
 		jt, _ := spec["jobTemplate"].(map[string]any)
 		js, _ := jt["spec"].(map[string]any)
 		errs = append(errs, validateTemplate(js, field.NewPath("spec", "jobTemplate", "spec"))...)
+	case "Service":
+		if spec != nil && u.GroupVersionKind().Group == "" {
+			errs = append(errs, validateServiceSpec(spec, field.NewPath("spec"))...)
+		}
+	case "Ingress":
+		if u.GroupVersionKind().GroupVersion().String() == "networking.k8s.io/v1" {
+			errs = append(errs, validateIngressSpec(spec, field.NewPath("spec"))...)
+		}
+	}
+	return errs
+}
+
+// validateServiceSpec is the API server's check of a Service's ports
+// (k8s.io/kubernetes pkg/apis/core/validation: ValidateService, validateServicePort):
+// ports required unless headless or ExternalName, each port number in 1-65535 (a
+// missing port is 0), names required and unique when there are several, the protocol
+// one of SCTP, TCP, UDP, the targetPort a port number or name.
+func validateServiceSpec(spec map[string]any, at *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	ports, _ := spec["ports"].([]any)
+	typ, _ := spec["type"].(string)
+	clusterIP, _ := spec["clusterIP"].(string)
+	if len(ports) == 0 && clusterIP != "None" && typ != "ExternalName" {
+		errs = append(errs, field.Required(at.Child("ports"), ""))
+	}
+	names := map[string]bool{}
+	for i, p := range ports {
+		pm, _ := p.(map[string]any)
+		if pm == nil {
+			continue
+		}
+		pp := at.Child("ports").Index(i)
+		name, _ := pm["name"].(string)
+		switch {
+		case name == "" && len(ports) > 1:
+			errs = append(errs, field.Required(pp.Child("name"), ""))
+		case name != "":
+			for _, msg := range validation.IsDNS1123Label(name) {
+				errs = append(errs, field.Invalid(pp.Child("name"), name, msg))
+			}
+			if names[name] {
+				errs = append(errs, field.Duplicate(pp.Child("name"), name))
+			}
+			names[name] = true
+		}
+		port, _ := number(pm["port"])
+		for _, msg := range validation.IsValidPortNum(int(port)) {
+			errs = append(errs, field.Invalid(pp.Child("port"), port, msg))
+		}
+		if proto, ok := pm["protocol"].(string); ok && proto != "TCP" && proto != "UDP" && proto != "SCTP" {
+			errs = append(errs, field.NotSupported(pp.Child("protocol"), proto, []string{"SCTP", "TCP", "UDP"}))
+		}
+		switch tp := pm["targetPort"].(type) {
+		case string:
+			for _, msg := range validation.IsValidPortName(tp) {
+				errs = append(errs, field.Invalid(pp.Child("targetPort"), tp, msg))
+			}
+		case int64, float64:
+			n, _ := number(tp)
+			if n != 0 { // 0: defaulted to port
+				for _, msg := range validation.IsValidPortNum(int(n)) {
+					errs = append(errs, field.Invalid(pp.Child("targetPort"), n, msg))
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// validateIngressSpec is the API server's check of a networking.k8s.io/v1 Ingress's
+// HTTP paths (k8s.io/kubernetes pkg/apis/networking/validation: validateHTTPIngressPath,
+// validateIngressBackend): pathType required and supported, the path absolute for
+// Exact and Prefix without //, /./, /../, %2f and not ending in /.. or /., a backend
+// that is a service (with a name and a port name or number) or a resource, not both.
+func validateIngressSpec(spec map[string]any, at *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if db, ok := spec["defaultBackend"].(map[string]any); ok {
+		errs = append(errs, validateIngressBackend(db, at.Child("defaultBackend"))...)
+	}
+	rules, _ := spec["rules"].([]any)
+	for i, r := range rules {
+		rm, _ := r.(map[string]any)
+		http, _ := rm["http"].(map[string]any)
+		paths, _ := http["paths"].([]any)
+		for j, p := range paths {
+			pm, _ := p.(map[string]any)
+			if pm == nil {
+				continue
+			}
+			pp := at.Child("rules").Index(i).Child("http", "paths").Index(j)
+			pathType, ok := pm["pathType"].(string)
+			if !ok {
+				errs = append(errs, field.Required(pp.Child("pathType"), "pathType must be specified"))
+				continue
+			}
+			path, _ := pm["path"].(string)
+			switch pathType {
+			case "Exact", "Prefix":
+				if !strings.HasPrefix(path, "/") {
+					errs = append(errs, field.Invalid(pp.Child("path"), path, "must be an absolute path"))
+				}
+				for _, seq := range []string{"//", "/./", "/../", "%2f", "%2F"} {
+					if strings.Contains(path, seq) {
+						errs = append(errs, field.Invalid(pp.Child("path"), path, fmt.Sprintf("must not contain '%s'", seq)))
+					}
+				}
+				for _, suf := range []string{"/..", "/."} {
+					if strings.HasSuffix(path, suf) {
+						errs = append(errs, field.Invalid(pp.Child("path"), path, fmt.Sprintf("cannot end with '%s'", suf)))
+					}
+				}
+			case "ImplementationSpecific":
+				if path != "" && !strings.HasPrefix(path, "/") {
+					errs = append(errs, field.Invalid(pp.Child("path"), path, "must be an absolute path"))
+				}
+			default:
+				errs = append(errs, field.NotSupported(pp.Child("pathType"), pathType, []string{"Exact", "ImplementationSpecific", "Prefix"}))
+			}
+			backend, _ := pm["backend"].(map[string]any)
+			errs = append(errs, validateIngressBackend(backend, pp.Child("backend"))...)
+		}
+	}
+	return errs
+}
+
+func validateIngressBackend(b map[string]any, at *field.Path) field.ErrorList {
+	svc, hasSvc := b["service"].(map[string]any)
+	_, hasRes := b["resource"].(map[string]any)
+	switch {
+	case hasSvc && hasRes:
+		return field.ErrorList{field.Invalid(at, "", "cannot set both resource and service backends")}
+	case hasRes:
+		return nil
+	case !hasSvc:
+		return field.ErrorList{field.Invalid(at, "", "resource or service backend is required")}
+	}
+	var errs field.ErrorList
+	name, _ := svc["name"].(string)
+	if name == "" {
+		errs = append(errs, field.Required(at.Child("service", "name"), ""))
+	} else {
+		for _, msg := range validation.IsDNS1123Label(name) { // DNS-1035 without RelaxedServiceNameValidation; the lenient rule, not to refuse what 1.36 accepts
+			errs = append(errs, field.Invalid(at.Child("service", "name"), name, msg))
+		}
+	}
+	port, _ := svc["port"].(map[string]any)
+	pname, _ := port["name"].(string)
+	pnum, hasNum := number(port["number"])
+	hasNum = hasNum && pnum != 0
+	switch {
+	case pname != "" && hasNum:
+		errs = append(errs, field.Invalid(at, "", "cannot set both port name & port number"))
+	case pname != "":
+		for _, msg := range validation.IsValidPortName(pname) {
+			errs = append(errs, field.Invalid(at.Child("service", "port", "name"), pname, msg))
+		}
+	case hasNum:
+		for _, msg := range validation.IsValidPortNum(int(pnum)) {
+			errs = append(errs, field.Invalid(at.Child("service", "port", "number"), pnum, msg))
+		}
+	default:
+		errs = append(errs, field.Required(at, "port name or number is required"))
 	}
 	return errs
 }

@@ -92,3 +92,106 @@ spec:
 		t.Errorf("unexpected finding %s: %s", k, r.Message)
 	}
 }
+
+// TestValidateServiceAndIngress: the API server's checks of Service ports and
+// networking.k8s.io/v1 Ingress paths, which strict decoding cannot see (a missing port
+// number or pathType decodes fine), each at its field's line; valid ones pass.
+func TestValidateServiceAndIngress(t *testing.T) {
+	docs := `apiVersion: v1
+kind: Service
+metadata: {name: noport, namespace: shop}
+spec:
+  ports:
+  - {name: http, targetPort: 8080}
+  - {port: 9090, protocol: HTTP, targetPort: metrics_port}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: noports, namespace: shop}
+spec: {selector: {app: x}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fine, namespace: shop}
+spec: {ports: [{port: 80, targetPort: http}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless, namespace: shop}
+spec: {clusterIP: None}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: paths, namespace: shop}
+spec:
+  rules:
+  - http:
+      paths:
+      - path: /
+        backend: {service: {name: web, port: {number: 80}}}
+      - path: api//v1
+        pathType: Prefix
+        backend: {service: {name: web, port: {}}}
+      - path: /x
+        pathType: Regex
+        backend: {}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: good, namespace: shop}
+spec:
+  defaultBackend: {service: {name: web, port: {name: http}}}
+  rules:
+  - host: good.example.com
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]
+`
+	rs, err := Decode("apps/net.yaml", []byte(docs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Result{}
+	for _, r := range rs {
+		results, checked := CheckSchema(r)
+		if !checked {
+			t.Fatalf("%s not checked", r.ID())
+		}
+		for _, res := range results {
+			got[res.Name+" "+res.Path+" "+res.Message] = res
+		}
+	}
+	for _, w := range []struct {
+		name, path, msg string
+		line            int
+	}{
+		{"noport", "spec.ports[0].port", "must be between 1 and 65535", 6},
+		{"noport", "spec.ports[1].name", "Required value", 7},
+		{"noport", "spec.ports[1].protocol", `Unsupported value: "HTTP"`, 7},
+		{"noport", "spec.ports[1].targetPort", "must contain only alpha-numeric characters", 7},
+		{"noports", "spec.ports", "Required value", 12},
+		{"paths", "spec.rules[0].http.paths[0].pathType", "pathType must be specified", 31},
+		{"paths", "spec.rules[0].http.paths[1].path", "must be an absolute path", 33},
+		{"paths", "spec.rules[0].http.paths[1].path", "must not contain '//'", 33},
+		{"paths", "spec.rules[0].http.paths[1].backend", "port name or number is required", 35},
+		{"paths", "spec.rules[0].http.paths[2].pathType", `Unsupported value: "Regex"`, 37},
+		{"paths", "spec.rules[0].http.paths[2].backend", "resource or service backend is required", 38},
+	} {
+		var found bool
+		for k, r := range got {
+			if r.Name == w.name && r.Path == w.path && strings.Contains(r.Message, w.msg) {
+				found = true
+				delete(got, k)
+				if r.Origin.Line != w.line || r.Action != Enforce {
+					t.Errorf("%s %s: line %d (%s), want line %d", w.name, w.path, r.Origin.Line, r.Action, w.line)
+				}
+				break
+			}
+		}
+		if !found {
+			t.Errorf("no finding %s %s %q", w.name, w.path, w.msg)
+		}
+	}
+	for k := range got { // fine, headless and good have none
+		t.Errorf("unexpected finding %s", k)
+	}
+}

@@ -74,7 +74,7 @@ type crdVersion struct {
 	served     bool
 	namespaced bool
 	structural *structuralschema.Structural
-	schema     apiservervalidation.SchemaValidator
+	schema     *openAPIValidator
 	cel        *cel.Validator
 	status     bool // the status subresource is enabled: create drops status
 	scale      *apiextensions.CustomResourceSubresourceScale
@@ -381,11 +381,13 @@ func (e *crdEntry) doCompile() error {
 			cv.embedded = cv.embedded || n.XEmbeddedResource
 			cv.listTypes = cv.listTypes || n.XListType != nil && (*n.XListType == "set" || *n.XListType == "map")
 		})
-		sv, _, err := apiservervalidation.NewSchemaValidator(val.OpenAPIV3Schema)
+		// The API server's conversion to kube-openapi's schema (unsupported formats
+		// stripped); validated with kube-openapi's validator, its child validators kept.
+		_, openapi, err := apiservervalidation.NewSchemaValidator(val.OpenAPIV3Schema)
 		if err != nil {
 			return fmt.Errorf("%s: CustomResourceDefinition %s version %s: %w", e.source, crd.Name, v.Name, err)
 		}
-		cv.schema = sv
+		cv.schema = newOpenAPIValidator(openapi)
 		cv.cel = cel.NewValidator(ss, true, celconfig.PerCallLimit)
 		sub, err := apiextensions.GetSubresourcesForVersion(crd, v.Name)
 		if err != nil {
@@ -536,7 +538,9 @@ func (v *crdVersion) validate(ctx context.Context, obj map[string]any) []crdFind
 	}
 	unknown(metaUnknown)
 	unknown(pruning.PruneWithOptions(u, v.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}))
-	structuraldefaulting.PruneNonNullableNullsWithoutDefaults(u, v.structural)
+	if hasNull(u) { // nothing to prune otherwise (the walk allocates per field)
+		structuraldefaulting.PruneNonNullableNullsWithoutDefaults(u, v.structural)
+	}
 	if v.embedded {
 		ferr, embedded := schemaobjectmeta.CoerceWithOptions(nil, u, v.structural, false, schemaobjectmeta.CoerceOptions{ReturnUnknownFieldPaths: true})
 		if ferr != nil {
@@ -589,6 +593,27 @@ func (v *crdVersion) validate(ctx context.Context, obj map[string]any) []crdFind
 		}
 	}
 	return out
+}
+
+// hasNull reports whether a JSON value holds a null anywhere.
+func hasNull(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		for _, x := range v {
+			if hasNull(x) {
+				return true
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if hasNull(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // walkStructural calls fn on every node of a structural schema.

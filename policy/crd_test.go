@@ -3,11 +3,19 @@ package policy
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
+
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // crdFixtures are the CRDs of testdata/crds written for these tests.
@@ -505,5 +513,276 @@ func BenchmarkCRDCheck(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The custom resources of hack/bench/kubeconform.sh against the bundled CRDs: exactly the
+// invalid ones are findings, each with the API server's message at the field's line.
+func TestCRDBundledBenchFindings(t *testing.T) {
+	withBundledCRDs(t)
+	docs, invalid := bundledBenchDocs(300)
+	rs, err := Decode("bench.yaml", []byte(docs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(docs, "\n")
+	set := NewCRDSet()
+	got := map[string]bool{}
+	for _, r := range rs {
+		res, checked := set.Validate(context.Background(), r)
+		if !checked {
+			t.Fatalf("%s %s not checked", r.Object.GetKind(), r.Object.GetName())
+		}
+		name := r.Object.GetName()
+		if len(res) == 0 {
+			continue
+		}
+		got[name] = true
+		var want []string
+		switch r.Object.GetKind() {
+		case "Rollout":
+			want = []string{`spec.replicass|strict decoding error: unknown field "spec.replicass"`}
+		case "Certificate":
+			want = []string{`spec.secretName|spec.secretName: Required value`}
+		case "Application":
+			want = []string{`spec.destination|spec.destination: Required value`, `spec.destinaton|strict decoding error: unknown field "spec.destinaton"`}
+		}
+		var have []string
+		for _, x := range res {
+			have = append(have, x.Path+"|"+x.Message)
+			if x.Status != StatusFail || x.Action != Enforce {
+				t.Errorf("%s: %s/%s, want fail/Enforce", name, x.Status, x.Action)
+			}
+			// An unknown field is pointed at its own line and column.
+			if field := strings.TrimPrefix(x.Path, "spec."); strings.Contains(x.Message, "unknown field") {
+				if x.Origin.Line < 1 || x.Origin.Line > len(lines) || !strings.HasPrefix(lines[x.Origin.Line-1][x.Origin.Col-1:], field+":") {
+					t.Errorf("%s: %s at %d:%d, not at the field", name, x.Path, x.Origin.Line, x.Origin.Col)
+				}
+			}
+		}
+		if strings.Join(have, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s findings:\n%s\nwant:\n%s", name, strings.Join(have, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	if len(got) != len(invalid) || len(invalid) != 30 {
+		t.Errorf("%d objects with findings, want the %d (of 30) invalid ones", len(got), len(invalid))
+	}
+	for name := range invalid {
+		if !got[name] {
+			t.Errorf("%s is invalid and has no finding", name)
+		}
+	}
+}
+
+// extraCRDocs are richer objects of bundled kinds for TestCRDOpenAPIValidatorSame: lists
+// of several objects, maps with free keys, enums, nested required fields.
+var extraCRDocs = []string{`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: rich, namespace: argocd}
+spec:
+  project: default
+  source:
+    repoURL: https://git.example.com/x.git
+    targetRevision: HEAD
+    chart: web
+    helm:
+      releaseName: web
+      parameters: [{name: a, value: "1"}, {name: b, value: "2", forceString: true}, {name: c, value: "3"}]
+      valueFiles: [values.yaml, prod.yaml]
+  destination: {server: "https://kubernetes.default.svc", namespace: web}
+  syncPolicy:
+    automated: {prune: true, selfHeal: true}
+    syncOptions: [CreateNamespace=true, ServerSideApply=true]
+    retry: {limit: 5, backoff: {duration: 5s, factor: 2, maxDuration: 3m}}
+  ignoreDifferences:
+    - {group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}
+    - {kind: ConfigMap, name: x, jqPathExpressions: [.data]}
+  info: [{name: owner, value: team-a}]
+`, `apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: rich, namespace: shop}
+spec:
+  secretName: rich-tls
+  commonName: rich.example.com
+  dnsNames: [a.example.com, b.example.com]
+  duration: 2160h
+  usages: [server auth, client auth, digital signature]
+  privateKey: {algorithm: ECDSA, size: 256, rotationPolicy: Always, encoding: PKCS1}
+  secretTemplate:
+    labels: {a: "1", b: "2", c: "3"}
+    annotations: {x: "1"}
+  issuerRef: {name: letsencrypt, kind: ClusterIssuer, group: cert-manager.io}
+`, `apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: rich, namespace: shop}
+spec:
+  replicas: 3
+  revisionHistoryLimit: 2
+  selector: {matchLabels: {app: rich, tier: web}}
+  template:
+    metadata: {labels: {app: rich, tier: web}}
+    spec:
+      containers:
+        - name: web
+          image: registry.example.com/web:1
+          ports: [{containerPort: 8080, protocol: TCP}, {containerPort: 9090, name: metrics}]
+          env: [{name: A, value: "1"}, {name: B, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
+          resources: {limits: {cpu: 500m, memory: 1Gi}, requests: {cpu: 100m}}
+        - name: sidecar
+          image: registry.example.com/side:1
+          args: [--a, --b]
+  strategy:
+    canary:
+      maxSurge: 25%
+      maxUnavailable: 0
+      steps: [{setWeight: 20}, {pause: {duration: 1m}}, {setWeight: 50}, {pause: {}}]
+`}
+
+// mutations of one object for TestCRDOpenAPIValidatorSame: at every field and list
+// index, the value replaced by another type, removed, or given an unknown sibling.
+func crdMutations(obj map[string]any, rnd *rand.Rand, n int) []map[string]any {
+	type loc struct {
+		parent any // map[string]any or []any
+		key    string
+		i      int
+	}
+	var locs []loc
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, c := range v {
+				locs = append(locs, loc{parent: v, key: k})
+				walk(c)
+			}
+		case []any:
+			for i, c := range v {
+				locs = append(locs, loc{parent: v, i: i})
+				walk(c)
+			}
+		}
+	}
+	replacements := []any{int64(-7), "text", true, 2.5, nil, map[string]any{"zz": int64(1)}, []any{int64(1), "x"}, "Bogus"}
+	var out []map[string]any
+	for range n {
+		cp := runtime.DeepCopyJSON(obj)
+		locs = locs[:0]
+		walk(cp)
+		for range 1 + rnd.IntN(3) {
+			l := locs[rnd.IntN(len(locs))]
+			switch p := l.parent.(type) {
+			case map[string]any:
+				switch op := rnd.IntN(10); {
+				case op == 0:
+					delete(p, l.key)
+				case op == 1:
+					p[l.key+"x"] = int64(1)
+				default:
+					p[l.key] = replacements[rnd.IntN(len(replacements))]
+				}
+			case []any:
+				p[l.i] = replacements[rnd.IntN(len(replacements))]
+			}
+		}
+		out = append(out, cp)
+	}
+	return out
+}
+
+// The CRD validator keeping kube-openapi's child validators (crdopenapi.go) reports
+// exactly what the API server's validator (apiextensions' NewSchemaValidator, children
+// rebuilt per object) reports, on valid objects and on thousands of mutated ones,
+// validated twice and from several goroutines so that every reused validator has served
+// other paths and shapes before.
+func TestCRDOpenAPIValidatorSame(t *testing.T) {
+	withBundledCRDs(t)
+	docs, _ := bundledBenchDocs(3)
+	all := []string{docs}
+	all = append(all, extraCRDocs...)
+	all = append(all, goodRollout)
+	var objs []map[string]any
+	for _, d := range all {
+		rs, err := Decode("x.yaml", []byte(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			objs = append(objs, r.Object.Object)
+		}
+	}
+	fixtures := loadTestCRDs(t)
+	bundled := NewCRDSet()
+	rnd := rand.New(rand.NewPCG(16, 1))
+	compared, failing := 0, 0
+	for _, obj := range objs {
+		u := &unstructured.Unstructured{Object: obj}
+		gvk := u.GroupVersionKind()
+		set := bundled
+		if u.GetName() != "rich" && !strings.HasPrefix(u.GetName(), "a") && !strings.HasPrefix(u.GetName(), "c") && !strings.HasPrefix(u.GetName(), "r") {
+			set = fixtures // goodRollout is the fixture CRD's
+		}
+		e := set.lookup(gvk.GroupKind())
+		if e == nil {
+			t.Fatalf("no CRD for %s", gvk)
+		}
+		if err := e.compile(); err != nil {
+			t.Fatal(err)
+		}
+		ours := e.vers[gvk.Version].schema
+		val, err := apiextensions.GetSchemaForVersion(e.crd, gvk.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, _, err := apiservervalidation.NewSchemaValidator(val.OpenAPIV3Schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := func(v apiservervalidation.SchemaCreateValidator, o map[string]any) string {
+			var s []string
+			for _, fe := range apiservervalidation.ValidateCustomResource(nil, o, v) {
+				s = append(s, fe.Error())
+			}
+			sort.Strings(s)
+			return strings.Join(s, "\n")
+		}
+		variants := append([]map[string]any{obj}, crdMutations(obj, rnd, 400)...)
+		want := make([]string, len(variants))
+		for i, o := range variants {
+			want[i] = errs(theirs, o)
+			if want[i] != "" {
+				failing++
+			}
+		}
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := range variants {
+					i := (i + g*97) % len(variants)
+					if got := errs(ours, variants[i]); got != want[i] {
+						t.Errorf("%s %s variant %d:\ngot:\n%s\nwant (apiextensions):\n%s", gvk.Kind, u.GetName(), i, got, want[i])
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		compared += len(variants)
+	}
+	if compared < 2000 || failing < compared/2 {
+		t.Errorf("compared %d variants, %d with errors: too few to say anything", compared, failing)
+	}
+}
+
+// A null in a field that is neither nullable nor defaulted is dropped before validation,
+// as the API server drops it; a null where a value is required still fails.
+func TestCRDNullsPrunedAsTheAPIServerDoes(t *testing.T) {
+	set := loadTestCRDs(t)
+	ok := decodeOne(t, "null.yaml", strings.Replace(goodRollout, "  replicas: 3\n", "  replicas: 3\n  rollbackWindow: null\n", 1))
+	if res, checked := set.Validate(context.Background(), ok); !checked || len(res) > 0 {
+		t.Errorf("null rollbackWindow: checked %v, %s", checked, resultLines(res))
+	}
+	bad := decodeOne(t, "null.yaml", strings.Replace(goodRollout, "  replicas: 3\n", "  replicas: 3\n  rollbackWindow: {revisions: \"two\"}\n", 1))
+	if res, _ := set.Validate(context.Background(), bad); len(res) == 0 {
+		t.Error("a wrong type next to the null case is not found: the test says nothing")
 	}
 }
