@@ -163,6 +163,9 @@ type ClusterConfig struct {
 	Name   string            `json:"name"`
 	Server string            `json:"server"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// Context, for sync and report, is the kubeconfig context (of --kubeconfig or
+	// $KUBECONFIG) that reaches the cluster; Server defaults to that context's server.
+	Context string `json:"context,omitempty"`
 }
 
 // GateOptions is the one rule that turns .gitgate.yaml into the gate's options, with

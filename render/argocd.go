@@ -336,6 +336,7 @@ func (d *argoDiscovery) appTargets(a argoApp) []Target {
 		if !ok {
 			continue
 		}
+		t.Destination = Destination{Server: argoString(dest["server"]), Name: argoString(dest["name"])}
 		if t.Namespace == "" {
 			t.Namespace = namespace
 		}
