@@ -79,7 +79,7 @@ func (cs *Clusters) add(c *Cluster) {
 			}
 			if o.local && sameServer(o.Server, c.Server) && c.Client == nil {
 				// Argo CD's Secret for in-cluster only names and labels it.
-				o.Name, o.Labels = c.Name, c.Labels
+				o.Name, o.Labels, o.From = c.Name, c.Labels, o.From+" + "+c.From
 				return
 			}
 			cs.Notices = append(cs.Notices, fmt.Sprintf("%s from %s: already defined by %s; left out", c, c.From, o.From))
@@ -124,7 +124,7 @@ func (cs *Clusters) Configs() []policy.ClusterConfig {
 	var out []policy.ClusterConfig
 	for _, c := range cs.List {
 		if c.local && c.From == "--kubeconfig" {
-			continue
+			continue // no Secret or entry names it: as the clusters generator does today
 		}
 		out = append(out, policy.ClusterConfig{Name: c.Name, Server: c.Server, Labels: c.Labels})
 	}
@@ -290,6 +290,20 @@ func (s ClusterStatus) String() string {
 		name += " (" + s.Server + ")"
 	}
 	line := fmt.Sprintf("cluster %s: %d apps, %d synced, %d out of sync, %d blocked, %d failed", name, s.Apps, s.Synced, s.OutOfSync, s.Blocked, s.Failed)
+	if s.Error != "" {
+		line += "; error: " + s.Error
+	}
+	return line
+}
+
+// ReportLine is the status as a drift report says it (Synced: in sync, no enforced
+// violation; OutOfSync: drift or violations; Failed: errors).
+func (s ClusterStatus) ReportLine() string {
+	name := s.Name
+	if s.Server != "" && s.Server != s.Name {
+		name += " (" + s.Server + ")"
+	}
+	line := fmt.Sprintf("cluster %s: %d apps, %d in sync, %d drifted or violating, %d failed", name, s.Apps, s.Synced, s.OutOfSync, s.Failed)
 	if s.Error != "" {
 		line += "; error: " + s.Error
 	}

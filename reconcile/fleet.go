@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -188,4 +189,26 @@ func (f *Fleet) Report(ctx context.Context, repo render.Repo, revision string, a
 	}
 	rep.Clusters = status
 	return rep
+}
+
+// WritePolicyReports writes each app's PolicyReports to the cluster the app is on (the
+// local one when the report is not across clusters).
+func (f *Fleet) WritePolicyReports(ctx context.Context, rep *DriftReport) []error {
+	var errs []error
+	for i, c := range f.Clusters.List {
+		sub := *rep
+		sub.Apps = nil
+		for _, a := range rep.Apps {
+			if a.Cluster == c.Name || a.Cluster == "" && i == 0 {
+				sub.Apps = append(sub.Apps, a)
+			}
+		}
+		if len(sub.Apps) == 0 || c.Client == nil {
+			continue
+		}
+		if err := WritePolicyReports(ctx, c.Client, PolicyReports(&sub)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c, err))
+		}
+	}
+	return errs
 }

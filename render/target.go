@@ -57,7 +57,8 @@ type Target struct {
 	// Namespace is the destination namespace objects without one are placed in.
 	Namespace string `json:"namespace,omitempty"`
 	// Destination is the Argo CD Application's spec.destination cluster (sync and report
-	// apply the target there); zero for a target no Application deploys. Not part of the
+	// apply the target there); zero for the local cluster (in-cluster,
+	// https://kubernetes.default.svc) and a target no Application deploys. Not part of the
 	// JSON listing; two Applications deploying one source to different clusters are two
 	// targets (sourceKey).
 	Destination Destination `json:"-"`
