@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -60,6 +61,10 @@ spec:
 // and by server, one generated for every cluster labelled env=edge, and one for a
 // cluster nobody defined.
 func fleetRepo(t *testing.T, edgeServer string) string {
+	return writeTree(t, fleetFiles(edgeServer))
+}
+
+func fleetFiles(edgeServer string) map[string]string {
 	apps := application("local-by-server", "apps/local", "local", "server", "https://kubernetes.default.svc") +
 		application("local-by-name", "apps/local2", "local2", "name", "in-cluster") +
 		application("edge-by-name", "apps/edge", "edge", "name", "edge") +
@@ -79,7 +84,7 @@ spec:
       destination: {server: '{{server}}', namespace: generated}
       syncPolicy: {syncOptions: [CreateNamespace=true]}
 `
-	return writeTree(t, map[string]string{
+	return map[string]string{
 		"argocd/apps.yaml":       apps,
 		"apps/local/cm.yaml":     configMap("local"),
 		"apps/local2/cm.yaml":    configMap("local2"),
@@ -87,7 +92,7 @@ spec:
 		"apps/edge2/cm.yaml":     configMap("edge2"),
 		"apps/lost/cm.yaml":      configMap("lost"),
 		"apps/generated/cm.yaml": configMap("generated"),
-	})
+	}
 }
 
 func connectEnv(cfg *rest.Config) (client.Client, error) { return client.New(cfg, client.Options{}) }
@@ -100,6 +105,7 @@ func kubeconfigOf(t *testing.T, envs map[string]*env) string {
 		kc.AuthInfos[name] = &clientcmdapi.AuthInfo{ClientCertificateData: e.cfg.CertData, ClientKeyData: e.cfg.KeyData, Token: e.cfg.BearerToken}
 		kc.Contexts["ctx-"+name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
 	}
+	kc.CurrentContext = "ctx-local"
 	p := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := clientcmd.WriteToFile(*kc, p); err != nil {
 		t.Fatal(err)
@@ -245,8 +251,28 @@ func TestSyncManyClusters(t *testing.T) {
 		if err := cs.AddSecrets(ctx, "argocd", connectEnv); err != nil {
 			t.Fatal(err)
 		}
-		res, _ := fleetSync(t, cs, dir)
+		res, apps := fleetSync(t, cs, dir)
 		check(t, res, "Secret argocd/cluster-edge")
+		// The report of the same: each app compared with its own cluster.
+		gate, _ := policy.OpenGate(policy.GateOptions{})
+		f := &Fleet{Clusters: cs, Gate: gate, Opts: DefaultOptions()}
+		rep := f.Report(ctx, render.Repo{FS: os.DirFS(dir), Dir: dir, Clusters: cs.Configs()}, "rev1", apps)
+		for _, a := range rep.Apps {
+			c := a.Counts()
+			switch a.App {
+			case "lost":
+				if a.Error == "" || a.Cluster != unmatched {
+					t.Errorf("report: lost %+v", a)
+				}
+			default:
+				if a.Error != "" || c.InSync != 1 || c.Drifted() || a.Cluster == "" {
+					t.Errorf("report: %s on %s: %+v %s", a.App, a.Cluster, c, a.Error)
+				}
+			}
+		}
+		if len(rep.Clusters) != 3 || rep.Clusters[1].Name != "edge" || rep.Clusters[1].Synced != 3 || rep.Clusters[0].Synced != 2 || rep.Clusters[2].Failed != 1 {
+			t.Errorf("report clusters %+v", rep.Clusters)
+		}
 		for _, a := range res.Apps {
 			if a.Cluster == "edge" && a.Count(Created) != 1 {
 				t.Errorf("%s: %d created, want 1 (a fresh cluster)", a.App, a.Count(Created))
@@ -255,6 +281,42 @@ func TestSyncManyClusters(t *testing.T) {
 		out, _ := json.Marshal(res)
 		if strings.Contains(string(out), string(edge.cfg.KeyData)) || (edge.cfg.BearerToken != "" && strings.Contains(string(out), edge.cfg.BearerToken)) {
 			t.Error("the result carries the cluster's credentials")
+		}
+	})
+
+	t.Run("gitgate sync across clusters", func(t *testing.T) {
+		bin := os.Getenv("GITGATE_BIN")
+		if bin == "" {
+			t.Skip("GITGATE_BIN is not set: the command line is not run (go build -o bin/gitgate ./cmd/gitgate)")
+		}
+		g := newGitRepo(t, fleetFiles(edge.cfg.Host))
+		kc := kubeconfigOf(t, map[string]*env{"local": local})
+		out := filepath.Join(t.TempDir(), "sync.json")
+		cmd := exec.Command(bin, "sync", "--once", "file://"+g.bare, "--kubeconfig", kc, "--cluster-secrets", "argocd", "--cache-dir", t.TempDir(), "-o", "text", "-o", "json="+out)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != 2 {
+			t.Fatalf("exit %d (%v), want 2 (app lost failed)\n%s\n%s", code, err, stdout.String(), stderr.String())
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res SyncResult
+		if err := json.Unmarshal(b, &res); err != nil {
+			t.Fatal(err)
+		}
+		check(t, &res, "Secret argocd/cluster-edge")
+		for _, line := range []string{"[edge] edge-by-name: Synced", "cluster edge (" + edge.cfg.Host + "): 3 apps, 3 synced", "cluster (no cluster): 1 apps, 0 synced, 0 out of sync, 0 blocked, 1 failed"} {
+			if !strings.Contains(stdout.String(), line) {
+				t.Errorf("text output lacks %q:\n%s", line, stdout.String())
+			}
+		}
+		for _, secret := range [][]byte{edge.cfg.KeyData, []byte(edge.cfg.BearerToken)} {
+			if len(secret) > 0 && (strings.Contains(stdout.String()+stderr.String(), string(secret)) || strings.Contains(string(b), string(secret))) {
+				t.Error("the output carries the cluster's credentials")
+			}
 		}
 	})
 

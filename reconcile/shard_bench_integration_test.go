@@ -68,6 +68,9 @@ func TestBenchShardedSync(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d apps in %s wall, phases %v", label, n, wall.Round(time.Millisecond), phases)
+		for i, r := range res {
+			t.Logf("  replica %d, summed over its apps: %s", i, split(r))
+		}
 	}
 
 	// One replica.
