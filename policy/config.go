@@ -58,7 +58,9 @@ type Config struct {
 	RepoURLs []string `json:"repoURLs,omitempty"`
 	// Environments are what ApplicationSet generators expand per environment.
 	Environments []string `json:"environments,omitempty"`
-	// Clusters are what the ApplicationSet clusters generator iterates over.
+	// Clusters are what the ApplicationSet clusters generator iterates over and, with a
+	// context:, the clusters sync and report reach for Applications whose destination
+	// names them.
 	Clusters []ClusterConfig `json:"clusters,omitempty"`
 	// KubeVersion and APIVersions are Helm's .Capabilities (default: a current release
 	// and its built-in APIs).
@@ -163,6 +165,9 @@ type ClusterConfig struct {
 	Name   string            `json:"name"`
 	Server string            `json:"server"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// Context, for sync and report, is the kubeconfig context (of --kubeconfig or
+	// $KUBECONFIG) that reaches the cluster; Server defaults to that context's server.
+	Context string `json:"context,omitempty"`
 }
 
 // GateOptions is the one rule that turns .gitgate.yaml into the gate's options, with

@@ -24,6 +24,8 @@ type App struct {
 	Namespace string
 	// DefinedIn is the Application or ApplicationSet file.
 	DefinedIn string
+	// Destination is the Application's destination cluster (zero: the local one).
+	Destination render.Destination
 	// Prune, SelfHeal: spec.syncPolicy.automated; CreateNamespace: syncOptions.
 	Prune, SelfHeal, CreateNamespace bool
 	// Ignore are spec.ignoreDifferences.
@@ -92,7 +94,7 @@ func Apps(ctx context.Context, repo render.Repo, opts AppsOptions) ([]App, []err
 		}
 		a, ok := byName[name]
 		if !ok {
-			a = &App{Name: name, Namespace: t.Namespace, DefinedIn: t.DefinedIn}
+			a = &App{Name: name, Namespace: t.Namespace, DefinedIn: t.DefinedIn, Destination: t.Destination}
 			readSyncPolicy(a, spec)
 			byName[name] = a
 			order = append(order, name)

@@ -49,7 +49,9 @@ func (o ObjectDrift) Blocking() bool {
 
 // AppDrift is one app of the drift report.
 type AppDrift struct {
-	App       string        `json:"app"`
+	App string `json:"app"`
+	// Cluster is the app's destination cluster, in a report across clusters.
+	Cluster   string        `json:"cluster,omitempty"`
 	Namespace string        `json:"namespace,omitempty"`
 	Revision  string        `json:"revision"`
 	Objects   []ObjectDrift `json:"objects"`
@@ -100,6 +102,9 @@ type DriftReport struct {
 	Generated time.Time  `json:"generated"`
 	Apps      []AppDrift `json:"apps"`
 	Errors    []string   `json:"errors,omitempty"`
+	// Clusters, in a report across clusters, is each cluster's status (Synced: in sync
+	// and no enforced violation; OutOfSync: drift or violations; Failed: errors).
+	Clusters []ClusterStatus `json:"clusters,omitempty"`
 }
 
 // ExitCode is 2 when the report is incomplete, 1 on drift or live Enforce violations, else 0.

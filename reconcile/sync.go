@@ -91,7 +91,9 @@ type ObjectResult struct {
 
 // AppResult is one app's sync.
 type AppResult struct {
-	App      string         `json:"app"`
+	App string `json:"app"`
+	// Cluster is the app's destination cluster, in a sync across clusters.
+	Cluster  string         `json:"cluster,omitempty"`
 	Phase    Phase          `json:"phase"`
 	Revision string         `json:"revision"`
 	Objects  []ObjectResult `json:"objects,omitempty"`
@@ -124,6 +126,8 @@ type SyncResult struct {
 	Revision string      `json:"revision"`
 	Apps     []AppResult `json:"apps"`
 	Errors   []string    `json:"errors,omitempty"`
+	// Clusters, in a sync across clusters, is each cluster's status.
+	Clusters []ClusterStatus `json:"clusters,omitempty"`
 }
 
 // ExitCode is 2 when an app failed (the API server unreachable or refusing, a field

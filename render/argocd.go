@@ -336,6 +336,9 @@ func (d *argoDiscovery) appTargets(a argoApp) []Target {
 		if !ok {
 			continue
 		}
+		if d := (Destination{Server: argoString(dest["server"]), Name: argoString(dest["name"])}); !d.Local() {
+			t.Destination = d // zero is the local cluster
+		}
 		if t.Namespace == "" {
 			t.Namespace = namespace
 		}

@@ -194,6 +194,9 @@ func (d *Discovery) mergeSources() {
 func sourceKey(t Target) string {
 	t.Name, t.DefinedIn, t.DeployedBy = "", "", nil
 	b, _ := json.Marshal(t)
+	if !t.Destination.Local() { // the same source on another cluster is another target
+		return string(b) + "|" + t.Destination.String()
+	}
 	return string(b)
 }
 

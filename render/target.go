@@ -56,6 +56,12 @@ type Target struct {
 	DeployedBy []string `json:"deployedBy,omitempty"`
 	// Namespace is the destination namespace objects without one are placed in.
 	Namespace string `json:"namespace,omitempty"`
+	// Destination is the Argo CD Application's spec.destination cluster (sync and report
+	// apply the target there); zero for the local cluster (in-cluster,
+	// https://kubernetes.default.svc) and a target no Application deploys. Not part of the
+	// JSON listing; two Applications deploying one source to different clusters are two
+	// targets (sourceKey).
+	Destination Destination `json:"-"`
 
 	// Helm: release name, value files (repo-relative), inline values, --set parameters.
 	ReleaseName string            `json:"releaseName,omitempty"`
@@ -90,6 +96,39 @@ type Target struct {
 	// another Git repository, by name ("$values"): a ValueFiles entry "$values/env/a.yaml"
 	// is env/a.yaml of that repository at its revision, read through Repo.Remotes.
 	Refs map[string]RemoteRepo `json:"refs,omitempty"`
+}
+
+// Destination is an Argo CD Application's spec.destination server and name.
+type Destination struct {
+	Server string
+	Name   string
+}
+
+// LocalServer and LocalName are how Argo CD names the cluster it runs in.
+const (
+	LocalServer = "https://kubernetes.default.svc"
+	LocalName   = "in-cluster"
+)
+
+// Local reports whether the destination is the cluster gitgate runs against: empty,
+// Argo CD's in-cluster name or its in-cluster server.
+func (d Destination) Local() bool {
+	if d.Server != "" {
+		return strings.TrimSuffix(d.Server, "/") == LocalServer
+	}
+	return d.Name == "" || d.Name == LocalName
+}
+
+func (d Destination) String() string {
+	switch {
+	case d.Server != "" && d.Name != "":
+		return fmt.Sprintf("server %s (name %s)", d.Server, d.Name)
+	case d.Server != "":
+		return "server " + d.Server
+	case d.Name != "":
+		return "name " + d.Name
+	}
+	return LocalName
 }
 
 // refFile splits a ValueFiles entry naming a file of a ref: source in another

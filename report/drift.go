@@ -19,6 +19,9 @@ func writeSyncText(w io.Writer, r *reconcile.SyncResult) error {
 		fmt.Fprintf(&b, "error: %s\n", e)
 	}
 	for _, a := range r.Apps {
+		if a.Cluster != "" {
+			fmt.Fprintf(&b, "[%s] ", a.Cluster)
+		}
 		fmt.Fprintf(&b, "%s: %s at %s (%d created, %d configured, %d unchanged, %d pruned, %d writes, %s)\n",
 			a.App, a.Phase, reconcile.ShowRevision(a.Revision), a.Count(reconcile.Created), a.Count(reconcile.Configured), a.Count(reconcile.Unchanged), a.Count(reconcile.Pruned), a.Writes, a.Duration.Round(time.Millisecond))
 		if a.Error != "" {
@@ -48,6 +51,9 @@ func writeSyncText(w io.Writer, r *reconcile.SyncResult) error {
 		for _, n := range a.Notices {
 			fmt.Fprintf(&b, "  notice: %s\n", n)
 		}
+	}
+	for _, c := range r.Clusters {
+		fmt.Fprintln(&b, c)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -85,6 +91,9 @@ func writeReportText(w io.Writer, r *reconcile.DriftReport) error {
 	}
 	for _, a := range r.Apps {
 		c := a.Counts()
+		if a.Cluster != "" {
+			fmt.Fprintf(&b, "[%s] ", a.Cluster)
+		}
 		fmt.Fprintf(&b, "%s: %d in sync, %d missing, %d modified, %d extra, %d violating (%d by drift)\n",
 			a.App, c.InSync, c.Missing, c.Modified, c.Extra, c.Violating, c.DriftViolating)
 		if a.Error != "" {
@@ -105,6 +114,9 @@ func writeReportText(w io.Writer, r *reconcile.DriftReport) error {
 				fmt.Fprintf(&b, "    error: %s\n", o.Error)
 			}
 		}
+	}
+	for _, c := range r.Clusters {
+		fmt.Fprintln(&b, c.ReportLine())
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

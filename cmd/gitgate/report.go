@@ -66,7 +66,7 @@ Exit codes: 0 in sync and no enforced violation on live objects, 1 drift or viol
 				return exitCodeError{exitError}
 			}
 			ctx := cmd.Context()
-			co, err := load(ctx, &o.source, &o.gate, stderr)
+			co, err := load(ctx, &o.source, &o.gate, &o.cluster, c, stderr)
 			if err != nil {
 				fmt.Fprintf(stderr, "gitgate report: %v\n", err)
 				return exitCodeError{exitError}
@@ -77,10 +77,10 @@ Exit codes: 0 in sync and no enforced violation on live objects, 1 drift or viol
 			opts := o.cluster.opts
 			opts.Check.KubeVersion = co.kube
 			opts.Check.CRDs = co.crds
-			rp := &reconcile.Reporter{Client: c, Gate: co.gate, Opts: opts}
-			rep := rp.Report(ctx, co.repo, co.rev, co.apps)
+			fleet := &reconcile.Fleet{Clusters: co.clusters, Gate: co.gate, Opts: opts}
+			rep := fleet.Report(ctx, co.repo, co.rev, co.apps)
 			if o.policyReport {
-				if err := reconcile.WritePolicyReports(ctx, c, reconcile.PolicyReports(rep)); err != nil {
+				for _, err := range fleet.WritePolicyReports(ctx, rep) {
 					rep.Errors = append(rep.Errors, err.Error())
 				}
 			}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"github.com/gitgate/gitgate/internal/git"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -46,10 +48,11 @@ func (f *sourceFlags) BindFlags(fs *pflag.FlagSet) {
 
 // clusterFlags reach the API server.
 type clusterFlags struct {
-	kubeconfig string
-	qps        float32
-	burst      int
-	opts       reconcile.Options
+	kubeconfig     string
+	clusterSecrets string
+	qps            float32
+	burst          int
+	opts           reconcile.Options
 }
 
 func (f *clusterFlags) BindFlags(fs *pflag.FlagSet) {
@@ -57,6 +60,7 @@ func (f *clusterFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
 	fs.Float32Var(&f.qps, "qps", 100, "API requests per second (client-side limit)")
 	fs.IntVar(&f.burst, "burst", 200, "API request burst")
+	fs.StringVar(&f.clusterSecrets, "cluster-secrets", "", "namespace of the local cluster holding Argo CD cluster Secrets (e.g. argocd): Applications whose destination names them are applied there")
 	fs.StringVar(&f.opts.InventoryNamespace, "inventory-namespace", f.opts.InventoryNamespace, "namespace of the per-app inventory and status ConfigMaps")
 	fs.IntVar(&f.opts.Workers, "workers", f.opts.Workers, "apps handled in parallel")
 	fs.StringSliceVar(&f.opts.IgnoreManagers, "ignore-manager", f.opts.IgnoreManagers, "field managers whose fields never count as drift (an HPA's replicas)")
@@ -79,6 +83,27 @@ func (f *clusterFlags) config() (*rest.Config, error) {
 	return cfg, nil
 }
 
+// connect is a client for another cluster, with the local one's rate limits.
+func (f *clusterFlags) connect(cfg *rest.Config) (client.Client, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = f.qps, f.burst
+	cfg.UserAgent = "gitgate"
+	return client.New(cfg, client.Options{})
+}
+
+// clusters are the destination clusters: the local one, .gitgate.yaml's clusters: (a
+// context: each), and Argo CD's cluster Secrets in --cluster-secrets.
+func (f *clusterFlags) clusters(ctx context.Context, local client.Client, cfgs []policy.ClusterConfig) (*reconcile.Clusters, error) {
+	cs := reconcile.NewClusters(local)
+	cs.AddConfigs(cfgs, f.kubeconfig, f.connect)
+	if f.clusterSecrets != "" {
+		if err := cs.AddSecrets(ctx, f.clusterSecrets, f.connect); err != nil {
+			return nil, err
+		}
+	}
+	return cs, nil
+}
+
 func (f *clusterFlags) client() (client.Client, *rest.Config, error) {
 	cfg, err := f.config()
 	if err != nil {
@@ -93,18 +118,21 @@ func (f *clusterFlags) client() (client.Client, *rest.Config, error) {
 
 // checkout is one fetched revision, its apps and its gate.
 type checkout struct {
-	repo  render.Repo
-	rev   string
-	apps  []reconcile.App
-	gate  *policy.Gate
-	kube  policy.KubeVersion
-	crds  *policy.CRDSet // crds: and --crds, validated against before apply
-	notes []string
+	repo render.Repo
+	rev  string
+	apps []reconcile.App
+	gate *policy.Gate
+	kube policy.KubeVersion
+	crds *policy.CRDSet // crds: and --crds, validated against before apply
+	// clusters are the apps' destinations (the local one first).
+	clusters *reconcile.Clusters
+	notes    []string
 }
 
-// load fetches the source, opens the gate from the checkout's .gitgate.yaml (flags first)
+// load fetches the source, opens the gate from the checkout's .gitgate.yaml (flags first),
+// finds the destination clusters (the ApplicationSet clusters generator iterates them)
 // and discovers the apps.
-func load(ctx context.Context, sf *sourceFlags, gf *gateFlags, stderr io.Writer) (*checkout, error) {
+func load(ctx context.Context, sf *sourceFlags, gf *gateFlags, cf *clusterFlags, local client.Client, stderr io.Writer) (*checkout, error) {
 	if gf.remote.cacheDir != "" { // one cache: the synced repository's objects and worktrees under sync/
 		sf.src.CacheDir = filepath.Join(gf.remote.cacheDir, "sync")
 	}
@@ -122,11 +150,17 @@ func load(ctx context.Context, sf *sourceFlags, gf *gateFlags, stderr io.Writer)
 		return nil, err
 	}
 	repo := set.repo(co.Dir)
+	clusters, err := cf.clusters(ctx, local, repo.Clusters)
+	if err != nil {
+		return nil, err
+	}
+	repo.Clusters = clusters.Configs()
 	apps, errs, err := reconcile.Apps(ctx, repo, reconcile.AppsOptions{Discover: set.discover(), Select: sf.apps, Path: sf.path})
 	if err != nil {
 		return nil, err
 	}
-	out := &checkout{repo: repo, rev: co.Commit, apps: apps, gate: gate, kube: set.kube, crds: set.crds}
+	out := &checkout{repo: repo, rev: co.Commit, apps: apps, gate: gate, kube: set.kube, crds: set.crds, clusters: clusters}
+	out.notes = append(out.notes, clusters.Notices...)
 	for _, e := range errs {
 		out.notes = append(out.notes, e.Error())
 	}
@@ -145,6 +179,11 @@ type syncOptions struct {
 	leaderElect bool
 	leaseNS     string
 	healthAddr  string
+	// shard: with --shard-by-lease, this replica's Lease and share of the apps.
+	shardByLease  bool
+	shardID       string
+	shardDuration time.Duration
+	shard         *reconcile.Shards
 }
 
 func (o *syncOptions) BindFlags(fs *pflag.FlagSet) {
@@ -159,6 +198,9 @@ func (o *syncOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&o.output, "output", "o", nil, "output format, repeatable: FORMAT on stdout or FORMAT=FILE (replaced atomically each round); formats: "+strings.Join(report.SyncFormats().Names(), ", ")+" (default text)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "with --interval: only the replica holding the gitgate-sync Lease syncs")
 	fs.StringVar(&o.leaseNS, "leader-election-namespace", "", "namespace of the Lease (default: the pod's namespace)")
+	fs.BoolVar(&o.shardByLease, "shard-by-lease", false, "with --interval: every replica syncs its share of the apps, holding a Lease of its own (gitgate-sync-<identity>) in --leader-election-namespace; a replica whose Lease expires has its apps taken over by the others (excludes --leader-elect)")
+	fs.StringVar(&o.shardID, "shard-identity", "", "this replica's identity for --shard-by-lease (default: $POD_NAME, else the host name)")
+	fs.DurationVar(&o.shardDuration, "shard-lease-duration", 30*time.Second, "with --shard-by-lease: a replica not renewing its Lease (every third of this) for this long is counted out and its apps taken over")
 	fs.StringVar(&o.healthAddr, "health-addr", ":8081", `with --interval: host:port serving /healthz and /readyz ("0" turns it off)`)
 }
 
@@ -202,10 +244,20 @@ or refusing an object, a field conflict left unresolved, Git).`,
 				fmt.Fprintln(stderr, "gitgate sync: --once and --interval exclude each other")
 				return exitCodeError{exitError}
 			}
+			if o.shardByLease && (o.leaderElect || o.interval <= 0) {
+				fmt.Fprintln(stderr, "gitgate sync: --shard-by-lease needs --interval and excludes --leader-elect (every replica syncs its share)")
+				return exitCodeError{exitError}
+			}
 			c, cfg, err := o.cluster.client()
 			if err != nil {
 				fmt.Fprintf(stderr, "gitgate sync: %v\n", err)
 				return exitCodeError{exitError}
+			}
+			if o.shardByLease {
+				if o.shard, err = o.newShards(c); err != nil {
+					fmt.Fprintf(stderr, "gitgate sync: %v\n", err)
+					return exitCodeError{exitError}
+				}
 			}
 			if o.interval <= 0 {
 				return exitCodeError{o.syncOnce(cmd.Context(), c, false, stdout, stderr)}
@@ -218,7 +270,7 @@ or refusing an object, a field conflict left unresolved, Git).`,
 }
 
 func (o *syncOptions) syncOnce(ctx context.Context, c client.Client, resync bool, stdout, stderr io.Writer) int {
-	co, err := load(ctx, &o.source, &o.gate, stderr)
+	co, err := load(ctx, &o.source, &o.gate, &o.cluster, c, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "gitgate sync: %v\n", err)
 		return exitError
@@ -226,12 +278,22 @@ func (o *syncOptions) syncOnce(ctx context.Context, c client.Client, resync bool
 	for _, n := range co.notes {
 		fmt.Fprintf(stderr, "notice: %s\n", n)
 	}
+	apps := co.apps
+	if o.shard != nil {
+		mine, live, err := o.shard.Mine(ctx, apps)
+		if err != nil {
+			fmt.Fprintf(stderr, "gitgate sync: %v\n", err)
+			return exitError
+		}
+		fmt.Fprintf(stderr, "shard: %s syncs %d of %d apps (live replicas: %s)\n", o.shard.Identity, len(mine), len(apps), strings.Join(live, ", "))
+		apps = mine
+	}
 	opts := o.cluster.opts
 	opts.Check.KubeVersion = co.kube
 	opts.Check.CRDs = co.crds
 	opts.Resync = resync
-	s := &reconcile.Syncer{Client: c, Gate: co.gate, Opts: opts}
-	res := s.Sync(ctx, co.repo, co.rev, co.apps)
+	fleet := &reconcile.Fleet{Clusters: co.clusters, Gate: co.gate, Opts: opts}
+	res := fleet.Sync(ctx, co.repo, co.rev, apps)
 	shown := res
 	if resync { // an interval's later rounds print only the apps where something happened
 		c := *res
@@ -250,12 +312,49 @@ func (o *syncOptions) syncOnce(ctx context.Context, c client.Client, resync bool
 	return res.ExitCode()
 }
 
+// newShards is this replica's part of a sharded sync.
+func (o *syncOptions) newShards(c client.Client) (*reconcile.Shards, error) {
+	id := cmp.Or(o.shardID, os.Getenv("POD_NAME"))
+	if id == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("--shard-by-lease: no --shard-identity and no host name: %w", err)
+		}
+		id = h
+	}
+	ns := o.leaseNS
+	if ns == "" {
+		ns = os.Getenv("POD_NAMESPACE")
+	}
+	if ns == "" {
+		if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+			ns = strings.TrimSpace(string(b))
+		}
+	}
+	if ns == "" {
+		return nil, fmt.Errorf("--shard-by-lease: not in a pod; name the Leases' namespace with --leader-election-namespace")
+	}
+	if o.shardDuration < 3*time.Second {
+		return nil, fmt.Errorf("--shard-lease-duration %s: at least 3s", o.shardDuration)
+	}
+	return &reconcile.Shards{Client: c, Namespace: ns, Identity: id, LeaseDuration: o.shardDuration}, nil
+}
+
 // loop syncs every interval until the context ends; with --leader-elect only the leader.
 func (o *syncOptions) loop(ctx context.Context, c client.Client, cfg *rest.Config, stdout, stderr io.Writer) error {
 	run := func(ctx context.Context) error {
 		first := true
 		t := time.NewTicker(o.interval)
 		defer t.Stop()
+		var moved chan struct{}
+		if o.shard != nil {
+			// The Lease first, so this replica counts in its first round.
+			if err := o.shard.Renew(ctx); err != nil {
+				fmt.Fprintf(stderr, "gitgate sync: %v\n", err)
+			}
+			moved = make(chan struct{}, 1)
+			go o.shard.Run(ctx, moved, func(err error) { fmt.Fprintf(stderr, "gitgate sync: %v\n", err) })
+		}
 		for {
 			code := o.syncOnce(ctx, c, !first, stdout, stderr)
 			first = false
@@ -264,8 +363,15 @@ func (o *syncOptions) loop(ctx context.Context, c client.Client, cfg *rest.Confi
 			}
 			select {
 			case <-ctx.Done():
+				if o.shard != nil { // hand the apps over now rather than at expiry
+					rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					_ = o.shard.Release(rctx)
+					cancel()
+				}
 				return nil
 			case <-t.C:
+			case <-moved: // a replica came or went: the share changed
+				fmt.Fprintln(stderr, "shard: the live replicas changed; syncing the new share now")
 			}
 		}
 	}
