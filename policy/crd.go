@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -101,6 +102,18 @@ func IsCRD(r Resource) bool {
 	}
 	gvk := r.Object.GroupVersionKind()
 	return gvk.Group == CRDGroup && gvk.Kind == "CustomResourceDefinition"
+}
+
+// Clone returns a set holding what s holds now; CRDs added to either later are its
+// own. The CRDs themselves are shared (each is compiled once, whichever set uses it).
+// One set per cluster: each cluster's live CRDs (AddLive) apply to its objects only.
+func (s *CRDSet) Clone() *CRDSet {
+	if s == nil {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return &CRDSet{byGK: maps.Clone(s.byGK), asked: maps.Clone(s.asked), errs: slices.Clone(s.errs)}
 }
 
 // Len is the number of CRDs in the set.

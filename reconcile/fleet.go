@@ -59,6 +59,14 @@ func subset(apps []App, idx []int) []App {
 	return out
 }
 
+// clusterOpts are the options of one cluster's Syncer or Reporter: its own CRD set,
+// since the CRDs each cluster serves (and its apps render) validate its objects only.
+func (f *Fleet) clusterOpts() Options {
+	o := f.Opts
+	o.Check.CRDs = o.Check.CRDs.Clone()
+	return o
+}
+
 // Sync syncs every app to its cluster.
 func (f *Fleet) Sync(ctx context.Context, repo render.Repo, revision string, apps []App) *SyncResult {
 	byCluster, failed, multi := f.split(apps)
@@ -83,7 +91,7 @@ func (f *Fleet) Sync(ctx context.Context, repo render.Repo, revision string, app
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := &Syncer{Client: c.Client, Gate: f.Gate, Opts: f.Opts}
+			s := &Syncer{Client: c.Client, Gate: f.Gate, Opts: f.clusterOpts()}
 			r := s.Sync(ctx, repo, revision, subset(apps, byCluster[ci]))
 			for k, i := range byCluster[ci] {
 				res.Apps[i] = r.Apps[k]
@@ -149,7 +157,7 @@ func (f *Fleet) Report(ctx context.Context, repo render.Repo, revision string, a
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rp := &Reporter{Client: c.Client, Gate: f.Gate, Opts: f.Opts}
+			rp := &Reporter{Client: c.Client, Gate: f.Gate, Opts: f.clusterOpts()}
 			r := rp.Report(ctx, repo, revision, subset(apps, byCluster[ci]))
 			for k, i := range byCluster[ci] {
 				rep.Apps[i] = r.Apps[k]
