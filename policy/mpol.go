@@ -116,7 +116,9 @@ func (e *Engine) mutatingPolicyStep(ctx context.Context, r Resource, obj *unstru
 			if note != "" && rr.Status() == engineapi.RuleStatusPass && usesApplyConfiguration(pr.Policy) {
 				msg += "; " + note
 			}
-			step.results = append(step.results, e.mpolResult(r, pr.Policy, Status(rr.Status()), msg))
+			res := e.mpolResult(r, pr.Policy, Status(rr.Status()), msg)
+			res.Exception = celExceptionNames(e.set, rr.Exceptions())
+			step.results = append(step.results, res)
 		}
 	}
 	// Policies that mutate other objects (targetMatchConstraints) and select this one as
