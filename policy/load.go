@@ -374,6 +374,9 @@ func (s *Set) add(r Resource) error {
 		if err := fromUnstructured(r.Object, pol); err != nil {
 			return perr(err)
 		}
+		if gvk.Kind == "MutatingPolicy" {
+			pol.SetNamespace("") // cluster-scoped: the API server drops a namespace written on it
+		}
 		var errs field.ErrorList
 		_ = withLibraryContext(libs.NewFakeContextProvider(), func() error { // see celCompileMu
 			_, errs = mpolcompiler.NewCompiler().Compile(pol, nil)
@@ -392,6 +395,9 @@ func (s *Set) add(r Resource) error {
 		}
 		if err := fromUnstructured(r.Object, pol); err != nil {
 			return perr(err)
+		}
+		if gvk.Kind == "GeneratingPolicy" {
+			pol.SetNamespace("") // cluster-scoped, as for MutatingPolicy
 		}
 		var errs field.ErrorList
 		_ = withLibraryContext(libs.NewFakeContextProvider(), func() error { // see celCompileMu
