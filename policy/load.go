@@ -434,7 +434,7 @@ func (s *Set) add(r Resource) error {
 		s.addExceptionInfo(exceptionKey(gvk.Group, p.Namespace, p.Name), x)
 		s.CELExceptions = append(s.CELExceptions, p)
 	case gvk.Group == "kyverno.io" || gvk.Group == "policies.kyverno.io":
-		s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s: kind %s is not evaluated by gitgate (validation policies only); skipped",
+		s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s: kind %s is not evaluated by gitgate (it evaluates ClusterPolicy, Policy, ValidatingPolicy, MutatingPolicy and GeneratingPolicy); skipped",
 			r.Origin, gvk.Kind, r.Object.GetName(), gvk.Kind))
 		return nil
 	default:
