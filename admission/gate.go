@@ -8,6 +8,7 @@ import (
 
 	"github.com/gitgate/gitgate/policy"
 	kyvernov1 "github.com/kyverno/kyverno/api/kyverno/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 )
 
 // Gate is a policy.Gate as the webhook serves it: with the kinds its policies can match,
@@ -48,6 +49,18 @@ func NewGate(g *policy.Gate, version string, now time.Time) *Gate {
 	}
 	if len(g.Set.ValidatingPolicies) > 0 {
 		out.anyKind = true
+	}
+	// MutatingPolicies: any kind, as for ValidatingPolicies; their failurePolicy as
+	// ClusterPolicies' (a mutateExisting one is a not-evaluated result, Audit).
+	for _, p := range g.Set.MutatingPolicies {
+		out.anyKind, out.mutateAnyKind = true, true
+		ignore := p.GetFailurePolicy(false) == admissionregistrationv1.Ignore
+		if prev, seen := out.ignoreFailures[p.GetName()]; !seen || !ignore {
+			out.ignoreFailures[p.GetName()] = ignore && (!seen || prev)
+		}
+		if p.GetSpec().TargetMatchConstraints != nil {
+			out.mutateExisting[p.GetName()+"/"+p.GetName()] = true
+		}
 	}
 	for _, p := range g.Set.Policies {
 		extra := strings.Split(p.GetAnnotations()[policy.AnnotationAutogen], ",")

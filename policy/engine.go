@@ -17,6 +17,7 @@ import (
 	celengine "github.com/kyverno/kyverno/pkg/cel/engine"
 	"github.com/kyverno/kyverno/pkg/cel/libs"
 	"github.com/kyverno/kyverno/pkg/cel/matching"
+	gpolengine "github.com/kyverno/kyverno/pkg/cel/policies/gpol/engine"
 	vpolcompiler "github.com/kyverno/kyverno/pkg/cel/policies/vpol/compiler"
 	vpolengine "github.com/kyverno/kyverno/pkg/cel/policies/vpol/engine"
 	"github.com/kyverno/kyverno/pkg/config"
@@ -95,6 +96,8 @@ type Engine struct {
 	// on every resource a check judges).
 	mutates, generates bool
 	vpol               vpolengine.Engine
+	mpol               *mutatingPolicies   // MutatingPolicies (mpol.go)
+	gpol               []gpolengine.Policy // GeneratingPolicies (gpol.go)
 	celCtx             libs.Context
 	notices            []string
 }
@@ -153,11 +156,25 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 		e.mutates = e.mutates || p.GetSpec().HasMutate()
 		e.generates = e.generates || p.GetSpec().HasGenerate()
 	}
-	if len(set.ValidatingPolicies) > 0 {
+	if len(set.ValidatingPolicies) > 0 || len(set.MutatingPolicies) > 0 || len(set.GeneratingPolicies) > 0 {
 		e.celCtx = opts.celContext
 		if e.celCtx == nil {
 			e.celCtx = libs.NewFakeContextProvider()
 		}
+	}
+	if len(set.MutatingPolicies) > 0 {
+		if err := e.compileMutatingPolicies(set.MutatingPolicies, celExceptions); err != nil {
+			return nil, err
+		}
+		e.mutates = true
+	}
+	if len(set.GeneratingPolicies) > 0 {
+		if err := e.compileGeneratingPolicies(set.GeneratingPolicies, celExceptions); err != nil {
+			return nil, err
+		}
+		e.generates = true
+	}
+	if len(set.ValidatingPolicies) > 0 {
 		var provider vpolengine.Provider
 		err := withLibraryContext(e.celCtx, func() (err error) {
 			provider, err = vpolengine.NewProvider(vpolcompiler.NewCompiler(), set.ValidatingPolicies, celExceptions)

@@ -37,7 +37,9 @@ type Generated struct {
 // that clone and cloneList rules copy from (a test's cloneSourceResource); nothing is
 // read from anywhere else: the controller runs against an in-memory fake API holding r
 // and existing only. Generate rules apply to the object as admitted, so r should be
-// the mutated object (Mutate) when the set mutates.
+// the mutated object (Mutate) when the set mutates. GeneratingPolicies run after them,
+// as Kyverno's CLI runs them (gpol.go): their clone sources come from the engine's CEL
+// context (a test's context file), not from existing.
 func (e *Engine) Generate(ctx context.Context, r Resource, req Request, existing []*unstructured.Unstructured) ([]Generated, error) {
 	var out []Generated
 	if operation(req.Operation) == kyvernov1.Delete {
@@ -78,6 +80,13 @@ func (e *Engine) Generate(ctx context.Context, r Resource, req Request, existing
 			}
 			out = append(out, g)
 		}
+	}
+	if len(e.gpol) > 0 {
+		obj, err := jsonCopy(r.Object.Object)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.ID(), err)
+		}
+		out = append(out, e.generatingPolicies(r, &unstructured.Unstructured{Object: obj}, req)...) // gpol.go
 	}
 	for i := range out {
 		out[i].Result = MaskResults([]Result{out[i].Result}, r.Object.Object)[0]

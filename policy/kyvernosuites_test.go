@@ -152,7 +152,7 @@ func TestKyvernoCLIMutateGenerateSuites(t *testing.T) {
 					}
 					comparedRows++
 					w, ok := spoiltRows[r.Policy+"|"+r.Rule+"|"+r.Resource]
-					if !ok || w.Pass || !strings.Contains(w.Message, "differs from") || !strings.Contains(w.Message, spoilt) {
+					if !ok || w.Pass || !strings.Contains(w.Message, "differs from") || !strings.Contains(w.Message, spoilt[:len("gitgate-wrong")]) { // a long value is shown cut
 						t.Errorf("%s/%s on %s was compared with %v, yet with a value changed there: %+v", r.Policy, r.Rule, r.Resource, r.Compared, w)
 					}
 				}

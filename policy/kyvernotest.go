@@ -419,6 +419,12 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		known[p.GetName()] = true
 		unscored[p.GetName()] = p.GetAnnotations()[annotationScored] == "false"
 	}
+	for _, p := range set.MutatingPolicies {
+		known[p.GetName()] = true
+	}
+	for _, p := range set.GeneratingPolicies {
+		known[p.GetName()] = true
+	}
 	gaps := unsupportedTestFields(t)
 	cmp := &comparer{fsys: fsys, show: show, rel: rel, files: map[string][]Resource{}}
 	// Generate rules run on the object as mutated, with the expectation's
@@ -797,10 +803,16 @@ func compareAny(row TestRow, cmp *comparer, files []string, obj *unstructured.Un
 	return last
 }
 
-// policyHasGenerate reports whether the named ClusterPolicy or Policy has generate rules.
+// policyHasGenerate reports whether the named ClusterPolicy or Policy has generate rules,
+// or is a GeneratingPolicy.
 func (e *Engine) policyHasGenerate(name string) bool {
 	for i := range e.policies {
 		if p := e.policies[i].policy; p.GetName() == name && p.GetSpec().HasGenerate() {
+			return true
+		}
+	}
+	for _, p := range e.gpol {
+		if p.Policy.GetName() == name {
 			return true
 		}
 	}

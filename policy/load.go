@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +15,8 @@ import (
 	kyvernov1 "github.com/kyverno/kyverno/api/kyverno/v1"
 	kyvernov2 "github.com/kyverno/kyverno/api/kyverno/v2"
 	"github.com/kyverno/kyverno/pkg/cel/libs"
+	gpolcompiler "github.com/kyverno/kyverno/pkg/cel/policies/gpol/compiler"
+	mpolcompiler "github.com/kyverno/kyverno/pkg/cel/policies/mpol/compiler"
 	vpolcompiler "github.com/kyverno/kyverno/pkg/cel/policies/vpol/compiler"
 	"github.com/kyverno/kyverno/pkg/config"
 	policyvalidation "github.com/kyverno/kyverno/pkg/validation/policy"
@@ -50,6 +53,10 @@ type Set struct {
 	Policies []kyvernov1.PolicyInterface
 	// ValidatingPolicies are Kyverno CEL policies (policies.kyverno.io).
 	ValidatingPolicies []policiesv1beta1.ValidatingPolicyLike
+	// MutatingPolicies and GeneratingPolicies are Kyverno's CEL mutate and generate
+	// policies (policies.kyverno.io), with their Namespaced variants (mpol.go, gpol.go).
+	MutatingPolicies   []policiesv1beta1.MutatingPolicyLike
+	GeneratingPolicies []policiesv1beta1.GeneratingPolicyLike
 	// Exceptions are kyverno.io/v2 PolicyExceptions; CELExceptions apply to ValidatingPolicies.
 	Exceptions    []*kyvernov2.PolicyException
 	CELExceptions []*policiesv1beta1.PolicyException
@@ -115,7 +122,9 @@ func (s *Set) ExceptionInfo(group, namespace, name string) (ExceptionInfo, bool)
 func (s *Set) Origin(kind, name string) Origin { return s.origins[kind+"/"+name] }
 
 // Len is the number of policies (not exceptions) in the set.
-func (s *Set) Len() int { return len(s.Policies) + len(s.ValidatingPolicies) }
+func (s *Set) Len() int {
+	return len(s.Policies) + len(s.ValidatingPolicies) + len(s.MutatingPolicies) + len(s.GeneratingPolicies)
+}
 
 // Merge adds other's policies to s. A policy in other with the same kind and name as one
 // in s replaces it, with a warning: a repository may override a built-in policy.
@@ -128,6 +137,12 @@ func (s *Set) Merge(other *Set) {
 		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
 	}
 	for _, p := range other.ValidatingPolicies {
+		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
+	}
+	for _, p := range other.MutatingPolicies {
+		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
+	}
+	for _, p := range other.GeneratingPolicies {
 		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
 	}
 	keep := s.Policies[:0]
@@ -147,8 +162,16 @@ func (s *Set) Merge(other *Set) {
 		}
 	}
 	s.ValidatingPolicies = keepV
+	s.MutatingPolicies = slices.DeleteFunc(s.MutatingPolicies, func(p policiesv1beta1.MutatingPolicyLike) bool {
+		return replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()]
+	})
+	s.GeneratingPolicies = slices.DeleteFunc(s.GeneratingPolicies, func(p policiesv1beta1.GeneratingPolicyLike) bool {
+		return replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()]
+	})
 	s.Policies = append(s.Policies, other.Policies...)
 	s.ValidatingPolicies = append(s.ValidatingPolicies, other.ValidatingPolicies...)
+	s.MutatingPolicies = append(s.MutatingPolicies, other.MutatingPolicies...)
+	s.GeneratingPolicies = append(s.GeneratingPolicies, other.GeneratingPolicies...)
 	s.Exceptions = append(s.Exceptions, other.Exceptions...)
 	s.CELExceptions = append(s.CELExceptions, other.CELExceptions...)
 	s.Warnings = append(s.Warnings, other.Warnings...)
@@ -341,6 +364,50 @@ func (s *Set) add(r Resource) error {
 			return perr(fmt.Errorf("CEL does not compile: %w", errs.ToAggregate()))
 		}
 		s.ValidatingPolicies = append(s.ValidatingPolicies, pol)
+	case gvk.Group == "policies.kyverno.io" && (gvk.Kind == "MutatingPolicy" || gvk.Kind == "NamespacedMutatingPolicy"):
+		var pol policiesv1beta1.MutatingPolicyLike
+		if gvk.Kind == "MutatingPolicy" {
+			pol = &policiesv1beta1.MutatingPolicy{}
+		} else {
+			pol = &policiesv1beta1.NamespacedMutatingPolicy{}
+		}
+		if err := fromUnstructured(r.Object, pol); err != nil {
+			return perr(err)
+		}
+		if gvk.Kind == "MutatingPolicy" {
+			pol.SetNamespace("") // cluster-scoped: the API server drops a namespace written on it
+		}
+		var errs field.ErrorList
+		_ = withLibraryContext(libs.NewFakeContextProvider(), func() error { // see celCompileMu
+			_, errs = mpolcompiler.NewCompiler().Compile(pol, nil)
+			return nil
+		})
+		if len(errs) > 0 {
+			return perr(fmt.Errorf("CEL does not compile: %w", errs.ToAggregate()))
+		}
+		s.MutatingPolicies = append(s.MutatingPolicies, pol)
+	case gvk.Group == "policies.kyverno.io" && (gvk.Kind == "GeneratingPolicy" || gvk.Kind == "NamespacedGeneratingPolicy"):
+		var pol policiesv1beta1.GeneratingPolicyLike
+		if gvk.Kind == "GeneratingPolicy" {
+			pol = &policiesv1beta1.GeneratingPolicy{}
+		} else {
+			pol = &policiesv1beta1.NamespacedGeneratingPolicy{}
+		}
+		if err := fromUnstructured(r.Object, pol); err != nil {
+			return perr(err)
+		}
+		if gvk.Kind == "GeneratingPolicy" {
+			pol.SetNamespace("") // cluster-scoped, as for MutatingPolicy
+		}
+		var errs field.ErrorList
+		_ = withLibraryContext(libs.NewFakeContextProvider(), func() error { // see celCompileMu
+			_, errs = gpolcompiler.NewCompiler().Compile(pol, nil)
+			return nil
+		})
+		if len(errs) > 0 {
+			return perr(fmt.Errorf("CEL does not compile: %w", errs.ToAggregate()))
+		}
+		s.GeneratingPolicies = append(s.GeneratingPolicies, pol)
 	case gvk.Group == "kyverno.io" && gvk.Kind == "PolicyException":
 		p := &kyvernov2.PolicyException{}
 		if err := fromUnstructured(r.Object, p); err != nil {
@@ -367,7 +434,7 @@ func (s *Set) add(r Resource) error {
 		s.addExceptionInfo(exceptionKey(gvk.Group, p.Namespace, p.Name), x)
 		s.CELExceptions = append(s.CELExceptions, p)
 	case gvk.Group == "kyverno.io" || gvk.Group == "policies.kyverno.io":
-		s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s: kind %s is not evaluated by gitgate (validation policies only); skipped",
+		s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s: kind %s is not evaluated by gitgate (it evaluates ClusterPolicy, Policy, ValidatingPolicy, MutatingPolicy and GeneratingPolicy); skipped",
 			r.Origin, gvk.Kind, r.Object.GetName(), gvk.Kind))
 		return nil
 	default:
@@ -414,6 +481,12 @@ func (s *Set) Names() []string {
 		out = append(out, p.GetKind()+"/"+p.GetName())
 	}
 	for _, p := range s.ValidatingPolicies {
+		out = append(out, p.GetKind()+"/"+p.GetName())
+	}
+	for _, p := range s.MutatingPolicies {
+		out = append(out, p.GetKind()+"/"+p.GetName())
+	}
+	for _, p := range s.GeneratingPolicies {
 		out = append(out, p.GetKind()+"/"+p.GetName())
 	}
 	sort.Strings(out)

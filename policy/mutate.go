@@ -27,7 +27,9 @@ type mutateStep struct {
 // Mutate applies the mutate rules of the engine's ClusterPolicies and Policies to r
 // (patchStrategicMerge, patchesJson6902, foreach, preconditions, context), policy after
 // policy in the set's order and rule after rule, as Kyverno's admission controller and
-// CLI do, each policy seeing the object the previous one produced. It returns one Result
+// CLI do, each policy seeing the object the previous one produced; MutatingPolicies
+// before them and NamespacedMutatingPolicies after them, as Kyverno's webhooks are
+// ordered (mpol.go; one result per policy, its rule named as the policy). It returns one Result
 // per mutate rule that matched (pass: applied, skip: preconditions or nothing to do,
 // fail or error with Kyverno's message), and the mutated object: r's object itself
 // (not a copy) when no policy has mutate rules, else a new JSON-normalised object. r
@@ -62,6 +64,11 @@ func (e *Engine) mutateSteps(ctx context.Context, r Resource, req Request) ([]mu
 	}
 	current = &unstructured.Unstructured{Object: obj}
 	var steps []mutateStep
+	// Kyverno's admission order (its webhooks run by name): MutatingPolicies, then
+	// ClusterPolicy and Policy mutate rules, then NamespacedMutatingPolicies (mpol.go).
+	if s, patched := e.mutatingPolicyStep(ctx, r, current, req, false); s != nil {
+		steps, current = append(steps, *s), patched
+	}
 	for i := range e.policies {
 		cp := &e.policies[i]
 		if !cp.policy.GetSpec().HasMutate() {
@@ -100,6 +107,9 @@ func (e *Engine) mutateSteps(ctx context.Context, r Resource, req Request) ([]mu
 			step.patched = current
 		}
 		steps = append(steps, step)
+	}
+	if s, patched := e.mutatingPolicyStep(ctx, r, current, req, true); s != nil {
+		steps, current = append(steps, *s), patched
 	}
 	return steps, current, nil
 }

@@ -359,3 +359,25 @@ func TestRenderMutated(t *testing.T) {
 		t.Errorf("render: exit %d\n%s\n%s", code, out, stderr)
 	}
 }
+
+// TestRenderMutatedMutatingPolicy: render --mutated applies a MutatingPolicy
+// (policies.kyverno.io) too: its applyConfiguration merged into the Deployment.
+func TestRenderMutatedMutatingPolicy(t *testing.T) {
+	t.Setenv("CI", "1")
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"policies/mpol.yaml": "apiVersion: policies.kyverno.io/v1beta1\nkind: MutatingPolicy\nmetadata: {name: add-non-root}\nspec:\n" +
+			"  matchConstraints:\n    resourceRules:\n    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}\n" +
+			"  mutations:\n  - patchType: ApplyConfiguration\n    applyConfiguration:\n      expression: >\n" +
+			"        Object{spec: Object.spec{template: Object.spec.template{spec: Object.spec.template.spec{securityContext: Object.spec.template.spec.securityContext{runAsNonRoot: true}}}}}\n",
+		"apps/web/kustomization.yaml": "resources: [deploy.yaml]\n",
+		"apps/web/deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n" +
+			"  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: registry.example.com/web:1}]\n",
+	})
+	t.Chdir(dir)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"render", "--mutated", "apps/web"}, &out, &errb)
+	if code != exitClean || !strings.Contains(out.String(), "runAsNonRoot: true") || !strings.Contains(out.String(), "image: registry.example.com/web:1") {
+		t.Errorf("render --mutated: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+}
