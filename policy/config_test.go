@@ -73,7 +73,7 @@ func TestParseConfigStrict(t *testing.T) {
 		{
 			name: "unknown key in a list item",
 			yaml: "clusters:\n- name: a\n  server: https://a\n- nmae: b\n",
-			want: []string{`.gitgate.yaml:4:3: unknown key "clusters[1].nmae"; known keys here: labels, name, server`},
+			want: []string{`.gitgate.yaml:4:3: unknown key "clusters[1].nmae"; known keys here: context, labels, name, server`},
 		},
 		{
 			name: "every unknown key",
