@@ -56,6 +56,9 @@ type cacheEntry struct {
 	CRDGen      string `json:"crdGen,omitempty"`
 }
 
+// depsOf is render.DepsOf; a test makes it miss files to show such targets are not stored.
+var depsOf = render.DepsOf
+
 // cacheTrace, when set (tests), is told of every target's fate: "hit", "miss" (rendered,
 // stored), "render" (rendered, not storable) or "stale" (an entry found, not usable).
 var cacheTrace func(target, fate string)
@@ -153,7 +156,7 @@ func errorStrings(errs []error) []string {
 // cacheKeys are the targets' keys ("" for a target that cannot be keyed: a dependency
 // that cannot be read).
 func cacheKeys(ctx context.Context, repo render.Repo, targets []render.Target, run string, workers int) ([]string, []render.Deps) {
-	deps := render.DepsOf(repo, targets)
+	deps := depsOf(repo, targets)
 	files := verdictcache.NewFiles(repopath.DirFS(repo.Dir), repo.MaxFileSize)
 	keys := make([]string, len(targets))
 	pool.ForEach(ctx, len(targets), workers, func(i int) {
