@@ -108,7 +108,7 @@ func appendFile(t *testing.T, p, s string) {
 // cache and one from a warm cache print exactly what an uncached run prints, in every
 // -o format, and the warm run takes every stored target from the cache.
 func TestCacheSameOutput(t *testing.T) {
-	repos := []string{"../../testdata/gitops"}
+	repos := []string{"../../testdata/gitops", "../../render/testdata/jsonnet/repo"}
 	shapes, _ := filepath.Glob("../../testdata/shapes/*")
 	repos = append(repos, shapes...)
 	hostile, _ := filepath.Glob("../../testdata/hostile/*/repo")
