@@ -157,7 +157,7 @@ func errorStrings(errs []error) []string {
 // that cannot be read).
 func cacheKeys(ctx context.Context, repo render.Repo, targets []render.Target, run string, workers int) ([]string, []render.Deps) {
 	deps := depsOf(repo, targets)
-	files := verdictcache.NewFiles(repopath.DirFS(repo.Dir), repo.MaxFileSize)
+	files := verdictcache.NewDirFiles(repo.Dir, repopath.DirFS(repo.Dir), repo.MaxFileSize)
 	keys := make([]string, len(targets))
 	pool.ForEach(ctx, len(targets), workers, func(i int) {
 		d, err := files.Digest(deps[i])

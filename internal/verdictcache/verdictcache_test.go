@@ -53,6 +53,10 @@ func TestFilesDigest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		fast, err := NewDirFiles(dir, repopath.DirFS(dir), 0).Digest(deps)
+		if err != nil || fast != d {
+			t.Fatalf("NewDirFiles: %s, %v; NewFiles: %s", fast, err, d)
+		}
 		return d
 	}
 	d0 := digest()
@@ -95,14 +99,34 @@ func TestFilesRefuseOutside(t *testing.T) {
 	if err := os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(dir, "link.yaml")); err != nil {
 		t.Skip("no symbolic links here:", err)
 	}
-	if _, err := NewFiles(repopath.DirFS(dir), 0).Digest([]string{"link.yaml"}); err == nil {
-		t.Error("a link out of the repository was digested")
+	if err := os.Symlink(outside, filepath.Join(dir, "linkdir")); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := NewFiles(repopath.DirFS(dir), 0).Digest([]string{"./"}); err == nil {
-		t.Error("a directory holding a link out of the repository was digested")
+	write(t, dir, "in/a.yaml", "a\n")
+	if err := os.Symlink("in", filepath.Join(dir, "inlink")); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := NewFiles(repopath.DirFS(dir), 5).Digest([]string{"big.yaml"}); err == nil {
-		t.Error("a file past the size bound was digested")
+	for name, files := range map[string]func(max int64) *Files{
+		"NewFiles":    func(max int64) *Files { return NewFiles(repopath.DirFS(dir), max) },
+		"NewDirFiles": func(max int64) *Files { return NewDirFiles(dir, repopath.DirFS(dir), max) },
+	} {
+		if _, err := files(0).Digest([]string{"link.yaml"}); err == nil {
+			t.Errorf("%s: a link out of the repository was digested", name)
+		}
+		if _, err := files(0).Digest([]string{"linkdir/secret.txt"}); err == nil {
+			t.Errorf("%s: a file below a directory link out of the repository was digested", name)
+		}
+		if _, err := files(0).Digest([]string{"./"}); err == nil {
+			t.Errorf("%s: a directory holding a link out of the repository was digested", name)
+		}
+		if _, err := files(5).Digest([]string{"big.yaml"}); err == nil {
+			t.Errorf("%s: a file past the size bound was digested", name)
+		}
+		a, err1 := files(0).Digest([]string{"in/a.yaml"})
+		b, err2 := files(0).Digest([]string{"inlink/a.yaml"})
+		if err1 != nil || err2 != nil || a == "" || b == "" { // a link that stays inside is read
+			t.Errorf("%s: a link inside the repository: %v %v", name, err1, err2)
+		}
 	}
 }
 
