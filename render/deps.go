@@ -65,13 +65,25 @@ func targetDeps(repo Repo, t Target) Deps {
 type depsCache struct {
 	fsys fs.FS
 	kust map[string]*kustomization.Kustomization // by directory; nil when it has none
+	memo map[string]Deps                         // by sourceKey: a target's deps once
 }
 
 func newDepsCache(fsys fs.FS) *depsCache {
-	return &depsCache{fsys: fsys, kust: map[string]*kustomization.Kustomization{}}
+	return &depsCache{fsys: fsys, kust: map[string]*kustomization.Kustomization{}, memo: map[string]Deps{}}
 }
 
+// deps are t's dependencies, computed once per source (callers must not modify them).
 func (c *depsCache) deps(t Target) Deps {
+	k := sourceKey(t)
+	if d, ok := c.memo[k]; ok {
+		return d
+	}
+	d := c.compute(t)
+	c.memo[k] = d
+	return d
+}
+
+func (c *depsCache) compute(t Target) Deps {
 	repo := Repo{FS: c.fsys}
 	set := map[string]bool{}
 	add := func(p string) {
@@ -269,9 +281,14 @@ func helmDeps(fsys fs.FS, dir string, set, seen map[string]bool) {
 // DepsOf lists, for each of targets, the repository files its render reads (as
 // targetDeps), each kustomization of the repository read once. The verdict cache keys a
 // target's result by their content.
-func DepsOf(repo Repo, targets []Target) []Deps {
+// The plan's own (d, when not nil: it computed them for its Application probe) are
+// reused. The lists are shared: do not modify them.
+func DepsOf(repo Repo, d *Discovery, targets []Target) []Deps {
 	repo = repo.confined()
 	c := newDepsCache(repo.FS)
+	if d != nil && d.deps != nil {
+		c = d.deps
+	}
 	out := make([]Deps, len(targets))
 	for i, t := range targets {
 		out[i] = c.deps(t)

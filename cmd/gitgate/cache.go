@@ -155,8 +155,9 @@ func errorStrings(errs []error) []string {
 
 // cacheKeys are the targets' keys ("" for a target that cannot be keyed: a dependency
 // that cannot be read).
-func cacheKeys(ctx context.Context, repo render.Repo, targets []render.Target, run string, workers int) ([]string, []render.Deps) {
-	deps := depsOf(repo, targets)
+func cacheKeys(ctx context.Context, repo render.Repo, d *render.Discovery, run string, workers int) ([]string, []render.Deps) {
+	targets := d.Targets
+	deps := depsOf(repo, d, targets)
 	files := verdictcache.NewDirFiles(repo.Dir, repopath.DirFS(repo.Dir), repo.MaxFileSize)
 	keys := make([]string, len(targets))
 	pool.ForEach(ctx, len(targets), workers, func(i int) {
@@ -230,7 +231,7 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 	}
 	todo := d.Targets
 	if vc != nil && run != "" {
-		keys, deps = cacheKeys(ctx, repo, d.Targets, run, opts.Workers)
+		keys, deps = cacheKeys(ctx, repo, d, run, opts.Workers)
 		todo = nil
 		for i, t := range d.Targets {
 			outs[i].key = keys[i]

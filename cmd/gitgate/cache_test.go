@@ -270,10 +270,10 @@ func TestCacheNotStored(t *testing.T) {
 		dir := copyRepo(t, "../../testdata/gitops")
 		cache := t.TempDir()
 		old := depsOf
-		depsOf = func(repo render.Repo, ts []render.Target) []render.Deps {
-			out := old(repo, ts)
+		depsOf = func(repo render.Repo, d *render.Discovery, ts []render.Target) []render.Deps {
+			out := old(repo, d, ts)
 			for i := range out { // every base file forgotten
-				out[i] = slices.DeleteFunc(out[i], func(p string) bool { return strings.Contains(p, "/base/") })
+				out[i] = slices.DeleteFunc(slices.Clone(out[i]), func(p string) bool { return strings.Contains(p, "/base/") })
 			}
 			return out
 		}
