@@ -69,15 +69,18 @@ func traceCache(target, fate string) {
 	}
 }
 
-// openVerdictCache opens the verdict cache of check (nil with --no-cache). A cache that
-// cannot be opened is a warning on stderr: the check runs uncached.
+// openVerdictCache opens the verdict cache of check (nil with --no-cache). A --cache-dir
+// that cannot be opened is a warning on stderr; the check then runs uncached, as it does
+// silently where there is no default cache directory.
 func openVerdictCache(o *checkOptions, warn func(string)) *verdictcache.Cache {
 	if o.noCache {
 		return nil
 	}
 	vc, err := verdictcache.Open(o.gate.remote.cacheDir)
 	if err != nil {
-		warn(fmt.Sprintf("verdict cache off: %v", err))
+		if o.gate.remote.cacheDir != "" { // else there is no default directory (no HOME): nothing to fix
+			warn(fmt.Sprintf("verdict cache off: %v", err))
+		}
 		return nil
 	}
 	return vc
