@@ -270,6 +270,11 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 			evaluated[d.Targets[i].Name+"|"+d.Targets[i].Path] = true
 		}
 	}
+	if vc != nil {
+		if _, _, _, failed := vc.Stats(); failed > 0 {
+			warn(fmt.Sprintf("verdict cache: %d targets' results could not be stored in %s; check --cache-dir (or pass --no-cache)", failed, vc.Dir()))
+		}
+	}
 	if opts.CRDs != nil {
 		rep.Errors = append(rep.Errors, opts.CRDs.Errors()...) // rendered CRDs that could not be taken
 	}

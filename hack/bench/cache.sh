@@ -22,7 +22,7 @@ root=$PWD
 APPS=${APPS:-1000}
 CHARTS=${CHARTS:-100}
 SHARED=${SHARED:-$root/../shared/bench}
-work=${WORK:-$root/.cache/bench-cache}
+work=${WORK:-${TMPDIR:-/tmp}/gitgate-bench-cache} # outside the repository: a corpus inside it would be checked as part of it
 mkdir -p "$work"
 corpus=$work/mono$APPS
 rm -rf "$corpus" "$work/cache"
