@@ -39,7 +39,7 @@ measure() { # name, extra args...
 measure nocache --no-cache
 measure cold
 measure warm
-app=$(ls "$corpus/apps" | head -1)
+app=$(ls "$corpus/apps" | sed -n 1p) # not head: its early exit fails the pipe
 sed -i 's/^\(\s*\)replicas: .*/\1replicas: 5/' "$corpus/apps/$app/base/deployment.yaml"
 echo "# changed" >>"$corpus/apps/$app/base/deployment.yaml"
 measure one
