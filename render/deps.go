@@ -1,12 +1,15 @@
 package render
 
 import (
+	"context"
 	"io/fs"
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/gitgate/gitgate/internal/kustomization"
+	"github.com/gitgate/gitgate/internal/pool"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"sigs.k8s.io/yaml"
 )
@@ -62,13 +65,25 @@ func targetDeps(repo Repo, t Target) Deps {
 type depsCache struct {
 	fsys fs.FS
 	kust map[string]*kustomization.Kustomization // by directory; nil when it has none
+	memo map[string]Deps                         // by sourceKey: a target's deps once
 }
 
 func newDepsCache(fsys fs.FS) *depsCache {
-	return &depsCache{fsys: fsys, kust: map[string]*kustomization.Kustomization{}}
+	return &depsCache{fsys: fsys, kust: map[string]*kustomization.Kustomization{}, memo: map[string]Deps{}}
 }
 
+// deps are t's dependencies, computed once per source (callers must not modify them).
 func (c *depsCache) deps(t Target) Deps {
+	k := sourceKey(t)
+	if d, ok := c.memo[k]; ok {
+		return d
+	}
+	d := c.compute(t)
+	c.memo[k] = d
+	return d
+}
+
+func (c *depsCache) compute(t Target) Deps {
 	repo := Repo{FS: c.fsys}
 	set := map[string]bool{}
 	add := func(p string) {
@@ -261,4 +276,75 @@ func helmDeps(fsys fs.FS, dir string, set, seen map[string]bool) {
 			}
 		}
 	}
+}
+
+// DepsOf lists, for each of targets, the repository files its render reads (as
+// targetDeps), each kustomization of the repository read once. The verdict cache keys a
+// target's result by their content.
+// The plan's own (d, when not nil: it computed them for its Application probe) are
+// reused. The lists are shared: do not modify them.
+func DepsOf(repo Repo, d *Discovery, targets []Target) []Deps {
+	repo = repo.confined()
+	c := newDepsCache(repo.FS)
+	if d != nil && d.deps != nil {
+		c = d.deps
+	}
+	out := make([]Deps, len(targets))
+	for i, t := range targets {
+		out[i] = c.deps(t)
+	}
+	return out
+}
+
+// Traced is a rendered target with the repository files its render read (repo-relative,
+// as Repo.Trace reports them). Reads is nil when the render was not traced: the plan
+// rendered the target while looking for Applications.
+type Traced struct {
+	Rendered
+	Reads map[string]bool
+}
+
+// RenderTraced is RenderPlan for some of the plan's targets (targets; a later call
+// renders afresh what the plan rendered), each render traced: sink gets every target
+// as soon as it renders, from the worker's goroutine, with the files it read, so a
+// caller can tell whether its dependencies (DepsOf) covered them.
+func RenderTraced(ctx context.Context, repo Repo, d *Discovery, targets []Target, workers int, progress func(done, total int), sink func(Traced)) {
+	repo = repo.confined()
+	var rest []Target
+	done := 0
+	for _, t := range targets {
+		r, ok := d.rendered[sourceKey(t)]
+		if !ok {
+			rest = append(rest, t)
+			continue
+		}
+		r.Target = t // the plan's name and DeployedBy
+		sink(Traced{Rendered: r})
+		done++
+	}
+	d.rendered = nil
+	total := len(targets)
+	if progress != nil && done > 0 {
+		progress(done, total)
+	}
+	var mu sync.Mutex
+	pool.ForEach(ctx, len(rest), workers, func(i int) {
+		t := rest[i]
+		reads := map[string]bool{}
+		var rmu sync.Mutex
+		r := repo
+		r.Trace = func(f string) { rmu.Lock(); reads[f] = true; rmu.Unlock() }
+		rs, remotes, err := renderRecorded(ctx, r, t)
+		notices := KustomizeNotices(r, t)
+		rmu.Lock()
+		got := reads
+		rmu.Unlock()
+		sink(Traced{Rendered: Rendered{Target: t, Resources: rs, Err: err, Notices: notices, Remotes: remotes}, Reads: got})
+		if progress != nil {
+			mu.Lock()
+			done++
+			progress(done, total)
+			mu.Unlock()
+		}
+	})
 }

@@ -39,6 +39,8 @@ type Discovery struct {
 	// rendered are the targets Plan rendered to find Applications, by sourceKey, for
 	// RenderPlan.
 	rendered map[string]Rendered
+	// deps are the plan's target dependencies (its Application probe's), for DepsOf.
+	deps *depsCache
 }
 
 // DiscoverOptions configure Discover.

@@ -41,6 +41,7 @@ func Plan(ctx context.Context, repo Repo, opts DiscoverOptions, workers int) *Di
 		known[appKey(a)] = true
 	}
 	probe := newAppProbe(repo)
+	d.deps = probe.deps
 	pending := probe.filter(d.Targets)
 	depth := 0
 	for ; len(pending) > 0 && depth < maxAppDepth && ctx.Err() == nil; depth++ {

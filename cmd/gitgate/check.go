@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/gitgate/gitgate/internal/repopath"
+	"github.com/gitgate/gitgate/internal/verdictcache"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/render"
 	"github.com/gitgate/gitgate/report"
@@ -34,6 +35,7 @@ type checkOptions struct {
 	staged      bool
 	linkBase    string
 	commentMax  int
+	noCache     bool
 }
 
 func (o *checkOptions) BindFlags(fs *pflag.FlagSet) {
@@ -48,6 +50,7 @@ func (o *checkOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.linkBase, "link-base", "", "markdown report: prefix of file links, e.g. https://github.com/org/repo/blob/<sha>/ (default: links relative to the repository)")
 	fs.IntVar(&o.commentMax, "comment-limit", report.GitHubCommentLimit, fmt.Sprintf("markdown report: size limit in bytes, diffs truncated to fit (GitHub %d, GitLab %d)", report.GitHubCommentLimit, report.GitLabCommentLimit))
 	fs.BoolVar(&o.staged, "staged", false, "with --base: the change is what is staged (unstaged and untracked files left out), as a pre-commit hook needs")
+	fs.BoolVar(&o.noCache, "no-cache", false, "render and evaluate every target: do not use or fill the verdict cache (kept with remote sources in --cache-dir)")
 	fs.StringVar(&o.base, "base", "", "merge-request mode: check only the targets the changes since the merge base with REF affect, and report findings as new, fixed or unchanged (only new Enforce findings fail)")
 }
 
@@ -143,7 +146,8 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 			return exitCodeError{exitError}
 		}
 	} else if st, err := os.Stat(args[0]); len(args) == 1 && !o.plain && err == nil && st.IsDir() {
-		rep = checkRepo(cmd, set, gate, opts, renderProgress)
+		vc := openVerdictCache(o, func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) })
+		rep = checkRepo(cmd, set, gate, opts, renderProgress, vc, func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) })
 	}
 	if rep == nil { // files, several paths, --plain, or a directory with nothing to render
 		var sources []policy.Source
@@ -229,7 +233,9 @@ func shownFrom(display string) func(string) string {
 }
 
 // checkRepo is repository mode: discover, render every target in parallel, gate.
-func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int)) *policy.Report {
+//
+// vc is the verdict cache (nil: --no-cache); warn says what made it unusable.
+func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int), vc *verdictcache.Cache, warn func(string)) *policy.Report {
 	abs, _ := filepath.Abs(set.root)
 	repo := set.repo(abs)
 	display := filepath.ToSlash(filepath.Clean(set.root))
@@ -240,45 +246,40 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	}
 
 	show := shownFrom(display)
-	// Each target is gated as soon as it renders, on the rendering worker: the
-	// repository is never held in memory whole.
+	// Each target is gated as soon as it renders, on the rendering worker, or comes from
+	// the verdict cache (cache.go); the parts are merged in plan order.
 	rep := &policy.Report{Unchecked: map[string]int{}}
-	var mu sync.Mutex
-	one := opts
-	one.Workers, one.Progress = 1, nil
 	ctx := cmd.Context()
+	run := ""
+	if vc != nil {
+		var err error
+		if run, err = runKey(vc, set, gate, opts); err != nil {
+			warn(fmt.Sprintf("verdict cache off for this run: %v", err))
+		}
+	}
 	evaluated := map[string]bool{} // target name|path, rendered and gated completely
 	var notices []string           // the targets' own, deduplicated (several targets build one file)
 	noticed := map[string]bool{}
-	var pending []policy.Resource // custom resources not schema-checked when judged
-	sink := func(r render.Rendered) {
-		part := render.Judge(ctx, gate, r, one)
-		interrupted := ctx.Err() != nil
-		if interrupted { // one InterruptedError for the repository, below
-			part.Errors = slices.DeleteFunc(part.Errors, func(e error) bool { return errors.Is(e, ctx.Err()) })
+	for i, o := range evaluateTargets(ctx, repo, d, gate, opts, vc, run, progress) {
+		if o.part == nil {
+			continue
 		}
-		mu.Lock()
-		rep.Merge(part)
-		if opts.CRDs != nil && len(part.Unchecked) > 0 { // their CRD may come from a later target
-			for _, res := range r.Resources {
-				if part.Unchecked[res.Object.GetAPIVersion()+"/"+res.Object.GetKind()] > 0 {
-					pending = append(pending, res)
-				}
-			}
-		}
-		for _, n := range r.Notices {
+		rep.Merge(o.part)
+		for _, n := range o.notices {
 			if !noticed[n] {
 				noticed[n] = true
 				notices = append(notices, n)
 			}
 		}
-		if !interrupted {
-			evaluated[r.Target.Name+"|"+r.Target.Path] = true
+		if o.done {
+			evaluated[d.Targets[i].Name+"|"+d.Targets[i].Path] = true
 		}
-		mu.Unlock()
 	}
-	render.RenderPlan(ctx, repo, d, opts.Workers, progress, sink)
-	policy.RecheckCustomResources(ctx, pending, opts, rep)
+	if vc != nil {
+		if _, _, _, failed := vc.Stats(); failed > 0 {
+			warn(fmt.Sprintf("verdict cache: %d targets' results could not be stored in %s; check --cache-dir (or pass --no-cache)", failed, vc.Dir()))
+		}
+	}
 	if opts.CRDs != nil {
 		rep.Errors = append(rep.Errors, opts.CRDs.Errors()...) // rendered CRDs that could not be taken
 	}

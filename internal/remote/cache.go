@@ -375,3 +375,71 @@ func (c *cache) stores() []string {
 func (c *cache) removeStore(dir string) bool {
 	return removeUnlocked(dir, gitLockPath(filepath.Join(c.dir, "git"), strings.TrimSuffix(filepath.Base(dir), ".git")))
 }
+
+// DefaultCacheDir is the cache directory when --cache-dir is not given:
+// $XDG_CACHE_HOME/gitgate (~/.cache/gitgate).
+func DefaultCacheDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory: %w; give --cache-dir", err)
+	}
+	return filepath.Join(base, "gitgate"), nil
+}
+
+// Store is the cache directory for another user of it (the verdict cache): named
+// records (refs/) pointing at blobs (sha256/), the same files as remote sources, under
+// the same size bound and least-recently-used eviction, every blob re-hashed on read.
+// Put does not evict: a run stores many small entries and calls Evict once at its end.
+type Store struct {
+	c *cache
+}
+
+// OpenStore opens the cache directory dir ("" for DefaultCacheDir) bounded at max bytes
+// (0 for DefaultMaxCacheBytes, as remote sources).
+func OpenStore(dir string, max int64) (*Store, error) {
+	if dir == "" {
+		d, err := DefaultCacheDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	if max == 0 {
+		max = DefaultMaxCacheBytes
+	}
+	return &Store{c: &cache{dir: dir, max: max}}, nil
+}
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.c.dir }
+
+// Get is the blob the record name points at, verified: false when there is no record,
+// no blob, or the blob does not hash to its name (it is then removed: a miss, never
+// wrong content).
+func (s *Store) Get(name string) ([]byte, bool) {
+	r, ok := s.c.getRef(name)
+	if !ok {
+		return nil, false
+	}
+	b, err := s.c.get(r.Digest)
+	if err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+// Put stores b as a blob and points the record name at it.
+func (s *Store) Put(name string, b []byte) error {
+	d := digestOf(b)
+	p, _ := s.c.blobPath(d)
+	if _, err := os.Stat(p); err == nil {
+		now := time.Now()
+		_ = os.Chtimes(p, now, now)
+	} else if err := writeAtomic(p, b); err != nil {
+		return err
+	}
+	return s.c.putRef(ref{Key: name, Digest: d, Time: time.Now()})
+}
+
+// Evict removes the least recently used entries past the bound, as after a download.
+func (s *Store) Evict() { s.c.evict("") }

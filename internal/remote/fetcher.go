@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -75,11 +73,11 @@ func New(s Settings) (*Fetcher, error) {
 		s.IndexTTL = DefaultIndexTTL
 	}
 	if s.CacheDir == "" {
-		base, err := os.UserCacheDir()
+		dir, err := DefaultCacheDir()
 		if err != nil {
-			return nil, fmt.Errorf("no cache directory: %w; give --cache-dir", err)
+			return nil, err
 		}
-		s.CacheDir = filepath.Join(base, "gitgate")
+		s.CacheDir = dir
 	}
 	f := &Fetcher{
 		settings: s,

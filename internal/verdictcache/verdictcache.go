@@ -1,0 +1,356 @@
+// Package verdictcache stores what a render target's check found, keyed by everything
+// the result depends on, so an unchanged target is neither rendered nor evaluated
+// again. Entries live in the cache directory of remote sources (internal/remote's
+// Store: verified blobs, the same size bound and least-recently-used eviction); an
+// entry that is missing, corrupt or of another format is a miss, never a verdict.
+//
+// The package knows keys and storage; what a key covers and what an entry holds is
+// the caller's (cmd/gitgate's check).
+package verdictcache
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gitgate/gitgate/internal/remote"
+)
+
+// Format changes whenever an entry's meaning or layout does: entries of another format
+// are not found (it is part of every key).
+const Format = "gitgate-verdict/1"
+
+// Hasher builds a key from fields; each is written with its length, so no two
+// sequences of fields hash alike.
+type Hasher struct{ h hash.Hash }
+
+// NewHasher starts a key with its kind (what is keyed).
+func NewHasher(kind string) *Hasher {
+	h := &Hasher{h: sha256.New()}
+	h.String(Format)
+	h.String(kind)
+	return h
+}
+
+// String adds a field.
+func (h *Hasher) String(s string) { h.Bytes([]byte(s)) }
+
+// Bytes adds a field.
+func (h *Hasher) Bytes(b []byte) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+	h.h.Write(n[:])
+	h.h.Write(b)
+}
+
+// JSON adds a value as its JSON encoding (maps with sorted keys).
+func (h *Hasher) JSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	h.Bytes(b)
+	return nil
+}
+
+// Sum is the key: hex sha256.
+func (h *Hasher) Sum() string { return hex.EncodeToString(h.h.Sum(nil)) }
+
+// Files digests the content of files of fsys, each read once however many keys name it.
+// A name ending in "/" stands for every file below that directory (names and contents,
+// in order); a name that does not exist digests as absent (creating it changes the
+// digest). Safe for concurrent use.
+type Files struct {
+	fsys    fs.FS
+	maxSize int64
+	mu      sync.Mutex
+	memo    map[string]string
+	// root, when set, is the OS directory fsys reads: a path whose every directory is a
+	// plain one (no symbolic link, checked once per directory) is read directly, which
+	// spares the confined filesystem's link resolution of every path; anything else
+	// goes through fsys.
+	root  string
+	plain map[string]bool // directory (slash, repo-relative) -> a real directory, no link
+}
+
+// NewDirFiles is NewFiles for fsys, a filesystem confined to the OS directory root:
+// the same digests, read faster.
+func NewDirFiles(root string, fsys fs.FS, maxSize int64) *Files {
+	f := NewFiles(fsys, maxSize)
+	f.root, f.plain = root, map[string]bool{}
+	return f
+}
+
+// plainDir reports whether dir and every directory above it (up to the root) is a real
+// directory, not a symbolic link.
+func (f *Files) plainDir(dir string) bool {
+	if dir == "." || dir == "" {
+		return true
+	}
+	f.mu.Lock()
+	ok, seen := f.plain[dir]
+	f.mu.Unlock()
+	if seen {
+		return ok
+	}
+	ok = f.plainDir(path.Dir(dir))
+	if ok {
+		st, err := os.Lstat(filepath.Join(f.root, filepath.FromSlash(dir)))
+		ok = err == nil && st.IsDir()
+	}
+	f.mu.Lock()
+	f.plain[dir] = ok
+	f.mu.Unlock()
+	return ok
+}
+
+// fastFile digests a regular file under plain directories; ok false when it is
+// anything else (a link, a directory, absent below a link...): the caller takes fsys.
+func (f *Files) fastFile(name string) (string, bool) {
+	if f.root == "" || !fs.ValidPath(name) || !f.plainDir(path.Dir(name)) {
+		return "", false
+	}
+	p := filepath.Join(f.root, filepath.FromSlash(name))
+	st, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "absent", true
+	}
+	if err != nil || !st.Mode().IsRegular() || f.maxSize > 0 && st.Size() > f.maxSize {
+		return "", false
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", false
+	}
+	s := sha256.Sum256(b)
+	return "file:" + hex.EncodeToString(s[:]), true
+}
+
+// NewFiles digests files of fsys (read through it: confined as the caller's is); a
+// file larger than maxSize (when > 0) makes the digest an error.
+func NewFiles(fsys fs.FS, maxSize int64) *Files {
+	return &Files{fsys: fsys, maxSize: maxSize, memo: map[string]string{}}
+}
+
+// ErrUnreadable is a dependency that could not be read (not an absent one): the target
+// is not cached, its render reports the problem.
+var ErrUnreadable = errors.New("a dependency cannot be read")
+
+// Digest is the digest of names (sorted by the caller or not: they are sorted here).
+func (f *Files) Digest(names []string) (string, error) {
+	names = append([]string{}, names...)
+	sort.Strings(names)
+	h := NewHasher("files")
+	for _, n := range names {
+		d, err := f.one(n)
+		if err != nil {
+			return "", err
+		}
+		h.String(n)
+		h.String(d)
+	}
+	return h.Sum(), nil
+}
+
+func (f *Files) one(name string) (string, error) {
+	f.mu.Lock()
+	d, ok := f.memo[name]
+	f.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	var err error
+	if dir, isDir := strings.CutSuffix(name, "/"); isDir {
+		d, err = f.tree(dir)
+	} else {
+		d, err = f.file(name)
+	}
+	if err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	f.memo[name] = d
+	f.mu.Unlock()
+	return d, nil
+}
+
+func (f *Files) file(name string) (string, error) {
+	if d, ok := f.fastFile(name); ok {
+		return d, nil
+	}
+	st, err := fs.Stat(f.fsys, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "absent", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: %w: %v", name, ErrUnreadable, err)
+	}
+	if st.IsDir() { // a file name that is a directory now: its whole tree
+		return f.tree(name)
+	}
+	if f.maxSize > 0 && st.Size() > f.maxSize {
+		return "", fmt.Errorf("%s: %w: larger than %d bytes", name, ErrUnreadable, f.maxSize)
+	}
+	b, err := fs.ReadFile(f.fsys, name)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w: %v", name, ErrUnreadable, err)
+	}
+	s := sha256.Sum256(b)
+	return "file:" + hex.EncodeToString(s[:]), nil
+}
+
+func (f *Files) tree(dir string) (string, error) {
+	if dir == "" {
+		dir = "."
+	}
+	st, err := fs.Stat(f.fsys, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "absent", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: %w: %v", dir, ErrUnreadable, err)
+	}
+	if !st.IsDir() {
+		return f.file(dir)
+	}
+	h := NewHasher("tree")
+	err = fs.WalkDir(f.fsys, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		fd, err := f.file(p)
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(p, dir+"/")
+		if dir == "." {
+			rel = p
+		}
+		h.String(path.Clean(rel))
+		h.String(fd)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrUnreadable) {
+			return "", err
+		}
+		return "", fmt.Errorf("%s: %w: %v", dir, ErrUnreadable, err)
+	}
+	return "tree:" + h.Sum(), nil
+}
+
+// Cache is the verdict cache of one run: entries by key in the store, with counts.
+type Cache struct {
+	store          *remote.Store
+	hits, misses   atomic.Int64
+	stored, failed atomic.Int64
+}
+
+// Open opens the cache in dir ("" for the default cache directory of remote sources).
+func Open(dir string) (*Cache, error) {
+	s, err := remote.OpenStore(dir, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Cache{store: s}, nil
+}
+
+// Dir is the cache directory.
+func (c *Cache) Dir() string { return c.store.Dir() }
+
+func recordName(key string) string { return "verdict:" + key }
+
+// Get decodes key's entry into v: false when it is absent, corrupt (removed) or does
+// not decode.
+func (c *Cache) Get(key string, v any) bool {
+	b, ok := c.store.Get(recordName(key))
+	if ok && json.Unmarshal(b, v) == nil {
+		c.hits.Add(1)
+		return true
+	}
+	c.misses.Add(1)
+	return false
+}
+
+// Put stores v as key's entry. A failure is counted, never fatal: the next run renders
+// the target again.
+func (c *Cache) Put(key string, v any) {
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = c.store.Put(recordName(key), b)
+	}
+	if err != nil {
+		c.failed.Add(1)
+		return
+	}
+	c.stored.Add(1)
+}
+
+// Close evicts past the cache's bound, once per run.
+func (c *Cache) Close() { c.store.Evict() }
+
+// Stats are the run's counts: entries found, not found, stored, not stored (errors).
+func (c *Cache) Stats() (hits, misses, stored, failed int64) {
+	return c.hits.Load(), c.misses.Load(), c.stored.Load(), c.failed.Load()
+}
+
+// BuildID identifies the running gitgate: its VCS revision when the build records one
+// and the tree was not modified, else the digest of the executable (memoised in the
+// store by path, size and modification time, so it is read once per build).
+func (c *Cache) BuildID() (string, error) {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		rev, modified := "", true
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if rev != "" && !modified {
+			return "vcs:" + rev + ":" + bi.GoVersion, nil
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(exe)
+	if err != nil {
+		return "", err
+	}
+	memo := fmt.Sprintf("exe:%s:%d:%d", exe, st.Size(), st.ModTime().UnixNano())
+	if b, ok := c.store.Get(memo); ok {
+		return string(b), nil
+	}
+	fh, err := os.Open(exe)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return "", err
+	}
+	id := "exe:" + hex.EncodeToString(h.Sum(nil))
+	_ = c.store.Put(memo, []byte(id))
+	return id, nil
+}
