@@ -38,7 +38,15 @@ var seedArgs = []string{"check", "--plain", "--registry", "harbor.internal.compa
 
 // TestMain makes the test binary double as the gitgate command: testscript installs it
 // in $PATH as "gitgate", and when it runs under that name it is the real CLI.
+// The tests' default cache directory (the verdict cache and remote sources, for runs
+// without --cache-dir) is one under the system's temporary directory, never the user's
+// own ~/.cache/gitgate: a test run leaves what the user had as it was.
 func TestMain(m *testing.M) {
+	if os.Getenv("GITGATE_TEST_CACHE_HOME") == "" {
+		dir := filepath.Join(os.TempDir(), "gitgate-test-cache")
+		os.Setenv("GITGATE_TEST_CACHE_HOME", dir)
+		os.Setenv("XDG_CACHE_HOME", dir)
+	}
 	testscript.Main(m, map[string]func(){
 		"gitgate": func() { // as main runs it
 			stderr, flush := render.FilterKustomizeWarnings()
