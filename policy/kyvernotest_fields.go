@@ -443,7 +443,7 @@ func (l testLoader) Load(ctx context.Context, jp jmespath.Interface, _ engineapi
 				return err
 			}
 			if !done {
-				remaining = append(remaining, entry)
+				remaining = append(remaining, withDefaultMethod(entry))
 			}
 		case entry.ImageRegistry != nil:
 			// The CLI would ask the registry; gitgate never does.
@@ -451,6 +451,8 @@ func (l testLoader) Load(ctx context.Context, jp jmespath.Interface, _ engineapi
 				continue // supplied by the values file
 			}
 			return &NeedsClusterDataError{Policy: l.policy, Rule: l.rule, Entry: entry.Name, Source: "imageRegistry"}
+		case entry.APICall != nil:
+			remaining = append(remaining, withDefaultMethod(entry))
 		default:
 			// apiCall and configMap entries without clusterResources, and
 			// globalReference entries without globalContextEntries, are not loaded
@@ -507,4 +509,16 @@ func (l testLoader) mockAPICall(jp jmespath.Interface, entry kyvernov1.ContextEn
 		}
 	}
 	return true, jc.AddContextEntry(entry.Name, data)
+}
+
+// withDefaultMethod is an apiCall entry with its method defaulted to GET, as the CLI
+// loads policies with their schema's defaults (Kyverno's fake API refuses a call
+// without a method).
+func withDefaultMethod(entry kyvernov1.ContextEntry) kyvernov1.ContextEntry {
+	if entry.APICall == nil || entry.APICall.Method != "" {
+		return entry
+	}
+	e := *entry.DeepCopy()
+	e.APICall.Method = "GET"
+	return e
 }
