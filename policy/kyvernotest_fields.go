@@ -442,9 +442,13 @@ func (l testLoader) Load(ctx context.Context, jp jmespath.Interface, _ engineapi
 			if err != nil {
 				return err
 			}
-			if !done {
-				remaining = append(remaining, withDefaultMethod(entry))
+			if done {
+				continue
 			}
+			if err := l.refuseService(entry, client); err != nil {
+				return err
+			}
+			remaining = append(remaining, withDefaultMethod(entry))
 		case entry.ImageRegistry != nil:
 			// The CLI would ask the registry; gitgate never does.
 			if v, err := jc.Query(strconv.Quote(entry.Name)); err == nil && v != nil {
@@ -452,6 +456,9 @@ func (l testLoader) Load(ctx context.Context, jp jmespath.Interface, _ engineapi
 			}
 			return &NeedsClusterDataError{Policy: l.policy, Rule: l.rule, Entry: entry.Name, Source: "imageRegistry"}
 		case entry.APICall != nil:
+			if err := l.refuseService(entry, client); err != nil {
+				return err
+			}
 			remaining = append(remaining, withDefaultMethod(entry))
 		default:
 			// apiCall and configMap entries without clusterResources, and
@@ -521,4 +528,15 @@ func withDefaultMethod(entry kyvernov1.ContextEntry) kyvernov1.ContextEntry {
 	e := *entry.DeepCopy()
 	e.APICall.Method = "GET"
 	return e
+}
+
+// refuseService stops an apiCall entry that calls a service (service.url) the test's
+// apiCallResponses do not answer from being loaded with a cluster: Kyverno's loader
+// would send the request (so would the CLI); gitgate never contacts anything. Without
+// clusterResources the loader skips the entry, as the CLI's does.
+func (l testLoader) refuseService(entry kyvernov1.ContextEntry, client engineapi.RawClient) error {
+	if client == nil || entry.APICall.Service == nil {
+		return nil
+	}
+	return fmt.Errorf("context entry %q calls the service %s, which gitgate never contacts (kyverno test would); answer it in the test's apiCallResponses", entry.Name, entry.APICall.Service.URL)
 }
