@@ -409,7 +409,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	if data.cluster != nil {
 		for _, r := range resources {
 			ns := r.Object.GetNamespace()
-			if ns == "" || r.Object.GetKind() == "Namespace" || len(namespaceLabels(values, ns)) > 0 {
+			if ns == "" || r.Object.GetKind() == "Namespace" || len(selectorLabels(values, ns)) > 0 {
 				continue
 			}
 			nsLabels, err := data.cluster.namespaceLabels(ctx, r)

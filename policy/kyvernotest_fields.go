@@ -181,9 +181,15 @@ func readRawObjects(fsys fs.FS, rel func(string) (string, error), show func(stri
 // test) with the test's resources, as the CLI's fake cluster does: every object listed
 // and read by its resource name (a CRD's plural, else the guessed one).
 func loadTestCluster(fsys fs.FS, files []string, rel func(string) (string, error), show func(string) string, resources []Resource) (*testCluster, error) {
+	// The test's resources once each, as the CLI's "unique" resources.
 	var objects []*unstructured.Unstructured
+	seen := map[string]bool{}
 	for _, r := range resources {
-		objects = append(objects, r.Object.DeepCopy())
+		key := r.Object.GetAPIVersion() + "/" + r.ID()
+		if !seen[key] {
+			seen[key] = true
+			objects = append(objects, r.Object.DeepCopy())
+		}
 	}
 	type crdVersion struct {
 		gvr  schema.GroupVersionResource
@@ -539,4 +545,18 @@ func (l testLoader) refuseService(entry kyvernov1.ContextEntry, client engineapi
 		return nil
 	}
 	return fmt.Errorf("context entry %q calls the service %s, which gitgate never contacts (kyverno test would); answer it in the test's apiCallResponses", entry.Name, entry.APICall.Service.URL)
+}
+
+// selectorLabels are the labels the values file's namespaceSelector gives a namespace:
+// with them the CLI does not read the namespace from the test's cluster.
+func selectorLabels(v *Values, ns string) map[string]string {
+	if v == nil {
+		return nil
+	}
+	for _, s := range v.NamespaceSelectors {
+		if s.Name == ns {
+			return s.Labels
+		}
+	}
+	return nil
 }
