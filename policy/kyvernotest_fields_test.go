@@ -248,3 +248,49 @@ func TestKyvernoCLIFieldSuitesFlipped(t *testing.T) {
 		t.Errorf("only %d suites using the fields listed", n)
 	}
 }
+
+// TestKyvernoTestServiceCallRefused: with clusterResources Kyverno's loader would send
+// an apiCall's service request (the CLI does); gitgate refuses it by name and answers
+// from apiCallResponses only.
+func TestKyvernoTestServiceCallRefused(t *testing.T) {
+	files := map[string]string{
+		"policy.yaml": `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: ask}
+spec:
+  background: false
+  rules:
+  - name: service
+    match: {any: [{resources: {kinds: [ConfigMap]}}]}
+    context:
+    - name: answer
+      apiCall: {service: {url: "https://unanswered.gitgate.invalid/{{ request.object.metadata.name }}"}}
+    validate:
+      deny: {conditions: {any: [{key: "{{ answer.ok }}", operator: NotEquals, value: true}]}}
+`,
+		"resources.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: apps}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: apps}\n",
+		"cluster.yaml":   "apiVersion: cli.kyverno.io/v1alpha1\nkind: ClusterResource\nspec:\n  resources:\n  - {apiVersion: v1, kind: Namespace, metadata: {name: apps}}\n",
+		TestFileName: `apiVersion: cli.kyverno.io/v1alpha1
+kind: Test
+metadata: {name: service}
+policies: [policy.yaml]
+resources: [resources.yaml]
+clusterResources: [cluster.yaml]
+apiCallResponses:
+- url: https://unanswered.gitgate.invalid/a
+  response: {body: {ok: true}}
+results:
+- {policy: ask, rule: service, resources: [apps/a], kind: ConfigMap, result: pass}
+- {policy: ask, rule: service, resources: [apps/b], kind: ConfigMap, result: pass}
+`,
+	}
+	out := runTestFS(t, files)
+	a, _ := rowOf(out, "ask", "service", "ConfigMap/apps/a")
+	b, _ := rowOf(out, "ask", "service", "ConfigMap/apps/b")
+	if !a.Pass {
+		t.Errorf("the answered call must pass: %+v (errors %v)", a, out.Errors)
+	}
+	if b.Pass || b.Actual != StatusError || !strings.Contains(b.Message, "which gitgate never contacts") {
+		t.Errorf("the unanswered call must be an error saying it is not made: %+v", b)
+	}
+}
