@@ -367,7 +367,7 @@ type clusterContext struct {
 	client dclient.Interface
 }
 
-func (c *clusterContext) resource(apiVersion, resource, namespace string) (schema.GroupVersionResource, []string, error) {
+func (c *clusterContext) resource(apiVersion, resource string) (schema.GroupVersionResource, []string, error) {
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil {
 		return schema.GroupVersionResource{}, nil, err
@@ -377,7 +377,7 @@ func (c *clusterContext) resource(apiVersion, resource, namespace string) (schem
 }
 
 func (c *clusterContext) GetResource(apiVersion, resource, namespace, name string) (*unstructured.Unstructured, error) {
-	gvr, sub, err := c.resource(apiVersion, resource, namespace)
+	gvr, sub, err := c.resource(apiVersion, resource)
 	if err != nil {
 		return nil, err
 	}
@@ -389,7 +389,7 @@ func (c *clusterContext) GetResource(apiVersion, resource, namespace, name strin
 }
 
 func (c *clusterContext) ListResources(apiVersion, resource, namespace string, l map[string]string) (*unstructured.UnstructuredList, error) {
-	gvr, _, err := c.resource(apiVersion, resource, namespace)
+	gvr, _, err := c.resource(apiVersion, resource)
 	if err != nil {
 		return nil, err
 	}
