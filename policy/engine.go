@@ -65,6 +65,10 @@ type Options struct {
 	// celContext answers CEL policies' resource.Get/List and image.GetMetadata; nil is
 	// an empty in-memory one. gitgate test fills it from a test's context file.
 	celContext libs.Context
+	// test is what a kyverno-test.yaml supplies in place of a cluster; with it, context
+	// entries load as `kyverno test` loads them (kyvernotest_fields.go). nil outside
+	// gitgate test.
+	test *testData
 }
 
 // Request describes the admission request a resource is evaluated as. The zero value
@@ -541,6 +545,9 @@ func (e *Engine) contextLoader(pol kyvernov1.PolicyInterface, rule kyvernov1.Rul
 			}
 		}
 		return nil
+	}
+	if e.opts.test != nil {
+		return e.opts.test.contextLoader(pol, rule, init)
 	}
 	inner := factories.DefaultContextLoaderFactory(nil, factories.WithInitializer(init))(pol, rule)
 	return offlineLoader{inner: inner, policy: pol.GetName(), rule: rule.Name}

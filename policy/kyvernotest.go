@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -377,19 +378,57 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 			req.Operation = op
 		}
 	}
-	engOpts := Options{Values: values, Variables: opts.Variables}
+	data, err := loadTestData(fsys, t, rel, show, resources)
+	if err != nil {
+		var ie *InputError
+		if errors.As(err, &ie) {
+			return nil, nil, err
+		}
+		return fail(err)
+	}
+	engOpts := Options{Values: values, Variables: opts.Variables, test: data}
+	var fromFile *libs.FakeContextProvider
 	if t.Context != "" {
 		rp, err := rel(t.Context)
 		if err != nil {
 			return fail(err)
 		}
-		if engOpts.celContext, err = loadTestContext(fsys, rp, show(rp)); err != nil {
+		if fromFile, err = loadTestContext(fsys, rp, show(rp)); err != nil {
 			return nil, nil, err
 		}
 	}
+	engOpts.celContext = data.celContext(fromFile)
 	eng, err := NewEngine(set, engOpts)
 	if err != nil {
 		return fail(err)
+	}
+	// With clusterResources, the CLI reads each resource's namespace from the cluster
+	// (unless the values file gives its labels): its labels are the namespace labels,
+	// and a namespace that is not there fails the test.
+	requests := map[string]Request{}
+	if data.cluster != nil {
+		for _, r := range resources {
+			ns := r.Object.GetNamespace()
+			if ns == "" || r.Object.GetKind() == "Namespace" || len(selectorLabels(values, ns)) > 0 {
+				continue
+			}
+			nsLabels, err := data.cluster.namespaceLabels(ctx, r)
+			if err != nil {
+				return fail(err)
+			}
+			rq := req
+			rq.NamespaceLabels = nsLabels
+			if rq.NamespaceLabels == nil {
+				rq.NamespaceLabels = map[string]string{}
+			}
+			requests[r.ID()] = rq
+		}
+	}
+	requestFor := func(r Resource) Request {
+		if rq, ok := requests[r.ID()]; ok {
+			return rq
+		}
+		return req
 	}
 	// Each operation the test asks for (the values file's, and any a result names) is
 	// one evaluation of every resource, as Kyverno's CLI runs one per operation.
@@ -400,7 +439,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		}
 		var all []evaluated
 		for _, r := range resources {
-			all = append(all, eng.testEvaluate(ctx, r, req, op))
+			all = append(all, eng.testEvaluate(ctx, r, requestFor(r), op))
 		}
 		runs[op] = all
 		return all
@@ -446,7 +485,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 				existing = append(existing, r.Object)
 			}
 		}
-		req := req
+		req := requestFor(ev.r)
 		req.Operation = op
 		vr := ev.r
 		vr.Object = ev.patched
@@ -762,14 +801,11 @@ func unsupportedTestFields(t v1alpha1.Test) []string {
 			out = append(out, fmt.Sprintf("the test's %s field is not supported by gitgate test yet", field))
 		}
 	}
-	add(len(t.ClusterResources) > 0, "clusterResources")
 	add(len(t.TargetResources) > 0, "targetResources")
 	add(len(t.ParamResources) > 0, "paramResources")
 	add(t.JSONPayload != "" || len(t.JSONPayloads) > 0, "jsonPayloads")
 	add(len(t.HTTPPayloads) > 0, "httpPayloads")
 	add(len(t.EnvoyPayloads) > 0, "envoyPayloads")
-	add(len(t.APICallResponses) > 0, "apiCallResponses")
-	add(len(t.GlobalContextEntries) > 0, "globalContextEntries")
 	return out
 }
 
@@ -1007,7 +1043,7 @@ func objectDiff(at string, expected, actual any, out []string) []string {
 // loadTestContext reads a test's context file (cli.kyverno.io/v1alpha1 Context) into
 // the in-memory context CEL policies read through resource.Get/List and
 // image.GetMetadata, as Kyverno's CLI does offline.
-func loadTestContext(fsys fs.FS, file, shown string) (libs.Context, error) {
+func loadTestContext(fsys fs.FS, file, shown string) (*libs.FakeContextProvider, error) {
 	var c v1alpha1.Context
 	if err := readStrict(fsys, file, shown, &c, "Kyverno test context file (cli.kyverno.io/v1alpha1 Context)"); err != nil {
 		return nil, err

@@ -157,9 +157,9 @@ func TestRunTestsNotEvaluated(t *testing.T) {
 		t.Fatalf("an expectation without resources must fail: %+v %v", out.Rows, out.Errors)
 	}
 	files = suite("- {policy: pods, rule: need-team, resources: [web], kind: Pod, result: pass}\n")
-	files[TestFileName] += "clusterResources: [resources.yaml]\n"
+	files[TestFileName] += "targetResources: [resources.yaml]\n"
 	out = runTestFS(t, files)
-	if len(out.Rows) != 1 || out.Rows[0].Pass || !strings.Contains(out.Rows[0].Message, "clusterResources field is not supported") {
+	if len(out.Rows) != 1 || out.Rows[0].Pass || !strings.Contains(out.Rows[0].Message, "targetResources field is not supported") {
 		t.Fatalf("a test field gitgate does not use must fail its rows: %+v %v", out.Rows, out.Errors)
 	}
 }

@@ -34,16 +34,37 @@ is compared with the actual one, and patchedResources, generatedResource(s) with
 objects mutate and generate rules produced (matched by apiVersion, kind, namespace and
 name; empty fields and generate labels ignored, as 'kyverno test' does).
 
+A test stands in for the cluster as 'kyverno test' lets it, offline: apiCallResponses
+answer apiCall context entries (by url or urlPath, and method) and the CEL http library;
+globalContextEntries answer globalReference entries and CEL globalContext.Get (data,
+resources or resourceFiles, with fieldPath and projections); clusterResources (files of
+cli.kyverno.io/v1alpha1 ClusterResource: objects and CRDs) are an in-memory API that
+apiCall and configMap entries and CEL resource.Get/List read, and where each resource's
+Namespace (its labels) must be. A lookup the test does not supply is not loaded, as in
+'kyverno test', and nothing is ever contacted (an http call with no canned response is
+refused).
+
 An expectation gitgate did not evaluate is a failing row saying why ("not evaluated:
 ..."), never a pass: verifyImages and mutateExisting rules, policy kinds gitgate does not
-run (MutatingPolicy, GeneratingPolicy, ...), test fields it does not use yet (context,
-clusterResources, targetResources, ...), an expected object missing from its file. Test,
+run (MutatingPolicy, GeneratingPolicy, ...), test fields it does not use yet
+(targetResources, paramResources, payloads), an expected object missing from its file. Test,
 values and user info files are decoded strictly: an unknown field is an error at its
 file:line.
 
 Exit codes: 0 all pass, 1 a result did not match, 2 a test could not run.`,
 		Example: `  gitgate test policies/
-  gitgate test --all ./kyverno-policies/pod-security`,
+  gitgate test --all ./kyverno-policies/pod-security
+
+  # a kyverno-test.yaml answering a policy's apiCall and its global context entry:
+  #   apiCallResponses:
+  #   - url: https://scanner.example/v1/verdict
+  #     method: GET
+  #     response: {statusCode: 200, body: {approved: true}}
+  #   globalContextEntries:
+  #   - name: tier-settings
+  #     data: {tiers: [{tier: small, maxReplicas: 3}]}
+  #   clusterResources: [cluster.yaml]   # kind: ClusterResource, spec.resources / spec.crds
+  gitgate test policies/scanner-gate/`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd, args, stdout, stderr)
