@@ -432,16 +432,48 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	}
 	// Each operation the test asks for (the values file's, and any a result names) is
 	// one evaluation of every resource, as Kyverno's CLI runs one per operation.
+	// A result without its own operation takes, resource by resource, the one the values
+	// file gives that policy and resource, else the global one (Kyverno's CLI,
+	// variables.ComputeVariables): such runs are per policy.
+	resourceOp := func(policy string, r Resource) (string, bool) {
+		if values == nil {
+			return "", false
+		}
+		for _, p := range values.Policies {
+			if p.Name != policy {
+				continue
+			}
+			for _, vr := range p.Resources {
+				if o, ok := vr.Values["request.operation"].(string); ok && vr.Name == r.Object.GetName() {
+					return strings.ToUpper(o), true
+				}
+			}
+		}
+		return "", false
+	}
 	runs := map[string][]evaluated{}
-	evaluate := func(op string) []evaluated {
-		if all, ok := runs[op]; ok {
+	evaluate := func(op, policy string, explicit bool) []evaluated {
+		key := op
+		if !explicit {
+			for _, r := range resources {
+				if _, ok := resourceOp(policy, r); ok {
+					key = op + "|" + policy
+					break
+				}
+			}
+		}
+		if all, ok := runs[key]; ok {
 			return all
 		}
 		var all []evaluated
 		for _, r := range resources {
-			all = append(all, eng.testEvaluate(ctx, r, requestFor(r), op))
+			rop := op
+			if o, ok := resourceOp(policy, r); ok && !explicit {
+				rop = o
+			}
+			all = append(all, eng.testEvaluate(ctx, r, requestFor(r), rop))
 		}
-		runs[op] = all
+		runs[key] = all
 		return all
 	}
 	name := t.Name
@@ -514,7 +546,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 				return fail(fmt.Errorf("result for policy %s: invalid operation %q, must be one of CREATE, UPDATE, DELETE", exp.Policy, exp.Operation))
 			}
 		}
-		all := evaluate(op)
+		all := evaluate(op, exp.Policy, exp.Operation != "")
 		gap := gaps
 		names := append([]string{}, exp.Resources...)
 		for _, spec := range exp.ResourceSpecs {

@@ -225,6 +225,56 @@ results:
 	}
 }
 
+// TestRunTestsPerResourceOperation: a values file's request.operation for one policy
+// and resource (policies[].resources[].values) makes that resource's evaluation an
+// UPDATE with itself as the old object, as Kyverno's CLI takes it; the other resource
+// stays a CREATE, where the rule (UPDATE only) does not apply. The same expectations
+// fail when the values file gives no operation.
+func TestRunTestsPerResourceOperation(t *testing.T) {
+	pods := testPod + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: api}\nspec:\n  containers: [{name: api, image: nginx:1.27}]\n"
+	files := func(values string) map[string]string {
+		return map[string]string{
+			"policy.yaml": `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: updates}
+spec:
+  rules:
+  - name: seen-as-update
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      message: not an update with its old object
+      deny:
+        conditions:
+          any:
+          - key: "{{ request.oldObject.metadata.name || 'none' }}"
+            operator: NotEquals
+            value: "{{ request.object.metadata.name }}"
+`,
+			"resources.yaml": pods,
+			"values.yaml":    values,
+			TestFileName: `apiVersion: cli.kyverno.io/v1alpha1
+kind: Test
+metadata: {name: t}
+policies: [policy.yaml]
+resources: [resources.yaml]
+variables: values.yaml
+results:
+- {policy: updates, rule: seen-as-update, resources: [web], kind: Pod, result: pass}
+- {policy: updates, rule: seen-as-update, resources: [api], kind: Pod, result: fail}
+`,
+		}
+	}
+	perResource := "apiVersion: cli.kyverno.io/v1alpha1\nkind: Value\npolicies:\n- name: updates\n  resources:\n  - name: web\n    values: {request.operation: UPDATE}\n"
+	out := runTestFS(t, files(perResource))
+	if len(out.Errors) > 0 || len(out.Rows) != 2 || out.Failed() != 0 {
+		t.Fatalf("per-resource UPDATE: %+v %v", out.Rows, out.Errors)
+	}
+	out = runTestFS(t, files("apiVersion: cli.kyverno.io/v1alpha1\nkind: Value\n"))
+	if len(out.Errors) > 0 || out.Failed() != 1 {
+		t.Fatalf("without the operation, web must fail (a CREATE has no old object): %+v %v", out.Rows, out.Errors)
+	}
+}
+
 // TestRunTestsContext: a test's context file answers CEL resource.get, for that test's
 // engine only (Kyverno binds it process-wide at compile time; see celCompileMu).
 func TestRunTestsContext(t *testing.T) {

@@ -97,14 +97,14 @@ func namespaceLabels(v *Values, ns string) map[string]string {
 	if v == nil || ns == "" {
 		return nil
 	}
+	for _, n := range v.Namespaces { // as Kyverno's CLI: namespaces: win over namespaceSelector:
+		if n.Name == ns {
+			return n.Labels
+		}
+	}
 	for _, s := range v.NamespaceSelectors {
 		if s.Name == ns {
 			return s.Labels
-		}
-	}
-	for _, n := range v.Namespaces {
-		if n.Name == ns {
-			return n.Labels
 		}
 	}
 	return nil
@@ -113,6 +113,15 @@ func namespaceLabels(v *Values, ns string) map[string]string {
 func namespaceObject(v *Values, ns string) *corev1.Namespace {
 	if ns == "" {
 		return nil
+	}
+	if v != nil {
+		for i := range v.Namespaces { // the whole object, annotations too, as Kyverno's CLI gives it
+			if v.Namespaces[i].Name == ns {
+				n := v.Namespaces[i].DeepCopy()
+				n.APIVersion, n.Kind = "v1", "Namespace"
+				return n
+			}
+		}
 	}
 	return &corev1.Namespace{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
