@@ -103,6 +103,7 @@ type Engine struct {
 	mpol               *mutatingPolicies   // MutatingPolicies (mpol.go)
 	gpol               []gpolengine.Policy // GeneratingPolicies (gpol.go)
 	celCtx             libs.Context
+	vaps               []compiledVAP // bound ValidatingAdmissionPolicies (vap.go)
 	notices            []string
 }
 
@@ -188,6 +189,9 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("compile validating policies: %w", err)
 		}
 		e.vpol = vpolengine.NewEngine(provider, func(ns string) *corev1.Namespace { return namespaceObject(opts.Values, ns) }, matching.NewMatcher())
+	}
+	if err := e.compileVAPs(set); err != nil {
+		return nil, err
 	}
 
 	return e, nil
@@ -307,6 +311,9 @@ func (e *Engine) Evaluate(ctx context.Context, r Resource, req Request) []Result
 	}
 	if e.vpol != nil {
 		out = append(out, e.evaluateCEL(ctx, r, req)...)
+	}
+	if len(e.vaps) > 0 {
+		out = append(out, e.evaluateVAPs(ctx, r, req)...)
 	}
 	out = applyWaivers(r, out)
 	if req.OldObject != nil {

@@ -20,6 +20,7 @@ import (
 	vpolcompiler "github.com/kyverno/kyverno/pkg/cel/policies/vpol/compiler"
 	"github.com/kyverno/kyverno/pkg/config"
 	policyvalidation "github.com/kyverno/kyverno/pkg/validation/policy"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -57,6 +58,12 @@ type Set struct {
 	// policies (policies.kyverno.io), with their Namespaced variants (mpol.go, gpol.go).
 	MutatingPolicies   []policiesv1beta1.MutatingPolicyLike
 	GeneratingPolicies []policiesv1beta1.GeneratingPolicyLike
+	// ValidatingAdmissionPolicies and their bindings (admissionregistration.k8s.io,
+	// v1beta1 read as v1: same fields); Params are the objects a binding's paramRef may
+	// select (a kyverno test's paramResources). See vap.go.
+	ValidatingAdmissionPolicies       []*admissionregistrationv1.ValidatingAdmissionPolicy
+	ValidatingAdmissionPolicyBindings []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	Params                            []*unstructured.Unstructured
 	// Exceptions are kyverno.io/v2 PolicyExceptions; CELExceptions apply to ValidatingPolicies.
 	Exceptions    []*kyvernov2.PolicyException
 	CELExceptions []*policiesv1beta1.PolicyException
@@ -172,6 +179,9 @@ func (s *Set) Merge(other *Set) {
 	s.ValidatingPolicies = append(s.ValidatingPolicies, other.ValidatingPolicies...)
 	s.MutatingPolicies = append(s.MutatingPolicies, other.MutatingPolicies...)
 	s.GeneratingPolicies = append(s.GeneratingPolicies, other.GeneratingPolicies...)
+	s.ValidatingAdmissionPolicies = append(s.ValidatingAdmissionPolicies, other.ValidatingAdmissionPolicies...)
+	s.ValidatingAdmissionPolicyBindings = append(s.ValidatingAdmissionPolicyBindings, other.ValidatingAdmissionPolicyBindings...)
+	s.Params = append(s.Params, other.Params...)
 	s.Exceptions = append(s.Exceptions, other.Exceptions...)
 	s.CELExceptions = append(s.CELExceptions, other.CELExceptions...)
 	s.Warnings = append(s.Warnings, other.Warnings...)
@@ -408,6 +418,24 @@ func (s *Set) add(r Resource) error {
 			return perr(fmt.Errorf("CEL does not compile: %w", errs.ToAggregate()))
 		}
 		s.GeneratingPolicies = append(s.GeneratingPolicies, pol)
+	case gvk.Group == "admissionregistration.k8s.io" && gvk.Kind == "ValidatingAdmissionPolicy":
+		p := &admissionregistrationv1.ValidatingAdmissionPolicy{}
+		if err := fromUnstructured(r.Object, p); err != nil {
+			return perr(err)
+		}
+		if err := vapCompileErrors(p); err != nil {
+			return perr(err)
+		}
+		s.ValidatingAdmissionPolicies = append(s.ValidatingAdmissionPolicies, p)
+	case gvk.Group == "admissionregistration.k8s.io" && gvk.Kind == "ValidatingAdmissionPolicyBinding":
+		b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+		if err := fromUnstructured(r.Object, b); err != nil {
+			return perr(err)
+		}
+		if b.Spec.PolicyName == "" {
+			return perr(fmt.Errorf("spec.policyName is empty: name the ValidatingAdmissionPolicy it binds"))
+		}
+		s.ValidatingAdmissionPolicyBindings = append(s.ValidatingAdmissionPolicyBindings, b)
 	case gvk.Group == "kyverno.io" && gvk.Kind == "PolicyException":
 		p := &kyvernov2.PolicyException{}
 		if err := fromUnstructured(r.Object, p); err != nil {
