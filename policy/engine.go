@@ -69,6 +69,9 @@ type Options struct {
 	// entries load as `kyverno test` loads them (kyvernotest_fields.go). nil outside
 	// gitgate test.
 	test *testData
+	// unboundVAPs evaluates a ValidatingAdmissionPolicy no binding names, as `kyverno
+	// test` does (gitgate test only; check follows the API server: not evaluated).
+	unboundVAPs bool
 }
 
 // Request describes the admission request a resource is evaluated as. The zero value

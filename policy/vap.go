@@ -51,7 +51,7 @@ func (e *Engine) compileVAPs(set *Set) error {
 				bs = append(bs, b)
 			}
 		}
-		if len(bs) == 0 {
+		if len(bs) == 0 && !e.opts.unboundVAPs {
 			e.notices = append(e.notices, fmt.Sprintf("%s: ValidatingAdmissionPolicy/%s is not evaluated: no ValidatingAdmissionPolicyBinding names it (the API server applies a ValidatingAdmissionPolicy only through a binding); add one with spec.policyName: %s",
 				set.Origin("ValidatingAdmissionPolicy", p.Name), p.Name, p.Name))
 			continue
@@ -165,8 +165,12 @@ func (e *Engine) evaluateVAPs(ctx context.Context, r Resource, req Request) []Re
 				continue
 			}
 		}
-		for _, b := range cv.bindings {
-			if b.Spec.MatchResources != nil {
+		bindings := cv.bindings
+		if len(bindings) == 0 { // gitgate test only (Options.unboundVAPs): as kyverno test, no binding
+			bindings = []*admissionregistrationv1.ValidatingAdmissionPolicyBinding{nil}
+		}
+		for _, b := range bindings {
+			if b != nil && b.Spec.MatchResources != nil {
 				ok, err := matcher.Match(&celmatching.MatchCriteria{Constraints: b.Spec.MatchResources}, a, ns)
 				if err != nil {
 					out = append(out, e.vapResult(r, p, b, StatusError, fmt.Sprintf("binding %s matchResources: %v", b.Name, err)))
@@ -177,7 +181,7 @@ func (e *Engine) evaluateVAPs(ctx context.Context, r Resource, req Request) []Re
 				}
 			}
 			var params runtime.Object
-			if b.Spec.ParamRef != nil {
+			if b != nil && b.Spec.ParamRef != nil {
 				params = e.vapParams(p, b, nsName)
 				if params == nil {
 					if b.Spec.ParamRef.ParameterNotFoundAction != nil && *b.Spec.ParamRef.ParameterNotFoundAction == admissionregistrationv1.AllowAction {
