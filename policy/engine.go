@@ -69,9 +69,11 @@ type Options struct {
 	// entries load as `kyverno test` loads them (kyvernotest_fields.go). nil outside
 	// gitgate test.
 	test *testData
-	// unboundVAPs evaluates a ValidatingAdmissionPolicy no binding names, as `kyverno
-	// test` does (gitgate test only; check follows the API server: not evaluated).
-	unboundVAPs bool
+	// kyvernoTestVAPs evaluates ValidatingAdmissionPolicies as `kyverno test` v1.19.1
+	// does (gitgate test only; check follows the API server): a policy no binding names
+	// is evaluated on its matchConstraints, a bound one on its bindings' matchResources
+	// only (pkg/admissionpolicy processVAPNoBindings / processVAPWithoutClient).
+	kyvernoTestVAPs bool
 }
 
 // Request describes the admission request a resource is evaluated as. The zero value

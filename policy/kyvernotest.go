@@ -404,7 +404,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		}
 		return fail(err)
 	}
-	engOpts := Options{Values: values, Variables: opts.Variables, test: data, unboundVAPs: true}
+	engOpts := Options{Values: values, Variables: opts.Variables, test: data, kyvernoTestVAPs: true}
 	var fromFile *libs.FakeContextProvider
 	if t.Context != "" {
 		rp, err := rel(t.Context)

@@ -51,7 +51,7 @@ func (e *Engine) compileVAPs(set *Set) error {
 				bs = append(bs, b)
 			}
 		}
-		if len(bs) == 0 && !e.opts.unboundVAPs {
+		if len(bs) == 0 && !e.opts.kyvernoTestVAPs {
 			e.notices = append(e.notices, fmt.Sprintf("%s: ValidatingAdmissionPolicy/%s is not evaluated: no ValidatingAdmissionPolicyBinding names it (the API server applies a ValidatingAdmissionPolicy only through a binding); add one with spec.policyName: %s",
 				set.Origin("ValidatingAdmissionPolicy", p.Name), p.Name, p.Name))
 			continue
@@ -155,7 +155,9 @@ func (e *Engine) evaluateVAPs(ctx context.Context, r Resource, req Request) []Re
 	var out []Result
 	for _, cv := range e.vaps {
 		p := cv.policy
-		if p.Spec.MatchConstraints != nil {
+		// The API server requires both the policy's matchConstraints and a binding's
+		// matchResources; kyverno test checks the policy's only when it has no binding.
+		if p.Spec.MatchConstraints != nil && (!e.opts.kyvernoTestVAPs || len(cv.bindings) == 0) {
 			ok, err := matcher.Match(&celmatching.MatchCriteria{Constraints: p.Spec.MatchConstraints}, a, ns)
 			if err != nil {
 				out = append(out, e.vapResult(r, p, nil, StatusError, "matchConstraints: "+err.Error()))
@@ -166,7 +168,7 @@ func (e *Engine) evaluateVAPs(ctx context.Context, r Resource, req Request) []Re
 			}
 		}
 		bindings := cv.bindings
-		if len(bindings) == 0 { // gitgate test only (Options.unboundVAPs): as kyverno test, no binding
+		if len(bindings) == 0 { // gitgate test only (Options.kyvernoTestVAPs): as kyverno test, no binding
 			bindings = []*admissionregistrationv1.ValidatingAdmissionPolicyBinding{nil}
 		}
 		for _, b := range bindings {

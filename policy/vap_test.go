@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/kyverno/kyverno/cmd/cli/kubectl-kyverno/apis/v1alpha1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -260,5 +261,50 @@ spec:
 	}
 	if s := run(""); s != StatusError {
 		t.Errorf("no param: %s, want error", s)
+	}
+}
+
+// TestKyvernoCLIVAPSuitesFlipped: every ValidatingAdmissionPolicy suite of Kyverno's
+// test/cli (listed in kyverno-cli-suites.txt) fails with every expected result
+// flipped, so its pass is one that could fail: every row it evaluated fails flipped
+// (a row with no result is excluded, as kyverno test counts it); each evaluates one.
+func TestKyvernoCLIVAPSuitesFlipped(t *testing.T) {
+	root := kyvernoCLITests(t)
+	base := os.DirFS(root)
+	n := 0
+	for _, dir := range suiteList(t, "testdata/kyverno-cli-suites.txt") {
+		if !strings.Contains(dir, "validating-admission-polic") {
+			continue
+		}
+		n++
+		file := dir + "/" + TestFileName
+		t.Run(dir, func(t *testing.T) {
+			res := RunTests(context.Background(), base, file, TestOptions{Display: file})
+			requirePass(t, res)
+			over := fstest.MapFS{file: {Data: flipResults(t, base, file)}}
+			wrong := RunTests(context.Background(), overlayFS{base, over}, file, TestOptions{Display: file})
+			if len(wrong.Errors) > 0 {
+				t.Fatalf("the flipped copy does not run: %v", wrong.Errors)
+			}
+			// Every row the true run evaluated (not one Kyverno's CLI counts as
+			// excluded: no result, which any expectation accepts) fails flipped.
+			evaluated := map[string]bool{}
+			for _, r := range res.Rows {
+				if !strings.HasPrefix(r.Message, "excluded") {
+					evaluated[r.Policy+"|"+r.Resource] = true
+				}
+			}
+			if len(evaluated) == 0 {
+				t.Fatal("every row is excluded: nothing in this suite is compared")
+			}
+			for _, r := range wrong.Rows {
+				if evaluated[r.Policy+"|"+r.Resource] && r.Pass {
+					t.Errorf("%s on %s: flipped expectation %s passes (actual %s)", r.Policy, r.Resource, r.Expected, r.Actual)
+				}
+			}
+		})
+	}
+	if n < 11 {
+		t.Errorf("only %d VAP suites listed", n)
 	}
 }
