@@ -109,6 +109,7 @@ type Engine struct {
 	gpol               []gpolengine.Policy // GeneratingPolicies (gpol.go)
 	celCtx             libs.Context
 	vaps               []compiledVAP // bound ValidatingAdmissionPolicies (vap.go)
+	maps               []compiledMAP // bound MutatingAdmissionPolicies (map.go)
 	notices            []string
 }
 
@@ -196,6 +197,9 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 		e.vpol = vpolengine.NewEngine(provider, func(ns string) *corev1.Namespace { return namespaceObject(opts.Values, ns) }, matching.NewMatcher())
 	}
 	if err := e.compileVAPs(set); err != nil {
+		return nil, err
+	}
+	if err := e.compileMAPs(set); err != nil {
 		return nil, err
 	}
 

@@ -482,6 +482,9 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	for _, p := range set.ValidatingAdmissionPolicies {
 		known[p.GetName()] = true
 	}
+	for _, p := range set.MutatingAdmissionPolicies {
+		known[p.GetName()] = true
+	}
 	for _, p := range set.GeneratingPolicies {
 		known[p.GetName()] = true
 	}

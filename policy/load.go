@@ -21,6 +21,7 @@ import (
 	"github.com/kyverno/kyverno/pkg/config"
 	policyvalidation "github.com/kyverno/kyverno/pkg/validation/policy"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	admissionregistrationv1beta1 "k8s.io/api/admissionregistration/v1beta1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -64,6 +65,10 @@ type Set struct {
 	ValidatingAdmissionPolicies       []*admissionregistrationv1.ValidatingAdmissionPolicy
 	ValidatingAdmissionPolicyBindings []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
 	Params                            []*unstructured.Unstructured
+	// MutatingAdmissionPolicies and their bindings (read as v1beta1, as Kyverno's CLI
+	// does; map.go).
+	MutatingAdmissionPolicies       []*admissionregistrationv1beta1.MutatingAdmissionPolicy
+	MutatingAdmissionPolicyBindings []*admissionregistrationv1beta1.MutatingAdmissionPolicyBinding
 	// Exceptions are kyverno.io/v2 PolicyExceptions; CELExceptions apply to ValidatingPolicies.
 	Exceptions    []*kyvernov2.PolicyException
 	CELExceptions []*policiesv1beta1.PolicyException
@@ -182,6 +187,8 @@ func (s *Set) Merge(other *Set) {
 	s.ValidatingAdmissionPolicies = append(s.ValidatingAdmissionPolicies, other.ValidatingAdmissionPolicies...)
 	s.ValidatingAdmissionPolicyBindings = append(s.ValidatingAdmissionPolicyBindings, other.ValidatingAdmissionPolicyBindings...)
 	s.Params = append(s.Params, other.Params...)
+	s.MutatingAdmissionPolicies = append(s.MutatingAdmissionPolicies, other.MutatingAdmissionPolicies...)
+	s.MutatingAdmissionPolicyBindings = append(s.MutatingAdmissionPolicyBindings, other.MutatingAdmissionPolicyBindings...)
 	s.Exceptions = append(s.Exceptions, other.Exceptions...)
 	s.CELExceptions = append(s.CELExceptions, other.CELExceptions...)
 	s.Warnings = append(s.Warnings, other.Warnings...)
@@ -436,6 +443,24 @@ func (s *Set) add(r Resource) error {
 			return perr(fmt.Errorf("spec.policyName is empty: name the ValidatingAdmissionPolicy it binds"))
 		}
 		s.ValidatingAdmissionPolicyBindings = append(s.ValidatingAdmissionPolicyBindings, b)
+	case gvk.Group == "admissionregistration.k8s.io" && gvk.Kind == "MutatingAdmissionPolicy":
+		p := &admissionregistrationv1beta1.MutatingAdmissionPolicy{}
+		if err := fromUnstructured(r.Object, p); err != nil {
+			return perr(err)
+		}
+		if _, err := compileMAP(p); err != nil {
+			return perr(err)
+		}
+		s.MutatingAdmissionPolicies = append(s.MutatingAdmissionPolicies, p)
+	case gvk.Group == "admissionregistration.k8s.io" && gvk.Kind == "MutatingAdmissionPolicyBinding":
+		b := &admissionregistrationv1beta1.MutatingAdmissionPolicyBinding{}
+		if err := fromUnstructured(r.Object, b); err != nil {
+			return perr(err)
+		}
+		if b.Spec.PolicyName == "" {
+			return perr(fmt.Errorf("spec.policyName is empty: name the MutatingAdmissionPolicy it binds"))
+		}
+		s.MutatingAdmissionPolicyBindings = append(s.MutatingAdmissionPolicyBindings, b)
 	case gvk.Group == "kyverno.io" && gvk.Kind == "PolicyException":
 		p := &kyvernov2.PolicyException{}
 		if err := fromUnstructured(r.Object, p); err != nil {
