@@ -135,7 +135,8 @@ func (s *Set) Origin(kind, name string) Origin { return s.origins[kind+"/"+name]
 
 // Len is the number of policies (not exceptions) in the set.
 func (s *Set) Len() int {
-	return len(s.Policies) + len(s.ValidatingPolicies) + len(s.MutatingPolicies) + len(s.GeneratingPolicies)
+	return len(s.Policies) + len(s.ValidatingPolicies) + len(s.MutatingPolicies) + len(s.GeneratingPolicies) +
+		len(s.ValidatingAdmissionPolicies) + len(s.MutatingAdmissionPolicies)
 }
 
 // Merge adds other's policies to s. A policy in other with the same kind and name as one
@@ -541,6 +542,12 @@ func (s *Set) Names() []string {
 	}
 	for _, p := range s.GeneratingPolicies {
 		out = append(out, p.GetKind()+"/"+p.GetName())
+	}
+	for _, p := range s.ValidatingAdmissionPolicies {
+		out = append(out, "ValidatingAdmissionPolicy/"+p.GetName())
+	}
+	for _, p := range s.MutatingAdmissionPolicies {
+		out = append(out, "MutatingAdmissionPolicy/"+p.GetName())
 	}
 	sort.Strings(out)
 	return out
