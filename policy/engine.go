@@ -69,6 +69,11 @@ type Options struct {
 	// entries load as `kyverno test` loads them (kyvernotest_fields.go). nil outside
 	// gitgate test.
 	test *testData
+	// kyvernoTestVAPs evaluates ValidatingAdmissionPolicies as `kyverno test` v1.19.1
+	// does (gitgate test only; check follows the API server): a policy no binding names
+	// is evaluated on its matchConstraints, a bound one on its bindings' matchResources
+	// only (pkg/admissionpolicy processVAPNoBindings / processVAPWithoutClient).
+	kyvernoTestVAPs bool
 }
 
 // Request describes the admission request a resource is evaluated as. The zero value
@@ -103,6 +108,8 @@ type Engine struct {
 	mpol               *mutatingPolicies   // MutatingPolicies (mpol.go)
 	gpol               []gpolengine.Policy // GeneratingPolicies (gpol.go)
 	celCtx             libs.Context
+	vaps               []compiledVAP // bound ValidatingAdmissionPolicies (vap.go)
+	maps               []compiledMAP // bound MutatingAdmissionPolicies (map.go)
 	notices            []string
 }
 
@@ -188,6 +195,12 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("compile validating policies: %w", err)
 		}
 		e.vpol = vpolengine.NewEngine(provider, func(ns string) *corev1.Namespace { return namespaceObject(opts.Values, ns) }, matching.NewMatcher())
+	}
+	if err := e.compileVAPs(set); err != nil {
+		return nil, err
+	}
+	if err := e.compileMAPs(set); err != nil {
+		return nil, err
 	}
 
 	return e, nil
@@ -307,6 +320,9 @@ func (e *Engine) Evaluate(ctx context.Context, r Resource, req Request) []Result
 	}
 	if e.vpol != nil {
 		out = append(out, e.evaluateCEL(ctx, r, req)...)
+	}
+	if len(e.vaps) > 0 {
+		out = append(out, e.evaluateVAPs(ctx, r, req)...)
 	}
 	out = applyWaivers(r, out)
 	if req.OldObject != nil {

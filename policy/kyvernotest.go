@@ -347,6 +347,24 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		}
 		resources = append(resources, rs...)
 	}
+	// paramResources: the objects a ValidatingAdmissionPolicyBinding's paramRef selects.
+	for _, p := range t.ParamResources {
+		rp, err := rel(p)
+		if err != nil {
+			return fail(err)
+		}
+		b, err := ReadFileLimit(fsys, rp, 0)
+		if err != nil {
+			return fail(fmt.Errorf("paramResources: %s: %w", rp, unwrapPathErr(err)))
+		}
+		rs, err := Decode(show(rp), b)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, r := range rs {
+			set.Params = append(set.Params, r.Object)
+		}
+	}
 	values := t.Values
 	if t.Variables != "" {
 		rp, err := rel(t.Variables)
@@ -386,7 +404,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		}
 		return fail(err)
 	}
-	engOpts := Options{Values: values, Variables: opts.Variables, test: data}
+	engOpts := Options{Values: values, Variables: opts.Variables, test: data, kyvernoTestVAPs: true}
 	var fromFile *libs.FakeContextProvider
 	if t.Context != "" {
 		rp, err := rel(t.Context)
@@ -491,6 +509,12 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		unscored[p.GetName()] = p.GetAnnotations()[annotationScored] == "false"
 	}
 	for _, p := range set.MutatingPolicies {
+		known[p.GetName()] = true
+	}
+	for _, p := range set.ValidatingAdmissionPolicies {
+		known[p.GetName()] = true
+	}
+	for _, p := range set.MutatingAdmissionPolicies {
 		known[p.GetName()] = true
 	}
 	for _, p := range set.GeneratingPolicies {
@@ -834,7 +858,6 @@ func unsupportedTestFields(t v1alpha1.Test) []string {
 		}
 	}
 	add(len(t.TargetResources) > 0, "targetResources")
-	add(len(t.ParamResources) > 0, "paramResources")
 	add(t.JSONPayload != "" || len(t.JSONPayloads) > 0, "jsonPayloads")
 	add(len(t.HTTPPayloads) > 0, "httpPayloads")
 	add(len(t.EnvoyPayloads) > 0, "envoyPayloads")

@@ -20,6 +20,8 @@ import (
 	vpolcompiler "github.com/kyverno/kyverno/pkg/cel/policies/vpol/compiler"
 	"github.com/kyverno/kyverno/pkg/config"
 	policyvalidation "github.com/kyverno/kyverno/pkg/validation/policy"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	admissionregistrationv1beta1 "k8s.io/api/admissionregistration/v1beta1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -57,6 +59,16 @@ type Set struct {
 	// policies (policies.kyverno.io), with their Namespaced variants (mpol.go, gpol.go).
 	MutatingPolicies   []policiesv1beta1.MutatingPolicyLike
 	GeneratingPolicies []policiesv1beta1.GeneratingPolicyLike
+	// ValidatingAdmissionPolicies and their bindings (admissionregistration.k8s.io,
+	// v1beta1 read as v1: same fields); Params are the objects a binding's paramRef may
+	// select (a kyverno test's paramResources). See vap.go.
+	ValidatingAdmissionPolicies       []*admissionregistrationv1.ValidatingAdmissionPolicy
+	ValidatingAdmissionPolicyBindings []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	Params                            []*unstructured.Unstructured
+	// MutatingAdmissionPolicies and their bindings (read as v1beta1, as Kyverno's CLI
+	// does; map.go).
+	MutatingAdmissionPolicies       []*admissionregistrationv1beta1.MutatingAdmissionPolicy
+	MutatingAdmissionPolicyBindings []*admissionregistrationv1beta1.MutatingAdmissionPolicyBinding
 	// Exceptions are kyverno.io/v2 PolicyExceptions; CELExceptions apply to ValidatingPolicies.
 	Exceptions    []*kyvernov2.PolicyException
 	CELExceptions []*policiesv1beta1.PolicyException
@@ -123,7 +135,8 @@ func (s *Set) Origin(kind, name string) Origin { return s.origins[kind+"/"+name]
 
 // Len is the number of policies (not exceptions) in the set.
 func (s *Set) Len() int {
-	return len(s.Policies) + len(s.ValidatingPolicies) + len(s.MutatingPolicies) + len(s.GeneratingPolicies)
+	return len(s.Policies) + len(s.ValidatingPolicies) + len(s.MutatingPolicies) + len(s.GeneratingPolicies) +
+		len(s.ValidatingAdmissionPolicies) + len(s.MutatingAdmissionPolicies)
 }
 
 // Merge adds other's policies to s. A policy in other with the same kind and name as one
@@ -172,6 +185,11 @@ func (s *Set) Merge(other *Set) {
 	s.ValidatingPolicies = append(s.ValidatingPolicies, other.ValidatingPolicies...)
 	s.MutatingPolicies = append(s.MutatingPolicies, other.MutatingPolicies...)
 	s.GeneratingPolicies = append(s.GeneratingPolicies, other.GeneratingPolicies...)
+	s.ValidatingAdmissionPolicies = append(s.ValidatingAdmissionPolicies, other.ValidatingAdmissionPolicies...)
+	s.ValidatingAdmissionPolicyBindings = append(s.ValidatingAdmissionPolicyBindings, other.ValidatingAdmissionPolicyBindings...)
+	s.Params = append(s.Params, other.Params...)
+	s.MutatingAdmissionPolicies = append(s.MutatingAdmissionPolicies, other.MutatingAdmissionPolicies...)
+	s.MutatingAdmissionPolicyBindings = append(s.MutatingAdmissionPolicyBindings, other.MutatingAdmissionPolicyBindings...)
 	s.Exceptions = append(s.Exceptions, other.Exceptions...)
 	s.CELExceptions = append(s.CELExceptions, other.CELExceptions...)
 	s.Warnings = append(s.Warnings, other.Warnings...)
@@ -408,6 +426,42 @@ func (s *Set) add(r Resource) error {
 			return perr(fmt.Errorf("CEL does not compile: %w", errs.ToAggregate()))
 		}
 		s.GeneratingPolicies = append(s.GeneratingPolicies, pol)
+	case gvk.Group == "admissionregistration.k8s.io" && gvk.Kind == "ValidatingAdmissionPolicy":
+		p := &admissionregistrationv1.ValidatingAdmissionPolicy{}
+		if err := fromUnstructured(r.Object, p); err != nil {
+			return perr(err)
+		}
+		if err := vapCompileErrors(p); err != nil {
+			return perr(err)
+		}
+		s.ValidatingAdmissionPolicies = append(s.ValidatingAdmissionPolicies, p)
+	case gvk.Group == "admissionregistration.k8s.io" && gvk.Kind == "ValidatingAdmissionPolicyBinding":
+		b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+		if err := fromUnstructured(r.Object, b); err != nil {
+			return perr(err)
+		}
+		if b.Spec.PolicyName == "" {
+			return perr(fmt.Errorf("spec.policyName is empty: name the ValidatingAdmissionPolicy it binds"))
+		}
+		s.ValidatingAdmissionPolicyBindings = append(s.ValidatingAdmissionPolicyBindings, b)
+	case gvk.Group == "admissionregistration.k8s.io" && gvk.Kind == "MutatingAdmissionPolicy":
+		p := &admissionregistrationv1beta1.MutatingAdmissionPolicy{}
+		if err := fromUnstructured(r.Object, p); err != nil {
+			return perr(err)
+		}
+		if _, err := compileMAP(p); err != nil {
+			return perr(err)
+		}
+		s.MutatingAdmissionPolicies = append(s.MutatingAdmissionPolicies, p)
+	case gvk.Group == "admissionregistration.k8s.io" && gvk.Kind == "MutatingAdmissionPolicyBinding":
+		b := &admissionregistrationv1beta1.MutatingAdmissionPolicyBinding{}
+		if err := fromUnstructured(r.Object, b); err != nil {
+			return perr(err)
+		}
+		if b.Spec.PolicyName == "" {
+			return perr(fmt.Errorf("spec.policyName is empty: name the MutatingAdmissionPolicy it binds"))
+		}
+		s.MutatingAdmissionPolicyBindings = append(s.MutatingAdmissionPolicyBindings, b)
 	case gvk.Group == "kyverno.io" && gvk.Kind == "PolicyException":
 		p := &kyvernov2.PolicyException{}
 		if err := fromUnstructured(r.Object, p); err != nil {
@@ -488,6 +542,12 @@ func (s *Set) Names() []string {
 	}
 	for _, p := range s.GeneratingPolicies {
 		out = append(out, p.GetKind()+"/"+p.GetName())
+	}
+	for _, p := range s.ValidatingAdmissionPolicies {
+		out = append(out, "ValidatingAdmissionPolicy/"+p.GetName())
+	}
+	for _, p := range s.MutatingAdmissionPolicies {
+		out = append(out, "MutatingAdmissionPolicy/"+p.GetName())
 	}
 	sort.Strings(out)
 	return out

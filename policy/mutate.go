@@ -111,6 +111,9 @@ func (e *Engine) mutateSteps(ctx context.Context, r Resource, req Request) ([]mu
 	if s, patched := e.mutatingPolicyStep(ctx, r, current, req, true); s != nil {
 		steps, current = append(steps, *s), patched
 	}
+	// MutatingAdmissionPolicies after Kyverno's own kinds (map.go says why).
+	mapSteps, current := e.mapSteps(ctx, r, current, req)
+	steps = append(steps, mapSteps...)
 	return steps, current, nil
 }
 

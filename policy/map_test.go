@@ -1,0 +1,103 @@
+package policy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCheckMAPThenVAP: a MutatingAdmissionPolicy adding the team label is applied
+// before validation, so the VAP requiring it passes the Deployment; without the MAP's
+// binding the MAP is not applied (a notice) and the VAP blocks it at its line;
+// --no-mutate judges it as written.
+func TestCheckMAPThenVAP(t *testing.T) {
+	mapPolicy := `apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicy
+metadata: {name: add-team}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}
+  failurePolicy: Fail
+  reinvocationPolicy: Never
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >
+        Object{metadata: Object.metadata{labels: {"team": "platform"}}}
+`
+	mapBinding := `apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: add-team}
+spec:
+  policyName: add-team
+`
+	for _, tc := range []struct {
+		name     string
+		bound    bool
+		noMutate bool
+		blocked  bool
+	}{
+		{name: "bound", bound: true, blocked: false},
+		{name: "bound, no-mutate", bound: true, noMutate: true, blocked: true},
+		{name: "unbound", bound: false, blocked: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			files := map[string]string{"vap.yaml": vapRequireTeam, "binding.yaml": vapBinding("Deny", ""), "map.yaml": mapPolicy}
+			if tc.bound {
+				files["map-binding.yaml"] = mapBinding
+			}
+			var names []string
+			for n, body := range files {
+				names = append(names, n)
+				if err := os.WriteFile(filepath.Join(dir, n), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			set, err := Load(os.DirFS(dir), names...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng, err := NewEngine(set, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err := Decode("apps/deploy.yaml", []byte(vapDeployments))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := eng.CheckResources(context.Background(), rs[:1], CheckOptions{Workers: 1, NoMutate: tc.noMutate})
+			blocked := false
+			for _, r := range rep.Results {
+				if r.Blocking() {
+					if r.Policy != "require-team" || r.Origin.File != "apps/deploy.yaml" || r.Origin.Line != 1 {
+						t.Errorf("blocking %+v", r)
+					}
+					blocked = true
+				}
+			}
+			if blocked != tc.blocked {
+				t.Errorf("blocked %v, want %v (results %+v)", blocked, tc.blocked, rep.Results)
+			}
+			notices := strings.Join(eng.Notices(), "\n")
+			if want := "MutatingAdmissionPolicy/add-team is not applied"; strings.Contains(notices, want) == tc.bound {
+				t.Errorf("notices %q: want %q only when unbound", notices, want)
+			}
+			if tc.bound && !tc.noMutate {
+				_, patched, err := eng.Mutate(context.Background(), rs[0], Request{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if patched.GetLabels()["team"] != "platform" {
+					t.Errorf("mutated labels %v, want team=platform", patched.GetLabels())
+				}
+				if rs[0].Object.GetLabels()["team"] != "" {
+					t.Error("the source object was changed")
+				}
+			}
+		})
+	}
+}
