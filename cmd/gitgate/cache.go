@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gitgate/gitgate/internal/pool"
 	"github.com/gitgate/gitgate/internal/repopath"
@@ -251,7 +252,11 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 	render1 := func(targets []render.Target, progress func(done, total int)) {
 		render.RenderTraced(ctx, repo, d, targets, opts.Workers, progress, func(tr render.Traced) {
 			r := tr.Rendered
+			judging := time.Now()
 			part := render.Judge(ctx, gate, r, one)
+			if tr.Reads != nil && ctx.Err() == nil {
+				recordCost(vc, r.Target, tr.Elapsed+time.Since(judging)) // for check --shard's balance
+			}
 			interrupted := ctx.Err() != nil
 			if interrupted { // one InterruptedError for the repository, in checkRepo
 				part.Errors = slices.DeleteFunc(part.Errors, func(e error) bool { return errors.Is(e, ctx.Err()) })
