@@ -188,7 +188,7 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	for _, e := range rep.Errors {
 		fmt.Fprintf(stderr, "%v\n", e)
 	}
-	if rep.Summary.Resources == 0 && len(rep.Errors) == 0 && len(rep.Targets) == 0 { // targets that rendered nothing are reported
+	if rep.Summary.Resources == 0 && len(rep.Errors) == 0 && len(rep.Targets) == 0 && shard == nil { // targets that rendered nothing are reported; a shard with none still writes its report for merge-reports
 		fmt.Fprintf(stderr, "gitgate check: no resources found in %s\n", strings.Join(args, " "))
 		return nil
 	}
@@ -285,7 +285,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	evaluated := map[string]bool{} // target name|path, rendered and gated completely
 	var notices []string           // the targets' own, deduplicated (several targets build one file)
 	noticed := map[string]bool{}
-	for i, o := range evaluateTargets(ctx, repo, d, gate, opts, vc, run, progress) {
+	for i, o := range evaluateTargets(ctx, repo, d, gate, opts, vc, run, shard == nil, progress) {
 		if o.part == nil {
 			continue
 		}

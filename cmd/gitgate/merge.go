@@ -25,9 +25,9 @@ unsharded check would have written, in every -o format.
 
 It refuses reports that are not shards, shards of different plans (another revision,
 .gitgate.yaml or gitgate version) or assignments (shards that read different recorded
-costs), a shard given twice, and a missing shard (named). The repository-wide notices
-and errors every shard repeats are kept once. Notices are sorted (the unsharded check
-lists its targets' notices in plan order).
+costs), a shard given twice, and a missing shard (named). The repository-wide errors
+every shard repeats are kept once; notices are kept once each, sorted (the unsharded
+check lists them in plan order).
 
 Exit codes, as check's for the merged report: 0 clean, 1 enforced violations, 2 could not
 check (or could not merge).`,
@@ -211,10 +211,9 @@ func mergeShards(shards []shardReport) (*policy.Report, error) {
 	if total != first.Of {
 		return nil, fmt.Errorf("the shards hold %d targets, the plan %d", total, first.Of)
 	}
-	rep.Notices = mergeRepeated(notices)
-	if i := slices.Index(rep.Notices, shardCRDNotice); i >= 0 { // once, however many shards said it
-		rep.Notices = append(rep.Notices[:i+1], slices.DeleteFunc(rep.Notices[i+1:], func(x string) bool { return x == shardCRDNotice })...)
-	}
+	// Notices once each: the unsharded check lists its targets' notices deduplicated
+	// (several targets build one file, maybe in different shards).
+	rep.Notices = slices.Compact(mergeRepeated(notices))
 	for _, e := range mergeRepeated(errs) {
 		rep.Errors = append(rep.Errors, errByText[e])
 	}

@@ -21,7 +21,10 @@ import (
 // CI_NODE_INDEX/CI_NODE_TOTAL, a GitHub Actions matrix), each job checking its share.
 // Every job computes the same assignment from the same inputs: the plan (identical in
 // every job, it is the repository's), and the targets' recorded costs when the verdict
-// cache has them (jobs that restore the same --cache-dir). merge-reports checks the
+// cache has them (jobs that restore the same --cache-dir). Costs are recorded by
+// unsharded checks only (a nightly or main-branch run whose cache the shards restore):
+// a shard that recorded its own would change what the next shard on the same cache
+// reads. merge-reports checks the
 // jobs agreed (the plan and assignment digests in each shard's notice) and joins them.
 //
 // What needs every target, per shard:
