@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gitgate/gitgate/render"
 )
 
 // shardFiles runs the n shards of a check of the seed (a copy) and returns their JSON
@@ -97,6 +100,59 @@ func TestMergeShardsByCost(t *testing.T) {
 	for k := range want {
 		if !jsonEqual(want[k], got[k]) {
 			t.Errorf("%q differs:\n--- unsharded\n%s\n--- merged\n%s", k, clip(jsonText(want[k])), clip(jsonText(got[k])))
+		}
+	}
+}
+
+// A CRD one shard renders is not seen by another: the shard whose custom resources went
+// unchecked says so, and so does the merged report; listed under crds:, every shard
+// validates them and the merge equals the unsharded check.
+func TestMergeShardsCrossCRD(t *testing.T) {
+	t.Setenv("CI", "1")
+	quota, err := os.ReadFile("../../testdata/crds/quota.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"a-apps/kustomization.yaml": "resources: [quota.yaml]\n",
+		"a-apps/quota.yaml":         "apiVersion: limits.gitgate.dev/v1\nkind: Quota\nmetadata: {name: q}\nspec: {min: 3, max: 1, team: team-a}\n",
+		"z-crds/kustomization.yaml": "resources: [quota.yaml]\n",
+		"z-crds/quota.yaml":         string(quota),
+	})
+	n := 2
+	for ; n < 10; n++ { // a split that separates the two targets
+		a := assignShards([]render.Target{{Name: "a-apps", Path: "a-apps"}, {Name: "z-crds", Path: "z-crds"}}, nil, n)
+		if a[0] != a[1] {
+			break
+		}
+	}
+	shards := func() []string {
+		var files []string
+		for i := 1; i <= n; i++ {
+			f := filepath.Join(t.TempDir(), "shard.json")
+			shardRun(t, dir, "check", "--no-cache", "--no-builtin", "--shard", fmt.Sprintf("%d/%d", i, n), "-o", "json="+f)
+			files = append(files, f)
+		}
+		return files
+	}
+	merged := filepath.Join(t.TempDir(), "merged.json")
+	run(t.Context(), append([]string{"merge-reports", "-o", "json=" + merged}, shards()...), io.Discard, io.Discard)
+	b, _ := os.ReadFile(merged)
+	if !strings.Contains(string(b), shardCRDNotice) || !strings.Contains(string(b), "limits.gitgate.dev/v1/Quota") {
+		t.Errorf("%d shards, the CRD in another shard: no notice or no unchecked Quota in the merged report:\n%s", n, b)
+	}
+	writeFiles(t, dir, map[string]string{".gitgate.yaml": "crds: [z-crds/quota.yaml]\n"})
+	full := filepath.Join(t.TempDir(), "full.json")
+	shardRun(t, dir, "check", "--no-cache", "--no-builtin", "-o", "json="+full)
+	run(t.Context(), append([]string{"merge-reports", "-o", "json=" + merged}, shards()...), io.Discard, io.Discard)
+	want, got := normalJSON(t, full), normalJSON(t, merged)
+	if !strings.Contains(jsonText(want["results"]), "min must not exceed max") {
+		t.Fatalf("the unsharded check did not validate the Quota: %s", jsonText(want))
+	}
+	for k := range want {
+		if !jsonEqual(want[k], got[k]) {
+			t.Errorf("with crds: %q differs:\n--- unsharded\n%s\n--- merged\n%s", k, clip(jsonText(want[k])), clip(jsonText(got[k])))
 		}
 	}
 }
