@@ -141,6 +141,21 @@ func shardRepos(t *testing.T) map[string]string {
 	for _, e := range entries {
 		repos[e.Name()] = filepath.Join("..", "..", "testdata", "shapes", e.Name())
 	}
+	// The repository's own errors, which every shard reports: a policy that does not
+	// load, an Application defined twice, one with no repoURL.
+	errs := t.TempDir()
+	writeFiles(t, errs, map[string]string{
+		"a/kustomization.yaml": "resources: [cm.yaml]\n",
+		"a/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+		"b/kustomization.yaml": "resources: [cm.yaml]\n",
+		"b/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+		"c/kustomization.yaml": "resources: [cm.yaml]\n",
+		"c/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+		"policies/broken.yaml": "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: broken}\nspec: {rules: [{name: x, match: 5}]}\n",
+		"argocd/apps.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web, namespace: argocd}\nspec: {source: {path: a}}\n---\n" +
+			"apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web, namespace: argocd}\nspec: {source: {path: b}}\n",
+	})
+	repos["errors"] = errs
 	return repos
 }
 
