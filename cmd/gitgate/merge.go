@@ -214,11 +214,30 @@ func mergeShards(shards []shardReport) (*policy.Report, error) {
 	// Notices once each: the unsharded check lists its targets' notices deduplicated
 	// (several targets build one file, maybe in different shards).
 	rep.Notices = slices.Compact(mergeRepeated(notices))
-	for _, e := range mergeRepeated(errs) {
-		rep.Errors = append(rep.Errors, errByText[e])
+	// check lists the errors sorted, then the policies' load errors (every shard's, the
+	// same, last): those are the shards' common tail, kept last and once.
+	tail := commonSuffix(errs)
+	for i := range errs {
+		errs[i] = errs[i][:len(errs[i])-len(tail)]
 	}
 	rep.Sort()
+	for _, e := range append(mergeRepeated(errs), tail...) {
+		rep.Errors = append(rep.Errors, errByText[e])
+	}
 	return rep, nil
+}
+
+// commonSuffix is the longest tail every list ends with.
+func commonSuffix(lists [][]string) []string {
+	n := len(lists[0])
+	for _, l := range lists[1:] {
+		k := 0
+		for k < min(n, len(l)) && l[len(l)-1-k] == lists[0][len(lists[0])-1-k] {
+			k++
+		}
+		n = k
+	}
+	return lists[0][len(lists[0])-n:]
 }
 
 // mergeRepeated joins the shards' lists as multisets: what every shard has (the

@@ -142,7 +142,7 @@ func shardRepos(t *testing.T) map[string]string {
 		repos[e.Name()] = filepath.Join("..", "..", "testdata", "shapes", e.Name())
 	}
 	// The repository's own errors, which every shard reports: a policy that does not
-	// load, an Application defined twice, one with no repoURL.
+	// load, an Application defined twice, one with no repoURL; and a target's.
 	errs := t.TempDir()
 	writeFiles(t, errs, map[string]string{
 		"a/kustomization.yaml": "resources: [cm.yaml]\n",
@@ -150,7 +150,7 @@ func shardRepos(t *testing.T) map[string]string {
 		"b/kustomization.yaml": "resources: [cm.yaml]\n",
 		"b/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
 		"c/kustomization.yaml": "resources: [cm.yaml]\n",
-		"c/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+		"c/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c\n", // a target's own error, in one shard
 		"policies/broken.yaml": "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: broken}\nspec: {rules: [{name: x, match: 5}]}\n",
 		"argocd/apps.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web, namespace: argocd}\nspec: {source: {path: a}}\n---\n" +
 			"apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web, namespace: argocd}\nspec: {source: {path: b}}\n",
