@@ -100,11 +100,25 @@ func TestShardAssignByCost(t *testing.T) {
 	}
 }
 
-// checkJSON runs gitgate in dir and returns the exit code and the JSON report.
+// shardRun runs gitgate in dir on . and returns the exit code and stderr.
 func shardRun(t *testing.T, dir string, args ...string) (int, string) {
 	t.Helper()
+	// "." as in CI: files shown repo-relative, so errors sort as they do there. Back to
+	// the package directory after, for the tests' relative paths.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := os.Chdir(wd); err != nil {
+			t.Fatal(err)
+		}
+	}()
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), append(args, dir), &stdout, &stderr)
+	code := run(t.Context(), append(args, "."), &stdout, &stderr)
 	return code, stderr.String()
 }
 
