@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gitgate/gitgate/internal/kustomization"
 	"github.com/gitgate/gitgate/internal/pool"
@@ -302,6 +303,9 @@ func DepsOf(repo Repo, d *Discovery, targets []Target) []Deps {
 type Traced struct {
 	Rendered
 	Reads map[string]bool
+	// Elapsed is how long the render took (0 for one the plan rendered): check --shard
+	// balances by it.
+	Elapsed time.Duration
 }
 
 // RenderTraced is RenderPlan for some of the plan's targets (targets; a later call
@@ -334,12 +338,13 @@ func RenderTraced(ctx context.Context, repo Repo, d *Discovery, targets []Target
 		var rmu sync.Mutex
 		r := repo
 		r.Trace = func(f string) { rmu.Lock(); reads[f] = true; rmu.Unlock() }
+		start := time.Now()
 		rs, remotes, err := renderRecorded(ctx, r, t)
 		notices := KustomizeNotices(r, t)
 		rmu.Lock()
 		got := reads
 		rmu.Unlock()
-		sink(Traced{Rendered: Rendered{Target: t, Resources: rs, Err: err, Notices: notices, Remotes: remotes}, Reads: got})
+		sink(Traced{Rendered: Rendered{Target: t, Resources: rs, Err: err, Notices: notices, Remotes: remotes}, Reads: got, Elapsed: time.Since(start)})
 		if progress != nil {
 			mu.Lock()
 			done++

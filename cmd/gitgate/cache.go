@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gitgate/gitgate/internal/pool"
 	"github.com/gitgate/gitgate/internal/repopath"
@@ -219,7 +220,10 @@ type targetOutcome struct {
 // cache) standing in for a target whose key it has; one outcome per target, in plan
 // order. The cross-target step (custom resources against CRDs a later target rendered)
 // is done here, per target, so a stored entry holds the target's final share.
-func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery, gate *policy.Gate, opts policy.CheckOptions, vc *verdictcache.Cache, run string, progress func(done, total int)) []*targetOutcome {
+//
+// record: store each rendered target's cost (render+judge time) for check --shard's
+// balance; shards do not, so every shard of a run reads the same costs.
+func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery, gate *policy.Gate, opts policy.CheckOptions, vc *verdictcache.Cache, run string, record bool, progress func(done, total int)) []*targetOutcome {
 	one := opts
 	one.Workers, one.Progress = 1, nil
 	outs := make([]*targetOutcome, len(d.Targets))
@@ -251,7 +255,11 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 	render1 := func(targets []render.Target, progress func(done, total int)) {
 		render.RenderTraced(ctx, repo, d, targets, opts.Workers, progress, func(tr render.Traced) {
 			r := tr.Rendered
+			judging := time.Now()
 			part := render.Judge(ctx, gate, r, one)
+			if record && tr.Reads != nil && ctx.Err() == nil {
+				recordCost(vc, r.Target, tr.Elapsed+time.Since(judging)) // for check --shard's balance
+			}
 			interrupted := ctx.Err() != nil
 			if interrupted { // one InterruptedError for the repository, in checkRepo
 				part.Errors = slices.DeleteFunc(part.Errors, func(e error) bool { return errors.Is(e, ctx.Err()) })

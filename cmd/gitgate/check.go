@@ -36,6 +36,7 @@ type checkOptions struct {
 	linkBase    string
 	commentMax  int
 	noCache     bool
+	shard       string
 }
 
 func (o *checkOptions) BindFlags(fs *pflag.FlagSet) {
@@ -51,6 +52,7 @@ func (o *checkOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.commentMax, "comment-limit", report.GitHubCommentLimit, fmt.Sprintf("markdown report: size limit in bytes, diffs truncated to fit (GitHub %d, GitLab %d)", report.GitHubCommentLimit, report.GitLabCommentLimit))
 	fs.BoolVar(&o.staged, "staged", false, "with --base: the change is what is staged (unstaged and untracked files left out), as a pre-commit hook needs")
 	fs.BoolVar(&o.noCache, "no-cache", false, "render and evaluate every target: do not use or fill the verdict cache (kept with remote sources in --cache-dir)")
+	fs.StringVar(&o.shard, "shard", "", "check only shard I of N (I/N, 1-based as GitLab's CI_NODE_INDEX/CI_NODE_TOTAL; a GitHub matrix counts from 1 too): targets assigned by a stable hash of their name and path, balanced by their recorded cost when the verdict cache has it; join the shards' -o json reports with 'gitgate merge-reports'")
 	fs.StringVar(&o.base, "base", "", "merge-request mode: check only the targets the changes since the merge base with REF affect, and report findings as new, fixed or unchanged (only new Enforce findings fail)")
 }
 
@@ -103,6 +105,18 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 		fmt.Fprintf(stderr, "gitgate check: --base needs a revision to compare with, e.g. --base origin/main (an empty value would check everything)\n")
 		return exitCodeError{exitError}
 	}
+	var shard *shardSpec
+	if cmd.Flags().Changed("shard") {
+		sp, err := parseShard(o.shard)
+		if err == nil && (o.base != "" || o.plain) {
+			err = fmt.Errorf("--shard splits a repository check; it takes no --base or --plain")
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "gitgate check: %v\n", err)
+			return exitCodeError{exitError}
+		}
+		shard = &sp
+	}
 	tuneGC()
 	defer watchInterrupt(cmd.Context(), stderr)()
 	// check DIR inside a repository: the repository's settings, discovery and names,
@@ -147,7 +161,11 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 		}
 	} else if st, err := os.Stat(args[0]); len(args) == 1 && !o.plain && err == nil && st.IsDir() {
 		vc := openVerdictCache(o, func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) })
-		rep = checkRepo(cmd, set, gate, opts, renderProgress, vc, func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) })
+		rep = checkRepo(cmd, set, gate, opts, renderProgress, vc, shard, func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) })
+	}
+	if shard != nil && rep == nil {
+		fmt.Fprintf(stderr, "gitgate check: --shard splits a repository's render targets; %s has none (plain manifests are checked as files)\n", strings.Join(args, " "))
+		return exitCodeError{exitError}
 	}
 	if rep == nil { // files, several paths, --plain, or a directory with nothing to render
 		var sources []policy.Source
@@ -170,7 +188,7 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 	for _, e := range rep.Errors {
 		fmt.Fprintf(stderr, "%v\n", e)
 	}
-	if rep.Summary.Resources == 0 && len(rep.Errors) == 0 && len(rep.Targets) == 0 { // targets that rendered nothing are reported
+	if rep.Summary.Resources == 0 && len(rep.Errors) == 0 && len(rep.Targets) == 0 && shard == nil { // targets that rendered nothing are reported; a shard with none still writes its report for merge-reports
 		fmt.Fprintf(stderr, "gitgate check: no resources found in %s\n", strings.Join(args, " "))
 		return nil
 	}
@@ -234,8 +252,9 @@ func shownFrom(display string) func(string) string {
 
 // checkRepo is repository mode: discover, render every target in parallel, gate.
 //
-// vc is the verdict cache (nil: --no-cache); warn says what made it unusable.
-func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int), vc *verdictcache.Cache, warn func(string)) *policy.Report {
+// vc is the verdict cache (nil: --no-cache); warn says what made it unusable. shard
+// (nil: all) limits the check to one shard's targets (shard.go).
+func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int), vc *verdictcache.Cache, shard *shardSpec, warn func(string)) *policy.Report {
 	abs, _ := filepath.Abs(set.root)
 	repo := set.repo(abs)
 	display := filepath.ToSlash(filepath.Clean(set.root))
@@ -243,6 +262,12 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	d := render.Plan(cmd.Context(), repo, dopts, opts.Workers)
 	if !d.NeedsRendering {
 		return nil // plain manifests: checked file by file, with no render targets
+	}
+	var sp *shardPlan
+	if shard != nil {
+		var p shardPlan
+		d, p = selectShard(d, *shard, set, vc)
+		sp = &p
 	}
 
 	show := shownFrom(display)
@@ -260,7 +285,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	evaluated := map[string]bool{} // target name|path, rendered and gated completely
 	var notices []string           // the targets' own, deduplicated (several targets build one file)
 	noticed := map[string]bool{}
-	for i, o := range evaluateTargets(ctx, repo, d, gate, opts, vc, run, progress) {
+	for i, o := range evaluateTargets(ctx, repo, d, gate, opts, vc, run, shard == nil, progress) {
 		if o.part == nil {
 			continue
 		}
@@ -311,6 +336,12 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 		}
 	}
 	rep.Summary.Targets = len(d.Targets)
+	if sp != nil {
+		rep.Notices = append(rep.Notices, sp.notice())
+		if len(rep.Unchecked) > 0 && sp.Spec.Total > 1 {
+			rep.Notices = append(rep.Notices, shardCRDNotice)
+		}
+	}
 	rep.Notices = append(rep.Notices, d.Notices...)
 	slices.Sort(notices) // targets finish in any order
 	for _, n := range notices {

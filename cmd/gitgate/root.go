@@ -66,7 +66,7 @@ Exit codes: 0 clean (audit findings are warnings), 1 enforced violations,
 		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", c.CommandPath(), err, c.CommandPath())
 		return exitCodeError{exitError}
 	})
-	root.AddCommand(newCheckCmd(stdout, stderr), newTestCmd(stdout, stderr), newTargetsCmd(stdout, stderr), newRenderCmd(stdout, stderr), newServeCmd(stdout, stderr), newRunCmd(stdout, stderr), newSyncCmd(stdout, stderr), newReportCmd(stdout, stderr), newVersionCmd(stdout), newFetchCmd(stdout, stderr))
+	root.AddCommand(newCheckCmd(stdout, stderr), newTestCmd(stdout, stderr), newTargetsCmd(stdout, stderr), newRenderCmd(stdout, stderr), newServeCmd(stdout, stderr), newRunCmd(stdout, stderr), newSyncCmd(stdout, stderr), newReportCmd(stdout, stderr), newVersionCmd(stdout), newFetchCmd(stdout, stderr), newMergeReportsCmd(stdout, stderr))
 	return root
 }
 
