@@ -14,7 +14,6 @@ import (
 	kyvernov1 "github.com/kyverno/kyverno/api/kyverno/v1"
 	kyvernov2 "github.com/kyverno/kyverno/api/kyverno/v2"
 	"github.com/kyverno/kyverno/pkg/autogen"
-	celengine "github.com/kyverno/kyverno/pkg/cel/engine"
 	"github.com/kyverno/kyverno/pkg/cel/libs"
 	"github.com/kyverno/kyverno/pkg/cel/matching"
 	gpolengine "github.com/kyverno/kyverno/pkg/cel/policies/gpol/engine"
@@ -30,14 +29,10 @@ import (
 	"github.com/kyverno/kyverno/pkg/exceptions"
 	imageverifycache "github.com/kyverno/kyverno/pkg/image/verification/cache"
 	"github.com/kyverno/kyverno/pkg/toggle"
-	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Annotations gitgate reads from policies.
@@ -688,28 +683,7 @@ func expiredNotice(kind, namespace, name string, x ExceptionInfo) string {
 
 // evaluateCEL runs the CEL ValidatingPolicies, compiled once in NewEngine.
 func (e *Engine) evaluateCEL(ctx context.Context, r Resource, req Request) []Result {
-	obj := r.Object
-	gvk := obj.GroupVersionKind()
-	gvr, _ := meta.UnsafeGuessKindToResource(gvk)
-	var user authenticationv1.UserInfo
-	if req.UserInfo != nil {
-		user = req.UserInfo.AdmissionUserInfo
-	}
-	op := admissionv1.Operation(strings.ToUpper(req.Operation))
-	if op == "" {
-		op = admissionv1.Create
-	}
-	var object, old runtime.Object = obj, nil
-	if req.OldObject != nil {
-		old = req.OldObject
-	}
-	if op == admissionv1.Delete {
-		object, old = nil, obj
-		if req.OldObject != nil {
-			old = req.OldObject
-		}
-	}
-	request := celengine.Request(e.celCtx, gvk, gvr, "", obj.GetName(), obj.GetNamespace(), op, user, object, old, req.DryRun, nil)
+	request := e.celRequest(r.Object, req)
 	resp, err := e.vpol.Handle(ctx, request, nil)
 	if err != nil {
 		var out []Result
