@@ -9,6 +9,7 @@ import (
 
 	yaml3 "go.yaml.in/yaml/v3"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Baseline is how a finding compares with the base revision in merge-request mode
@@ -279,8 +280,37 @@ func Weakening(base, head Rules) []Result {
 		for _, p := range g.Set.Policies {
 			m[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = pol{p.GetKind(), p.GetNamespace(), p.GetName(), g.Set.Origin(p.GetKind(), p.GetName())}
 		}
-		for _, p := range g.Set.ValidatingPolicies {
+		type object interface {
+			GetKind() string
+			GetNamespace() string
+			GetName() string
+		}
+		put := func(p object) {
 			m[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = pol{p.GetKind(), p.GetNamespace(), p.GetName(), g.Set.Origin(p.GetKind(), p.GetName())}
+		}
+		// Every kind that admits, mutates or generates: deleting a MutatingPolicy that sets
+		// securityContext defaults, or a binding that puts a ValidatingAdmissionPolicy in
+		// force, weakens the rules as much as deleting a validate policy.
+		for _, p := range g.Set.ValidatingPolicies {
+			put(p)
+		}
+		for _, p := range g.Set.MutatingPolicies {
+			put(p)
+		}
+		for _, p := range g.Set.GeneratingPolicies {
+			put(p)
+		}
+		for _, p := range g.Set.ValidatingAdmissionPolicies {
+			put(kinded{p, "ValidatingAdmissionPolicy"})
+		}
+		for _, p := range g.Set.ValidatingAdmissionPolicyBindings {
+			put(kinded{p, "ValidatingAdmissionPolicyBinding"})
+		}
+		for _, p := range g.Set.MutatingAdmissionPolicies {
+			put(kinded{p, "MutatingAdmissionPolicy"})
+		}
+		for _, p := range g.Set.MutatingAdmissionPolicyBindings {
+			put(kinded{p, "MutatingAdmissionPolicyBinding"})
 		}
 		return m
 	}
@@ -473,8 +503,24 @@ func ruleActions(g *Gate) map[string]Action {
 		}
 		m[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()+"\x00"+p.GetName()] = a
 	}
+	// A ValidatingAdmissionPolicyBinding enforces with Deny; Warn and Audit only report.
+	for _, b := range g.Set.ValidatingAdmissionPolicyBindings {
+		a := Audit
+		if slices.Contains(b.Spec.ValidationActions, admissionregistrationv1.Deny) {
+			a = Enforce
+		}
+		m["ValidatingAdmissionPolicyBinding//"+b.Name+"\x00"+b.Name] = a
+	}
 	return m
 }
+
+// kinded gives a typed API object the kind its TypeMeta may lack once decoded.
+type kinded struct {
+	metav1.Object
+	kind string
+}
+
+func (k kinded) GetKind() string { return k.kind }
 
 // usesVariable reports whether the named policy reads the context variable.
 func (s *Set) usesVariable(name, variable string) bool {

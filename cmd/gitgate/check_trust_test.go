@@ -280,3 +280,56 @@ func TestCheckBaseTrustEveryFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckBaseTrustCELKinds: deleting a MutatingPolicy and lowering a
+// ValidatingAdmissionPolicyBinding from Deny to Audit are weakenings too, each a
+// blocking finding at its file, as for ClusterPolicies.
+func TestCheckBaseTrustCELKinds(t *testing.T) {
+	const cfg = "registries: [harbor.example.com]\n"
+	const mpol = `apiVersion: policies.kyverno.io/v1beta1
+kind: MutatingPolicy
+metadata: {name: add-owner}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [configmaps]}
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: "Object{metadata: Object.metadata{labels: {'owner': 'platform'}}}"
+`
+	const vap = `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: cm-small}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [configmaps]}
+  validations:
+  - expression: "size(object.data) < 10"
+`
+	binding := func(action string) string {
+		return "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {name: cm-small}\nspec:\n  policyName: cm-small\n  validationActions: [" + action + "]\n"
+	}
+	base := trustBase(cfg)
+	base["policies/add-owner.yaml"] = mpol
+	base["policies/cm-small.yaml"] = vap + "---\n" + binding("Deny")
+	code, rep, out, stderr := checkTrust(t, base, map[string]string{
+		"policies/add-owner.yaml": "",
+		"policies/cm-small.yaml":  vap + "---\n" + binding("Audit"),
+	})
+	if code != exitViolations {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, stderr)
+	}
+	var removed, lowered bool
+	for _, r := range rep.Results {
+		if r.Policy != policy.TrustPolicy || !r.Blocking() {
+			continue
+		}
+		removed = removed || (r.Rule == policy.TrustPolicyRemoved && r.Kind == "MutatingPolicy" && r.Name == "add-owner" && strings.HasSuffix(r.Origin.File, "add-owner.yaml"))
+		lowered = lowered || (r.Rule == policy.TrustActionLowered && r.Kind == "ValidatingAdmissionPolicyBinding" && strings.HasSuffix(r.Origin.File, "cm-small.yaml"))
+	}
+	if !removed || !lowered {
+		t.Errorf("removed MutatingPolicy %v, lowered binding %v: %+v", removed, lowered, trustFindings(rep))
+	}
+}
