@@ -347,7 +347,9 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		}
 		resources = append(resources, rs...)
 	}
-	// paramResources: the objects a ValidatingAdmissionPolicyBinding's paramRef selects.
+	// paramResources: the objects a ValidatingAdmissionPolicyBinding's paramRef selects;
+	// kyverno test takes params from there only, not from the policy files.
+	set.Params = nil
 	for _, p := range t.ParamResources {
 		rp, err := rel(p)
 		if err != nil {

@@ -491,8 +491,15 @@ func (s *Set) add(r Resource) error {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s: kind %s is not evaluated by gitgate (it evaluates ClusterPolicy, Policy, ValidatingPolicy, MutatingPolicy and GeneratingPolicy); skipped",
 			r.Origin, gvk.Kind, r.Object.GetName(), gvk.Kind))
 		return nil
+	case gvk.Group == "cli.kyverno.io":
+		return nil // kyverno-test.yaml, values files
 	default:
-		return nil // not a policy: test resources, values files, kyverno-test.yaml
+		// Not a policy: a param a ValidatingAdmissionPolicyBinding or
+		// MutatingAdmissionPolicyBinding may select (vapParams picks by paramKind), kept
+		// beside the policies as the cluster keeps it beside them. (gitgate test takes
+		// params from paramResources only, as kyverno test does.)
+		s.Params = append(s.Params, r.Object)
+		return nil
 	}
 	key := gvk.Kind + "/" + r.Object.GetName()
 	if prev, dup := s.origins[key]; dup && gvk.Kind != "PolicyException" {

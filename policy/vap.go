@@ -189,7 +189,7 @@ func (e *Engine) evaluateVAPs(ctx context.Context, r Resource, req Request) []Re
 					if b.Spec.ParamRef.ParameterNotFoundAction != nil && *b.Spec.ParamRef.ParameterNotFoundAction == admissionregistrationv1.AllowAction {
 						continue // the API server admits when no param is found and the action is Allow
 					}
-					out = append(out, e.vapResult(r, p, b, StatusError, fmt.Sprintf("binding %s: no param of kind %s matches its paramRef (params are not evaluated from the cluster; give them as paramResources in a kyverno test)", b.Name, paramKindString(p))))
+					out = append(out, e.vapResult(r, p, b, StatusError, fmt.Sprintf("binding %s: no param of kind %s matches its paramRef (gitgate does not read params from the cluster: put the param object in a policy directory, or in paramResources for a kyverno test)", b.Name, paramKindString(p))))
 					continue
 				}
 			}

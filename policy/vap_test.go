@@ -308,3 +308,79 @@ func TestKyvernoCLIVAPSuitesFlipped(t *testing.T) {
 		t.Errorf("only %d VAP suites listed", n)
 	}
 }
+
+// TestCheckVAPParamsFromPolicyDir: in check, a binding's paramRef selects an object kept
+// in the policy directory beside the policy, as the cluster keeps it; without it the
+// binding is an error saying where to put it, never a pass.
+func TestCheckVAPParamsFromPolicyDir(t *testing.T) {
+	const vap = `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: allowed-team}
+spec:
+  paramKind: {apiVersion: v1, kind: ConfigMap}
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+  validations:
+  - expression: "has(object.metadata.labels) && 'team' in object.metadata.labels && object.metadata.labels.team == params.data.team"
+    messageExpression: "'team must be ' + params.data.team"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: allowed-team}
+spec:
+  policyName: allowed-team
+  validationActions: [Deny]
+  paramRef: {name: team-param, namespace: policy, parameterNotFoundAction: Deny}
+`
+	const param = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: team-param, namespace: policy}\ndata: {team: payments}\n"
+	const other = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, namespace: policy}\ndata: {team: nobody}\n"
+	for _, tc := range []struct {
+		name  string
+		files fstest.MapFS
+		want  map[string]string // resource -> status
+	}{
+		{"param beside the policy", fstest.MapFS{"p/vap.yaml": {Data: []byte(vap)}, "p/params.yaml": {Data: []byte(other + "---\n" + param)}},
+			map[string]string{"unlabelled": "fail", "labelled": "pass", "skipped": "fail"}},
+		{"no such param", fstest.MapFS{"p/vap.yaml": {Data: []byte(vap)}, "p/params.yaml": {Data: []byte(other)}},
+			map[string]string{"unlabelled": "error", "labelled": "error", "skipped": "error"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := Load(tc.files, "p")
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng, err := NewEngine(set, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err := Decode("apps/deploy.yaml", []byte(vapDeployments))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, res := range rs {
+				for _, r := range eng.Evaluate(context.Background(), res, Request{}) {
+					if r.Policy != "allowed-team" {
+						continue
+					}
+					got[r.Name] = string(r.Status)
+					if r.Status == StatusError && !strings.Contains(r.Message, "policy directory") {
+						t.Errorf("%s: error without advice: %s", r.Name, r.Message)
+					}
+					if r.Status == StatusFail && !strings.Contains(r.Message, "team must be payments") {
+						t.Errorf("%s: message %q does not read the param", r.Name, r.Message)
+					}
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s: %s, want %s (all: %v)", k, got[k], v, got)
+				}
+			}
+		})
+	}
+}
