@@ -3,15 +3,18 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
-	"github.com/gitgate/gitgate/internal/git"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/gitgate/gitgate/internal/git"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/reconcile"
 	"github.com/gitgate/gitgate/render"
@@ -53,6 +56,12 @@ type clusterFlags struct {
 	qps            float32
 	burst          int
 	opts           reconcile.Options
+
+	// clients are the other clusters' clients by connectConfigKey, kept across an
+	// --interval's rounds so each round does not open new connections and rediscover
+	// every API group; a changed credential is a new key.
+	clientsMu sync.Mutex
+	clients   map[string]client.Client
 }
 
 func (f *clusterFlags) BindFlags(fs *pflag.FlagSet) {
@@ -83,12 +92,41 @@ func (f *clusterFlags) config() (*rest.Config, error) {
 	return cfg, nil
 }
 
-// connect is a client for another cluster, with the local one's rate limits.
+// connect is a client for another cluster, with the local one's rate limits: the one
+// an earlier round made for the same server and credentials, or a new one.
 func (f *clusterFlags) connect(cfg *rest.Config) (client.Client, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = f.qps, f.burst
 	cfg.UserAgent = "gitgate"
-	return client.New(cfg, client.Options{})
+	key := connectConfigKey(cfg)
+	f.clientsMu.Lock()
+	defer f.clientsMu.Unlock()
+	if c, ok := f.clients[key]; ok {
+		return c, nil
+	}
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if f.clients == nil || len(f.clients) >= maxClusterClients {
+		f.clients = map[string]client.Client{} // rotated credentials must not pile up
+	}
+	f.clients[key] = c
+	return c, nil
+}
+
+// maxClusterClients bounds the clients kept across rounds.
+const maxClusterClients = 256
+
+// connectConfigKey is a digest of what a client's connection depends on (the server,
+// TLS and credentials; never shown).
+func connectConfigKey(cfg *rest.Config) string {
+	b, _ := json.Marshal([]any{cfg.Host, cfg.APIPath, cfg.BearerToken, cfg.BearerTokenFile, cfg.Username, cfg.Password,
+		cfg.Impersonate, cfg.TLSClientConfig.Insecure, cfg.TLSClientConfig.ServerName, cfg.TLSClientConfig.CAData,
+		cfg.TLSClientConfig.CAFile, cfg.TLSClientConfig.CertData, cfg.TLSClientConfig.CertFile,
+		cfg.TLSClientConfig.KeyData, cfg.TLSClientConfig.KeyFile, cfg.Proxy != nil, cfg.Timeout, cfg.QPS, cfg.Burst})
+	sum := sha256.Sum256(b)
+	return string(sum[:])
 }
 
 // clusters are the destination clusters: the local one, .gitgate.yaml's clusters: (a
