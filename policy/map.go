@@ -5,11 +5,13 @@ package policy
 // (k8s.io/apiserver policy/mutating/patch: JSONPatch and ApplyConfiguration) built by
 // Kyverno's admissionpolicy compiler, compiled once per policy in NewEngine.
 //
-// Order: Engine.Mutate applies MAPs after Kyverno's own kinds (ClusterPolicy/Policy
-// mutate rules and MutatingPolicies). Kyverno's CLI v1.19.1 runs ClusterPolicy mutate,
-// validate, then MAPs, then MutatingPolicies (cmd/cli/kubectl-kyverno/processor
-// policy_processor.go); the API server runs the MutatingAdmissionPolicy plugin before
-// the MutatingAdmissionWebhook plugin (where Kyverno sits), then validation.
+// Order: in check and the webhook, Engine.Mutate applies MAPs first, as the API server
+// runs the MutatingAdmissionPolicy plugin before the MutatingAdmissionWebhook plugin
+// (where Kyverno sits; k8s.io/apiserver options.RecommendedPluginOrder), then
+// Kyverno's kinds; when those changed the object, the MAPs with reinvocationPolicy
+// IfNeeded run once more, as the API server reinvokes them. In gitgate test MAPs come
+// after Kyverno's kinds: Kyverno's CLI v1.19.1 runs ClusterPolicy mutate, validate, then
+// MAPs, then MutatingPolicies (cmd/cli/kubectl-kyverno/processor policy_processor.go).
 //
 // As for VAPs, a MAP that no binding names is not applied in check (a notice) and is
 // applied as kyverno test does in gitgate test.
@@ -103,7 +105,8 @@ func (e *Engine) compileMAPs(set *Set) error {
 
 // mapStep applies every MAP to obj, one after another, each binding in turn; one result
 // per policy and binding applied (rule = the policy's name, as kyverno test reports it).
-func (e *Engine) mapSteps(ctx context.Context, r Resource, obj *unstructured.Unstructured, req Request) ([]mutateStep, *unstructured.Unstructured) {
+// reinvoked: only the MAPs whose reinvocationPolicy is IfNeeded, run again.
+func (e *Engine) mapSteps(ctx context.Context, r Resource, obj *unstructured.Unstructured, req Request, reinvoked bool) ([]mutateStep, *unstructured.Unstructured) {
 	if len(e.maps) == 0 {
 		return nil, obj
 	}
@@ -140,7 +143,10 @@ func (e *Engine) mapSteps(ctx context.Context, r Resource, obj *unstructured.Uns
 	current := obj
 	for _, cm := range e.maps {
 		p := cm.policy
-		step := mutateStep{patched: current}
+		if reinvoked && p.Spec.ReinvocationPolicy != admissionregistrationv1beta1.IfNeededReinvocationPolicy {
+			continue
+		}
+		step := mutateStep{patched: current, mapName: p.Name}
 		bindings := cm.bindings
 		if len(bindings) == 0 {
 			bindings = []*admissionregistrationv1beta1.MutatingAdmissionPolicyBinding{nil}
@@ -177,7 +183,7 @@ func (e *Engine) mapSteps(ctx context.Context, r Resource, obj *unstructured.Uns
 					if b.Spec.ParamRef.ParameterNotFoundAction != nil && *b.Spec.ParamRef.ParameterNotFoundAction == admissionregistrationv1beta1.AllowAction {
 						continue
 					}
-					step.results = append(step.results, e.mapResult(r, p, StatusError, fmt.Sprintf("binding %s: no param matches its paramRef (params are not read from the cluster; give them as paramResources in a kyverno test)", b.Name)))
+					step.results = append(step.results, e.mapResult(r, p, StatusError, fmt.Sprintf("binding %s: no param matches its paramRef (gitgate does not read params from the cluster: put the param object in a policy directory, or in paramResources for a kyverno test)", b.Name)))
 					continue
 				}
 			}

@@ -101,3 +101,89 @@ spec:
 		})
 	}
 }
+
+// TestCheckMAPOrder: in check, MutatingAdmissionPolicies run before Kyverno's mutate
+// rules, as the API server runs its MutatingAdmissionPolicy plugin before the webhooks:
+// a ClusterPolicy setting the same label wins. With reinvocationPolicy IfNeeded the MAP
+// runs again after Kyverno changed the object, and wins, with one result, not two.
+func TestCheckMAPOrder(t *testing.T) {
+	mapPolicy := func(reinvoke string) string {
+		return `apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicy
+metadata: {name: tier-map}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}
+  failurePolicy: Fail
+  reinvocationPolicy: ` + reinvoke + `
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >
+        Object{metadata: Object.metadata{labels: {"tier": "map"}}}
+---
+apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: tier-map}
+spec:
+  policyName: tier-map
+`
+	}
+	const kyvernoPolicy = `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: tier-kyverno}
+spec:
+  rules:
+  - name: tier
+    match:
+      any:
+      - resources: {kinds: [Deployment]}
+    mutate:
+      patchStrategicMerge:
+        metadata:
+          labels:
+            tier: kyverno
+`
+	for _, tc := range []struct{ reinvoke, want string }{{"Never", "kyverno"}, {"IfNeeded", "map"}} {
+		t.Run(tc.reinvoke, func(t *testing.T) {
+			dir := t.TempDir()
+			for n, body := range map[string]string{"map.yaml": mapPolicy(tc.reinvoke), "cp.yaml": kyvernoPolicy} {
+				if err := os.WriteFile(filepath.Join(dir, n), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			set, err := Load(os.DirFS(dir), "map.yaml", "cp.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng, err := NewEngine(set, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err := Decode("apps/deploy.yaml", []byte(vapDeployments))
+			if err != nil {
+				t.Fatal(err)
+			}
+			results, patched, err := eng.Mutate(context.Background(), rs[0], Request{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := patched.GetLabels()["tier"]; got != tc.want {
+				t.Errorf("tier %q, want %q", got, tc.want)
+			}
+			n := 0
+			for _, r := range results {
+				if r.Policy == "tier-map" {
+					n++
+					if r.Status != StatusPass {
+						t.Errorf("MAP result %+v", r)
+					}
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d results of the MAP, want 1: %+v", n, results)
+			}
+		})
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	kyvernov1 "github.com/kyverno/kyverno/api/kyverno/v1"
 	engineapi "github.com/kyverno/kyverno/pkg/engine/api"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 )
@@ -19,6 +21,7 @@ const notEvaluatedPrefix = "not evaluated: "
 // policies one after the other, each to the object the previous one produced.
 type mutateStep struct {
 	policy  *compiledPolicy
+	mapName string // the MutatingAdmissionPolicy's, for its steps (map.go)
 	results []Result
 	// patched is the object after this policy's rules (the input when none applied).
 	patched *unstructured.Unstructured
@@ -64,6 +67,16 @@ func (e *Engine) mutateSteps(ctx context.Context, r Resource, req Request) ([]mu
 	}
 	current = &unstructured.Unstructured{Object: obj}
 	var steps []mutateStep
+	// The API server's order (check, the webhook): the MutatingAdmissionPolicy plugin
+	// runs before the webhooks, Kyverno's among them (map.go). gitgate test applies MAPs
+	// after Kyverno's kinds, as kyverno test does.
+	apiServerOrder := !e.opts.kyvernoTestVAPs
+	var afterMAPs *unstructured.Unstructured
+	if apiServerOrder {
+		var mapSteps []mutateStep
+		mapSteps, current = e.mapSteps(ctx, r, current, req, false)
+		steps, afterMAPs = append(steps, mapSteps...), current
+	}
 	// Kyverno's admission order (its webhooks run by name): MutatingPolicies, then
 	// ClusterPolicy and Policy mutate rules, then NamespacedMutatingPolicies (mpol.go).
 	if s, patched := e.mutatingPolicyStep(ctx, r, current, req, false); s != nil {
@@ -111,9 +124,25 @@ func (e *Engine) mutateSteps(ctx context.Context, r Resource, req Request) ([]mu
 	if s, patched := e.mutatingPolicyStep(ctx, r, current, req, true); s != nil {
 		steps, current = append(steps, *s), patched
 	}
-	// MutatingAdmissionPolicies after Kyverno's own kinds (map.go says why).
-	mapSteps, current := e.mapSteps(ctx, r, current, req)
-	steps = append(steps, mapSteps...)
+	switch {
+	case !apiServerOrder:
+		var mapSteps []mutateStep
+		mapSteps, current = e.mapSteps(ctx, r, current, req, false)
+		steps = append(steps, mapSteps...)
+	case afterMAPs != nil && !equality.Semantic.DeepEqual(afterMAPs.Object, current.Object):
+		// The webhooks changed the object after the MAPs: as the API server does, the
+		// MAPs whose reinvocationPolicy is IfNeeded run once more, and their second run's
+		// results replace their first (one result per policy and binding).
+		again, patched := e.mapSteps(ctx, r, current, req, true)
+		if len(again) > 0 {
+			rerun := map[string]bool{}
+			for _, s := range again {
+				rerun[s.mapName] = true
+			}
+			steps = slices.DeleteFunc(steps, func(s mutateStep) bool { return s.mapName != "" && rerun[s.mapName] })
+			steps, current = append(steps, again...), patched
+		}
+	}
 	return steps, current, nil
 }
 
