@@ -30,7 +30,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/admission/plugin/cel"
 	"k8s.io/apiserver/pkg/admission/plugin/policy/mutating/patch"
@@ -202,6 +201,9 @@ func (e *Engine) mapSteps(ctx context.Context, r Resource, obj *unstructured.Uns
 				continue
 			}
 			o := admission.NewObjectInterfacesFromScheme(runtime.NewScheme())
+			// The kind's own schema merges the applyConfiguration's lists by key, as the API
+			// server does (a container keeps its image when a MAP sets its securityContext).
+			tc := bundledTypeConverters().entry(gvk)
 			failed := false
 			for _, pt := range cm.patchers {
 				nv, err := pt.Patch(ctx, patch.Request{
@@ -210,7 +212,7 @@ func (e *Engine) mapSteps(ctx context.Context, r Resource, obj *unstructured.Uns
 					ObjectInterfaces:    o,
 					OptionalVariables:   cel.OptionalVariableBindings{VersionedParams: params},
 					Namespace:           ns,
-					TypeConverter:       managedfields.NewDeducedTypeConverter(),
+					TypeConverter:       tc.tc,
 				}, celconfig.RuntimeCELCostBudget)
 				if err != nil {
 					step.results = append(step.results, e.mapResult(r, p, StatusError, err.Error()))
@@ -235,7 +237,11 @@ func (e *Engine) mapSteps(ctx context.Context, r Resource, obj *unstructured.Uns
 			}
 			current = &unstructured.Unstructured{Object: norm}
 			step.patched = current
-			step.results = append(step.results, e.mapResult(r, p, StatusPass, "mutation is successfully applied"))
+			msg := "mutation is successfully applied"
+			if tc.kind == convDeduced && mapUsesApplyConfiguration(p) {
+				msg += "; " + tc.note
+			}
+			step.results = append(step.results, e.mapResult(r, p, StatusPass, msg))
 		}
 		steps = append(steps, step)
 	}
@@ -265,4 +271,13 @@ func (e *Engine) mapResult(r Resource, p *admissionregistrationv1beta1.MutatingA
 		Policy: p.GetName(), Rule: p.GetName(), Status: status, Action: action, Message: msg,
 		Severity: m.severity, Category: m.category, Remediation: m.remediation, HelpURL: m.helpURL,
 	}
+}
+
+func mapUsesApplyConfiguration(p *admissionregistrationv1beta1.MutatingAdmissionPolicy) bool {
+	for _, m := range p.Spec.Mutations {
+		if m.PatchType == admissionregistrationv1beta1.PatchTypeApplyConfiguration {
+			return true
+		}
+	}
+	return false
 }

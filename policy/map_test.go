@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // TestCheckMAPThenVAP: a MutatingAdmissionPolicy adding the team label is applied
@@ -185,5 +187,77 @@ spec:
 				t.Errorf("%d results of the MAP, want 1: %+v", n, results)
 			}
 		})
+	}
+}
+
+// TestCheckMAPMergesListsByKey: a MAP's applyConfiguration setting one container's
+// securityContext merges the containers list by name, as the API server does with the
+// kind's schema: the container keeps its image, and the other container is untouched.
+func TestCheckMAPMergesListsByKey(t *testing.T) {
+	const policy = `apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicy
+metadata: {name: non-root}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+  failurePolicy: Fail
+  reinvocationPolicy: Never
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >
+        Object{spec: Object.spec{containers: [Object.spec.containers{name: "app", securityContext: Object.spec.containers.securityContext{runAsNonRoot: true}}]}}
+---
+apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: non-root}
+spec:
+  policyName: non-root
+`
+	const pod = `apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop}
+spec:
+  containers:
+  - {name: app, image: registry.example.com/app:1}
+  - {name: sidecar, image: registry.example.com/sidecar:1}
+`
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "map.yaml"), []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := Load(os.DirFS(dir), "map.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := NewEngine(set, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := Decode("apps/pod.yaml", []byte(pod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, patched, err := eng.Mutate(context.Background(), rs[0], Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || results[0].Status != StatusPass || strings.Contains(results[0].Message, "replace") {
+		t.Fatalf("results %+v", results)
+	}
+	cs, _, _ := unstructured.NestedSlice(patched.Object, "spec", "containers")
+	if len(cs) != 2 {
+		t.Fatalf("containers %v", cs)
+	}
+	app, sidecar := cs[0].(map[string]any), cs[1].(map[string]any)
+	if app["image"] != "registry.example.com/app:1" || sidecar["image"] != "registry.example.com/sidecar:1" {
+		t.Errorf("images lost: %v", cs)
+	}
+	if nonRoot, _, _ := unstructured.NestedBool(app, "securityContext", "runAsNonRoot"); !nonRoot {
+		t.Errorf("app container not patched: %v", app)
+	}
+	if _, ok := sidecar["securityContext"]; ok {
+		t.Errorf("sidecar patched: %v", sidecar)
 	}
 }

@@ -49,6 +49,10 @@ var builtinConverter = sync.OnceValue(func() managedfields.TypeConverter {
 
 var deducedConverter = sync.OnceValue(managedfields.NewDeducedTypeConverter)
 
+// bundledTypeConverters are the converters over the CRDs gitgate bundles, shared by
+// every engine (MutatingPolicies and MutatingAdmissionPolicies).
+var bundledTypeConverters = sync.OnceValue(func() *typeConverters { return newTypeConverters(NewCRDSet().lookup) })
+
 func newTypeConverters(crds func(schema.GroupKind) *crdEntry) *typeConverters {
 	return &typeConverters{crds: crds, cache: map[schema.GroupVersionKind]typeConverterEntry{}}
 }
