@@ -347,6 +347,16 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		}
 		resources = append(resources, rs...)
 	}
+	// targetResources: the objects mutateExisting rules and MutatingPolicies patch
+	// (mutateexisting.go).
+	targets, err := loadTargetResources(fsys, t.TargetResources, rel, show)
+	if err != nil {
+		var ie *InputError
+		if errors.As(err, &ie) {
+			return nil, nil, err
+		}
+		return fail(err)
+	}
 	// paramResources: the objects a ValidatingAdmissionPolicyBinding's paramRef selects.
 	for _, p := range t.ParamResources {
 		rp, err := rel(p)
@@ -396,7 +406,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 			req.Operation = op
 		}
 	}
-	data, err := loadTestData(fsys, t, rel, show, resources)
+	data, err := loadTestData(fsys, t, rel, show, append(append([]Resource{}, resources...), targets...))
 	if err != nil {
 		var ie *InputError
 		if errors.As(err, &ie) {
@@ -418,6 +428,9 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	engOpts.celContext = data.celContext(fromFile)
 	eng, err := NewEngine(set, engOpts)
 	if err != nil {
+		return fail(err)
+	}
+	if err := enableTestMutateExisting(eng, data, resources, targets); err != nil {
 		return fail(err)
 	}
 	// With clusterResources, the CLI reads each resource's namespace from the cluster
@@ -580,6 +593,8 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 			for _, ev := range all {
 				names = append(names, ev.r.Object.GetNamespace()+"/"+ev.r.Object.GetName())
 			}
+			// and every target the expectation's policy patched
+			names = append(names, targetNames(all, targets, exp.Policy, exp.Rule)...)
 		}
 		if len(names) == 0 {
 			// Nothing to evaluate the expectation on: never a silent pass.
@@ -698,6 +713,12 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 					}
 				}
 			}
+			if len(gap) == 0 {
+				if trs, ok := targetRows(all, targets, exp, resName, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Expected: want}, cmp); ok {
+					found = true
+					rows = append(rows, trs...)
+				}
+			}
 			if !found {
 				msg := fmt.Sprintf("resource %q not found in the test's resources", resName)
 				if len(gap) > 0 {
@@ -775,6 +796,9 @@ type evaluated struct {
 	r                  Resource
 	patched            *unstructured.Unstructured // r's object after mutation
 	mutated, validated []testResult
+	// targets are the mutateExisting results about other objects than r, for r as
+	// their trigger (mutateexisting.go).
+	targets []testResult
 }
 
 func (ev evaluated) all() []testResult {
@@ -805,8 +829,10 @@ func (e *Engine) testEvaluate(ctx context.Context, r Resource, base Request, op 
 		for _, res := range MaskResults(s.results, r.Object.Object) {
 			ev.mutated = append(ev.mutated, testResult{res, s.patched})
 		}
+		ev.targets = append(ev.targets, s.targets...)
 	}
 	ev.patched = patched
+	ev.targets = append(ev.targets, e.mpolMutateExisting(ctx, patched, req)...)
 	vr := r
 	vr.Object = patched
 	if strings.EqualFold(op, "UPDATE") && base.OldObject == nil {
@@ -836,7 +862,7 @@ func (e *Engine) notEvaluatedRule(policy, rule string) string {
 			switch {
 			case r.HasVerifyImages():
 				return fmt.Sprintf("rule %s is a verifyImages rule; gitgate does not verify images (it needs the registry)", r.Name)
-			case r.HasMutateExisting():
+			case r.HasMutateExisting() && e.mutex == nil:
 				return fmt.Sprintf("rule %s is a mutateExisting rule; gitgate does not apply them (they change other objects, from the cluster)", r.Name)
 			}
 		}
@@ -857,7 +883,6 @@ func unsupportedTestFields(t v1alpha1.Test) []string {
 			out = append(out, fmt.Sprintf("the test's %s field is not supported by gitgate test yet", field))
 		}
 	}
-	add(len(t.TargetResources) > 0, "targetResources")
 	add(t.JSONPayload != "" || len(t.JSONPayloads) > 0, "jsonPayloads")
 	add(len(t.HTTPPayloads) > 0, "httpPayloads")
 	add(len(t.EnvoyPayloads) > 0, "envoyPayloads")
