@@ -138,9 +138,9 @@ func (e *Engine) patchedTarget(trigger Resource, cp *compiledPolicy, rr engineap
 	return testResult{res, patched}, true
 }
 
-// mpolMutateExisting applies the MutatingPolicies with mutateExisting enabled to the
-// test's targetResources their targetMatchConstraints select, for the trigger object
-// (after its own mutation) admitted with req, as the CLI does: each target evaluated
+// mpolMutateExisting applies the MutatingPolicies with mutateExisting enabled that
+// select the trigger object (after its own mutation) admitted with req to the test's
+// targetResources their targetMatchConstraints select, as the CLI does: each target evaluated
 // by every selecting policy in turn (EvaluateTarget), the policies' matchConstraints
 // not applied to it (they select the trigger). Each result is about its target: a pass
 // carries the patched target, any other status the target as it was.
@@ -149,12 +149,23 @@ func (e *Engine) mpolMutateExisting(ctx context.Context, trigger *unstructured.U
 		return nil
 	}
 	request := e.celRequest(trigger, req)
+	// Only the policies whose matchConstraints (and matchConditions) select the trigger
+	// fire for it, as Kyverno's background controller fires them. Kyverno's CLI
+	// evaluates the targets for every trigger, matching or not; an expectation that a
+	// trigger the policy does not select patches a target does not pass here.
+	fired := map[string]bool{}
+	for _, key := range e.mpol.engine.MatchedMutateExistingPolicies(ctx, request) {
+		fired[key] = true
+	}
+	if len(fired) == 0 {
+		return nil
+	}
 	var out []testResult
 	celTargets, err := e.celTargets(ctx, trigger)
 	if err != nil {
 		// As the CLI fails the test: every target of every such policy is an error.
-		for _, p := range e.mpol.byKey {
-			if !p.GetSpec().MutateExistingEnabled() {
+		for key, p := range e.mpol.byKey {
+			if !fired[key] {
 				continue
 			}
 			for _, t := range e.mutex.targets {
@@ -174,10 +185,13 @@ func (e *Engine) mpolMutateExisting(ctx context.Context, trigger *unstructured.U
 		gvk := u.GroupVersionKind()
 		gvr, _ := meta.UnsafeGuessKindToResource(gvk)
 		attr := admission.NewAttributesRecord(u, nil, gvk, u.GetNamespace(), u.GetName(), gvr, "", admission.Operation(""), nil, false, nil)
-		resp, err := eng.Evaluate(ctx, attr, request.Request, targetSelected(matcher, attr, celTargets))
+		selected := targetSelected(matcher, attr, celTargets)
+		resp, err := eng.Evaluate(ctx, attr, request.Request, func(p policiesv1beta1.MutatingPolicyLike) bool {
+			return fired[mpolengine.PolicyKey(p)] && selected(p)
+		})
 		if err != nil {
-			for _, p := range e.mpol.byKey {
-				if p.GetSpec().MutateExistingEnabled() {
+			for key, p := range e.mpol.byKey {
+				if fired[key] {
 					out = append(out, testResult{e.mpolResult(t, p, StatusError, err.Error()), t.Object})
 				}
 			}
