@@ -1007,6 +1007,15 @@ func (c *comparer) compare(name, field string, actual *unstructured.Unstructured
 	if len(diffs) == 0 {
 		return true, "", expected.Origin, nil
 	}
+	if IsSecret(actual.Object) {
+		// A Secret's differences show its keys, never its values (a patched target or
+		// resource may be one).
+		if masked := objectDiff("", tidyObject(MaskSecret(expected.Object.Object)), tidyObject(MaskSecret(actual.Object)), nil); len(masked) > 0 {
+			diffs = masked
+		} else {
+			diffs = []string{"a data or stringData value differs (masked)"}
+		}
+	}
 	const most = 5
 	more := ""
 	if len(diffs) > most {

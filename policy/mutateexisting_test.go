@@ -160,3 +160,51 @@ func TestMutateExistingSuite(t *testing.T) {
 		}
 	})
 }
+
+// TestMutateExistingSecretTarget: a patched Secret target that differs from its
+// expected object fails naming the key, never showing either value.
+func TestMutateExistingSecretTarget(t *testing.T) {
+	files := map[string]string{
+		"policy.yaml": `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: tag-secrets}
+spec:
+  rules:
+  - name: tag
+    match: {any: [{resources: {kinds: [ConfigMap]}}]}
+    mutate:
+      targets: [{apiVersion: v1, kind: Secret, namespace: "{{ request.object.metadata.namespace }}"}]
+      patchStrategicMerge: {metadata: {labels: {tagged: "true"}}}
+`,
+		"trigger.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: trigger, namespace: team}\ndata: {a: b}\n",
+		"target.yaml":  "apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: team}\ndata: {password: c2VjcmV0LXZhbHVlLTE=}\n",
+		"patched.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: team, labels: {tagged: \"true\"}}\ndata: {password: d3JvbmctdmFsdWUtMg==}\n",
+		TestFileName: `apiVersion: cli.kyverno.io/v1alpha1
+kind: Test
+metadata: {name: secret-target}
+policies: [policy.yaml]
+resources: [trigger.yaml]
+targetResources: [target.yaml]
+results:
+- {policy: tag-secrets, rule: tag, resources: [team/creds], patchedResources: patched.yaml, result: pass}
+`,
+	}
+	out := runTestFS(t, files)
+	if len(out.Errors) > 0 || len(out.Rows) != 1 {
+		t.Fatalf("want one row, got %+v %v", out.Rows, out.Errors)
+	}
+	r := out.Rows[0]
+	if r.Pass || r.Resource != "Secret/team/creds" || !strings.Contains(r.Message, "data.password") {
+		t.Fatalf("want the Secret's differing key named, got %+v", r)
+	}
+	for _, v := range []string{"c2VjcmV0LXZhbHVlLTE=", "secret-value-1", "d3JvbmctdmFsdWUtMg==", "wrong-value-2"} {
+		if strings.Contains(r.Message, v) {
+			t.Errorf("the row shows a Secret value %q: %s", v, r.Message)
+		}
+	}
+	// With the right value the same row passes: the label was patched.
+	files["patched.yaml"] = strings.Replace(files["patched.yaml"], "d3JvbmctdmFsdWUtMg==", "c2VjcmV0LXZhbHVlLTE=", 1)
+	if out := runTestFS(t, files); len(out.Rows) != 1 || !out.Rows[0].Pass {
+		t.Fatalf("want the patched Secret equal to its expected object, got %+v %v", out.Rows, out.Errors)
+	}
+}
