@@ -106,6 +106,10 @@ type Engine struct {
 	vaps               []compiledVAP // bound ValidatingAdmissionPolicies (vap.go)
 	maps               []compiledMAP // bound MutatingAdmissionPolicies (map.go)
 	notices            []string
+
+	// mutex applies mutateExisting rules and MutatingPolicies: gitgate test only
+	// (mutateexisting.go); nil elsewhere, where they are reported as not evaluated.
+	mutex *mutateExisting
 }
 
 // Notices are what building the engine found worth telling that is not a finding:

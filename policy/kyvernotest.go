@@ -347,6 +347,16 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		}
 		resources = append(resources, rs...)
 	}
+	// targetResources: the objects mutateExisting rules and MutatingPolicies patch
+	// (mutateexisting.go).
+	targets, err := loadTargetResources(fsys, t.TargetResources, rel, show)
+	if err != nil {
+		var ie *InputError
+		if errors.As(err, &ie) {
+			return nil, nil, err
+		}
+		return fail(err)
+	}
 	// paramResources: the objects a ValidatingAdmissionPolicyBinding's paramRef selects;
 	// kyverno test takes params from there only, not from the policy files.
 	set.Params = nil
@@ -398,7 +408,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 			req.Operation = op
 		}
 	}
-	data, err := loadTestData(fsys, t, rel, show, resources)
+	data, err := loadTestData(fsys, t, rel, show, append(append([]Resource{}, resources...), targets...))
 	if err != nil {
 		var ie *InputError
 		if errors.As(err, &ie) {
@@ -420,6 +430,9 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	engOpts.celContext = data.celContext(fromFile)
 	eng, err := NewEngine(set, engOpts)
 	if err != nil {
+		return fail(err)
+	}
+	if err := enableTestMutateExisting(eng, data, resources, targets); err != nil {
 		return fail(err)
 	}
 	// With clusterResources, the CLI reads each resource's namespace from the cluster
@@ -582,6 +595,8 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 			for _, ev := range all {
 				names = append(names, ev.r.Object.GetNamespace()+"/"+ev.r.Object.GetName())
 			}
+			// and every target the expectation's policy patched
+			names = append(names, targetNames(all, targets, exp.Policy, exp.Rule)...)
 		}
 		if len(names) == 0 {
 			// Nothing to evaluate the expectation on: never a silent pass.
@@ -700,6 +715,12 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 					}
 				}
 			}
+			if len(gap) == 0 {
+				if trs, ok := targetRows(all, targets, exp, resName, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Expected: want}, cmp); ok {
+					found = true
+					rows = append(rows, trs...)
+				}
+			}
 			if !found {
 				msg := fmt.Sprintf("resource %q not found in the test's resources", resName)
 				if len(gap) > 0 {
@@ -777,6 +798,9 @@ type evaluated struct {
 	r                  Resource
 	patched            *unstructured.Unstructured // r's object after mutation
 	mutated, validated []testResult
+	// targets are the mutateExisting results about other objects than r, for r as
+	// their trigger (mutateexisting.go).
+	targets []testResult
 }
 
 func (ev evaluated) all() []testResult {
@@ -807,8 +831,10 @@ func (e *Engine) testEvaluate(ctx context.Context, r Resource, base Request, op 
 		for _, res := range MaskResults(s.results, r.Object.Object) {
 			ev.mutated = append(ev.mutated, testResult{res, s.patched})
 		}
+		ev.targets = append(ev.targets, s.targets...)
 	}
 	ev.patched = patched
+	ev.targets = append(ev.targets, e.mpolMutateExisting(ctx, patched, req)...)
 	vr := r
 	vr.Object = patched
 	if strings.EqualFold(op, "UPDATE") && base.OldObject == nil {
@@ -838,7 +864,7 @@ func (e *Engine) notEvaluatedRule(policy, rule string) string {
 			switch {
 			case r.HasVerifyImages():
 				return fmt.Sprintf("rule %s is a verifyImages rule; gitgate does not verify images (it needs the registry)", r.Name)
-			case r.HasMutateExisting():
+			case r.HasMutateExisting() && e.mutex == nil:
 				return fmt.Sprintf("rule %s is a mutateExisting rule; gitgate does not apply them (they change other objects, from the cluster)", r.Name)
 			}
 		}
@@ -859,7 +885,6 @@ func unsupportedTestFields(t v1alpha1.Test) []string {
 			out = append(out, fmt.Sprintf("the test's %s field is not supported by gitgate test yet", field))
 		}
 	}
-	add(len(t.TargetResources) > 0, "targetResources")
 	add(t.JSONPayload != "" || len(t.JSONPayloads) > 0, "jsonPayloads")
 	add(len(t.HTTPPayloads) > 0, "httpPayloads")
 	add(len(t.EnvoyPayloads) > 0, "envoyPayloads")
@@ -983,6 +1008,15 @@ func (c *comparer) compare(name, field string, actual *unstructured.Unstructured
 	diffs := objectDiff("", e, a, nil)
 	if len(diffs) == 0 {
 		return true, "", expected.Origin, nil
+	}
+	if IsSecret(actual.Object) {
+		// A Secret's differences show its keys, never its values (a patched target or
+		// resource may be one).
+		if masked := objectDiff("", tidyObject(MaskSecret(expected.Object.Object)), tidyObject(MaskSecret(actual.Object)), nil); len(masked) > 0 {
+			diffs = masked
+		} else {
+			diffs = []string{"a data or stringData value differs (masked)"}
+		}
 	}
 	const most = 5
 	more := ""

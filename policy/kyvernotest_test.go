@@ -156,12 +156,6 @@ func TestRunTestsNotEvaluated(t *testing.T) {
 	if len(out.Rows) != 1 || out.Rows[0].Pass || !strings.Contains(out.Rows[0].Message, "no resources to evaluate") {
 		t.Fatalf("an expectation without resources must fail: %+v %v", out.Rows, out.Errors)
 	}
-	files = suite("- {policy: pods, rule: need-team, resources: [web], kind: Pod, result: pass}\n")
-	files[TestFileName] += "targetResources: [resources.yaml]\n"
-	out = runTestFS(t, files)
-	if len(out.Rows) != 1 || out.Rows[0].Pass || !strings.Contains(out.Rows[0].Message, "targetResources field is not supported") {
-		t.Fatalf("a test field gitgate does not use must fail its rows: %+v %v", out.Rows, out.Errors)
-	}
 }
 
 // TestRunTestsStrict: an unknown field of a test, a values or a user info file is an

@@ -28,6 +28,9 @@ import (
 type mutatingPolicies struct {
 	engine mpolengine.Engine
 	tc     *typeConverters
+	// provider holds the compiled policies; gitgate test evaluates the mutateExisting
+	// ones on a test's targetResources with it (mutateexisting.go).
+	provider mpolengine.Provider
 	// byKey are the policies by Kyverno's key (namespace/name, or name).
 	byKey map[string]policiesv1beta1.MutatingPolicyLike
 }
@@ -49,6 +52,7 @@ func (e *Engine) compileMutatingPolicies(policies []policiesv1beta1.MutatingPoli
 	for _, p := range policies {
 		m.byKey[mpolengine.PolicyKey(p)] = p
 	}
+	m.provider = provider
 	m.engine = mpolengine.NewEngine(provider, func(ns string) *corev1.Namespace { return namespaceObject(e.opts.Values, ns) }, matching.NewMatcher(), m.tc, e.celCtx)
 	e.mpol = m
 	return nil
@@ -122,8 +126,12 @@ func (e *Engine) mutatingPolicyStep(ctx context.Context, r Resource, obj *unstru
 		}
 	}
 	// Policies that mutate other objects (targetMatchConstraints) and select this one as
-	// their trigger are said, never passed: gitgate does not apply them.
+	// their trigger are said, never passed: gitgate does not apply them, but in a test
+	// with targetResources (mpolMutateExisting, which reports them on their targets).
 	for _, key := range e.mpol.engine.MatchedMutateExistingPolicies(ctx, request) {
+		if e.mutex != nil && len(e.mutex.targets) > 0 {
+			break
+		}
 		p := e.mpol.byKey[key]
 		if p == nil || !scope(p) || admitted(p) {
 			continue

@@ -25,6 +25,9 @@ type mutateStep struct {
 	results []Result
 	// patched is the object after this policy's rules (the input when none applied).
 	patched *unstructured.Unstructured
+	// targets are the objects its mutateExisting rules patched (gitgate test only,
+	// mutateexisting.go), each with its rule's result about it.
+	targets []testResult
 }
 
 // Mutate applies the mutate rules of the engine's ClusterPolicies and Policies to r
@@ -100,14 +103,22 @@ func (e *Engine) mutateSteps(ctx context.Context, r Resource, req Request) ([]mu
 				step.results = append(step.results, e.result(r, cp, "", StatusError, fmt.Sprintf("add value %s: %v", k, err), ""))
 			}
 		}
-		resp := e.kyverno.Mutate(ctx, ppc)
+		kyv := e.kyverno
+		if e.mutex != nil {
+			kyv = e.mutex.kyverno // a test's objects are its cluster (mutateexisting.go)
+		}
+		resp := kyv.Mutate(ctx, ppc)
 		for _, rr := range resp.PolicyResponse.Rules {
 			if rr.RuleType() != engineapi.Mutation {
 				continue
 			}
 			status, msg := Status(rr.Status()), rr.Message()
 			if rule := cp.rules[rr.Name()]; rule != nil && rule.HasMutateExisting() {
-				status, msg = StatusError, notEvaluatedPrefix+"mutateExisting rules change other objects than the one admitted (targets from the cluster); gitgate does not apply them"
+				if e.mutex == nil {
+					status, msg = StatusError, notEvaluatedPrefix+"mutateExisting rules change other objects than the one admitted (targets from the cluster); gitgate does not apply them"
+				} else if t, ok := e.patchedTarget(r, cp, rr); ok {
+					step.targets = append(step.targets, t)
+				}
 			}
 			step.results = append(step.results, e.result(r, cp, rr.Name(), status, msg, ""))
 		}

@@ -29,7 +29,9 @@ func newTestCmd(stdout, stderr io.Writer) *cobra.Command {
 directories (or the given kyverno-test.yaml files) and runs it with gitgate's engine as
 'kyverno test' does: the listed policies, resources, exceptions, values and user info;
 mutate rules applied first, policy after policy, and validation run on the mutated
-object; generate rules run against the test's cloneSourceResource. Each expected result
+object; generate rules run against the test's cloneSourceResource; mutateExisting rules
+and MutatingPolicies patch the test's targetResources (rules read them, with its
+resources, from an in-memory API). Each expected result
 is compared with the actual one, and patchedResources, generatedResource(s) with the
 objects mutate and generate rules produced (matched by apiVersion, kind, namespace and
 name; empty fields and generate labels ignored, as 'kyverno test' does).
@@ -45,9 +47,9 @@ Namespace (its labels) must be. A lookup the test does not supply is not loaded,
 refused).
 
 An expectation gitgate did not evaluate is a failing row saying why ("not evaluated:
-..."), never a pass: verifyImages and mutateExisting rules, policy kinds gitgate does not
+..."), never a pass: verifyImages rules, policy kinds gitgate does not
 run (MutatingPolicy, GeneratingPolicy, ...), test fields it does not use yet
-(targetResources, paramResources, payloads), an expected object missing from its file. Test,
+(paramResources, payloads), an expected object missing from its file. Test,
 values and user info files are decoded strictly: an unknown field is an error at its
 file:line.
 
