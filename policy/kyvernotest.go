@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -1084,7 +1085,11 @@ func objectDiff(at string, expected, actual any, out []string) []string {
 		if v == nil {
 			return "-"
 		}
-		b, _ := json.Marshal(v)
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false) // "<masked …>" as it is, not \u003c
+		_ = enc.Encode(v)
+		b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 		if len(b) > 80 {
 			return string(b[:77]) + "..."
 		}

@@ -155,7 +155,10 @@ func (e *Engine) mpolMutateExisting(ctx context.Context, trigger *unstructured.U
 	// trigger the policy does not select patches a target does not pass here.
 	fired := map[string]bool{}
 	for _, key := range e.mpol.engine.MatchedMutateExistingPolicies(ctx, request) {
-		fired[key] = true
+		// A NamespacedMutatingPolicy fires for triggers in its namespace only.
+		if p := e.mpol.byKey[key]; p != nil && (p.GetNamespace() == "" || p.GetNamespace() == trigger.GetNamespace()) {
+			fired[key] = true
+		}
 	}
 	if len(fired) == 0 {
 		return nil
@@ -187,6 +190,10 @@ func (e *Engine) mpolMutateExisting(ctx context.Context, trigger *unstructured.U
 		attr := admission.NewAttributesRecord(u, nil, gvk, u.GetNamespace(), u.GetName(), gvr, "", admission.Operation(""), nil, false, nil)
 		selected := targetSelected(matcher, attr, celTargets)
 		resp, err := eng.Evaluate(ctx, attr, request.Request, func(p policiesv1beta1.MutatingPolicyLike) bool {
+			// and changes objects of its namespace only.
+			if ns := p.GetNamespace(); ns != "" && ns != u.GetNamespace() {
+				return false
+			}
 			return fired[mpolengine.PolicyKey(p)] && selected(p)
 		})
 		if err != nil {

@@ -208,3 +208,44 @@ results:
 		t.Fatalf("want the patched Secret equal to its expected object, got %+v %v", out.Rows, out.Errors)
 	}
 }
+
+// TestMutateExistingNamespacedPolicy: a NamespacedMutatingPolicy fires for triggers in
+// its namespace and patches targets there only.
+func TestMutateExistingNamespacedPolicy(t *testing.T) {
+	files := map[string]string{
+		"policy.yaml": `apiVersion: policies.kyverno.io/v1beta1
+kind: NamespacedMutatingPolicy
+metadata: {name: mark-settings, namespace: shop}
+spec:
+  evaluation: {mutateExisting: {enabled: true}}
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [secrets]}]
+  targetMatchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [configmaps]}]
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: 'Object{metadata: Object.metadata{labels: Object.metadata.labels{marked: "yes"}}}'
+`,
+		"trigger.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: token, namespace: shop}\n",
+		"targets.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: other}\n",
+		"patched.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop, labels: {marked: \"yes\"}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: other, labels: {marked: \"yes\"}}\n",
+		TestFileName: `apiVersion: cli.kyverno.io/v1alpha1
+kind: Test
+metadata: {name: namespaced}
+policies: [policy.yaml]
+resources: [trigger.yaml]
+targetResources: [targets.yaml]
+results:
+- {policy: mark-settings, isMutatingPolicy: true, resources: [shop/settings, other/settings], patchedResources: patched.yaml, result: pass}
+`,
+	}
+	out := runTestFS(t, files)
+	got := map[string]bool{}
+	for _, r := range out.Rows {
+		got[r.Resource] = r.Pass
+	}
+	if len(out.Errors) > 0 || len(out.Rows) != 2 || !got["ConfigMap/shop/settings"] || got["ConfigMap/other/settings"] {
+		t.Fatalf("want shop/settings patched and other/settings not, got %+v %v", out.Rows, out.Errors)
+	}
+}
