@@ -420,6 +420,15 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	if err != nil {
 		return fail(err)
 	}
+	// ValidatingPolicies of JSON, HTTP and Envoy payloads, on the test's payloads (payloadrun.go).
+	payloads, err := newPayloadRun(fsys, t, set, eng, engOpts.celContext, data, rel, show, resources)
+	if err != nil {
+		var ie *InputError
+		if errors.As(err, &ie) {
+			return nil, nil, err
+		}
+		return fail(err)
+	}
 	// With clusterResources, the CLI reads each resource's namespace from the cluster
 	// (unless the values file gives its labels): its labels are the namespace labels,
 	// and a namespace that is not there fails the test.
@@ -556,6 +565,10 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	for _, exp := range t.Results {
 		want := Status(exp.Result)
 		policyName := exp.Policy[strings.LastIndex(exp.Policy, "/")+1:]
+		if _, ok := payloads.policies[policyName]; ok && !known[policyName] {
+			rows = append(rows, payloads.rows(ctx, exp, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Expected: want}, unscoredPayload(payloads.policies[policyName]), rel)...)
+			continue
+		}
 		if !known[policyName] {
 			rows = append(rows, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Resource: strings.Join(exp.Resources, ","), Expected: want,
 				Message: "policy not found among the test's policies, or of a kind gitgate does not evaluate"})
@@ -708,7 +721,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Policy < rows[j].Policy })
-	return rows, set.Warnings, nil
+	return rows, payloadTestWarnings(set), nil
 }
 
 const annotationScored = "policies.kyverno.io/scored"
@@ -858,9 +871,6 @@ func unsupportedTestFields(t v1alpha1.Test) []string {
 		}
 	}
 	add(len(t.TargetResources) > 0, "targetResources")
-	add(t.JSONPayload != "" || len(t.JSONPayloads) > 0, "jsonPayloads")
-	add(len(t.HTTPPayloads) > 0, "httpPayloads")
-	add(len(t.EnvoyPayloads) > 0, "envoyPayloads")
 	return out
 }
 
