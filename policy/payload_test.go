@@ -379,3 +379,49 @@ spec:
 		t.Errorf("a policy whose CEL does not compile loads: %v", err)
 	}
 }
+
+// TestJSONPolicyOnTestResources: as Kyverno's CLI, a JSON-mode policy also judges a
+// test's Kubernetes resources, as raw JSON (kyverno test v1.19.1 passes this suite, and
+// fails it flipped).
+func TestJSONPolicyOnTestResources(t *testing.T) {
+	fsys := payloadFS(`apiVersion: cli.kyverno.io/v1alpha1
+kind: Test
+metadata:
+  name: jres
+policies: [policy.yaml]
+resources: [cm.yaml]
+results:
+- {policy: json-on-objects, resources: [blue], result: pass}
+- {policy: json-on-objects, resources: [red], result: fail}
+`, map[string]string{
+		"suite/policy.yaml": `apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata:
+  name: json-on-objects
+spec:
+  evaluation:
+    mode: JSON
+  validations:
+  - expression: "object.data.team == 'blue'"
+`,
+		"suite/cm.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata: {name: blue, namespace: apps}
+data: {team: blue}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: red, namespace: apps}
+data: {team: red}
+`,
+	})
+	res := RunTests(context.Background(), fsys, "suite", TestOptions{})
+	requirePass(t, res)
+	if len(res.Rows) != 2 {
+		t.Fatalf("%d rows, want 2: %+v", len(res.Rows), res.Rows)
+	}
+	over := fstest.MapFS{"suite/" + TestFileName: {Data: flipResults(t, fsys, "suite/"+TestFileName)}}
+	if wrong := RunTests(context.Background(), overlayFS{fsys, over}, "suite", TestOptions{}); len(wrong.Errors) > 0 || wrong.Failed() != 2 {
+		t.Fatalf("flipped: %d of %d rows fail, errors %v", wrong.Failed(), len(wrong.Rows), wrong.Errors)
+	}
+}

@@ -1,12 +1,10 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"slices"
@@ -65,19 +63,23 @@ type payloadRun struct {
 	done      map[string][]payloadResult
 }
 
-// testPayloads lists a test's payload files by mode (jsonPayload, deprecated, first).
+// testPayloads lists a test's payload files by mode. JSON payloads as Kyverno's CLI
+// reads them (test/load.go cleanTest): the deprecated jsonPayload only without
+// jsonPayloads, names cleaned (./a.json is a.json), blank and repeated ones dropped.
 func testPayloads(t v1alpha1.Test) map[string][]string {
-	out := map[string][]string{}
-	if t.JSONPayload != "" {
-		out[ModeJSON] = append(out[ModeJSON], t.JSONPayload)
+	out := map[string][]string{ModeHTTP: t.HTTPPayloads, ModeEnvoy: t.EnvoyPayloads}
+	jsons := t.JSONPayloads
+	if len(jsons) == 0 && t.JSONPayload != "" {
+		jsons = []string{t.JSONPayload}
 	}
-	for _, p := range t.JSONPayloads {
-		if !slices.Contains(out[ModeJSON], p) {
+	for _, p := range jsons {
+		if strings.TrimSpace(p) == "" {
+			continue
+		}
+		if p = path.Clean(p); !slices.Contains(out[ModeJSON], p) {
 			out[ModeJSON] = append(out[ModeJSON], p)
 		}
 	}
-	out[ModeHTTP] = t.HTTPPayloads
-	out[ModeEnvoy] = t.EnvoyPayloads
 	return out
 }
 
@@ -194,16 +196,13 @@ func readPayload(fsys fs.FS, mode, name string, rel func(string) (string, error)
 				return bad(fmt.Errorf("not JSON: %w", err))
 			}
 		case ".yaml", ".yml":
+			// Document by document with check's decoder (its alias-expansion budget).
 			var docs []any
-			dec := yaml3.NewDecoder(bytes.NewReader(b))
-			for {
-				var doc map[string]any
-				if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-					break
-				} else if err != nil {
-					return bad(fmt.Errorf("not YAML: %w", err))
-				}
+			if err := eachDocument(f.shown, b, func(_ *yaml3.Node, doc any) error {
 				docs = append(docs, doc)
+				return nil
+			}); err != nil {
+				return f, fmt.Errorf("%s: %w", field, err)
 			}
 			if len(docs) == 1 {
 				v = docs[0]
