@@ -241,7 +241,7 @@ spec:
 		"suite/ok.json":    `{"a": 1}`,
 		"suite/list.json":  `[{"a": 1}]`,
 		"suite/a.txt":      `{"a": 1}`,
-		"suite/bad.json":   `{"a": `,
+		"suite/bad.json":   "{\n  \"a\": 1,\n  \"b\": ]\n}",
 		"suite/env-x.json": `{"attributes": {"request": {"http": {"method": "GET"}}}, "notAField": 1}`,
 	}
 	test := func(field, file, policy string) string {
@@ -264,7 +264,7 @@ results:
 		{"missing", "jsonPayloads", "nope.json", "json-pol", "suite/nope.json"},
 		{"not-an-object", "jsonPayloads", "list.json", "json-pol", "suite/list.json: jsonPayloads: a JSON payload is one object"},
 		{"extension", "jsonPayloads", "a.txt", "json-pol", "suite/a.txt: jsonPayloads: a JSON payload is a .json, .yaml or .yml file"},
-		{"bad-json", "jsonPayloads", "bad.json", "json-pol", "suite/bad.json: jsonPayloads: not JSON"},
+		{"bad-json", "jsonPayloads", "bad.json", "json-pol", "suite/bad.json:3: jsonPayloads: not JSON"},
 		{"envoy-unknown-field", "envoyPayloads", "env-x.json", "envoy-pol", "suite/env-x.json: envoyPayloads: not an Envoy CheckRequest"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

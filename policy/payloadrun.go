@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -193,6 +194,11 @@ func readPayload(fsys fs.FS, mode, name string, rel func(string) (string, error)
 		switch ext := strings.ToLower(path.Ext(rp)); ext {
 		case ".json":
 			if err := json.Unmarshal(b, &v); err != nil {
+				var syn *json.SyntaxError
+				if errors.As(err, &syn) && syn.Offset <= int64(len(b)) {
+					line := 1 + bytes.Count(b[:syn.Offset], []byte("\n"))
+					return f, &InputError{Origin: Origin{File: f.shown, Line: line}, Err: fmt.Errorf("%s: not JSON: %w", field, err)}
+				}
 				return bad(fmt.Errorf("not JSON: %w", err))
 			}
 		case ".yaml", ".yml":
