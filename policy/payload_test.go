@@ -425,3 +425,45 @@ data: {team: red}
 		t.Fatalf("flipped: %d of %d rows fail, errors %v", wrong.Failed(), len(wrong.Rows), wrong.Errors)
 	}
 }
+
+// TestPayloadPoliciesGitgateDoesNotEvaluate: an Envoy NamespacedValidatingPolicy (the
+// CLI evaluates authorization payloads with the cluster-wide kind only) and an unknown
+// mode load with a notice and fail every expectation with the reason.
+func TestPayloadPoliciesGitgateDoesNotEvaluate(t *testing.T) {
+	for mode, want := range map[string]string{
+		"Envoy": "not evaluated: NamespacedValidatingPolicy/pol: Envoy authorization payloads are evaluated with a ValidatingPolicy",
+		"Grpc":  `not evaluated: NamespacedValidatingPolicy/pol: spec.evaluation.mode "Grpc" is none of Kubernetes, JSON, HTTP, Envoy`,
+	} {
+		t.Run(mode, func(t *testing.T) {
+			fsys := payloadFS(`apiVersion: cli.kyverno.io/v1alpha1
+kind: Test
+metadata:
+  name: t
+policies: [pol.yaml]
+envoyPayloads: [req.json]
+results:
+- {policy: pol, result: pass}
+`, map[string]string{
+				"suite/pol.yaml": `apiVersion: policies.kyverno.io/v1
+kind: NamespacedValidatingPolicy
+metadata:
+  name: pol
+  namespace: default
+spec:
+  evaluation:
+    mode: ` + mode + `
+  validations:
+  - expression: "envoy.Allowed().Response()"
+`,
+				"suite/req.json": `{"attributes": {"request": {"http": {"method": "GET"}}}}`,
+			})
+			res := RunTests(context.Background(), fsys, "suite", TestOptions{})
+			if len(res.Errors) > 0 || len(res.Rows) != 1 || res.Rows[0].Pass || !strings.Contains(res.Rows[0].Message, want) {
+				t.Fatalf("want one failing row %q: %+v, errors %v", want, res.Rows, res.Errors)
+			}
+			if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "gitgate does not evaluate it") {
+				t.Errorf("warnings %q: want the policy's notice", res.Warnings)
+			}
+		})
+	}
+}
