@@ -106,10 +106,13 @@ func newPayloadRun(fsys fs.FS, t v1alpha1.Test, set *Set, eng *Engine, celCtx li
 	}
 	// resource.Get/List/Post of HTTP and Envoy policies read an in-memory API: the
 	// test's clusterResources, else an empty one (Kyverno's CLI: its fake cluster).
-	if data != nil && data.cluster != nil {
-		pr.dyn = data.cluster.client.GetDynamicInterface()
-	} else {
-		pr.dyn = dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())
+	inMemoryAPI := func() dynamic.Interface {
+		if pr.dyn == nil && data != nil && data.cluster != nil {
+			pr.dyn = data.cluster.client.GetDynamicInterface()
+		} else if pr.dyn == nil {
+			pr.dyn = dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())
+		}
+		return pr.dyn
 	}
 	var jsonPols []policiesv1beta1.ValidatingPolicyLike
 	for _, p := range set.PayloadPolicies {
@@ -126,14 +129,14 @@ func newPayloadRun(fsys fs.FS, t v1alpha1.Test, set *Set, eng *Engine, celCtx li
 				continue
 			}
 			if p.Mode == ModeHTTP {
-				c, errs := authzcompiler.NewCompiler[dynamic.Interface, *authzhttp.CheckRequest, *authzhttp.CheckResponse](pr.dyn).Compile(authzPolicy(p.Policy), nil)
+				c, errs := authzcompiler.NewCompiler[dynamic.Interface, *authzhttp.CheckRequest, *authzhttp.CheckResponse](inMemoryAPI()).Compile(authzPolicy(p.Policy), nil)
 				if len(errs) > 0 {
 					pr.failed[p.Policy.GetName()] = "CEL does not compile: " + errs.ToAggregate().Error()
 					continue
 				}
 				pr.http[p.Policy.GetName()] = c
 			} else {
-				c, errs := authzcompiler.NewCompiler[dynamic.Interface, *authv3.CheckRequest, *authv3.CheckResponse](pr.dyn).Compile(authzPolicy(p.Policy), nil)
+				c, errs := authzcompiler.NewCompiler[dynamic.Interface, *authv3.CheckRequest, *authv3.CheckResponse](inMemoryAPI()).Compile(authzPolicy(p.Policy), nil)
 				if len(errs) > 0 {
 					pr.failed[p.Policy.GetName()] = "CEL does not compile: " + errs.ToAggregate().Error()
 					continue
