@@ -241,6 +241,7 @@ spec:
 		"suite/ok.json":    `{"a": 1}`,
 		"suite/list.json":  `[{"a": 1}]`,
 		"suite/a.txt":      `{"a": 1}`,
+		"suite/bomb.yaml":  "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
 		"suite/bad.json":   "{\n  \"a\": 1,\n  \"b\": ]\n}",
 		"suite/env-x.json": `{"attributes": {"request": {"http": {"method": "GET"}}}, "notAField": 1}`,
 	}
@@ -265,6 +266,7 @@ results:
 		{"not-an-object", "jsonPayloads", "list.json", "json-pol", "suite/list.json: jsonPayloads: a JSON payload is one object"},
 		{"extension", "jsonPayloads", "a.txt", "json-pol", "suite/a.txt: jsonPayloads: a JSON payload is a .json, .yaml or .yml file"},
 		{"bad-json", "jsonPayloads", "bad.json", "json-pol", "suite/bad.json:3: jsonPayloads: not JSON"},
+		{"alias-bomb", "jsonPayloads", "bomb.yaml", "json-pol", "aliases expand too far"},
 		{"envoy-unknown-field", "envoyPayloads", "env-x.json", "envoy-pol", "suite/env-x.json: envoyPayloads: not an Envoy CheckRequest"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
