@@ -204,13 +204,13 @@ func TestKyvernoCLIUnsupportedSuites(t *testing.T) {
 			}
 		})
 	}
-	if n < 30 {
+	if n < 20 { // suites leave this list as gitgate learns to evaluate them
 		t.Errorf("only %d suites listed", n)
 	}
 }
 
 // TestKyvernoCLIEverySuiteListed: every kyverno-test.yaml of Kyverno's test/cli is in one
-// of the three lists (a validation suite directory holds all below it), so a suite added
+// of the four lists (a validation suite directory holds all below it), so a suite added
 // by a Kyverno upgrade is a decision, not a silent gap.
 func TestKyvernoCLIEverySuiteListed(t *testing.T) {
 	root := kyvernoCLITests(t)
@@ -224,6 +224,7 @@ func TestKyvernoCLIEverySuiteListed(t *testing.T) {
 		file, _, _ := strings.Cut(line, "|")
 		listed = append(listed, strings.TrimSpace(file))
 	}
+	listed = append(listed, suiteList(t, "testdata/kyverno-cli-suites-payload.txt")...) // payload_test.go
 	n := 0
 	err := fs.WalkDir(os.DirFS(root), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || d.Name() != TestFileName {

@@ -436,6 +436,15 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	if err := enableTestMutateExisting(eng, data, resources, targets); err != nil {
 		return fail(err)
 	}
+	// ValidatingPolicies of JSON, HTTP and Envoy payloads, on the test's payloads (payloadrun.go).
+	payloads, err := newPayloadRun(fsys, t, set, eng, engOpts.celContext, data, rel, show, resources)
+	if err != nil {
+		var ie *InputError
+		if errors.As(err, &ie) {
+			return nil, nil, err
+		}
+		return fail(err)
+	}
 	// With clusterResources, the CLI reads each resource's namespace from the cluster
 	// (unless the values file gives its labels): its labels are the namespace labels,
 	// and a namespace that is not there fails the test.
@@ -536,7 +545,6 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	for _, p := range set.GeneratingPolicies {
 		known[p.GetName()] = true
 	}
-	gaps := unsupportedTestFields(t)
 	cmp := &comparer{fsys: fsys, show: show, rel: rel, files: map[string][]Resource{}}
 	// Generate rules run on the object as mutated, with the expectation's
 	// cloneSourceResource as what the cluster holds: once per operation, resource and
@@ -572,6 +580,10 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	for _, exp := range t.Results {
 		want := Status(exp.Result)
 		policyName := exp.Policy[strings.LastIndex(exp.Policy, "/")+1:]
+		if _, ok := payloads.policies[policyName]; ok && !known[policyName] {
+			rows = append(rows, payloads.rows(ctx, exp, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Expected: want}, unscoredPayload(payloads.policies[policyName]), rel)...)
+			continue
+		}
 		if !known[policyName] {
 			rows = append(rows, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Resource: strings.Join(exp.Resources, ","), Expected: want,
 				Message: "policy not found among the test's policies, or of a kind gitgate does not evaluate"})
@@ -587,7 +599,6 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 			}
 		}
 		all := evaluate(op, exp.Policy, exp.Operation != "")
-		gap := gaps
 		names := append([]string{}, exp.Resources...)
 		for _, spec := range exp.ResourceSpecs {
 			names = append(names, spec.Namespace+"/"+spec.Name)
@@ -601,11 +612,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		}
 		if len(names) == 0 {
 			// Nothing to evaluate the expectation on: never a silent pass.
-			msg := "the test has no resources to evaluate this expectation on"
-			if len(gap) > 0 {
-				msg += "; " + notEvaluatedPrefix + strings.Join(gap, "; ")
-			}
-			rows = append(rows, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Expected: want, Message: msg})
+			rows = append(rows, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Expected: want, Message: "the test has no resources to evaluate this expectation on"})
 		}
 		for _, resName := range names {
 			found := false
@@ -617,12 +624,6 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 				}
 				found = true
 				row := TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Resource: ev.r.ID(), Expected: want}
-				if len(gap) > 0 {
-					row.Actual = StatusError
-					row.Message = notEvaluatedPrefix + strings.Join(gap, "; ")
-					rows = append(rows, row)
-					continue
-				}
 				matched := matchingResults(ev.all(), exp.Policy, exp.Rule)
 				var gens []Generated
 				if eng.policyHasGenerate(policyName) {
@@ -716,23 +717,18 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 					}
 				}
 			}
-			if len(gap) == 0 {
-				if trs, ok := targetRows(all, targets, exp, resName, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Expected: want}, cmp); ok {
-					found = true
-					rows = append(rows, trs...)
-				}
+			if trs, ok := targetRows(all, targets, exp, resName, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Expected: want}, cmp); ok {
+				found = true
+				rows = append(rows, trs...)
 			}
 			if !found {
-				msg := fmt.Sprintf("resource %q not found in the test's resources", resName)
-				if len(gap) > 0 {
-					msg += "; " + notEvaluatedPrefix + strings.Join(gap, "; ")
-				}
-				rows = append(rows, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Resource: resName, Expected: want, Message: msg})
+				rows = append(rows, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Resource: resName, Expected: want,
+					Message: fmt.Sprintf("resource %q not found in the test's resources", resName)})
 			}
 		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Policy < rows[j].Policy })
-	return rows, set.Warnings, nil
+	return rows, payloadTestWarnings(set), nil
 }
 
 const annotationScored = "policies.kyverno.io/scored"
@@ -875,21 +871,6 @@ func (e *Engine) notEvaluatedRule(policy, rule string) string {
 		return ""
 	}
 	return ""
-}
-
-// unsupportedTestFields names the fields of a test gitgate test does not use yet:
-// every expectation of such a test is reported as not evaluated, never as passing.
-func unsupportedTestFields(t v1alpha1.Test) []string {
-	var out []string
-	add := func(present bool, field string) {
-		if present {
-			out = append(out, fmt.Sprintf("the test's %s field is not supported by gitgate test yet", field))
-		}
-	}
-	add(t.JSONPayload != "" || len(t.JSONPayloads) > 0, "jsonPayloads")
-	add(len(t.HTTPPayloads) > 0, "httpPayloads")
-	add(len(t.EnvoyPayloads) > 0, "envoyPayloads")
-	return out
 }
 
 // compareRow fails row when obj differs from its expected object in file, and records

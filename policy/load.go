@@ -72,6 +72,9 @@ type Set struct {
 	// Exceptions are kyverno.io/v2 PolicyExceptions; CELExceptions apply to ValidatingPolicies.
 	Exceptions    []*kyvernov2.PolicyException
 	CELExceptions []*policiesv1beta1.PolicyException
+	// PayloadPolicies are ValidatingPolicies of JSON, HTTP or Envoy payloads: check does
+	// not evaluate them (a notice each), gitgate test does (payload.go).
+	PayloadPolicies []*PayloadPolicy
 	// Warnings are notices about the set that do not stop a check (deprecations, rules
 	// gitgate does not run, an overridden built-in policy).
 	Warnings []string
@@ -192,6 +195,7 @@ func (s *Set) Merge(other *Set) {
 	s.MutatingAdmissionPolicyBindings = append(s.MutatingAdmissionPolicyBindings, other.MutatingAdmissionPolicyBindings...)
 	s.Exceptions = append(s.Exceptions, other.Exceptions...)
 	s.CELExceptions = append(s.CELExceptions, other.CELExceptions...)
+	s.PayloadPolicies = append(s.PayloadPolicies, other.PayloadPolicies...)
 	s.Warnings = append(s.Warnings, other.Warnings...)
 	for k, v := range other.origins {
 		s.origins[k] = v
@@ -361,10 +365,6 @@ func (s *Set) add(r Resource) error {
 			if err := fromUnstructured(r.Object, p); err != nil {
 				return perr(err)
 			}
-			if m := p.Spec.EvaluationMode(); m != "" && m != "Kubernetes" {
-				s.Warnings = append(s.Warnings, fmt.Sprintf("%s: ValidatingPolicy/%s evaluates %s payloads, not Kubernetes objects; skipped", r.Origin, p.Name, m))
-				return nil
-			}
 			pol = p
 		} else {
 			p := &policiesv1beta1.NamespacedValidatingPolicy{}
@@ -372,6 +372,9 @@ func (s *Set) add(r Resource) error {
 				return perr(err)
 			}
 			pol = p
+		}
+		if m := string(pol.GetValidatingPolicySpec().EvaluationMode()); m != "" && m != "Kubernetes" {
+			return s.addPayloadPolicy(r, pol, m) // JSON, HTTP, Envoy: payload.go
 		}
 		var errs field.ErrorList
 		_ = withLibraryContext(libs.NewFakeContextProvider(), func() error { // see celCompileMu

@@ -46,10 +46,15 @@ Namespace (its labels) must be. A lookup the test does not supply is not loaded,
 'kyverno test', and nothing is ever contacted (an http call with no canned response is
 refused).
 
+ValidatingPolicies of payloads (spec.evaluation.mode JSON, HTTP, Envoy) are evaluated on the
+test's jsonPayloads (.json, or .yaml of one document; a JSON-mode policy also judges the
+test's resources as raw JSON), httpPayloads and envoyPayloads (an Envoy CheckRequest,
+decoded strictly), as 'kyverno test' does; a result names its payload as the test does.
+
 An expectation gitgate did not evaluate is a failing row saying why ("not evaluated:
-..."), never a pass: verifyImages rules, policy kinds gitgate does not
-run (MutatingPolicy, GeneratingPolicy, ...), test fields it does not use yet
-(paramResources, payloads), an expected object missing from its file. Test,
+..."), never a pass: verifyImages rules, policy kinds gitgate does not run
+(ImageValidatingPolicy), an HTTP or Envoy policy that calls the CEL http library (its
+client would connect), an expected object missing from its file. Test,
 values and user info files are decoded strictly: an unknown field is an error at its
 file:line.
 
