@@ -55,6 +55,10 @@ type cacheEntry struct {
 	// judged against CRDs (CRDGen: those other targets rendered in that run).
 	CustomKinds bool   `json:"customKinds,omitempty"`
 	CRDGen      string `json:"crdGen,omitempty"`
+	// Rendered is the target's render.DiffYAML, what check --base diffs (Diffable: it
+	// was stored; never when it shows a masked Secret value: masks are keyed per run).
+	Rendered string `json:"rendered,omitempty"`
+	Diffable bool   `json:"diffable,omitempty"`
 }
 
 // depsOf is render.DepsOf; a test makes it miss files to show such targets are not stored.
@@ -93,6 +97,8 @@ func runKey(vc *verdictcache.Cache, set *settings, gate *policy.Gate, opts polic
 	if err != nil {
 		return "", fmt.Errorf("gitgate's own build cannot be identified: %w", err)
 	}
+	// set.partial is not keyed (check --base opens whole rule sets only, check partial
+	// ones): it changes a result only through the load errors, which are.
 	h := verdictcache.NewHasher("run")
 	h.String(build)
 	f := set.flags
@@ -111,7 +117,7 @@ func runKey(vc *verdictcache.Cache, set *settings, gate *policy.Gate, opts polic
 		LoadErrors                            []string
 		Policies                              int
 	}{f.policyDirs, f.registries, f.crds, f.noBuiltin, f.values, f.kubeVersion, int64(f.limits.helmTimeout), f.limits.helmMaxOutput, f.limits.maxObjects,
-		opts.Schema, opts.NoMutate, opts.KeepPasses, set.partial, opts.MaxFileSize, opts.KubeVersion.String(), opts.Request,
+		opts.Schema, opts.NoMutate, opts.KeepPasses, false, opts.MaxFileSize, opts.KubeVersion.String(), opts.Request,
 		gate.Warnings, errorStrings(gate.LoadErrors), gate.Set.Len()}); err != nil {
 		return "", err
 	}
@@ -163,6 +169,9 @@ func cacheKeys(ctx context.Context, repo render.Repo, d *render.Discovery, run s
 	targets := d.Targets
 	deps := depsOf(repo, d, targets)
 	files := verdictcache.NewDirFiles(repo.Dir, repopath.DirFS(repo.Dir), repo.MaxFileSize)
+	if repo.Dir == "" { // a revision with no checkout (check --base's merge base): the same digests
+		files = verdictcache.NewFiles(repo.FS, repo.MaxFileSize)
+	}
 	keys := make([]string, len(targets))
 	pool.ForEach(ctx, len(targets), workers, func(i int) {
 		d, err := files.Digest(deps[i])
@@ -210,6 +219,7 @@ type targetOutcome struct {
 	notices []string // the render's own
 	pending []policy.Resource
 	entry   *cacheEntry // from the cache, or to store
+	yaml    []byte      // render.DiffYAML, for check --base (stored targets only)
 	key     string
 	store   bool // rendered cleanly, its reads covered: store after the cross-target steps
 	custom  bool
@@ -292,6 +302,9 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 						break
 					}
 				}
+			}
+			if o.store {
+				o.yaml = render.DiffYAML(r.Resources)
 			}
 			mu.Lock()
 			crds = append(crds, own...)
@@ -399,6 +412,9 @@ func newEntry(o *targetOutcome, gen string) *cacheEntry {
 	b, err := json.Marshal(e)
 	if err != nil || strings.Contains(string(b), "<masked ") {
 		return nil
+	}
+	if o.store && !strings.Contains(string(o.yaml), "<masked ") {
+		e.Rendered, e.Diffable = string(o.yaml), true
 	}
 	return e
 }
