@@ -337,7 +337,8 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	}
 	rep.Summary.Targets = len(d.Targets)
 	if sp != nil {
-		rep.Notices = append(rep.Notices, sp.notice())
+		rep.Shard = sp.info(shardCommit(set.root, set.maxFileSize))
+		rep.Notices = append(rep.Notices, shardNotice(rep.Shard))
 		if len(rep.Unchecked) > 0 && sp.Spec.Total > 1 {
 			rep.Notices = append(rep.Notices, shardCRDNotice)
 		}
