@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 )
 
-// The verdict cache of a repository check (check without --base): a target whose key
+// The verdict cache of a repository check (check --base too: cache_compare.go): a target whose key
 // (cacheKeys) has an entry is neither rendered nor evaluated; its entry is what its
 // render and judgement added to the report. What a key covers:
 //

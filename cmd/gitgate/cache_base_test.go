@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -127,5 +128,51 @@ func TestCacheBasePolicyChange(t *testing.T) {
 	sameOutput(t, "policy change", ref, got)
 	if len(ev) != 0 {
 		t.Errorf("the cache was used with a policy change: %v", eventList(ev))
+	}
+}
+
+// TestCacheBaseShapes: over the shapes repositories, a change to a file targets read (a
+// comment appended to the first kustomization or values file), committed on top of main:
+// check --base after a check of main, and again warm, print what an uncached run prints
+// in every format; the warm run renders nothing it could store.
+func TestCacheBaseShapes(t *testing.T) {
+	shapes, _ := filepath.Glob("../../testdata/shapes/*")
+	hits := 0
+	for _, src := range shapes {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			dir, repo := gitRepoOf(t, src)
+			cache := t.TempDir()
+			runEvents(t, dir, cache) // main's check
+			var changed string
+			filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+				if err == nil && changed == "" && !d.IsDir() && (d.Name() == "kustomization.yaml" || d.Name() == "values.yaml") && !strings.Contains(p, "/.git/") {
+					changed = p
+				}
+				return err
+			})
+			if changed == "" {
+				t.Skip("no kustomization or values file to change") // not counted: hits below must come from others
+			}
+			appendFile(t, changed, "\n# changed by the test\n")
+			repo.Commit("a comment")
+			ref, _ := runEvents(t, dir, t.TempDir(), "--no-cache", "--base", "main")
+			after, ev := runEvents(t, dir, cache, "--base", "main")
+			sameOutput(t, "after main's check", ref, after)
+			warm, wev := runEvents(t, dir, cache, "--base", "main")
+			sameOutput(t, "warm", ref, warm)
+			for target, fs := range wev {
+				for _, f := range fs {
+					if f == "miss" {
+						t.Errorf("warm: %s stored again (%v; the run before: %v)", target, fs, ev[target])
+					}
+					if f == "hit" {
+						hits++
+					}
+				}
+			}
+		})
+	}
+	if hits == 0 {
+		t.Errorf("no target came from the cache in any shape: the comparison proves little")
 	}
 }

@@ -23,16 +23,17 @@ import (
 // Compare does not. Not used when the policies change (render.Compare judges head
 // under both rule sets): checkChange then passes none.
 type compareCache struct {
-	vc  *verdictcache.Cache
-	run string
+	vc      *verdictcache.Cache
+	run     string
+	workers int // digesting the targets' dependencies
 
 	mu   sync.Mutex
 	keys map[bool]map[string]string // side (head?) -> target name -> key
 	deps map[bool]map[string]render.Deps
 }
 
-func newCompareCache(vc *verdictcache.Cache, run string) *compareCache {
-	return &compareCache{vc: vc, run: run,
+func newCompareCache(vc *verdictcache.Cache, run string, workers int) *compareCache {
+	return &compareCache{vc: vc, run: run, workers: workers,
 		keys: map[bool]map[string]string{true: {}, false: {}},
 		deps: map[bool]map[string]render.Deps{true: {}, false: {}}}
 }
@@ -44,7 +45,7 @@ func (c *compareCache) Known(ctx context.Context, repo render.Repo, d *render.Di
 	}
 	sub := *d
 	sub.Targets = ts
-	keys, deps := cacheKeys(ctx, repo, &sub, c.run, 1)
+	keys, deps := cacheKeys(ctx, repo, &sub, c.run, c.workers)
 	c.mu.Lock()
 	for i, t := range ts {
 		c.keys[head][t.Name], c.deps[head][t.Name] = keys[i], deps[i]

@@ -463,7 +463,7 @@ func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *poli
 		if run, err := runKey(vc, set, gate, opts); err != nil {
 			warn(fmt.Sprintf("verdict cache off for this run: %v", err))
 		} else {
-			copts.Cache = newCompareCache(vc, run)
+			copts.Cache = newCompareCache(vc, run, opts.Workers)
 		}
 	}
 	rep := render.Compare(cmd.Context(), base, head, copts)
