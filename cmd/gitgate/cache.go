@@ -55,10 +55,6 @@ type cacheEntry struct {
 	// judged against CRDs (CRDGen: those other targets rendered in that run).
 	CustomKinds bool   `json:"customKinds,omitempty"`
 	CRDGen      string `json:"crdGen,omitempty"`
-	// Rendered is the target's render.DiffYAML, what check --base diffs (Diffable: it
-	// was stored; never when it shows a masked Secret value: masks are keyed per run).
-	Rendered string `json:"rendered,omitempty"`
-	Diffable bool   `json:"diffable,omitempty"`
 }
 
 // depsOf is render.DepsOf; a test makes it miss files to show such targets are not stored.
@@ -219,7 +215,6 @@ type targetOutcome struct {
 	notices []string // the render's own
 	pending []policy.Resource
 	entry   *cacheEntry // from the cache, or to store
-	yaml    []byte      // render.DiffYAML, for check --base (stored targets only)
 	key     string
 	store   bool // rendered cleanly, its reads covered: store after the cross-target steps
 	custom  bool
@@ -303,8 +298,8 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 					}
 				}
 			}
-			if o.store {
-				o.yaml = render.DiffYAML(r.Resources)
+			if o.store && !o.custom { // for check --base, which does not take custom resources' entries (cache_compare.go)
+				storeRendered(vc, o.key, r.Resources)
 			}
 			mu.Lock()
 			crds = append(crds, own...)
@@ -412,9 +407,6 @@ func newEntry(o *targetOutcome, gen string) *cacheEntry {
 	b, err := json.Marshal(e)
 	if err != nil || strings.Contains(string(b), "<masked ") {
 		return nil
-	}
-	if o.store && !strings.Contains(string(o.yaml), "<masked ") {
-		e.Rendered, e.Diffable = string(o.yaml), true
 	}
 	return e
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 
 	"github.com/gitgate/gitgate/internal/verdictcache"
@@ -16,9 +17,10 @@ import (
 // checkout's would, so a target unchanged since a check of the base commit (or since
 // the previous run of the merge request) is neither rendered nor judged.
 //
-// What Compare needs of an entry beyond check's share of the report is the target's
-// rendered YAML (its diff): entries without it (render.DiffYAML showed a masked Secret
-// value) are rendered. Entries with custom resources are neither used nor stored here:
+// What Compare needs beyond check's share of the report is the target's rendered YAML
+// (its diff): check stores it beside the entry as it renders (storeRendered, so it is
+// not held until the entries are stored), never when it shows a masked Secret value
+// (masks are keyed per run); a target without it is rendered. Entries with custom resources are neither used nor stored here:
 // check judges those again after every target rendered (CRDs other targets render),
 // Compare does not. Not used when the policies change (render.Compare judges head
 // under both rule sets): checkChange then passes none.
@@ -56,7 +58,8 @@ func (c *compareCache) Known(ctx context.Context, repo render.Repo, d *render.Di
 		if keys[i] == "" || !c.vc.Get(keys[i], &e) {
 			continue
 		}
-		if e.CustomKinds || !e.Diffable {
+		var y renderedEntry
+		if e.CustomKinds || !c.vc.Get(renderedKey(keys[i]), &y) {
 			traceCache(t.Name, "stale")
 			continue
 		}
@@ -64,7 +67,7 @@ func (c *compareCache) Known(ctx context.Context, repo render.Repo, d *render.Di
 			continue
 		}
 		traceCache(t.Name, "hit")
-		out[i] = &render.KnownSide{Report: e.report(), YAML: []byte(e.Rendered), Remotes: e.Status.Remotes, Notices: e.TargetNotices}
+		out[i] = &render.KnownSide{Report: e.report(), YAML: []byte(y.YAML), Remotes: e.Status.Remotes, Notices: e.TargetNotices}
 	}
 	return out
 }
@@ -84,7 +87,7 @@ func (c *compareCache) Rendered(head bool, tr render.Traced, part *policy.Report
 	}
 	var e *cacheEntry
 	if store {
-		e = newEntry(&targetOutcome{part: part, notices: r.Notices, store: true, yaml: yaml}, "")
+		e = newEntry(&targetOutcome{part: part, notices: r.Notices, store: true}, "")
 	}
 	if e == nil {
 		traceCache(r.Target.Name, "render")
@@ -97,5 +100,30 @@ func (c *compareCache) Rendered(head bool, tr render.Traced, part *policy.Report
 		return
 	}
 	c.vc.Put(key, json.RawMessage(b))
+	putRendered(c.vc, key, yaml)
 	traceCache(r.Target.Name, "miss")
+}
+
+// renderedEntry is a target's render.DiffYAML, stored beside its entry.
+type renderedEntry struct {
+	YAML string `json:"yaml"`
+}
+
+func renderedKey(key string) string {
+	h := verdictcache.NewHasher("rendered")
+	h.String(key)
+	return h.Sum()
+}
+
+// storeRendered stores the rendered YAML of a target check stores (key: its entry's).
+func storeRendered(vc *verdictcache.Cache, key string, rs []policy.Resource) {
+	if vc != nil && key != "" {
+		putRendered(vc, key, render.DiffYAML(rs))
+	}
+}
+
+func putRendered(vc *verdictcache.Cache, key string, yaml []byte) {
+	if !strings.Contains(string(yaml), "<masked ") { // masks are keyed per run
+		vc.Put(renderedKey(key), renderedEntry{YAML: string(yaml)})
+	}
 }
