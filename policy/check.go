@@ -108,6 +108,30 @@ type Report struct {
 	// Targets are the render targets of a repository check, each with what it rendered
 	// or why it did not, sorted by name (none for plain manifests).
 	Targets []TargetStatus
+	// Shard identifies one shard of a sharded repository check (check --shard I/N),
+	// so that only the shards of one check are joined (merge-reports); nil otherwise.
+	Shard *ShardInfo
+}
+
+// ShardInfo is which part of which check a shard's report is.
+type ShardInfo struct {
+	// Index is the shard, 1..Total.
+	Index int `json:"index"`
+	Total int `json:"total"`
+	// Commit is the Git commit checked (HEAD; "" outside a Git repository); Dirty: the
+	// working tree differed from it.
+	Commit string `json:"commit"`
+	Dirty  bool   `json:"dirty,omitempty"`
+	// Plan digests gitgate's version, .gitgate.yaml and every planned target, listed by
+	// name in Planned (the whole check's, every shard's the same).
+	Plan    string   `json:"plan"`
+	Planned []string `json:"planned"`
+	// Assignment digests the plan and every target's shard; AssignedBy is "hash" or
+	// "recorded cost" (the verdict cache's).
+	Assignment string `json:"assignment"`
+	AssignedBy string `json:"assignedBy"`
+	// Targets is how many of the plan's targets are this shard's.
+	Targets int `json:"targets"`
 }
 
 // TargetStatus is one render target of a repository check.

@@ -38,6 +38,33 @@ type CompareOptions struct {
 	BaseRules, HeadRules *policy.Gate
 	// Progress is called as targets render, on both sides.
 	Progress func(done, total int)
+	// Cache, when set, stands in for rendering and judging the targets whose outcome
+	// it knows, on either side, and is told of every target rendered. It is not used
+	// when the policies changed (BaseRules and HeadRules set: head's renders are judged
+	// under two rule sets).
+	Cache CompareCache
+}
+
+// CompareCache is what Compare asks before rendering a side's targets (cmd/gitgate's
+// verdict cache, shared with check: the same keys, so a base commit's target that a
+// check of that commit stored is not rendered again).
+type CompareCache interface {
+	// Known returns, for each of ts (the affected targets of one side, planned in d),
+	// what rendering and judging it gave, or nil: render it.
+	Known(ctx context.Context, repo Repo, d *Discovery, ts []Target, head bool) []*KnownSide
+	// Rendered is told of each target rendered on a side, from the rendering worker:
+	// the traced render, its judgement and its DiffYAML. It must copy what it keeps:
+	// Compare goes on to classify the judgement's results in place.
+	Rendered(head bool, tr Traced, judged *policy.Report, yaml []byte)
+}
+
+// KnownSide is one side's outcome of a target, as Compare computes it.
+type KnownSide struct {
+	Report  *policy.Report
+	YAML    []byte
+	Remotes []policy.RemoteSource
+	// Notices are the render's own (kustomize deprecations).
+	Notices []string
 }
 
 // Compare is merge-request mode: it maps the changed files to the targets that read
@@ -124,22 +151,20 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 	var notices []string // head's targets' own, each once
 	noticed := map[string]bool{}
 	withRules := opts.BaseRules != nil && opts.HeadRules != nil
-	// gateAll renders and gates one side's affected targets; head's are also gated
-	// under both sides' rules and keep their notices.
+	// gateAll renders and gates one side's affected targets (those the cache does not
+	// know); head's are also gated under both sides' rules and keep their notices.
+	cache := opts.Cache
+	if withRules {
+		cache = nil
+	}
 	gateAll := func(repo Repo, d *Discovery, ts []Target, gate *policy.Gate, isHead bool, progress func(int, int)) map[string]side {
 		out := map[string]side{}
 		var mu sync.Mutex
-		d.render(ctx, repo, ts, opts.Workers, progress, func(r Rendered) {
-			rep := Judge(ctx, gate, r, one)
-			s := side{report: rep, yaml: diffYAML(r.Resources), remotes: r.Remotes}
-			if isHead && withRules {
-				s.baseRules = rulesFor(opts.BaseRules, rep, r.Resources)
-				s.headRules = rulesFor(opts.HeadRules, rep, r.Resources)
-			}
+		keep := func(n string, s side, own []string) {
 			mu.Lock()
-			out[r.Target.Name] = s
+			out[n] = s
 			if isHead {
-				for _, n := range r.Notices {
+				for _, n := range own {
 					if !noticed[n] {
 						noticed[n] = true
 						notices = append(notices, n)
@@ -147,6 +172,35 @@ func Compare(ctx context.Context, base, head Repo, opts CompareOptions) *policy.
 				}
 			}
 			mu.Unlock()
+		}
+		todo := ts
+		if cache != nil {
+			todo = nil
+			for i, k := range cache.Known(ctx, repo, d, ts, isHead) {
+				if k == nil {
+					todo = append(todo, ts[i])
+					continue
+				}
+				keep(ts[i].Name, side{report: k.Report, yaml: k.YAML, remotes: k.Remotes}, k.Notices)
+			}
+			if hits := len(ts) - len(todo); progress != nil && hits > 0 {
+				outer := progress
+				outer(hits, len(ts))
+				progress = func(n, _ int) { outer(hits+n, len(ts)) }
+			}
+		}
+		RenderTraced(ctx, repo, d, todo, opts.Workers, progress, func(tr Traced) {
+			r := tr.Rendered
+			rep := Judge(ctx, gate, r, one)
+			s := side{report: rep, yaml: DiffYAML(r.Resources), remotes: r.Remotes}
+			if cache != nil {
+				cache.Rendered(isHead, tr, rep, s.yaml)
+			}
+			if isHead && withRules {
+				s.baseRules = rulesFor(opts.BaseRules, rep, r.Resources)
+				s.headRules = rulesFor(opts.HeadRules, rep, r.Resources)
+			}
+			keep(r.Target.Name, s, r.Notices)
 		})
 		return out
 	}
@@ -250,9 +304,9 @@ func indexTargets(ts []Target) map[string]Target {
 	return m
 }
 
-// diffYAML is a target's rendered objects in a stable order, as YAML documents with
+// DiffYAML is a target's rendered objects in a stable order, as YAML documents with
 // sorted keys and Secret values masked: the text its rendered diff compares.
-func diffYAML(rs []policy.Resource) []byte {
+func DiffYAML(rs []policy.Resource) []byte {
 	type doc struct {
 		key  string
 		data []byte

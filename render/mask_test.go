@@ -23,7 +23,7 @@ func TestRenderedDiffMasksSecrets(t *testing.T) {
 		}}}}
 	}
 	const base, head = "YmFzZS12YWx1ZQ==", "aGVhZC12YWx1ZQ=="
-	diff := unifiedDiff("api/production", diffYAML(secret(base)), diffYAML(secret(head)))
+	diff := unifiedDiff("api/production", DiffYAML(secret(base)), DiffYAML(secret(head)))
 	if diff == "" {
 		t.Fatal("a changed Secret value gives no diff")
 	}

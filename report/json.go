@@ -22,6 +22,8 @@ type jsonReport struct {
 	Changes    *policy.Changes    `json:"changes,omitempty"`
 	// Targets: every render target of a repository check, rendered or not and why.
 	Targets []policy.TargetStatus `json:"targets,omitempty"`
+	// Shard: which shard of which check (check --shard I/N), for merge-reports.
+	Shard *policy.ShardInfo `json:"shard,omitempty"`
 }
 
 type jsonError struct {
@@ -41,6 +43,7 @@ func writeJSON(w io.Writer, rep *policy.Report) error {
 		Unchecked:  rep.Unchecked,
 		Notices:    rep.Notices,
 		Targets:    rep.Targets,
+		Shard:      rep.Shard,
 	}
 	if out.Results == nil {
 		out.Results = []policy.Result{}

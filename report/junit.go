@@ -10,13 +10,45 @@ import (
 )
 
 type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Errors   int          `xml:"errors,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
+	XMLName  xml.Name `xml:"testsuites"`
+	Name     string   `xml:"name,attr"`
+	Tests    int      `xml:"tests,attr"`
+	Failures int      `xml:"failures,attr"`
+	Errors   int      `xml:"errors,attr"`
+	Skipped  int      `xml:"skipped,attr"`
+	// Properties: a shard's identity (check --shard I/N).
+	Properties *junitProperties `xml:"properties"`
+	Suites     []junitSuite     `xml:"testsuite"`
+}
+
+type junitProperties struct {
+	Property []junitProperty `xml:"property"`
+}
+
+type junitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
+}
+
+// junitShard is a shard's identity as properties gitgate.shard.*.
+func junitShard(s *policy.ShardInfo) *junitProperties {
+	if s == nil {
+		return nil
+	}
+	p := &junitProperties{}
+	add := func(k, v string) {
+		p.Property = append(p.Property, junitProperty{Name: "gitgate.shard." + k, Value: xmlSafe(v)})
+	}
+	add("index", fmt.Sprint(s.Index))
+	add("total", fmt.Sprint(s.Total))
+	add("commit", s.Commit)
+	add("dirty", fmt.Sprint(s.Dirty))
+	add("plan", s.Plan)
+	add("planned", fmt.Sprint(len(s.Planned)))
+	add("assignment", s.Assignment)
+	add("assignedBy", s.AssignedBy)
+	add("targets", fmt.Sprint(s.Targets))
+	return p
 }
 
 type junitSuite struct {
@@ -58,7 +90,7 @@ type junitCDATA struct {
 // <system-out>; a rule whose every result was waived or excepted is <skipped>. In
 // merge-request mode messages start with [new] or [unchanged].
 func writeJUnit(w io.Writer, rep *policy.Report) error {
-	out := junitSuites{Name: "gitgate"}
+	out := junitSuites{Name: "gitgate", Properties: junitShard(rep.Shard)}
 	suiteAt := map[string]int{}
 	caseAt := map[[2]string]int{}
 	skips := map[[2]string][]string{}

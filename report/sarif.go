@@ -343,6 +343,12 @@ func writeSARIF(w io.Writer, rep *policy.Report) error {
 			"new": c.New, "fixed": c.FixedCount, "unchanged": c.Unchanged, "newBlocking": c.NewBlocking,
 		}
 	}
+	if sh := rep.Shard; sh != nil {
+		if run.Properties == nil {
+			run.Properties = map[string]any{}
+		}
+		run.Properties["shard"] = sh
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)

@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 )
 
-// The verdict cache of a repository check (check without --base): a target whose key
+// The verdict cache of a repository check (check --base too: cache_compare.go): a target whose key
 // (cacheKeys) has an entry is neither rendered nor evaluated; its entry is what its
 // render and judgement added to the report. What a key covers:
 //
@@ -93,6 +93,8 @@ func runKey(vc *verdictcache.Cache, set *settings, gate *policy.Gate, opts polic
 	if err != nil {
 		return "", fmt.Errorf("gitgate's own build cannot be identified: %w", err)
 	}
+	// set.partial is not keyed (check --base opens whole rule sets only, check partial
+	// ones): it changes a result only through the load errors, which are.
 	h := verdictcache.NewHasher("run")
 	h.String(build)
 	f := set.flags
@@ -111,7 +113,7 @@ func runKey(vc *verdictcache.Cache, set *settings, gate *policy.Gate, opts polic
 		LoadErrors                            []string
 		Policies                              int
 	}{f.policyDirs, f.registries, f.crds, f.noBuiltin, f.values, f.kubeVersion, int64(f.limits.helmTimeout), f.limits.helmMaxOutput, f.limits.maxObjects,
-		opts.Schema, opts.NoMutate, opts.KeepPasses, set.partial, opts.MaxFileSize, opts.KubeVersion.String(), opts.Request,
+		opts.Schema, opts.NoMutate, opts.KeepPasses, false, opts.MaxFileSize, opts.KubeVersion.String(), opts.Request,
 		gate.Warnings, errorStrings(gate.LoadErrors), gate.Set.Len()}); err != nil {
 		return "", err
 	}
@@ -163,6 +165,9 @@ func cacheKeys(ctx context.Context, repo render.Repo, d *render.Discovery, run s
 	targets := d.Targets
 	deps := depsOf(repo, d, targets)
 	files := verdictcache.NewDirFiles(repo.Dir, repopath.DirFS(repo.Dir), repo.MaxFileSize)
+	if repo.Dir == "" { // a revision with no checkout (check --base's merge base): the same digests
+		files = verdictcache.NewFiles(repo.FS, repo.MaxFileSize)
+	}
 	keys := make([]string, len(targets))
 	pool.ForEach(ctx, len(targets), workers, func(i int) {
 		d, err := files.Digest(deps[i])
@@ -292,6 +297,9 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 						break
 					}
 				}
+			}
+			if o.store && !o.custom { // for check --base, which does not take custom resources' entries (cache_compare.go)
+				storeRendered(vc, o.key, r.Resources)
 			}
 			mu.Lock()
 			crds = append(crds, own...)

@@ -154,7 +154,7 @@ func (o *checkOptions) run(cmd *cobra.Command, args []string, stdout, stderr io.
 			fmt.Fprintf(stderr, "gitgate check: --base takes one repository directory and no --plain\n")
 			return exitCodeError{exitError}
 		}
-		rep, err = o.checkChange(cmd, set, gate, opts, renderProgress)
+		rep, err = o.checkChange(cmd, set, gate, opts, renderProgress, func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) })
 		if err != nil {
 			fmt.Fprintf(stderr, "gitgate check: %v\n", err)
 			return exitCodeError{exitError}
@@ -337,7 +337,8 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	}
 	rep.Summary.Targets = len(d.Targets)
 	if sp != nil {
-		rep.Notices = append(rep.Notices, sp.notice())
+		rep.Shard = sp.info(shardCommit(set.root, set.maxFileSize))
+		rep.Notices = append(rep.Notices, shardNotice(rep.Shard))
 		if len(rep.Unchecked) > 0 && sp.Spec.Total > 1 {
 			rep.Notices = append(rep.Notices, shardCRDNotice)
 		}
@@ -362,7 +363,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 // change to the policy side is gated under both rule sets; the findings head's rules
 // add or remove are its blast radius (Changes.Policy), and a change that weakens
 // enforcement is itself a blocking merge-request-trust finding (a warning when trusted).
-func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int)) (*policy.Report, error) {
+func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy.CheckOptions, progress func(done, total int), warn func(string)) (*policy.Report, error) {
 	root := set.root
 	ch, err := git.OpenChange(root, o.base, git.ChangeOptions{Staged: o.staged, MaxBlobSize: set.maxFileSize, WorkFS: repopath.DirFS(root)})
 	if err != nil {
@@ -452,7 +453,26 @@ func (o *checkOptions) checkChange(cmd *cobra.Command, set *settings, gate *poli
 	if pc != nil {
 		copts.BaseRules, copts.HeadRules = baseGate, gate
 	}
+	// The verdict cache, check's entries on both sides; not when the policies changed
+	// (head is judged under two rule sets, and the base's are written out afresh).
+	var vc *verdictcache.Cache
+	if !policiesChanged {
+		vc = openVerdictCache(o, warn)
+	}
+	if vc != nil {
+		if run, err := runKey(vc, set, gate, opts); err != nil {
+			warn(fmt.Sprintf("verdict cache off for this run: %v", err))
+		} else {
+			copts.Cache = newCompareCache(vc, run, opts.Workers)
+		}
+	}
 	rep := render.Compare(cmd.Context(), base, head, copts)
+	if vc != nil {
+		vc.Close()
+		if _, _, _, failed := vc.Stats(); failed > 0 {
+			warn(fmt.Sprintf("verdict cache: %d targets' results could not be stored in %s; check --cache-dir (or pass --no-cache)", failed, vc.Dir()))
+		}
+	}
 	rep.Changes.Base, rep.Changes.BaseCommit = ch.Base, ch.BaseCommit
 	rep.Notices = append(notices, rep.Notices...)
 	showResults(rep.Results, show)

@@ -23,9 +23,11 @@ func newMergeReportsCmd(stdout, stderr io.Writer) *cobra.Command {
 ('gitgate check --shard I/N -o json=shard-I.json', I = 1..N) and writes the report the
 unsharded check would have written, in every -o format.
 
-It refuses reports that are not shards, shards of different plans (another revision,
-.gitgate.yaml or gitgate version) or assignments (shards that read different recorded
-costs), a shard given twice, and a missing shard (named). The repository-wide errors
+Each shard's report says which part of which check it is (its "shard" field: I, N, the
+Git commit, the planned targets, the assignment). merge-reports refuses reports that are
+not shards, shards of different commits, counts (N), plans (.gitgate.yaml, uncommitted
+changes or gitgate version) or assignments (shards that read different recorded costs), a
+shard given twice and a missing shard, naming the files. The repository-wide errors
 every shard repeats are kept once; notices are kept once each, sorted (the unsharded
 check lists them in plan order).
 
@@ -74,6 +76,7 @@ type shardJSON struct {
 	Notices    []string              `json:"notices"`
 	Changes    *json.RawMessage      `json:"changes"`
 	Targets    []policy.TargetStatus `json:"targets"`
+	Shard      *policy.ShardInfo     `json:"shard"`
 }
 
 type shardJSONError struct {
@@ -91,7 +94,7 @@ func (e shardJSONError) err() error {
 
 type shardReport struct {
 	file string
-	plan shardPlan
+	info *policy.ShardInfo
 	rep  shardJSON
 }
 
@@ -113,40 +116,50 @@ func mergeShardFiles(files []string) (*policy.Report, error) {
 		if s.rep.Changes != nil {
 			return nil, fmt.Errorf("%s: a merge-request report (check --base); shards are repository checks", f)
 		}
-		found := false
-		for _, n := range s.rep.Notices {
-			if p, ok := parseShardNotice(n); ok {
-				s.plan, found = p, true
-			}
+		s.info = s.rep.Shard
+		if s.info == nil {
+			return nil, fmt.Errorf("%s: not a shard's report (no \"shard\" field); run 'gitgate check --shard I/N -o json=%s'", f, f)
 		}
-		if !found {
-			return nil, fmt.Errorf("%s: not a shard's report (no \"shard I/N\" notice); run 'gitgate check --shard I/N -o json=%s'", f, f)
+		if in := s.info; in.Total < 1 || in.Total > maxShards || in.Index < 1 || in.Index > in.Total {
+			return nil, fmt.Errorf("%s: shard %d/%d: not a shard of a check; the report was edited", f, in.Index, in.Total)
 		}
 		shards = append(shards, s)
 	}
 	return mergeShards(shards)
 }
 
-// mergeShards checks the shards are 1..N of one plan and assignment and joins them.
+// mergeShards checks the shards are 1..N of one check (the same commit, plan and
+// assignment) and joins them.
 func mergeShards(shards []shardReport) (*policy.Report, error) {
-	first := shards[0].plan
-	n := first.Spec.Total
+	first := shards[0].info
+	n := first.Total
 	by := make([]*shardReport, n)
 	var problems []string
+	commit := func(in *policy.ShardInfo) string {
+		switch {
+		case in.Commit == "":
+			return "no Git commit"
+		case in.Dirty:
+			return "commit " + in.Commit + " with uncommitted changes"
+		}
+		return "commit " + in.Commit
+	}
 	for i := range shards {
 		s := &shards[i]
-		p := s.plan
+		p := s.info
 		switch {
-		case p.Spec.Total != n:
-			problems = append(problems, fmt.Sprintf("%s is shard %s but %s is shard %s: not the same split", s.file, p.Spec, shards[0].file, first.Spec))
-		case p.Plan != first.Plan || p.Of != first.Of:
-			problems = append(problems, fmt.Sprintf("%s is of plan %s (%d targets), %s of plan %s (%d targets): shards of different runs (revision, .gitgate.yaml or gitgate version)", s.file, p.Plan, p.Of, shards[0].file, first.Plan, first.Of))
+		case p.Total != n:
+			problems = append(problems, fmt.Sprintf("%s is shard %d/%d but %s is shard %d/%d: not the same split", s.file, p.Index, p.Total, shards[0].file, first.Index, first.Total))
+		case p.Commit != first.Commit:
+			problems = append(problems, fmt.Sprintf("%s checked %s, %s %s: shards of different commits; run every shard of one pipeline on the same commit", s.file, commit(p), shards[0].file, commit(first)))
+		case p.Plan != first.Plan || !slices.Equal(p.Planned, first.Planned):
+			problems = append(problems, fmt.Sprintf("%s is of plan %s (%d targets), %s of plan %s (%d targets): shards of different runs (.gitgate.yaml, uncommitted changes or gitgate version)", s.file, p.Plan, len(p.Planned), shards[0].file, first.Plan, len(first.Planned)))
 		case p.Assignment != first.Assignment:
 			problems = append(problems, fmt.Sprintf("%s and %s assigned the targets differently (assignment %s, %s): they read different recorded costs; give every shard the same --cache-dir contents, or --no-cache", s.file, shards[0].file, p.Assignment, first.Assignment))
-		case by[p.Spec.Index-1] != nil:
-			problems = append(problems, fmt.Sprintf("shard %s given twice: %s and %s", p.Spec, by[p.Spec.Index-1].file, s.file))
+		case by[p.Index-1] != nil:
+			problems = append(problems, fmt.Sprintf("shard %d/%d given twice: %s and %s", p.Index, p.Total, by[p.Index-1].file, s.file))
 		default:
-			by[p.Spec.Index-1] = s
+			by[p.Index-1] = s
 		}
 	}
 	if len(problems) == 0 {
@@ -161,13 +174,13 @@ func mergeShards(shards []shardReport) (*policy.Report, error) {
 	}
 	rep := &policy.Report{Unchecked: map[string]int{}}
 	seen := map[string]string{}
-	total := 0
+	var names []string
 	var notices, errs [][]string
 	errByText := map[string]error{}
 	for _, s := range by {
 		r := s.rep
-		if len(r.Targets) != s.plan.Targets {
-			return nil, fmt.Errorf("%s lists %d targets, its notice says %d: the report was edited or cut short", s.file, len(r.Targets), s.plan.Targets)
+		if len(r.Targets) != s.info.Targets {
+			return nil, fmt.Errorf("%s lists %d targets, its shard field says %d: the report was edited or cut short", s.file, len(r.Targets), s.info.Targets)
 		}
 		for _, t := range r.Targets {
 			id := t.Name + "\x00" + t.Path
@@ -175,8 +188,8 @@ func mergeShards(shards []shardReport) (*policy.Report, error) {
 				return nil, fmt.Errorf("target %s (%s) is in %s and %s: the shards did not split the same plan", t.Name, t.Path, f, s.file)
 			}
 			seen[id] = s.file
+			names = append(names, t.Name)
 		}
-		total += len(r.Targets)
 		rep.Summary.Files += r.Summary.Files
 		rep.Summary.Resources += r.Summary.Resources
 		rep.Summary.Pass += r.Summary.Pass
@@ -194,8 +207,9 @@ func mergeShards(shards []shardReport) (*policy.Report, error) {
 			rep.Unchecked[k] += v
 		}
 		var ns []string
+		own := shardNotice(s.info)
 		for _, x := range r.Notices {
-			if _, ok := parseShardNotice(x); !ok {
+			if x != own {
 				ns = append(ns, x)
 			}
 		}
@@ -208,8 +222,18 @@ func mergeShards(shards []shardReport) (*policy.Report, error) {
 		}
 		errs = append(errs, es)
 	}
-	if total != first.Of {
-		return nil, fmt.Errorf("the shards hold %d targets, the plan %d", total, first.Of)
+	slices.Sort(names)
+	if !slices.Equal(names, first.Planned) {
+		var missing []string
+		for _, t := range first.Planned {
+			if _, ok := slices.BinarySearch(names, t); !ok {
+				missing = append(missing, t)
+			}
+		}
+		if len(missing) > 10 {
+			missing = append(missing[:10], fmt.Sprintf("and %d more", len(missing)-10))
+		}
+		return nil, fmt.Errorf("the shards hold %d targets, the plan %d (in no shard: %s): a report was edited or cut short", len(names), len(first.Planned), strings.Join(missing, ", "))
 	}
 	// Notices once each: the unsharded check lists its targets' notices deduplicated
 	// (several targets build one file, maybe in different shards).

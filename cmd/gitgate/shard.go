@@ -4,13 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/gitgate/gitgate/internal/git"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/internal/verdictcache"
 	"github.com/gitgate/gitgate/policy"
@@ -24,8 +24,9 @@ import (
 // cache has them (jobs that restore the same --cache-dir). Costs are recorded by
 // unsharded checks only (a nightly or main-branch run whose cache the shards restore):
 // a shard that recorded its own would change what the next shard on the same cache
-// reads. merge-reports checks the
-// jobs agreed (the plan and assignment digests in each shard's notice) and joins them.
+// reads. Each shard's report says which part of which check it is (policy.ShardInfo:
+// the commit, the plan and the assignment); merge-reports checks the jobs agreed and
+// joins them.
 //
 // What needs every target, per shard:
 //   - custom resources are validated against the CRDs their own shard's targets render
@@ -143,35 +144,50 @@ func assignShards(targets []render.Target, costs []float64, n int) []int {
 	return out
 }
 
-// shardPlan is what a shard's notice records: the plan every shard must share and the
-// assignment they must agree on.
+// shardPlan is what a shard's report records of its check (policy.ShardInfo, the
+// report's Shard): the plan every shard must share and the assignment they must agree on.
 type shardPlan struct {
 	Spec       shardSpec
-	Plan       string // digest of gitgate's version, .gitgate.yaml and every planned target
-	Assignment string // digest of the plan and every target's shard
+	Plan       string   // digest of gitgate's version, .gitgate.yaml and every planned target
+	Planned    []string // the plan's target names
+	Assignment string   // digest of the plan and every target's shard
 	ByCost     bool
 	Targets    int // this shard's
-	Of         int // the plan's
 }
 
-// shardNoticeRE reads the notice back (merge-reports); keep it in step with notice().
-var shardNoticeRE = regexp.MustCompile(`^shard (\d+)/(\d+): (\d+) of (\d+) targets, assigned by (hash|recorded cost) \(plan ([0-9a-f]+), assignment ([0-9a-f]+)\)$`)
-
-func (p shardPlan) notice() string {
+// info is the report's Shard; commit and dirty are the repository's (shardCommit).
+func (p shardPlan) info(commit string, dirty bool) *policy.ShardInfo {
 	by := "hash"
 	if p.ByCost {
 		by = "recorded cost"
 	}
-	return fmt.Sprintf("shard %d/%d: %d of %d targets, assigned by %s (plan %s, assignment %s)", p.Spec.Index, p.Spec.Total, p.Targets, p.Of, by, p.Plan, p.Assignment)
+	return &policy.ShardInfo{Index: p.Spec.Index, Total: p.Spec.Total, Commit: commit, Dirty: dirty, Plan: p.Plan, Planned: p.Planned,
+		Assignment: p.Assignment, AssignedBy: by, Targets: p.Targets}
 }
 
-func parseShardNotice(s string) (shardPlan, bool) {
-	m := shardNoticeRE.FindStringSubmatch(s)
-	if m == nil {
-		return shardPlan{}, false
+// shardNotice is the shard's line among the notices (stderr and every format that
+// lists notices), for a reader; merge-reports reads the report's Shard, never this.
+func shardNotice(s *policy.ShardInfo) string {
+	commit := s.Commit
+	switch {
+	case commit == "":
+		commit = "no Git commit"
+	case s.Dirty:
+		commit = "commit " + git.ShortRev(commit) + " with uncommitted changes"
+	default:
+		commit = "commit " + git.ShortRev(commit)
 	}
-	atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
-	return shardPlan{Spec: shardSpec{Index: atoi(m[1]), Total: atoi(m[2])}, Targets: atoi(m[3]), Of: atoi(m[4]), ByCost: m[5] == "recorded cost", Plan: m[6], Assignment: m[7]}, true
+	return fmt.Sprintf("shard %d/%d: %d of %d targets of %s, assigned by %s (plan %s, assignment %s)", s.Index, s.Total, s.Targets, len(s.Planned), commit, s.AssignedBy, s.Plan, s.Assignment)
+}
+
+// shardCommit is the commit a shard checks: HEAD of the repository at root, and
+// whether the working tree differs from it ("" when root is not in a Git repository).
+func shardCommit(root string, maxFileSize int64) (string, bool) {
+	ch, err := git.OpenChange(root, "HEAD", git.ChangeOptions{MaxBlobSize: maxFileSize, WorkFS: repopath.DirFS(root)})
+	if err != nil {
+		return "", false
+	}
+	return ch.BaseCommit, len(ch.Files) > 0
 }
 
 // shardCRDNotice says a shard left custom resources unchecked whose CRD another shard
@@ -204,7 +220,11 @@ func selectShard(d *render.Discovery, spec shardSpec, set *settings, vc *verdict
 	a := verdictcache.NewHasher("shard-assignment")
 	a.String(plan)
 	_ = a.JSON(assign)
-	sp := shardPlan{Spec: spec, Plan: plan, Assignment: a.Sum()[:16], Of: len(d.Targets)}
+	sp := shardPlan{Spec: spec, Plan: plan, Assignment: a.Sum()[:16]}
+	for _, t := range d.Targets {
+		sp.Planned = append(sp.Planned, t.Name)
+	}
+	slices.Sort(sp.Planned)
 	for _, c := range costs {
 		sp.ByCost = sp.ByCost || c >= 0
 	}
