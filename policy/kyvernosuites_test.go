@@ -88,7 +88,8 @@ func TestKyvernoCLISuites(t *testing.T) {
 }
 
 // TestKyvernoCLIMutateGenerateSuites runs the mutate and generate suites of Kyverno's own
-// CLI tests (policy/testdata/kyverno-cli-suites-mutate.txt): each must pass as it does
+// CLI tests, and those of DeletingPolicies (policy/testdata/kyverno-cli-suites-mutate.txt):
+// each must pass as it does
 // with `kyverno test`, and each must FAIL with a deliberately wrong expectation, so a
 // pass is never one that could not fail: every expected result flipped, and, where the
 // suite expects patched or generated objects, one value changed in each of them.
@@ -99,8 +100,8 @@ func TestKyvernoCLIMutateGenerateSuites(t *testing.T) {
 	for _, line := range suiteList(t, "testdata/kyverno-cli-suites-mutate.txt") {
 		kind, file, ok := strings.Cut(line, " ")
 		file = strings.TrimSpace(file)
-		if !ok || (kind != "mutate" && kind != "generate") || path.Base(file) != TestFileName {
-			t.Fatalf("bad line %q: want KIND PATH/%s, KIND mutate or generate", line, TestFileName)
+		if !ok || (kind != "mutate" && kind != "generate" && kind != "delete") || path.Base(file) != TestFileName {
+			t.Fatalf("bad line %q: want KIND PATH/%s, KIND mutate, generate or delete", line, TestFileName)
 		}
 		kinds[kind]++
 		t.Run(file, func(t *testing.T) {
@@ -162,7 +163,7 @@ func TestKyvernoCLIMutateGenerateSuites(t *testing.T) {
 			})
 		})
 	}
-	if kinds["mutate"] < 10 || kinds["generate"] < 5 {
+	if kinds["mutate"] < 10 || kinds["generate"] < 5 || kinds["delete"] < 8 {
 		t.Errorf("only %v suites listed", kinds)
 	}
 }
@@ -201,7 +202,7 @@ func TestKyvernoCLIUnsupportedSuites(t *testing.T) {
 			}
 		})
 	}
-	if n < 30 {
+	if n < 20 { // 28 after the 8 DeletingPolicy suites moved to the mutate list
 		t.Errorf("only %d suites listed", n)
 	}
 }
