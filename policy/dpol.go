@@ -42,7 +42,20 @@ import (
 // once, so a policy that does not compile is a load error at its file:line. As Kyverno's
 // CLI, nothing else is required of it here (no schedule, no matchConstraints: a
 // policy of JSON payloads has none).
-func loadDeletingPolicy(u *unstructured.Unstructured) (policiesv1beta1.DeletingPolicyLike, error) {
+//
+// The versions are those Kyverno v1.19.1 serves (its CRDs, and its CLI's loader):
+// DeletingPolicy v1, v1beta1 and v1alpha1 (deprecated: a warning), NamespacedDeletingPolicy
+// v1 and v1beta1; another is an error naming them.
+func loadDeletingPolicy(u *unstructured.Unstructured) (policiesv1beta1.DeletingPolicyLike, string, error) {
+	gvk := u.GroupVersionKind()
+	served := map[string][]string{"DeletingPolicy": {"v1", "v1beta1", "v1alpha1"}, "NamespacedDeletingPolicy": {"v1", "v1beta1"}}[gvk.Kind]
+	if !slices.Contains(served, gvk.Version) {
+		return nil, "", fmt.Errorf("%s %s is not a version Kyverno serves; use %s/%s", gvk.Kind, gvk.GroupVersion(), gvk.Group, strings.Join(served, " or "+gvk.Group+"/"))
+	}
+	warning := ""
+	if gvk.Version == "v1alpha1" {
+		warning = fmt.Sprintf("%s %s is deprecated; use %s/v1", gvk.Kind, gvk.GroupVersion(), gvk.Group)
+	}
 	var pol policiesv1beta1.DeletingPolicyLike
 	if u.GetKind() == "DeletingPolicy" {
 		pol = &policiesv1beta1.DeletingPolicy{}
@@ -50,7 +63,7 @@ func loadDeletingPolicy(u *unstructured.Unstructured) (policiesv1beta1.DeletingP
 		pol = &policiesv1beta1.NamespacedDeletingPolicy{}
 	}
 	if err := fromUnstructured(u, pol); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if u.GetKind() == "DeletingPolicy" {
 		pol.SetNamespace("") // cluster-scoped, as for MutatingPolicy
@@ -61,9 +74,9 @@ func loadDeletingPolicy(u *unstructured.Unstructured) (policiesv1beta1.DeletingP
 		return nil
 	})
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("CEL does not compile: %w", errs.ToAggregate())
+		return nil, "", fmt.Errorf("CEL does not compile: %w", errs.ToAggregate())
 	}
-	return pol, nil
+	return pol, warning, nil
 }
 
 // compileDeletingPolicies compiles the set's DeletingPolicies once, each with the CEL

@@ -438,9 +438,12 @@ func (s *Set) add(r Resource) error {
 		}
 		s.GeneratingPolicies = append(s.GeneratingPolicies, pol)
 	case gvk.Group == "policies.kyverno.io" && (gvk.Kind == "DeletingPolicy" || gvk.Kind == "NamespacedDeletingPolicy"):
-		pol, err := loadDeletingPolicy(r.Object)
+		pol, warning, err := loadDeletingPolicy(r.Object)
 		if err != nil {
 			return perr(err)
+		}
+		if warning != "" {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s: %s", r.Origin, gvk.Kind, pol.GetName(), warning))
 		}
 		s.DeletingPolicies = append(s.DeletingPolicies, pol)
 	case gvk.Group == "admissionregistration.k8s.io" && gvk.Kind == "ValidatingAdmissionPolicy":
