@@ -37,6 +37,11 @@ import (
 // PolicyExceptions), pass when the object would be deleted, fail when the conditions do
 // not all hold (or an exception applies), error when they do not evaluate, and no result
 // for an object the matchConstraints do not select.
+//
+// One difference, deliberate: kyverno test v1.19.1 gives DeletingPolicies no canned
+// http responses (its applyDeletingPolicies passes none), so their http.Get/Post go to
+// the network; gitgate answers them from the test's apiCallResponses, as for the other
+// CEL policies, and refuses any other URL without contacting it.
 
 // loadDeletingPolicy decodes a (Namespaced)DeletingPolicy strictly and compiles its CEL
 // once, so a policy that does not compile is a load error at its file:line. As Kyverno's
