@@ -241,3 +241,47 @@ func TestDpolLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestDpolNamespacedScope: kyverno test evaluates a NamespacedDeletingPolicy on an object
+// of another namespace (gitgate compares the same), but the row says that Kyverno's
+// cleanup controller would leave it alone.
+func TestDpolNamespacedScope(t *testing.T) {
+	base := os.DirFS("testdata/dpol")
+	test := `apiVersion: cli.kyverno.io/v1alpha1
+kind: Test
+metadata: {name: scope}
+policies: [policies.yaml]
+resources: [other.yaml]
+results:
+- {isDeletingPolicy: true, policy: expire-previews, resources: [staging/pr-9, previews/pr-9], result: pass}
+`
+	deployment := func(ns string) string {
+		return `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: pr-9
+  namespace: ` + ns + `
+  annotations: {preview.example.org/ttl-hours: "1"}
+spec:
+  selector: {matchLabels: {app: pr-9}}
+  template:
+    metadata: {labels: {app: pr-9}}
+    spec: {containers: [{name: web, image: web:9}]}
+`
+	}
+	over := fstest.MapFS{
+		"cleanup/" + TestFileName: {Data: []byte(test)},
+		"cleanup/other.yaml":      {Data: []byte(deployment("staging") + "---\n" + deployment("previews"))},
+	}
+	res := RunTests(context.Background(), overlayFS{base, over}, "cleanup", TestOptions{})
+	requirePass(t, res)
+	if len(res.Rows) != 2 {
+		t.Fatalf("rows %+v", res.Rows)
+	}
+	for _, r := range res.Rows {
+		note := strings.Contains(r.Message, "only lists objects in the policy's namespace previews")
+		if note != (r.Resource == "Deployment/staging/pr-9") {
+			t.Errorf("%s: %q", r.Resource, r.Message)
+		}
+	}
+}
