@@ -13,6 +13,7 @@ import (
 	policiesv1beta1 "github.com/kyverno/api/api/policies.kyverno.io/v1beta1"
 	"github.com/kyverno/kyverno/pkg/cel/libs"
 	"github.com/kyverno/kyverno/pkg/cel/matching"
+	dpolvalidate "github.com/kyverno/kyverno/pkg/cel/policies/dpol"
 	dpolcompiler "github.com/kyverno/kyverno/pkg/cel/policies/dpol/compiler"
 	dpolengine "github.com/kyverno/kyverno/pkg/cel/policies/dpol/engine"
 	corev1 "k8s.io/api/core/v1"
@@ -99,7 +100,9 @@ func (e *Engine) compileDeletingPolicies(policies []policiesv1beta1.DeletingPoli
 }
 
 // deletingPolicyNotices tell, once per policy, that check, sync and serve do not
-// evaluate a DeletingPolicy: it is a cleanup job on a schedule, not admission.
+// evaluate a DeletingPolicy: it is a cleanup job on a schedule, not admission. One that
+// Kyverno's webhook would refuse (no matchConstraints, a schedule that is not cron) says
+// why.
 func deletingPolicyNotices(set *Set) []string {
 	var out []string
 	for _, p := range set.DeletingPolicies {
@@ -107,8 +110,19 @@ func deletingPolicyNotices(set *Set) []string {
 		if o := set.Origin(p.GetKind(), p.GetName()); o.File != "" {
 			at = o.String() + ": "
 		}
-		out = append(out, fmt.Sprintf("%s%s/%s not evaluated: it is a scheduled cleanup (schedule %q) that deletes existing objects, not an admission policy; gitgate test evaluates it",
-			at, p.GetKind(), p.GetName(), p.GetDeletingPolicySpec().Schedule))
+		msg := fmt.Sprintf("%s%s/%s not evaluated: it is a scheduled cleanup (schedule %q) that deletes existing objects, not an admission policy; gitgate test evaluates it",
+			at, p.GetKind(), p.GetName(), p.GetDeletingPolicySpec().Schedule)
+		// What Kyverno's webhook checks when the policy is applied (kyverno test does not:
+		// a policy of JSON payloads has no matchConstraints).
+		var err error
+		_ = withLibraryContext(libs.NewFakeContextProvider(), func() error { // see celCompileMu
+			_, err = dpolvalidate.Validate(p)
+			return nil
+		})
+		if err != nil {
+			msg += "; Kyverno would refuse to create it: " + err.Error()
+		}
+		out = append(out, msg)
 	}
 	return out
 }

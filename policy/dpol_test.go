@@ -165,7 +165,7 @@ spec:
 		t.Fatalf("notices %q, want one per DeletingPolicy", gate.Warnings)
 	}
 	for i, w := range want {
-		if !strings.HasPrefix(notices[i], w) || !strings.Contains(notices[i], "not an admission policy") {
+		if !strings.HasPrefix(notices[i], w) || !strings.Contains(notices[i], "not an admission policy") || strings.Contains(notices[i], "refuse") {
 			t.Errorf("notice %q, want it to start %q", notices[i], w)
 		}
 	}
@@ -283,5 +283,23 @@ spec:
 		if note != (r.Resource == "Deployment/staging/pr-9") {
 			t.Errorf("%s: %q", r.Resource, r.Message)
 		}
+	}
+}
+
+// TestDpolCheckInvalid: check's notice of a DeletingPolicy Kyverno's webhook would refuse
+// (kyverno test evaluates it anyway) says why.
+func TestDpolCheckInvalid(t *testing.T) {
+	eng := loadEngine(t, map[string]string{"p.yaml": `apiVersion: policies.kyverno.io/v1
+kind: DeletingPolicy
+metadata: {name: sloppy}
+spec:
+  schedule: every night
+  conditions:
+  - {name: c, expression: "true"}
+`})
+	n := eng.Notices()
+	if len(n) != 1 || !strings.Contains(n[0], "DeletingPolicy/sloppy not evaluated") || !strings.Contains(n[0], "Kyverno would refuse to create it") ||
+		!strings.Contains(n[0], "matchConstraints") || !strings.Contains(n[0], "not in proper cron format") {
+		t.Fatalf("notices %q", n)
 	}
 }
