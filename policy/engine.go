@@ -187,7 +187,7 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 		if err := e.compileDeletingPolicies(set.DeletingPolicies, celExceptions); err != nil {
 			return nil, err
 		}
-	} else {
+	} else if len(set.DeletingPolicies) > 0 {
 		e.notices = append(e.notices, deletingPolicyNotices(set)...)
 	}
 	if len(set.ValidatingPolicies) > 0 {

@@ -89,8 +89,7 @@ func TestKyvernoCLISuites(t *testing.T) {
 
 // TestKyvernoCLIMutateGenerateSuites runs the mutate and generate suites of Kyverno's own
 // CLI tests, and those of DeletingPolicies (policy/testdata/kyverno-cli-suites-mutate.txt):
-// each must pass as it does
-// with `kyverno test`, and each must FAIL with a deliberately wrong expectation, so a
+// each must pass as it does with `kyverno test`, and each must FAIL with a deliberately wrong expectation, so a
 // pass is never one that could not fail: every expected result flipped, and, where the
 // suite expects patched or generated objects, one value changed in each of them.
 func TestKyvernoCLIMutateGenerateSuites(t *testing.T) {
