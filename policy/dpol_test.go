@@ -303,3 +303,47 @@ spec:
 		t.Fatalf("notices %q", n)
 	}
 }
+
+// TestDpolPayloads: JSON payloads as Kyverno's CLI reads them: a JSON or one-document
+// YAML object, named as the test names it (./ cleaned); anything else is the test's
+// error naming the file.
+func TestDpolPayloads(t *testing.T) {
+	const policy = `apiVersion: policies.kyverno.io/v1beta1
+kind: DeletingPolicy
+metadata: {name: stale-build}
+spec:
+  schedule: "@hourly"
+  conditions:
+  - {name: old, expression: "object.age > 30"}
+`
+	test := func(payloads, expect string) string {
+		return "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata: {name: payloads}\npolicies: [policy.yaml]\njsonPayloads: " + payloads + "\nresults:\n" + expect
+	}
+	files := fstest.MapFS{
+		"t/policy.yaml":  {Data: []byte(policy)},
+		"t/old.json":     {Data: []byte(`{"age": 45}`)},
+		"t/new.yaml":     {Data: []byte("age: 3\n")},
+		"t/two.yaml":     {Data: []byte("age: 3\n---\nage: 4\n")},
+		"t/list.json":    {Data: []byte(`[{"age": 45}]`)},
+		"t/payload.toml": {Data: []byte("age = 45\n")},
+		"t/" + TestFileName: {Data: []byte(test("[./old.json, new.yaml]",
+			"- {isDeletingPolicy: true, policy: stale-build, resources: [old.json], result: pass}\n- {isDeletingPolicy: true, policy: stale-build, resources: [new.yaml], result: fail}\n"))},
+	}
+	res := RunTests(context.Background(), files, "t", TestOptions{})
+	requirePass(t, res)
+	if len(res.Rows) != 2 || res.Rows[0].Resource != "old.json" || res.Rows[1].Resource != "new.yaml" {
+		t.Fatalf("rows %+v", res.Rows)
+	}
+	for name, want := range map[string]string{
+		"two.yaml":     "t/two.yaml: the payload must be one top-level object",
+		"list.json":    "t/list.json: the payload must be one top-level object",
+		"payload.toml": "t/payload.toml: unrecognized payload format",
+		"missing.json": "jsonPayloads missing.json",
+	} {
+		files["t/"+TestFileName] = &fstest.MapFile{Data: []byte(test("["+name+"]", "- {isDeletingPolicy: true, policy: stale-build, result: pass}\n"))}
+		res := RunTests(context.Background(), files, "t", TestOptions{})
+		if len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Error(), want) || len(res.Rows) != 0 {
+			t.Errorf("%s: errors %v, rows %+v; want an error saying %q", name, res.Errors, res.Rows, want)
+		}
+	}
+}
