@@ -16,6 +16,7 @@ import (
 	"github.com/kyverno/kyverno/pkg/autogen"
 	"github.com/kyverno/kyverno/pkg/cel/libs"
 	"github.com/kyverno/kyverno/pkg/cel/matching"
+	dpolengine "github.com/kyverno/kyverno/pkg/cel/policies/dpol/engine"
 	gpolengine "github.com/kyverno/kyverno/pkg/cel/policies/gpol/engine"
 	vpolcompiler "github.com/kyverno/kyverno/pkg/cel/policies/vpol/compiler"
 	vpolengine "github.com/kyverno/kyverno/pkg/cel/policies/vpol/engine"
@@ -102,6 +103,7 @@ type Engine struct {
 	vpol               vpolengine.Engine
 	mpol               *mutatingPolicies   // MutatingPolicies (mpol.go)
 	gpol               []gpolengine.Policy // GeneratingPolicies (gpol.go)
+	dpol               []dpolengine.Policy // DeletingPolicies, compiled for gitgate test only (dpol.go)
 	celCtx             libs.Context
 	vaps               []compiledVAP // bound ValidatingAdmissionPolicies (vap.go)
 	maps               []compiledMAP // bound MutatingAdmissionPolicies (map.go)
@@ -166,7 +168,7 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 		e.mutates = e.mutates || p.GetSpec().HasMutate()
 		e.generates = e.generates || p.GetSpec().HasGenerate()
 	}
-	if len(set.ValidatingPolicies) > 0 || len(set.MutatingPolicies) > 0 || len(set.GeneratingPolicies) > 0 {
+	if len(set.ValidatingPolicies) > 0 || len(set.MutatingPolicies) > 0 || len(set.GeneratingPolicies) > 0 || len(set.DeletingPolicies) > 0 {
 		e.celCtx = opts.celContext
 		if e.celCtx == nil {
 			e.celCtx = libs.NewFakeContextProvider()
@@ -183,6 +185,14 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 			return nil, err
 		}
 		e.generates = true
+	}
+	// DeletingPolicies are evaluated by gitgate test only; elsewhere a notice each.
+	if len(set.DeletingPolicies) > 0 && opts.test != nil {
+		if err := e.compileDeletingPolicies(set.DeletingPolicies, celExceptions); err != nil {
+			return nil, err
+		}
+	} else if len(set.DeletingPolicies) > 0 {
+		e.notices = append(e.notices, deletingPolicyNotices(set)...)
 	}
 	if len(set.ValidatingPolicies) > 0 {
 		var provider vpolengine.Provider

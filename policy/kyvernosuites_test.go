@@ -88,8 +88,8 @@ func TestKyvernoCLISuites(t *testing.T) {
 }
 
 // TestKyvernoCLIMutateGenerateSuites runs the mutate and generate suites of Kyverno's own
-// CLI tests (policy/testdata/kyverno-cli-suites-mutate.txt): each must pass as it does
-// with `kyverno test`, and each must FAIL with a deliberately wrong expectation, so a
+// CLI tests, and those of DeletingPolicies (policy/testdata/kyverno-cli-suites-mutate.txt):
+// each must pass as it does with `kyverno test`, and each must FAIL with a deliberately wrong expectation, so a
 // pass is never one that could not fail: every expected result flipped, and, where the
 // suite expects patched or generated objects, one value changed in each of them.
 func TestKyvernoCLIMutateGenerateSuites(t *testing.T) {
@@ -99,8 +99,8 @@ func TestKyvernoCLIMutateGenerateSuites(t *testing.T) {
 	for _, line := range suiteList(t, "testdata/kyverno-cli-suites-mutate.txt") {
 		kind, file, ok := strings.Cut(line, " ")
 		file = strings.TrimSpace(file)
-		if !ok || (kind != "mutate" && kind != "generate") || path.Base(file) != TestFileName {
-			t.Fatalf("bad line %q: want KIND PATH/%s, KIND mutate or generate", line, TestFileName)
+		if !ok || (kind != "mutate" && kind != "generate" && kind != "delete") || path.Base(file) != TestFileName {
+			t.Fatalf("bad line %q: want KIND PATH/%s, KIND mutate, generate or delete", line, TestFileName)
 		}
 		kinds[kind]++
 		t.Run(file, func(t *testing.T) {
@@ -165,7 +165,7 @@ func TestKyvernoCLIMutateGenerateSuites(t *testing.T) {
 			})
 		})
 	}
-	if kinds["mutate"] < 10 || kinds["generate"] < 5 {
+	if kinds["mutate"] < 10 || kinds["generate"] < 5 || kinds["delete"] < 8 {
 		t.Errorf("only %v suites listed", kinds)
 	}
 }
@@ -204,7 +204,7 @@ func TestKyvernoCLIUnsupportedSuites(t *testing.T) {
 			}
 		})
 	}
-	if n < 20 { // suites leave this list as gitgate learns to evaluate them
+	if n < 10 { // suites leave this list as gitgate learns to evaluate them
 		t.Errorf("only %d suites listed", n)
 	}
 }

@@ -577,11 +577,29 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		return g, nil
 	}
 	var rows []TestRow
+	var dpolTargets []dpolTarget // the test's resources and JSON payloads, read on first use
 	for _, exp := range t.Results {
 		want := Status(exp.Result)
 		policyName := exp.Policy[strings.LastIndex(exp.Policy, "/")+1:]
 		if _, ok := payloads.policies[policyName]; ok && !known[policyName] {
 			rows = append(rows, payloads.rows(ctx, exp, TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Expected: want}, unscoredPayload(payloads.policies[policyName]), rel)...)
+			continue
+		}
+		if exp.IsDeletingPolicy && exp.Operation != "" { // as Kyverno's CLI
+			return fail(fmt.Errorf("result for policy %s: operation is not supported for deleting policies", exp.Policy))
+		}
+		if p, ok := eng.deletingPolicy(policyName); ok && !known[policyName] { // dpol.go
+			if dpolTargets == nil {
+				if dpolTargets, err = testDeletingTargets(resources, payloads.files[ModeJSON]); err != nil {
+					return fail(err)
+				}
+			}
+			names := append([]string{}, exp.Resources...)
+			for _, spec := range exp.ResourceSpecs {
+				names = append(names, spec.Namespace+"/"+spec.Name)
+			}
+			base := TestRow{Test: shown, Name: name, Policy: exp.Policy, Rule: exp.Rule, Resource: strings.Join(names, ","), Expected: want}
+			rows = append(rows, eng.deletingRows(ctx, p, base, want, names, dpolTargets, valuesNamespace(values))...)
 			continue
 		}
 		if !known[policyName] {

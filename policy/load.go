@@ -59,6 +59,11 @@ type Set struct {
 	// policies (policies.kyverno.io), with their Namespaced variants (mpol.go, gpol.go).
 	MutatingPolicies   []policiesv1beta1.MutatingPolicyLike
 	GeneratingPolicies []policiesv1beta1.GeneratingPolicyLike
+	// DeletingPolicies are Kyverno's scheduled cleanup policies (policies.kyverno.io
+	// DeletingPolicy and NamespacedDeletingPolicy, any served version read as v1beta1 as
+	// Kyverno's CLI reads them): evaluated by gitgate test only, never at admission
+	// (dpol.go).
+	DeletingPolicies []policiesv1beta1.DeletingPolicyLike
 	// ValidatingAdmissionPolicies and their bindings (admissionregistration.k8s.io,
 	// v1beta1 read as v1: same fields); Params are the objects a binding's paramRef may
 	// select (a kyverno test's paramResources). See vap.go.
@@ -161,6 +166,9 @@ func (s *Set) Merge(other *Set) {
 	for _, p := range other.GeneratingPolicies {
 		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
 	}
+	for _, p := range other.DeletingPolicies {
+		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
+	}
 	keep := s.Policies[:0]
 	for _, p := range s.Policies {
 		if replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] {
@@ -188,6 +196,9 @@ func (s *Set) Merge(other *Set) {
 	s.ValidatingPolicies = append(s.ValidatingPolicies, other.ValidatingPolicies...)
 	s.MutatingPolicies = append(s.MutatingPolicies, other.MutatingPolicies...)
 	s.GeneratingPolicies = append(s.GeneratingPolicies, other.GeneratingPolicies...)
+	s.DeletingPolicies = append(slices.DeleteFunc(s.DeletingPolicies, func(p policiesv1beta1.DeletingPolicyLike) bool {
+		return replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()]
+	}), other.DeletingPolicies...)
 	s.ValidatingAdmissionPolicies = append(s.ValidatingAdmissionPolicies, other.ValidatingAdmissionPolicies...)
 	s.ValidatingAdmissionPolicyBindings = append(s.ValidatingAdmissionPolicyBindings, other.ValidatingAdmissionPolicyBindings...)
 	s.Params = append(s.Params, other.Params...)
@@ -429,6 +440,15 @@ func (s *Set) add(r Resource) error {
 			return perr(fmt.Errorf("CEL does not compile: %w", errs.ToAggregate()))
 		}
 		s.GeneratingPolicies = append(s.GeneratingPolicies, pol)
+	case gvk.Group == "policies.kyverno.io" && (gvk.Kind == "DeletingPolicy" || gvk.Kind == "NamespacedDeletingPolicy"):
+		pol, warning, err := loadDeletingPolicy(r.Object)
+		if err != nil {
+			return perr(err)
+		}
+		if warning != "" {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %s/%s: %s", r.Origin, gvk.Kind, pol.GetName(), warning))
+		}
+		s.DeletingPolicies = append(s.DeletingPolicies, pol)
 	case gvk.Group == "admissionregistration.k8s.io" && gvk.Kind == "ValidatingAdmissionPolicy":
 		p := &admissionregistrationv1.ValidatingAdmissionPolicy{}
 		if err := fromUnstructured(r.Object, p); err != nil {
@@ -551,6 +571,9 @@ func (s *Set) Names() []string {
 		out = append(out, p.GetKind()+"/"+p.GetName())
 	}
 	for _, p := range s.GeneratingPolicies {
+		out = append(out, p.GetKind()+"/"+p.GetName())
+	}
+	for _, p := range s.DeletingPolicies {
 		out = append(out, p.GetKind()+"/"+p.GetName())
 	}
 	for _, p := range s.ValidatingAdmissionPolicies {
