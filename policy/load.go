@@ -153,60 +153,31 @@ func (s *Set) Merge(other *Set) {
 	if s.origins == nil {
 		s.origins = map[string]Origin{}
 	}
-	replaced := map[string]bool{}
-	for _, p := range other.Policies {
-		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
-	}
-	for _, p := range other.ValidatingPolicies {
-		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
-	}
-	for _, p := range other.MutatingPolicies {
-		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
-	}
-	for _, p := range other.GeneratingPolicies {
-		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
-	}
-	for _, p := range other.DeletingPolicies {
-		replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] = true
-	}
-	keep := s.Policies[:0]
-	for _, p := range s.Policies {
-		if replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] {
-			s.Warnings = append(s.Warnings, fmt.Sprintf("%s/%s from %s replaces the one from %s",
-				p.GetKind(), p.GetName(), other.origins[p.GetKind()+"/"+p.GetName()].File, s.origins[p.GetKind()+"/"+p.GetName()].File))
-			continue
-		}
-		keep = append(keep, p)
-	}
-	s.Policies = keep
-	keepV := s.ValidatingPolicies[:0]
-	for _, p := range s.ValidatingPolicies {
-		if !replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()] {
-			keepV = append(keepV, p)
-		}
-	}
-	s.ValidatingPolicies = keepV
-	s.MutatingPolicies = slices.DeleteFunc(s.MutatingPolicies, func(p policiesv1beta1.MutatingPolicyLike) bool {
-		return replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()]
-	})
-	s.GeneratingPolicies = slices.DeleteFunc(s.GeneratingPolicies, func(p policiesv1beta1.GeneratingPolicyLike) bool {
-		return replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()]
-	})
-	s.Policies = append(s.Policies, other.Policies...)
-	s.ValidatingPolicies = append(s.ValidatingPolicies, other.ValidatingPolicies...)
-	s.MutatingPolicies = append(s.MutatingPolicies, other.MutatingPolicies...)
-	s.GeneratingPolicies = append(s.GeneratingPolicies, other.GeneratingPolicies...)
-	s.DeletingPolicies = append(slices.DeleteFunc(s.DeletingPolicies, func(p policiesv1beta1.DeletingPolicyLike) bool {
-		return replaced[p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName()]
-	}), other.DeletingPolicies...)
-	s.ValidatingAdmissionPolicies = append(s.ValidatingAdmissionPolicies, other.ValidatingAdmissionPolicies...)
-	s.ValidatingAdmissionPolicyBindings = append(s.ValidatingAdmissionPolicyBindings, other.ValidatingAdmissionPolicyBindings...)
+	s.Policies = mergeNamed(s, other, s.Policies, other.Policies, kyvernoID[kyvernov1.PolicyInterface])
+	s.ValidatingPolicies = mergeNamed(s, other, s.ValidatingPolicies, other.ValidatingPolicies, kyvernoID[policiesv1beta1.ValidatingPolicyLike])
+	s.MutatingPolicies = mergeNamed(s, other, s.MutatingPolicies, other.MutatingPolicies, kyvernoID[policiesv1beta1.MutatingPolicyLike])
+	s.GeneratingPolicies = mergeNamed(s, other, s.GeneratingPolicies, other.GeneratingPolicies, kyvernoID[policiesv1beta1.GeneratingPolicyLike])
+	s.DeletingPolicies = mergeNamed(s, other, s.DeletingPolicies, other.DeletingPolicies, kyvernoID[policiesv1beta1.DeletingPolicyLike])
+	s.PayloadPolicies = mergeNamed(s, other, s.PayloadPolicies, other.PayloadPolicies, func(p *PayloadPolicy) (string, string, string) { return kyvernoID(p.Policy) })
+	s.ValidatingAdmissionPolicies = mergeNamed(s, other, s.ValidatingAdmissionPolicies, other.ValidatingAdmissionPolicies,
+		func(p *admissionregistrationv1.ValidatingAdmissionPolicy) (string, string, string) {
+			return "ValidatingAdmissionPolicy", "", p.Name
+		})
+	s.ValidatingAdmissionPolicyBindings = mergeNamed(s, other, s.ValidatingAdmissionPolicyBindings, other.ValidatingAdmissionPolicyBindings,
+		func(p *admissionregistrationv1.ValidatingAdmissionPolicyBinding) (string, string, string) {
+			return "ValidatingAdmissionPolicyBinding", "", p.Name
+		})
+	s.MutatingAdmissionPolicies = mergeNamed(s, other, s.MutatingAdmissionPolicies, other.MutatingAdmissionPolicies,
+		func(p *admissionregistrationv1beta1.MutatingAdmissionPolicy) (string, string, string) {
+			return "MutatingAdmissionPolicy", "", p.Name
+		})
+	s.MutatingAdmissionPolicyBindings = mergeNamed(s, other, s.MutatingAdmissionPolicyBindings, other.MutatingAdmissionPolicyBindings,
+		func(p *admissionregistrationv1beta1.MutatingAdmissionPolicyBinding) (string, string, string) {
+			return "MutatingAdmissionPolicyBinding", "", p.Name
+		})
 	s.Params = append(s.Params, other.Params...)
-	s.MutatingAdmissionPolicies = append(s.MutatingAdmissionPolicies, other.MutatingAdmissionPolicies...)
-	s.MutatingAdmissionPolicyBindings = append(s.MutatingAdmissionPolicyBindings, other.MutatingAdmissionPolicyBindings...)
 	s.Exceptions = append(s.Exceptions, other.Exceptions...)
 	s.CELExceptions = append(s.CELExceptions, other.CELExceptions...)
-	s.PayloadPolicies = append(s.PayloadPolicies, other.PayloadPolicies...)
 	s.Warnings = append(s.Warnings, other.Warnings...)
 	for k, v := range other.origins {
 		s.origins[k] = v
@@ -214,6 +185,38 @@ func (s *Set) Merge(other *Set) {
 	for k, v := range other.exceptions {
 		s.addExceptionInfo(k, v)
 	}
+}
+
+// kyvernoID is a Kyverno policy's kind, namespace and name.
+func kyvernoID[T interface {
+	GetKind() string
+	GetNamespace() string
+	GetName() string
+}](p T) (string, string, string) {
+	return p.GetKind(), p.GetNamespace(), p.GetName()
+}
+
+// mergeNamed is ours without what theirs replaces (the same kind, namespace and name;
+// a warning each, naming both files), then theirs: a repository's policy, binding or
+// admission policy overrides the built-in one of its name, never runs beside it.
+func mergeNamed[T any](s, other *Set, ours, theirs []T, id func(T) (kind, namespace, name string)) []T {
+	if len(theirs) == 0 {
+		return ours
+	}
+	replaced := map[string]bool{}
+	for _, p := range theirs {
+		k, ns, n := id(p)
+		replaced[k+"/"+ns+"/"+n] = true
+	}
+	ours = slices.DeleteFunc(ours, func(p T) bool {
+		k, ns, n := id(p)
+		if !replaced[k+"/"+ns+"/"+n] {
+			return false
+		}
+		s.Warnings = append(s.Warnings, fmt.Sprintf("%s/%s from %s replaces the one from %s", k, n, other.origins[k+"/"+n].File, s.origins[k+"/"+n].File))
+		return true
+	})
+	return append(ours, theirs...)
 }
 
 func (s *Set) addExceptionInfo(key string, x ExceptionInfo) {

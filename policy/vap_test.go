@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -382,5 +383,37 @@ spec:
 				}
 			}
 		})
+	}
+}
+
+// TestMergeReplacesByName: a later set's policy of the same kind and name replaces the
+// earlier one (a repository overriding a built-in), with a warning naming both files,
+// for every kind the set holds, not only ClusterPolicies; other kinds of the same name
+// stay.
+func TestMergeReplacesByName(t *testing.T) {
+	binding := "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {name: require-team}\nspec:\n  policyName: require-team\n  validationActions: [%s]\n"
+	load := func(dir, action string) *Set {
+		set, err := Load(fstest.MapFS{dir + "/vap.yaml": {Data: []byte(vapRequireTeam + "---\n" + fmt.Sprintf(binding, action))}}, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	set := load("builtin", "Deny")
+	set.Merge(load("repo", "Audit"))
+	if len(set.ValidatingAdmissionPolicies) != 1 || len(set.ValidatingAdmissionPolicyBindings) != 1 {
+		t.Fatalf("%d policies, %d bindings after the merge, want 1 and 1", len(set.ValidatingAdmissionPolicies), len(set.ValidatingAdmissionPolicyBindings))
+	}
+	if got := set.ValidatingAdmissionPolicyBindings[0].Spec.ValidationActions; len(got) != 1 || got[0] != "Audit" {
+		t.Errorf("the earlier binding was kept: %v", got)
+	}
+	var warned int
+	for _, w := range set.Warnings {
+		if strings.Contains(w, "from repo/vap.yaml replaces the one from builtin/vap.yaml") {
+			warned++
+		}
+	}
+	if warned != 2 {
+		t.Errorf("want a warning for the policy and for its binding: %q", set.Warnings)
 	}
 }
