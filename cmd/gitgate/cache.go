@@ -162,7 +162,7 @@ func errorStrings(errs []error) []string {
 func cacheKeys(ctx context.Context, repo render.Repo, d *render.Discovery, run string, workers int) ([]string, []render.Deps) {
 	targets := d.Targets
 	deps := depsOf(repo, d, targets)
-	files := verdictcache.NewDirFiles(repo.Dir, repopath.DirFS(repo.Dir), repo.MaxFileSize)
+	files := verdictcache.NewFiles(repopath.DirFS(repo.Dir), repo.MaxFileSize) // one Root: its proven directories shared by every target
 	keys := make([]string, len(targets))
 	pool.ForEach(ctx, len(targets), workers, func(i int) {
 		d, err := files.Digest(deps[i])

@@ -122,18 +122,26 @@ func (r *Root) Resolve(rel string) (string, error) {
 // "outside": the caller then follows every link on the whole path, as it did before
 // directories were remembered, so a refusal and its message are the uncached ones.
 func (r *Root) inside(c string) bool {
+	_, _, ok := r.lstat(c)
+	return ok
+}
+
+// lstat is inside, with where c resolves (in a proven directory) and what the last
+// element is (nil when it is absent, and for the root).
+func (r *Root) lstat(c string) (string, fs.FileInfo, bool) {
 	if c == "." {
-		return true
+		return r.real, nil, true // the root itself: proven at Open (its FileInfo by os.Stat)
 	}
 	dir, ok := r.dirResolved(path.Dir(c))
 	if !ok {
-		return false
+		return "", nil, false
 	}
-	fi, err := os.Lstat(filepath.Join(dir, path.Base(c)))
+	p := filepath.Join(dir, path.Base(c))
+	fi, err := os.Lstat(p)
 	if err != nil {
-		return errors.Is(err, fs.ErrNotExist) // absent in a proven directory: nothing to follow
+		return p, nil, errors.Is(err, fs.ErrNotExist) // absent in a proven directory: nothing to follow
 	}
-	return fi.Mode()&fs.ModeSymlink == 0
+	return p, fi, fi.Mode()&fs.ModeSymlink == 0
 }
 
 // dirResolved is where the clean repository-relative directory d resolves, when it is
@@ -332,8 +340,25 @@ func (f *FS) Open(name string) (fs.File, error) {
 	return file, nil
 }
 
+// proven is where name resolves and what it is (nil: absent) when Root.lstat proves it
+// inside; false when it is not proven (FS.path then decides).
+func (f *FS) proven(name string) (string, fs.FileInfo, bool) {
+	if f.err != nil || !fs.ValidPath(name) {
+		return "", nil, false
+	}
+	return f.root.lstat(name) // a valid fs.FS name is clean
+}
+
 // ReadFile reads the named file, refusing it when it resolves outside the repository.
 func (f *FS) ReadFile(name string) ([]byte, error) {
+	if p, fi, ok := f.proven(name); ok && fi != nil && fi.Mode().IsRegular() {
+		// A regular file in proven directories: read without following a link the
+		// last element may have become since (a link is refused by the open and the
+		// name judged again below).
+		if data, err := readRegular(p, fi.Size()); err == nil || !errors.Is(err, errFollow) {
+			return data, relPathErr(err, name)
+		}
+	}
 	p, err := f.path("read", name)
 	if err != nil {
 		return nil, err
@@ -345,6 +370,9 @@ func (f *FS) ReadFile(name string) ([]byte, error) {
 // Stat describes the named file (links followed), refusing it when it resolves
 // outside the repository.
 func (f *FS) Stat(name string) (fs.FileInfo, error) {
+	if _, fi, ok := f.proven(name); ok && fi != nil {
+		return fi, nil // not a link: its lstat is its stat
+	}
 	p, err := f.path("stat", name)
 	if err != nil {
 		return nil, err

@@ -188,6 +188,13 @@ func TestResolveNotRemembered(t *testing.T) {
 	for _, rel := range []string{"apps/web/deploy.yaml", "apps/new/deploy.yaml", "apps/web/gone/x.yaml"} {
 		checkResolve(t, root, rel, 0)
 	}
+	fsys := root.FS()
+	if data, err := fsys.ReadFile("apps/web/deploy.yaml"); err != nil || string(data) != "x" {
+		t.Fatalf("ReadFile = %q, %v", data, err)
+	}
+	if fi, err := fsys.Stat("apps/web/deploy.yaml"); err != nil || fi.Size() != 1 || fi.Name() != "deploy.yaml" {
+		t.Fatalf("Stat = %v, %v", fi, err)
+	}
 	// The file becomes a link out; a missing directory appears as a link out.
 	if err := os.Remove(file); err != nil {
 		t.Fatal(err)
@@ -197,8 +204,21 @@ func TestResolveNotRemembered(t *testing.T) {
 			t.Skip("symlinks not supported:", err)
 		}
 	}
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("OUTSIDE"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, rel := range []string{"apps/web/deploy.yaml", "apps/new/deploy.yaml"} {
 		checkResolve(t, root, rel, Symlink)
+		var esc *EscapeError
+		if data, err := fsys.ReadFile(rel); !errors.As(err, &esc) || len(data) > 0 {
+			t.Errorf("ReadFile(%s) = %q, %v; want an EscapeError", rel, data, err)
+		}
+		if _, err := fsys.Stat(rel); !errors.As(err, &esc) {
+			t.Errorf("Stat(%s) = %v; want an EscapeError", rel, err)
+		}
+	}
+	if _, err := fsys.ReadFile("apps/web/missing.yaml"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadFile of a missing file: %v", err)
 	}
 	checkResolve(t, root, "apps/web/gone/x.yaml", 0)
 }
