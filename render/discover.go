@@ -41,6 +41,8 @@ type Discovery struct {
 	rendered map[string]Rendered
 	// deps are the plan's target dependencies (its Application probe's), for DepsOf.
 	deps *depsCache
+	// appFiles: what discovery read of each file it read whole, for Plan's probe.
+	appFiles map[string]bool
 }
 
 // DiscoverOptions configure Discover.
@@ -100,6 +102,9 @@ type repoScan struct {
 	jsonnet        map[string]int  // dir -> number of .jsonnet files in it
 	apps           []policy.Resource
 	errs           []error
+	// appFiles are the files the scan read whole (within the size limit), each true when
+	// it mentions an Application (mentionsApp): Plan's probe does not read them again.
+	appFiles map[string]bool
 }
 
 // Discover walks the repository once and lists its targets: the Argo CD Applications'
@@ -111,7 +116,7 @@ type repoScan struct {
 func Discover(ctx context.Context, repo Repo, opts DiscoverOptions) *Discovery {
 	repo = repo.confined()
 	sc := scanRepo(repo, opts)
-	d := &Discovery{Apps: sc.apps, Errors: sc.errs}
+	d := &Discovery{Apps: sc.apps, Errors: sc.errs, appFiles: sc.appFiles}
 	reached := map[string]bool{}
 	if len(sc.apps) > 0 {
 		ts, notices, errs := AppTargets(repo, sc.apps, AppOptions{RepoURLs: opts.RepoURLs})
@@ -330,7 +335,12 @@ func kustomizeName(dir string) string {
 func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 	sc := &repoScan{
 		kustomizations: map[string]bool{}, referenced: map[string]bool{}, components: map[string]bool{}, refs: map[string][]string{}, inflated: map[string]bool{}, charts: map[string]bool{},
-		manifests: map[string][]string{}, tekton: map[string]bool{}, jsonnet: map[string]int{},
+		manifests: map[string][]string{}, tekton: map[string]bool{}, jsonnet: map[string]int{}, appFiles: map[string]bool{},
+	}
+	read := func(p string, data []byte) {
+		if repo.MaxFileSize <= 0 || int64(len(data)) <= repo.MaxFileSize {
+			sc.appFiles[p] = mentionsApp(data)
+		}
 	}
 	excluded := func(p string) bool {
 		for _, x := range opts.Exclude {
@@ -356,6 +366,7 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 			for _, k := range kustomization.FileNames {
 				data, err := fs.ReadFile(repo.FS, path.Join(p, k))
 				if err == nil {
+					read(path.Join(p, k), data)
 					sc.kustomizations[p] = true
 					if kustomizeComponent.Match(data) {
 						sc.components[p] = true
@@ -416,6 +427,7 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 			}
 			return nil
 		}
+		read(p, data)
 		// A kustomization's own files are rendered through it: only an Application or a
 		// Tekton object among them matters here, so the rest are not decoded (most of
 		// a monorepo's files, and most of discovery's time).
@@ -444,6 +456,12 @@ func scanRepo(repo Repo, opts DiscoverOptions) *repoScan {
 
 // appKind finds a kind: Application or ApplicationSet line (YAML, JSON or jsonnet).
 var appKind = regexp.MustCompile(`(?m)^\s*(?:-\s+)?["']?kind["']?\s*:\s*["']?Application(?:Set)?\b`)
+
+// mentionsApp is appKind.Match, its regular expression run only on files that hold the
+// word at all.
+func mentionsApp(data []byte) bool {
+	return bytes.Contains(data, []byte("Application")) && appKind.Match(data)
+}
 
 // mayHoldAppOrTekton is a cheap test that a file may hold an Argo CD Application or a
 // Tekton object; false means it certainly does not.

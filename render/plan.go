@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"path/filepath"
@@ -41,6 +42,10 @@ func Plan(ctx context.Context, repo Repo, opts DiscoverOptions, workers int) *Di
 		known[appKey(a)] = true
 	}
 	probe := newAppProbe(repo)
+	for f, v := range d.appFiles { // files discovery read: not read again
+		probe.files[f] = v
+	}
+	d.appFiles = nil
 	d.deps = probe.deps
 	pending := probe.filter(d.Targets)
 	depth := 0
@@ -308,14 +313,26 @@ func (p *appProbe) file(f string) bool {
 	}
 	v := false
 	if isYAML(f) || strings.HasSuffix(f, ".tpl") || strings.HasSuffix(f, ".jsonnet") || strings.HasSuffix(f, ".libsonnet") {
-		if info, err := fs.Stat(p.repo.FS, f); err == nil && (p.repo.MaxFileSize <= 0 || info.Size() <= p.repo.MaxFileSize) {
-			if data, err := fs.ReadFile(p.repo.FS, f); err == nil {
-				v = appKind.Match(data)
-			}
-		}
+		v = p.read(f)
 	}
 	p.files[f] = v
 	return v
+}
+
+// read reports whether the file f (within the size limit) mentions an Application; one
+// open, its size taken from the open file.
+func (p *appProbe) read(f string) bool {
+	file, err := p.repo.FS.Open(f)
+	if err != nil {
+		return false
+	}
+	defer file.Close()
+	info, err := file.Stat()
+	if err != nil || !info.Mode().IsRegular() || p.repo.MaxFileSize > 0 && info.Size() > p.repo.MaxFileSize {
+		return false
+	}
+	data, err := io.ReadAll(file)
+	return err == nil && mentionsApp(data)
 }
 
 // RenderPlan renders a plan's targets on workers goroutines, as All does (with a sink,

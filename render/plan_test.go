@@ -1,6 +1,9 @@
 package render
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -79,5 +82,53 @@ func TestPlanFragments(t *testing.T) {
 	}
 	if component != 1 || jsonnet != 0 {
 		t.Errorf("notices %q: want one about the unused Component, none about jsonnet", d.Notices)
+	}
+}
+
+// TestAppProbeSeededByDiscovery: the probe answers from what discovery read for the
+// files discovery read whole, and those answers are the ones it gets reading them
+// itself, for every target (an Application in a kustomization's resources, the word in
+// a comment only, plain manifests).
+func TestAppProbeSeededByDiscovery(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"root/kustomization.yaml":   "resources:\n- app.yaml\n",
+		"root/app.yaml":             "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\nspec:\n  source:\n    path: web\n",
+		"web/kustomization.yaml":    "resources:\n- cm.yaml\n",
+		"web/cm.yaml":               "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n",
+		"noted/kustomization.yaml":  "resources:\n- cm.yaml\n",
+		"noted/cm.yaml":             "# not an Application\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: noted\n",
+		"plain/deploy.yaml":         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\n",
+		"listed/kustomization.yaml": "resources:\n- list.yaml\n",
+		"listed/list.yaml":          "apiVersion: v1\nkind: List\nitems:\n  - kind: ApplicationSet\n    apiVersion: argoproj.io/v1alpha1\n    metadata:\n      name: x\n",
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo := Repo{Dir: dir}.confined()
+	d := Discover(context.Background(), repo, DiscoverOptions{})
+	if !d.appFiles["root/app.yaml"] || d.appFiles["web/cm.yaml"] || d.appFiles["noted/cm.yaml"] {
+		t.Fatalf("discovery's reads: %v", d.appFiles)
+	}
+	seeded, fresh := newAppProbe(repo), newAppProbe(repo)
+	for f, v := range d.appFiles {
+		seeded.files[f] = v
+	}
+	got := map[string]bool{}
+	for _, tg := range d.Targets {
+		s, f := seeded.mayRenderApps(tg), fresh.mayRenderApps(tg)
+		if s != f {
+			t.Errorf("%s: seeded probe %v, reading itself %v", tg.Path, s, f)
+		}
+		got[tg.Path] = f
+	}
+	if !got["root"] || !got["listed"] || got["web"] || got["noted"] {
+		t.Errorf("probe answers %v: want root and listed only", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -62,10 +63,17 @@ func Clean(p string) (string, error) {
 	return c, nil
 }
 
-// Root is a repository root on disk.
+// Root is a repository root on disk, for one run over a tree that does not change
+// under it: it remembers the directories it proved to be inside (see Resolve), so open
+// a new Root for a new revision or checkout.
 type Root struct {
 	dir  string // absolute
 	real string // absolute, symbolic links resolved
+	// dirs: repository-relative directory (cleaned, slash-separated) -> where it
+	// resolves, a directory inside real. Only proven directories are kept; anything
+	// else (a missing directory, a file, a link out, a loop) is judged afresh by
+	// resolvesInside every time, so its error is exactly the uncached one.
+	dirs sync.Map
 }
 
 // Open is the repository at dir, which must exist.
@@ -98,10 +106,81 @@ func (r *Root) Resolve(rel string) (string, error) {
 		return "", err
 	}
 	p := filepath.Join(r.dir, filepath.FromSlash(c))
+	if r.inside(c) {
+		return p, nil
+	}
 	if target, ok := r.resolvesInside(p); !ok {
 		return "", &EscapeError{Path: rel, Reason: Symlink, Target: target}
 	}
 	return p, nil
+}
+
+// inside is the fast half of Resolve for the clean repository-relative path c: true when
+// every directory on it is one proven inside (each checked once per Root: a real
+// directory, or a link that resolves to a directory inside) and its last element is not
+// a symbolic link (a file, a directory, or absent). False means "not proven", never
+// "outside": the caller then follows every link on the whole path, as it did before
+// directories were remembered, so a refusal and its message are the uncached ones.
+func (r *Root) inside(c string) bool {
+	_, _, ok := r.lstat(c)
+	return ok
+}
+
+// lstat is inside, with where c resolves (in a proven directory) and what the last
+// element is (nil when it is absent, and for the root).
+func (r *Root) lstat(c string) (string, fs.FileInfo, bool) {
+	if c == "." {
+		return r.real, nil, true // the root itself: proven at Open (its FileInfo by os.Stat)
+	}
+	dir, ok := r.dirResolved(path.Dir(c))
+	if !ok {
+		return "", nil, false
+	}
+	p := filepath.Join(dir, path.Base(c))
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return p, nil, errors.Is(err, fs.ErrNotExist) // absent in a proven directory: nothing to follow
+	}
+	return p, fi, fi.Mode()&fs.ModeSymlink == 0
+}
+
+// dirResolved is where the clean repository-relative directory d resolves, when it is
+// proven to be a directory inside the root (remembered); false when it is anything else.
+func (r *Root) dirResolved(d string) (string, bool) {
+	if d == "." {
+		return r.real, true
+	}
+	if v, ok := r.dirs.Load(d); ok {
+		return v.(string), true
+	}
+	parent, ok := r.dirResolved(path.Dir(d))
+	if !ok {
+		return "", false
+	}
+	p := filepath.Join(parent, path.Base(d))
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return "", false
+	}
+	switch {
+	case fi.IsDir(): // a real directory below a proven one
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := filepath.EvalSymlinks(p) // chains and loops: EvalSymlinks' own rules
+		if err != nil {
+			return "", false
+		}
+		if _, in := under(r.real, target); !in {
+			return "", false
+		}
+		if st, err := os.Lstat(target); err != nil || !st.IsDir() {
+			return "", false
+		}
+		p = target
+	default:
+		return "", false
+	}
+	r.dirs.Store(d, p)
+	return p, true
 }
 
 // Check checks an OS path a tool computed (absolute, or relative to the working
@@ -116,6 +195,9 @@ func (r *Root) Check(p string) error {
 	rel, ok := r.Rel(abs)
 	if !ok {
 		return &EscapeError{Path: p, Reason: Parent}
+	}
+	if c, err := Clean(rel); err == nil && r.inside(c) {
+		return nil
 	}
 	if target, ok := r.resolvesInside(abs); !ok {
 		return &EscapeError{Path: rel, Reason: Symlink, Target: target}
@@ -258,8 +340,25 @@ func (f *FS) Open(name string) (fs.File, error) {
 	return file, nil
 }
 
+// proven is where name resolves and what it is (nil: absent) when Root.lstat proves it
+// inside; false when it is not proven (FS.path then decides).
+func (f *FS) proven(name string) (string, fs.FileInfo, bool) {
+	if f.err != nil || !fs.ValidPath(name) {
+		return "", nil, false
+	}
+	return f.root.lstat(name) // a valid fs.FS name is clean
+}
+
 // ReadFile reads the named file, refusing it when it resolves outside the repository.
 func (f *FS) ReadFile(name string) ([]byte, error) {
+	if p, fi, ok := f.proven(name); ok && fi != nil && fi.Mode().IsRegular() {
+		// A regular file in proven directories: read without following a link the
+		// last element may have become since (a link is refused by the open and the
+		// name judged again below).
+		if data, err := readRegular(p, fi.Size()); err == nil || !errors.Is(err, errFollow) {
+			return data, relPathErr(err, name)
+		}
+	}
 	p, err := f.path("read", name)
 	if err != nil {
 		return nil, err
@@ -271,6 +370,9 @@ func (f *FS) ReadFile(name string) ([]byte, error) {
 // Stat describes the named file (links followed), refusing it when it resolves
 // outside the repository.
 func (f *FS) Stat(name string) (fs.FileInfo, error) {
+	if _, fi, ok := f.proven(name); ok && fi != nil {
+		return fi, nil // not a link: its lstat is its stat
+	}
 	p, err := f.path("stat", name)
 	if err != nil {
 		return nil, err

@@ -107,45 +107,165 @@ func TestResolveAndCheck(t *testing.T) {
 		{"apps/web/chain-dangling.yaml", Symlink},
 		{"apps/web/loop-a", Symlink},
 	}
-	for _, tc := range tests {
-		t.Run(tc.rel, func(t *testing.T) {
-			p, err := root.Resolve(tc.rel)
-			var esc *EscapeError
-			if tc.reason == 0 {
-				if err != nil {
-					t.Fatalf("Resolve: %v", err)
-				}
-				if want := filepath.Join(root.Dir(), filepath.FromSlash(tc.rel)); p != want {
-					t.Errorf("Resolve = %s, want %s", p, want)
-				}
-			} else if !errors.As(err, &esc) || esc.Reason != tc.reason || esc.Path != tc.rel {
-				t.Fatalf("Resolve = %q, %v; want an EscapeError (reason %d) naming %s", p, err, tc.reason, tc.rel)
-			}
-
-			// Check sees the same through absolute paths under either spelling of the root.
-			for _, base := range []string{root.Dir(), root.Real()} {
-				abs := filepath.Join(base, filepath.FromSlash(tc.rel))
-				if tc.reason == Absolute {
-					abs = tc.rel
-				}
-				err := root.Check(abs)
-				switch tc.reason {
-				case 0:
-					if err != nil {
-						t.Errorf("Check(%s): %v", abs, err)
-					}
-				case Symlink:
-					if !errors.As(err, &esc) || esc.Reason != Symlink || esc.Path != filepath.ToSlash(filepath.Clean(tc.rel)) {
-						t.Errorf("Check(%s) = %v; want a Symlink EscapeError naming %s", abs, err, tc.rel)
-					}
-				default:
-					if !errors.As(err, &esc) || esc.Reason != Parent {
-						t.Errorf("Check(%s) = %v; want a Parent EscapeError", abs, err)
-					}
-				}
-			}
-		})
+	// Twice over the same Root: the second pass answers from the directories the first
+	// proved inside, and must answer the same.
+	for _, pass := range []string{"first", "remembered"} {
+		for _, tc := range tests {
+			t.Run(pass+"/"+tc.rel, func(t *testing.T) { checkResolve(t, root, tc.rel, tc.reason) })
+		}
 	}
+	if _, ok := root.dirs.Load("apps/web/shared"); !ok {
+		t.Error("a directory link inside was not remembered as proven")
+	}
+	for _, d := range []string{"apps/web/outdir", "apps/web/loop-a", "apps/web/deploy.yaml", "apps/web/out.yaml"} {
+		if _, ok := root.dirs.Load(d); ok {
+			t.Errorf("%s was remembered as a directory inside", d)
+		}
+	}
+}
+
+// checkResolve: Resolve and Check (under either spelling of the root) allow rel, or
+// refuse it for reason.
+func checkResolve(t *testing.T, root *Root, rel string, reason Reason) {
+	t.Helper()
+	p, err := root.Resolve(rel)
+	var esc *EscapeError
+	if reason == 0 {
+		if err != nil {
+			t.Fatalf("Resolve: %v", err)
+		}
+		if want := filepath.Join(root.Dir(), filepath.FromSlash(rel)); p != want {
+			t.Errorf("Resolve = %s, want %s", p, want)
+		}
+	} else if !errors.As(err, &esc) || esc.Reason != reason || esc.Path != rel {
+		t.Fatalf("Resolve = %q, %v; want an EscapeError (reason %d) naming %s", p, err, reason, rel)
+	}
+
+	// Check sees the same through absolute paths under either spelling of the root.
+	for _, base := range []string{root.Dir(), root.Real()} {
+		abs := filepath.Join(base, filepath.FromSlash(rel))
+		if reason == Absolute {
+			abs = rel
+		}
+		err := root.Check(abs)
+		switch reason {
+		case 0:
+			if err != nil {
+				t.Errorf("Check(%s): %v", abs, err)
+			}
+		case Symlink:
+			if !errors.As(err, &esc) || esc.Reason != Symlink || esc.Path != filepath.ToSlash(filepath.Clean(rel)) {
+				t.Errorf("Check(%s) = %v; want a Symlink EscapeError naming %s", abs, err, rel)
+			}
+		default:
+			if !errors.As(err, &esc) || esc.Reason != Parent {
+				t.Errorf("Check(%s) = %v; want a Parent EscapeError", abs, err)
+			}
+		}
+	}
+}
+
+// TestResolveNotRemembered: what a Root remembers is only directories proven inside;
+// a path's last element, a missing directory and a refusal are judged again every time,
+// so a file or directory that becomes a link out after a first Resolve is refused.
+func TestResolveNotRemembered(t *testing.T) {
+	tmp := t.TempDir()
+	outside := filepath.Join(tmp, "outside")
+	repo := filepath.Join(tmp, "repo")
+	for _, d := range []string{outside, filepath.Join(repo, "apps", "web")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(repo, "apps", "web", "deploy.yaml")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, err := Open(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"apps/web/deploy.yaml", "apps/new/deploy.yaml", "apps/web/gone/x.yaml"} {
+		checkResolve(t, root, rel, 0)
+	}
+	fsys := root.FS()
+	if data, err := fsys.ReadFile("apps/web/deploy.yaml"); err != nil || string(data) != "x" {
+		t.Fatalf("ReadFile = %q, %v", data, err)
+	}
+	if fi, err := fsys.Stat("apps/web/deploy.yaml"); err != nil || fi.Size() != 1 || fi.Name() != "deploy.yaml" {
+		t.Fatalf("Stat = %v, %v", fi, err)
+	}
+	// The file becomes a link out; a missing directory appears as a link out.
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"apps/web/deploy.yaml": filepath.Join(outside, "secret"), "apps/new": outside} {
+		if err := os.Symlink(target, filepath.Join(repo, filepath.FromSlash(name))); err != nil {
+			t.Skip("symlinks not supported:", err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("OUTSIDE"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"apps/web/deploy.yaml", "apps/new/deploy.yaml"} {
+		checkResolve(t, root, rel, Symlink)
+		var esc *EscapeError
+		if data, err := fsys.ReadFile(rel); !errors.As(err, &esc) || len(data) > 0 {
+			t.Errorf("ReadFile(%s) = %q, %v; want an EscapeError", rel, data, err)
+		}
+		if _, err := fsys.Stat(rel); !errors.As(err, &esc) {
+			t.Errorf("Stat(%s) = %v; want an EscapeError", rel, err)
+		}
+	}
+	if _, err := fsys.ReadFile("apps/web/missing.yaml"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadFile of a missing file: %v", err)
+	}
+	checkResolve(t, root, "apps/web/gone/x.yaml", 0)
+}
+
+// BenchmarkResolve: every file of a deep tree (8 levels, 4 files a directory) resolved
+// through one Root, as a run resolves its repository's files: "walk" is the check
+// before directories were remembered (every link on the whole path followed, an lstat a
+// component), "remembered" is Resolve.
+func BenchmarkResolve(b *testing.B) {
+	repo := b.TempDir()
+	var rels []string
+	dir := "."
+	for depth := 0; depth < 8; depth++ {
+		dir = filepath.ToSlash(filepath.Join(dir, "level"))
+		if err := os.MkdirAll(filepath.Join(repo, dir), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < 4; i++ {
+			rel := dir + "/f" + string(rune('0'+i)) + ".yaml"
+			if err := os.WriteFile(filepath.Join(repo, rel), []byte("x"), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			rels = append(rels, rel)
+		}
+	}
+	root, err := Open(repo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("walk", func(b *testing.B) {
+		for b.Loop() {
+			for _, rel := range rels {
+				if _, ok := root.resolvesInside(filepath.Join(root.Dir(), rel)); !ok {
+					b.Fatal(rel)
+				}
+			}
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		for b.Loop() {
+			for _, rel := range rels {
+				if _, err := root.Resolve(rel); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 }
 
 func TestEscapeErrorMessages(t *testing.T) {

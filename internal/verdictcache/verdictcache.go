@@ -20,7 +20,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -79,65 +78,6 @@ type Files struct {
 	maxSize int64
 	mu      sync.Mutex
 	memo    map[string]string
-	// root, when set, is the OS directory fsys reads: a path whose every directory is a
-	// plain one (no symbolic link, checked once per directory) is read directly, which
-	// spares the confined filesystem's link resolution of every path; anything else
-	// goes through fsys.
-	root  string
-	plain map[string]bool // directory (slash, repo-relative) -> a real directory, no link
-}
-
-// NewDirFiles is NewFiles for fsys, a filesystem confined to the OS directory root:
-// the same digests, read faster.
-func NewDirFiles(root string, fsys fs.FS, maxSize int64) *Files {
-	f := NewFiles(fsys, maxSize)
-	f.root, f.plain = root, map[string]bool{}
-	return f
-}
-
-// plainDir reports whether dir and every directory above it (up to the root) is a real
-// directory, not a symbolic link.
-func (f *Files) plainDir(dir string) bool {
-	if dir == "." || dir == "" {
-		return true
-	}
-	f.mu.Lock()
-	ok, seen := f.plain[dir]
-	f.mu.Unlock()
-	if seen {
-		return ok
-	}
-	ok = f.plainDir(path.Dir(dir))
-	if ok {
-		st, err := os.Lstat(filepath.Join(f.root, filepath.FromSlash(dir)))
-		ok = err == nil && st.IsDir()
-	}
-	f.mu.Lock()
-	f.plain[dir] = ok
-	f.mu.Unlock()
-	return ok
-}
-
-// fastFile digests a regular file under plain directories; ok false when it is
-// anything else (a link, a directory, absent below a link...): the caller takes fsys.
-func (f *Files) fastFile(name string) (string, bool) {
-	if f.root == "" || !fs.ValidPath(name) || !f.plainDir(path.Dir(name)) {
-		return "", false
-	}
-	p := filepath.Join(f.root, filepath.FromSlash(name))
-	st, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "absent", true
-	}
-	if err != nil || !st.Mode().IsRegular() || f.maxSize > 0 && st.Size() > f.maxSize {
-		return "", false
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return "", false
-	}
-	s := sha256.Sum256(b)
-	return "file:" + hex.EncodeToString(s[:]), true
 }
 
 // NewFiles digests files of fsys (read through it: confined as the caller's is); a
@@ -189,9 +129,6 @@ func (f *Files) one(name string) (string, error) {
 }
 
 func (f *Files) file(name string) (string, error) {
-	if d, ok := f.fastFile(name); ok {
-		return d, nil
-	}
 	st, err := fs.Stat(f.fsys, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "absent", nil
