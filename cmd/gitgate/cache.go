@@ -165,7 +165,7 @@ func cacheKeys(ctx context.Context, repo render.Repo, d *render.Discovery, run s
 	targets := d.Targets
 	deps := depsOf(repo, d, targets)
 	files := verdictcache.NewFiles(repopath.DirFS(repo.Dir), repo.MaxFileSize) // one Root: its proven directories shared by every target
-	if repo.Dir == "" { // a revision with no checkout (check --base's merge base): the same digests
+	if repo.Dir == "" {                                                        // a revision with no checkout (check --base's merge base): the same digests
 		files = verdictcache.NewFiles(repo.FS, repo.MaxFileSize)
 	}
 	keys := make([]string, len(targets))
