@@ -164,8 +164,10 @@ func errorStrings(errs []error) []string {
 func cacheKeys(ctx context.Context, repo render.Repo, d *render.Discovery, run string, workers int) ([]string, []render.Deps) {
 	targets := d.Targets
 	deps := depsOf(repo, d, targets)
-	files := verdictcache.NewFiles(repopath.DirFS(repo.Dir), repo.MaxFileSize) // one Root: its proven directories shared by every target
-	if repo.Dir == "" {                                                        // a revision with no checkout (check --base's merge base): the same digests
+	// A checkout: one Root, its proven directories shared by every target. A revision
+	// with no checkout (check --base's merge base): its tree, with the same digests.
+	files := verdictcache.NewFiles(repopath.DirFS(repo.Dir), repo.MaxFileSize)
+	if repo.Dir == "" {
 		files = verdictcache.NewFiles(repo.FS, repo.MaxFileSize)
 	}
 	keys := make([]string, len(targets))
