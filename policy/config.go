@@ -445,18 +445,3 @@ func ruleUses(v any, name string) bool {
 	b, err := yaml.Marshal(v)
 	return err == nil && strings.Contains(string(b), name)
 }
-
-// Remove drops the named policies from the set.
-func (s *Set) Remove(names ...string) {
-	drop := map[string]bool{}
-	for _, n := range names {
-		drop[n] = true
-	}
-	keep := s.Policies[:0]
-	for _, p := range s.Policies {
-		if !drop[p.GetName()] {
-			keep = append(keep, p)
-		}
-	}
-	s.Policies = keep
-}

@@ -299,3 +299,57 @@ func TestConfigPathsStayInside(t *testing.T) {
 		})
 	}
 }
+
+// TestOverrideActionsOtherKinds: off turns off a policy of any kind (a MutatingPolicy no
+// longer mutates, a VAP no longer judges); Enforce or Audit on a kind without a failure
+// action is an error saying so, not "no policy named".
+func TestOverrideActionsOtherKinds(t *testing.T) {
+	const mpol = `apiVersion: policies.kyverno.io/v1beta1
+kind: MutatingPolicy
+metadata: {name: add-team}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: "Object{metadata: Object.metadata{labels: {'team': 'platform'}}}"
+`
+	load := func() *Set {
+		set, err := Load(fstest.MapFS{
+			"p/mpol.yaml":    {Data: []byte(mpol)},
+			"p/vap.yaml":     {Data: []byte(vapRequireTeam)},
+			"p/binding.yaml": {Data: []byte(vapBinding("Deny", ""))},
+		}, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	set := load()
+	if _, err := set.OverrideActions(map[string]ActionOverride{"add-team": ActionOff, "require-team": ActionOff}); err != nil {
+		t.Fatal(err)
+	}
+	if len(set.MutatingPolicies) != 0 || len(set.ValidatingAdmissionPolicies) != 0 {
+		t.Errorf("off left %d MutatingPolicies and %d VAPs", len(set.MutatingPolicies), len(set.ValidatingAdmissionPolicies))
+	}
+	eng, err := NewEngine(set, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := Decode("apps/deploy.yaml", []byte(vapDeployments))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if results, _, err := eng.Mutate(context.Background(), rs[0], Request{}); err != nil || len(results) != 0 {
+		t.Errorf("a policy turned off still mutates: %v %+v", err, results)
+	}
+	if results := eng.Evaluate(context.Background(), rs[0], Request{}); len(results) != 0 {
+		t.Errorf("a policy turned off still judges: %+v", results)
+	}
+	_, err = load().OverrideActions(map[string]ActionOverride{"add-team": "Audit"})
+	if err == nil || !strings.Contains(err.Error(), "add-team is a MutatingPolicy, which has no failure action to set") {
+		t.Errorf("Audit on a MutatingPolicy: %v", err)
+	}
+}

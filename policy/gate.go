@@ -3,7 +3,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -111,12 +110,21 @@ func (s *Set) OverrideActions(actions map[string]ActionOverride) ([]string, erro
 	if len(actions) == 0 {
 		return nil, nil
 	}
-	names := map[string]bool{}
+	// names: every loaded policy by name, "" for the kinds whose failure action can be
+	// set (ClusterPolicy/Policy, ValidatingPolicy), else its kind, which can only be
+	// turned off.
+	names := map[string]string{}
+	for _, n := range s.Names() {
+		kind, name, _ := strings.Cut(n, "/")
+		if _, seen := names[name]; !seen {
+			names[name] = kind
+		}
+	}
 	for _, p := range s.Policies {
-		names[p.GetName()] = true
+		names[p.GetName()] = ""
 	}
 	for _, p := range s.ValidatingPolicies {
-		names[p.GetName()] = true
+		names[p.GetName()] = ""
 	}
 	keys := make([]string, 0, len(actions))
 	for k := range actions {
@@ -131,7 +139,8 @@ func (s *Set) OverrideActions(actions map[string]ActionOverride) ([]string, erro
 			errs = append(errs, fmt.Errorf("%s: actions: %s: %w", ConfigFile, name, err))
 			continue
 		}
-		if !names[name] {
+		kind, loaded := names[name]
+		if !loaded {
 			known := make([]string, 0, len(names))
 			for n := range names {
 				known = append(known, n)
@@ -143,6 +152,10 @@ func (s *Set) OverrideActions(actions map[string]ActionOverride) ([]string, erro
 		if a == ActionOff {
 			off = append(off, name)
 			notices = append(notices, fmt.Sprintf("policy %s is off (actions: in %s): it is not evaluated", name, ConfigFile))
+			continue
+		}
+		if kind != "" {
+			errs = append(errs, fmt.Errorf("%s: actions: %s: %s is a %s, which has no failure action to set (its enforcement is its own: failurePolicy, bindings); only off applies to it", ConfigFile, name, name, kind))
 			continue
 		}
 		for i, p := range s.Policies {
@@ -160,9 +173,6 @@ func (s *Set) OverrideActions(actions map[string]ActionOverride) ([]string, erro
 		return nil, errors.Join(errs...)
 	}
 	s.Remove(off...)
-	s.ValidatingPolicies = slices.DeleteFunc(s.ValidatingPolicies, func(p policiesv1beta1.ValidatingPolicyLike) bool {
-		return slices.Contains(off, p.GetName())
-	})
 	return notices, nil
 }
 

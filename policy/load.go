@@ -561,6 +561,20 @@ func hasValidate(pol kyvernov1.PolicyInterface) bool {
 	return false
 }
 
+// Remove drops the policies of these names from the set, of every kind (a binding
+// stays: without its policy it binds nothing).
+func (s *Set) Remove(names ...string) {
+	drop := func(name string) bool { return slices.Contains(names, name) }
+	s.Policies = slices.DeleteFunc(s.Policies, func(p kyvernov1.PolicyInterface) bool { return drop(p.GetName()) })
+	s.ValidatingPolicies = slices.DeleteFunc(s.ValidatingPolicies, func(p policiesv1beta1.ValidatingPolicyLike) bool { return drop(p.GetName()) })
+	s.MutatingPolicies = slices.DeleteFunc(s.MutatingPolicies, func(p policiesv1beta1.MutatingPolicyLike) bool { return drop(p.GetName()) })
+	s.GeneratingPolicies = slices.DeleteFunc(s.GeneratingPolicies, func(p policiesv1beta1.GeneratingPolicyLike) bool { return drop(p.GetName()) })
+	s.DeletingPolicies = slices.DeleteFunc(s.DeletingPolicies, func(p policiesv1beta1.DeletingPolicyLike) bool { return drop(p.GetName()) })
+	s.PayloadPolicies = slices.DeleteFunc(s.PayloadPolicies, func(p *PayloadPolicy) bool { return drop(p.Policy.GetName()) })
+	s.ValidatingAdmissionPolicies = slices.DeleteFunc(s.ValidatingAdmissionPolicies, func(p *admissionregistrationv1.ValidatingAdmissionPolicy) bool { return drop(p.Name) })
+	s.MutatingAdmissionPolicies = slices.DeleteFunc(s.MutatingAdmissionPolicies, func(p *admissionregistrationv1beta1.MutatingAdmissionPolicy) bool { return drop(p.Name) })
+}
+
 // Names lists the policies of the set, sorted, as kind/name.
 func (s *Set) Names() []string {
 	var out []string
@@ -584,6 +598,9 @@ func (s *Set) Names() []string {
 	}
 	for _, p := range s.MutatingAdmissionPolicies {
 		out = append(out, "MutatingAdmissionPolicy/"+p.GetName())
+	}
+	for _, p := range s.PayloadPolicies {
+		out = append(out, p.Policy.GetKind()+"/"+p.Policy.GetName())
 	}
 	sort.Strings(out)
 	return out
