@@ -63,14 +63,17 @@ type Options struct {
 	celContext libs.Context
 	// test is what a kyverno-test.yaml supplies in place of a cluster; with it, context
 	// entries load as `kyverno test` loads them (kyvernotest_fields.go). nil outside
-	// gitgate test.
+	// gitgate test (see kyvernoTest).
 	test *testData
-	// kyvernoTestVAPs evaluates ValidatingAdmissionPolicies as `kyverno test` v1.19.1
-	// does (gitgate test only; check follows the API server): a policy no binding names
-	// is evaluated on its matchConstraints, a bound one on its bindings' matchResources
-	// only (pkg/admissionpolicy processVAPNoBindings / processVAPWithoutClient).
-	kyvernoTestVAPs bool
 }
+
+// kyvernoTest reports whether the engine runs a kyverno-test.yaml (gitgate test), where
+// it follows `kyverno test` v1.19.1 rather than the API server: a ValidatingAdmissionPolicy
+// or MAP no binding names is evaluated on its matchConstraints, a bound one on its
+// bindings' matchResources only (pkg/admissionpolicy processVAPNoBindings /
+// processVAPWithoutClient); MAPs mutate after Kyverno's kinds; DeletingPolicies are
+// evaluated.
+func (o Options) kyvernoTest() bool { return o.test != nil }
 
 // Request describes the admission request a resource is evaluated as. The zero value
 // is a CREATE by nobody, which is what a pre-commit check is.
@@ -187,7 +190,7 @@ func NewEngine(set *Set, opts Options) (*Engine, error) {
 		e.generates = true
 	}
 	// DeletingPolicies are evaluated by gitgate test only; elsewhere a notice each.
-	if len(set.DeletingPolicies) > 0 && opts.test != nil {
+	if len(set.DeletingPolicies) > 0 && opts.kyvernoTest() {
 		if err := e.compileDeletingPolicies(set.DeletingPolicies, celExceptions); err != nil {
 			return nil, err
 		}

@@ -417,7 +417,7 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 		}
 		return fail(err)
 	}
-	engOpts := Options{Values: values, Variables: opts.Variables, test: data, kyvernoTestVAPs: true}
+	engOpts := Options{Values: values, Variables: opts.Variables, test: data}
 	var fromFile *libs.FakeContextProvider
 	if t.Context != "" {
 		rp, err := rel(t.Context)

@@ -86,7 +86,7 @@ func (e *Engine) compileMAPs(set *Set) error {
 				bs = append(bs, b)
 			}
 		}
-		if len(bs) == 0 && !e.opts.kyvernoTestVAPs {
+		if len(bs) == 0 && !e.opts.kyvernoTest() {
 			e.notices = append(e.notices, fmt.Sprintf("%s: MutatingAdmissionPolicy/%s is not applied: no MutatingAdmissionPolicyBinding names it (the API server applies it only through a binding); add one with spec.policyName: %s",
 				set.Origin("MutatingAdmissionPolicy", p.Name), p.Name, p.Name))
 			continue
@@ -153,7 +153,7 @@ func (e *Engine) mapSteps(ctx context.Context, r Resource, obj *unstructured.Uns
 		attrs := func() admission.Attributes {
 			return admission.NewAttributesRecord(current.DeepCopy(), old, gvk, current.GetNamespace(), current.GetName(), gvr, "", op, nil, req.DryRun, u)
 		}
-		if cm.v1.Spec.MatchConstraints != nil && (!e.opts.kyvernoTestVAPs || len(cm.bindings) == 0) {
+		if cm.v1.Spec.MatchConstraints != nil && (!e.opts.kyvernoTest() || len(cm.bindings) == 0) {
 			ok, err := matcher.Match(&celmatching.MatchCriteria{Constraints: cm.v1.Spec.MatchConstraints}, attrs(), ns)
 			if err != nil {
 				step.results = append(step.results, e.mapResult(r, p, StatusError, "matchConstraints: "+err.Error()))
@@ -182,7 +182,7 @@ func (e *Engine) mapSteps(ctx context.Context, r Resource, obj *unstructured.Uns
 					if b.Spec.ParamRef.ParameterNotFoundAction != nil && *b.Spec.ParamRef.ParameterNotFoundAction == admissionregistrationv1beta1.AllowAction {
 						continue
 					}
-					step.results = append(step.results, e.mapResult(r, p, StatusError, fmt.Sprintf("binding %s: no param matches its paramRef (gitgate does not read params from the cluster: put the param object in a policy directory, or in paramResources for a kyverno test)", b.Name)))
+					step.results = append(step.results, e.mapResult(r, p, StatusError, fmt.Sprintf("binding %s: no param matches its paramRef (%s)", b.Name, paramAdvice)))
 					continue
 				}
 			}

@@ -36,9 +36,8 @@ type mutatingPolicies struct {
 }
 
 func (e *Engine) compileMutatingPolicies(policies []policiesv1beta1.MutatingPolicyLike, exceptions []*policiesv1beta1.PolicyException) error {
-	crds := NewCRDSet() // the CRDs gitgate bundles (BundledCRD), asked per kind on first use
 	m := &mutatingPolicies{
-		tc:    newTypeConverters(crds.lookup),
+		tc:    bundledTypeConverters(),
 		byKey: map[string]policiesv1beta1.MutatingPolicyLike{},
 	}
 	var provider mpolengine.Provider

@@ -73,7 +73,7 @@ func (e *Engine) mutateSteps(ctx context.Context, r Resource, req Request) ([]mu
 	// The API server's order (check, the webhook): the MutatingAdmissionPolicy plugin
 	// runs before the webhooks, Kyverno's among them (map.go). gitgate test applies MAPs
 	// after Kyverno's kinds, as kyverno test does.
-	apiServerOrder := !e.opts.kyvernoTestVAPs
+	apiServerOrder := !e.opts.kyvernoTest()
 	var afterMAPs *unstructured.Unstructured
 	if apiServerOrder {
 		var mapSteps []mutateStep

@@ -49,8 +49,9 @@ var builtinConverter = sync.OnceValue(func() managedfields.TypeConverter {
 
 var deducedConverter = sync.OnceValue(managedfields.NewDeducedTypeConverter)
 
-// bundledTypeConverters are the converters over the CRDs gitgate bundles, shared by
-// every engine (MutatingPolicies and MutatingAdmissionPolicies).
+// bundledTypeConverters are the converters over the CRDs gitgate bundles (BundledCRD,
+// asked per kind on first use), shared by every engine's MutatingPolicies and
+// MutatingAdmissionPolicies.
 var bundledTypeConverters = sync.OnceValue(func() *typeConverters { return newTypeConverters(NewCRDSet().lookup) })
 
 func newTypeConverters(crds func(schema.GroupKind) *crdEntry) *typeConverters {

@@ -51,7 +51,7 @@ func (e *Engine) compileVAPs(set *Set) error {
 				bs = append(bs, b)
 			}
 		}
-		if len(bs) == 0 && !e.opts.kyvernoTestVAPs {
+		if len(bs) == 0 && !e.opts.kyvernoTest() {
 			e.notices = append(e.notices, fmt.Sprintf("%s: ValidatingAdmissionPolicy/%s is not evaluated: no ValidatingAdmissionPolicyBinding names it (the API server applies a ValidatingAdmissionPolicy only through a binding); add one with spec.policyName: %s",
 				set.Origin("ValidatingAdmissionPolicy", p.Name), p.Name, p.Name))
 			continue
@@ -111,6 +111,9 @@ func vapCompileErrors(p *admissionregistrationv1.ValidatingAdmissionPolicy) erro
 	return nil
 }
 
+// paramAdvice ends the error of a binding whose paramRef selects nothing.
+const paramAdvice = "gitgate does not read params from the cluster: put the param object in a policy directory, or in paramResources for a kyverno test"
+
 // evaluateVAPs runs every bound VAP on r. The rule is the policy's name, as kyverno
 // test reports it; each matching binding gives one result, its validationActions
 // deciding the action (Deny: Enforce; Warn or Audit only: Audit).
@@ -157,7 +160,7 @@ func (e *Engine) evaluateVAPs(ctx context.Context, r Resource, req Request) []Re
 		p := cv.policy
 		// The API server requires both the policy's matchConstraints and a binding's
 		// matchResources; kyverno test checks the policy's only when it has no binding.
-		if p.Spec.MatchConstraints != nil && (!e.opts.kyvernoTestVAPs || len(cv.bindings) == 0) {
+		if p.Spec.MatchConstraints != nil && (!e.opts.kyvernoTest() || len(cv.bindings) == 0) {
 			ok, err := matcher.Match(&celmatching.MatchCriteria{Constraints: p.Spec.MatchConstraints}, a, ns)
 			if err != nil {
 				out = append(out, e.vapResult(r, p, nil, StatusError, "matchConstraints: "+err.Error()))
@@ -168,7 +171,7 @@ func (e *Engine) evaluateVAPs(ctx context.Context, r Resource, req Request) []Re
 			}
 		}
 		bindings := cv.bindings
-		if len(bindings) == 0 { // gitgate test only (Options.kyvernoTestVAPs): as kyverno test, no binding
+		if len(bindings) == 0 { // gitgate test only (Options.kyvernoTest): as kyverno test, no binding
 			bindings = []*admissionregistrationv1.ValidatingAdmissionPolicyBinding{nil}
 		}
 		for _, b := range bindings {
@@ -189,7 +192,7 @@ func (e *Engine) evaluateVAPs(ctx context.Context, r Resource, req Request) []Re
 					if b.Spec.ParamRef.ParameterNotFoundAction != nil && *b.Spec.ParamRef.ParameterNotFoundAction == admissionregistrationv1.AllowAction {
 						continue // the API server admits when no param is found and the action is Allow
 					}
-					out = append(out, e.vapResult(r, p, b, StatusError, fmt.Sprintf("binding %s: no param of kind %s matches its paramRef (gitgate does not read params from the cluster: put the param object in a policy directory, or in paramResources for a kyverno test)", b.Name, paramKindString(p))))
+					out = append(out, e.vapResult(r, p, b, StatusError, fmt.Sprintf("binding %s: no param of kind %s matches its paramRef (%s)", b.Name, paramKindString(p), paramAdvice)))
 					continue
 				}
 			}
