@@ -1,18 +1,20 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-
-	"context"
-	"github.com/google/cel-go/cel"
 	"os"
 	"path"
 	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/google/cel-go/cel"
+	policiesv1beta1 "github.com/kyverno/api/api/policies.kyverno.io/v1beta1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 )
 
 // TestKyvernoCLIPayloadSuites runs the suites of Kyverno's own CLI tests whose
@@ -467,5 +469,28 @@ spec:
 				t.Errorf("warnings %q: want the policy's notice", res.Warnings)
 			}
 		})
+	}
+}
+
+// TestPayloadNetworkUseEveryExpression: an http call in a messageExpression or an audit
+// annotation is found too, not only in the validations' expressions.
+func TestPayloadNetworkUseEveryExpression(t *testing.T) {
+	base := func() *policiesv1beta1.ValidatingPolicy {
+		p := &policiesv1beta1.ValidatingPolicy{}
+		p.Spec.Validations = []admissionregistrationv1.Validation{{Expression: "http.Allowed().Response()"}}
+		return p
+	}
+	if why := payloadNetworkUse(base()); why != "" {
+		t.Fatalf("an offline policy refused: %s", why)
+	}
+	msg := base()
+	msg.Spec.Validations[0].MessageExpression = "string(http.Get('https://x.example'))"
+	if why := payloadNetworkUse(msg); !strings.Contains(why, "spec.validations[0].messageExpression") {
+		t.Errorf("messageExpression: %q", why)
+	}
+	ann := base()
+	ann.Spec.AuditAnnotations = []admissionregistrationv1.AuditAnnotation{{Key: "k", ValueExpression: "string(http.Get('https://x.example'))"}}
+	if why := payloadNetworkUse(ann); !strings.Contains(why, "spec.auditAnnotations[0].valueExpression") {
+		t.Errorf("auditAnnotations: %q", why)
 	}
 }

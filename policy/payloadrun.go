@@ -467,6 +467,12 @@ func payloadNetworkUse(pol policiesv1beta1.ValidatingPolicyLike) string {
 	}
 	for i, v := range spec.Validations {
 		exprs = append(exprs, expr{fmt.Sprintf("spec.validations[%d]", i), v.Expression})
+		if v.MessageExpression != "" { // evaluated when the validation fails: it may call out too
+			exprs = append(exprs, expr{fmt.Sprintf("spec.validations[%d].messageExpression", i), v.MessageExpression})
+		}
+	}
+	for i, a := range spec.AuditAnnotations {
+		exprs = append(exprs, expr{fmt.Sprintf("spec.auditAnnotations[%d].valueExpression", i), a.ValueExpression})
 	}
 	env, err := cel.NewEnv(cel.OptionalTypes())
 	if err != nil {
