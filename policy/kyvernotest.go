@@ -296,6 +296,13 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	fail := func(err error) ([]TestRow, []string, error) {
 		return nil, nil, &InputError{Origin: Origin{File: shown}, Err: err}
 	}
+	// failInput keeps an error that already names its file and line.
+	failInput := func(err error) ([]TestRow, []string, error) {
+		if ie := (*InputError)(nil); errors.As(err, &ie) {
+			return nil, nil, err
+		}
+		return fail(err)
+	}
 	dir := path.Dir(file)
 	rel := func(p string) (string, error) {
 		if strings.Contains(p, "://") {
@@ -324,59 +331,27 @@ func runTest(ctx context.Context, fsys fs.FS, file string, t v1alpha1.Test, show
 	if err != nil {
 		return fail(fmt.Errorf("policies do not load: %w", err))
 	}
-	var resources []Resource
-	for _, p := range t.Resources {
-		rp, err := rel(p)
-		if err != nil {
-			return fail(err)
-		}
-		b, err := ReadFileLimit(fsys, rp, 0)
-		if err != nil {
-			return fail(fmt.Errorf("resources: %s: %w", rp, unwrapPathErr(err)))
-		}
-		rs, err := Decode(show(rp), b)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, r := range rs {
-			// As Kyverno's CLI loads test resources: namespaced objects without a
-			// namespace land in "default", and every number is a float64.
-			if r.Object.GetNamespace() == "" && !ClusterScoped(r.Object.GetKind()) {
-				r.Object.SetNamespace("default")
-			}
-			r.Object.Object = toFloat(r.Object.Object).(map[string]any)
-		}
-		resources = append(resources, rs...)
+	resources, err := readTestObjects(fsys, "resources", t.Resources, rel, show)
+	if err != nil {
+		return failInput(err)
 	}
+	loadAsKyvernoCLI(resources)
 	// targetResources: the objects mutateExisting rules and MutatingPolicies patch
 	// (mutateexisting.go).
-	targets, err := loadTargetResources(fsys, t.TargetResources, rel, show)
+	targets, err := readTestObjects(fsys, "targetResources", t.TargetResources, rel, show)
 	if err != nil {
-		var ie *InputError
-		if errors.As(err, &ie) {
-			return nil, nil, err
-		}
-		return fail(err)
+		return failInput(err)
 	}
+	loadAsKyvernoCLI(targets)
 	// paramResources: the objects a ValidatingAdmissionPolicyBinding's paramRef selects;
 	// kyverno test takes params from there only, not from the policy files.
+	params, err := readTestObjects(fsys, "paramResources", t.ParamResources, rel, show)
+	if err != nil {
+		return failInput(err)
+	}
 	set.Params = nil
-	for _, p := range t.ParamResources {
-		rp, err := rel(p)
-		if err != nil {
-			return fail(err)
-		}
-		b, err := ReadFileLimit(fsys, rp, 0)
-		if err != nil {
-			return fail(fmt.Errorf("paramResources: %s: %w", rp, unwrapPathErr(err)))
-		}
-		rs, err := Decode(show(rp), b)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, r := range rs {
-			set.Params = append(set.Params, r.Object)
-		}
+	for _, r := range params {
+		set.Params = append(set.Params, r.Object)
 	}
 	values := t.Values
 	if t.Variables != "" {
@@ -1168,4 +1143,38 @@ func loadTestContext(fsys fs.FS, file, shown string) (*libs.FakeContextProvider,
 		fake.AddImageData(img.Image, data)
 	}
 	return fake, nil
+}
+
+// readTestObjects reads the objects of a test's file-list field (resources,
+// targetResources, paramResources) from inside the test's filesystem, under the size
+// bound; a file that does not decode is an *InputError at its line.
+func readTestObjects(fsys fs.FS, field string, files []string, rel func(string) (string, error), show func(string) string) ([]Resource, error) {
+	var out []Resource
+	for _, p := range files {
+		rp, err := rel(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
+		}
+		b, err := ReadFileLimit(fsys, rp, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", field, show(rp), unwrapPathErr(err))
+		}
+		rs, err := Decode(show(rp), b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// loadAsKyvernoCLI makes test objects what Kyverno's CLI loads: namespaced objects
+// without a namespace land in "default", and every number is a float64.
+func loadAsKyvernoCLI(rs []Resource) {
+	for _, r := range rs {
+		if r.Object.GetNamespace() == "" && !ClusterScoped(r.Object.GetKind()) {
+			r.Object.SetNamespace("default")
+		}
+		r.Object.Object = toFloat(r.Object.Object).(map[string]any)
+	}
 }

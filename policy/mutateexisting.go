@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"strings"
 
 	"github.com/google/cel-go/common/types"
@@ -327,35 +326,6 @@ func (e *Engine) celTargets(ctx context.Context, trigger *unstructured.Unstructu
 			add(got)
 		}
 		out[name] = keys
-	}
-	return out, nil
-}
-
-// loadTargetResources reads a test's targetResources files as its resources are read
-// (a namespaced object without a namespace is in "default", every number a float64):
-// the objects mutateExisting rules and MutatingPolicies patch in the test.
-func loadTargetResources(fsys fs.FS, files []string, rel func(string) (string, error), show func(string) string) ([]Resource, error) {
-	var out []Resource
-	for _, p := range files {
-		rp, err := rel(p)
-		if err != nil {
-			return nil, fmt.Errorf("targetResources: %w", err)
-		}
-		b, err := ReadFileLimit(fsys, rp, 0)
-		if err != nil {
-			return nil, fmt.Errorf("targetResources: %s: %w", show(rp), unwrapPathErr(err))
-		}
-		rs, err := Decode(show(rp), b)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rs {
-			if r.Object.GetNamespace() == "" && !ClusterScoped(r.Object.GetKind()) {
-				r.Object.SetNamespace("default")
-			}
-			r.Object.Object = toFloat(r.Object.Object).(map[string]any)
-		}
-		out = append(out, rs...)
 	}
 	return out, nil
 }
