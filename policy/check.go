@@ -119,9 +119,11 @@ type ShardInfo struct {
 	Index int `json:"index"`
 	Total int `json:"total"`
 	// Commit is the Git commit checked (HEAD; "" outside a Git repository); Dirty: the
-	// working tree differed from it.
-	Commit string `json:"commit"`
-	Dirty  bool   `json:"dirty,omitempty"`
+	// working tree differed from it, Changes digests how (the changed paths and their
+	// content), so shards of one dirty tree can be told from shards of two.
+	Commit  string `json:"commit"`
+	Dirty   bool   `json:"dirty,omitempty"`
+	Changes string `json:"changes,omitempty"`
 	// Plan digests gitgate's version, .gitgate.yaml and every planned target, listed by
 	// name in Planned (the whole check's, every shard's the same).
 	Plan    string   `json:"plan"`

@@ -43,6 +43,9 @@ func junitShard(s *policy.ShardInfo) *junitProperties {
 	add("total", fmt.Sprint(s.Total))
 	add("commit", s.Commit)
 	add("dirty", fmt.Sprint(s.Dirty))
+	if s.Changes != "" {
+		add("changes", s.Changes)
+	}
 	add("plan", s.Plan)
 	add("planned", fmt.Sprint(len(s.Planned)))
 	add("assignment", s.Assignment)

@@ -140,7 +140,7 @@ func mergeShards(shards []shardReport) (*policy.Report, error) {
 		case in.Commit == "":
 			return "no Git commit"
 		case in.Dirty:
-			return "commit " + in.Commit + " with uncommitted changes"
+			return "commit " + in.Commit + " with uncommitted changes " + in.Changes
 		}
 		return "commit " + in.Commit
 	}
@@ -152,6 +152,8 @@ func mergeShards(shards []shardReport) (*policy.Report, error) {
 			problems = append(problems, fmt.Sprintf("%s is shard %d/%d but %s is shard %d/%d: not the same split", s.file, p.Index, p.Total, shards[0].file, first.Index, first.Total))
 		case p.Commit != first.Commit:
 			problems = append(problems, fmt.Sprintf("%s checked %s, %s %s: shards of different commits; run every shard of one pipeline on the same commit", s.file, commit(p), shards[0].file, commit(first)))
+		case p.Dirty != first.Dirty || p.Changes != first.Changes:
+			problems = append(problems, fmt.Sprintf("%s checked %s, %s %s: shards of different working trees; commit the changes (or make every job write the same files) and run the shards again", s.file, commit(p), shards[0].file, commit(first)))
 		case p.Plan != first.Plan || !slices.Equal(p.Planned, first.Planned):
 			problems = append(problems, fmt.Sprintf("%s is of plan %s (%d targets), %s of plan %s (%d targets): shards of different runs (.gitgate.yaml, uncommitted changes or gitgate version)", s.file, p.Plan, len(p.Planned), shards[0].file, first.Plan, len(first.Planned)))
 		case p.Assignment != first.Assignment:

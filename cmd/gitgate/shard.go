@@ -155,13 +155,13 @@ type shardPlan struct {
 	Targets    int // this shard's
 }
 
-// info is the report's Shard; commit and dirty are the repository's (shardCommit).
-func (p shardPlan) info(commit string, dirty bool) *policy.ShardInfo {
+// info is the report's Shard; commit and changes are the repository's (shardCommit).
+func (p shardPlan) info(commit, changes string) *policy.ShardInfo {
 	by := "hash"
 	if p.ByCost {
 		by = "recorded cost"
 	}
-	return &policy.ShardInfo{Index: p.Spec.Index, Total: p.Spec.Total, Commit: commit, Dirty: dirty, Plan: p.Plan, Planned: p.Planned,
+	return &policy.ShardInfo{Index: p.Spec.Index, Total: p.Spec.Total, Commit: commit, Dirty: changes != "", Changes: changes, Plan: p.Plan, Planned: p.Planned,
 		Assignment: p.Assignment, AssignedBy: by, Targets: p.Targets}
 }
 
@@ -180,14 +180,27 @@ func shardNotice(s *policy.ShardInfo) string {
 	return fmt.Sprintf("shard %d/%d: %d of %d targets of %s, assigned by %s (plan %s, assignment %s)", s.Index, s.Total, s.Targets, len(s.Planned), commit, s.AssignedBy, s.Plan, s.Assignment)
 }
 
-// shardCommit is the commit a shard checks: HEAD of the repository at root, and
-// whether the working tree differs from it ("" when root is not in a Git repository).
-func shardCommit(root string, maxFileSize int64) (string, bool) {
-	ch, err := git.OpenChange(root, "HEAD", git.ChangeOptions{MaxBlobSize: maxFileSize, WorkFS: repopath.DirFS(root)})
-	if err != nil {
-		return "", false
+// shardCommit is the commit a shard checks: HEAD of the repository at root ("" when
+// root is not in a Git repository), and a digest of the working tree's changes from it
+// ("" for none): every changed path with its content (or its absence), so two shards
+// that ran on the same uncommitted tree (files a pipeline step wrote) agree, and two
+// that ran on different ones do not.
+func shardCommit(root string, maxFileSize int64) (string, string) {
+	work := repopath.DirFS(root)
+	ch, err := git.OpenChange(root, "HEAD", git.ChangeOptions{MaxBlobSize: maxFileSize, WorkFS: work})
+	if err != nil || len(ch.Files) == 0 {
+		if err != nil {
+			return "", ""
+		}
+		return ch.BaseCommit, ""
 	}
-	return ch.BaseCommit, len(ch.Files) > 0
+	d, err := verdictcache.NewFiles(work, maxFileSize).Digest(ch.Files)
+	if err != nil { // a changed file that cannot be read: never equal to another shard's
+		d = "unreadable:" + err.Error()
+	}
+	h := verdictcache.NewHasher("shard-changes")
+	h.String(d)
+	return ch.BaseCommit, h.Sum()[:16]
 }
 
 // shardCRDNotice says a shard left custom resources unchecked whose CRD another shard

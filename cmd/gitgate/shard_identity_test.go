@@ -15,6 +15,7 @@ type shardIdentity struct {
 	Index, Total     int
 	Commit           string
 	Dirty            bool
+	Changes          string
 	Plan, Assignment string
 	AssignedBy       string
 	Planned          []string
@@ -107,8 +108,24 @@ func TestShardIdentity(t *testing.T) {
 	shardRun(t, dir, "check", "--no-cache", "--shard", "1/2", "-o", "json="+dirty)
 	b, _ = os.ReadFile(dirty)
 	r.Shard = nil
-	if json.Unmarshal(b, &r) != nil || r.Shard == nil || !r.Shard.Dirty || r.Shard.Commit != next {
-		t.Errorf("a shard of a working tree with changes: %+v, want commit %s, dirty", r.Shard, next)
+	if json.Unmarshal(b, &r) != nil || r.Shard == nil || !r.Shard.Dirty || r.Shard.Commit != next || len(r.Shard.Changes) != 16 {
+		t.Errorf("a shard of a working tree with changes: %+v, want commit %s, dirty, a digest of the changes", r.Shard, next)
+	}
+	// The other shard on the same uncommitted tree merges with it; on a tree changed
+	// again, or on the clean commit, it does not.
+	dirty2 := filepath.Join(out, "dirty-2.json")
+	shardRun(t, dir, "check", "--no-cache", "--shard", "2/2", "-o", "json="+dirty2)
+	if code, stderr := mergeRun(t, dirty, dirty2); code == exitError && strings.Contains(stderr, "merge-reports:") {
+		t.Errorf("two shards of one uncommitted tree do not merge: %s", stderr)
+	}
+	appendFile(t, filepath.Join(dir, "README.md"), "\nchanged again\n")
+	other := filepath.Join(out, "dirty-2-other.json")
+	shardRun(t, dir, "check", "--no-cache", "--shard", "2/2", "-o", "json="+other)
+	for _, f := range []string{other, later} {
+		code, stderr := mergeRun(t, dirty, f)
+		if code != exitError || !strings.Contains(stderr, "shards of different working trees") || !strings.Contains(stderr, f) || !strings.Contains(stderr, "uncommitted changes") {
+			t.Errorf("shard 1/2 of one uncommitted tree, %s of another: exit %d, want 2 naming both files: %s", f, code, stderr)
+		}
 	}
 
 	// A report cut short: a target dropped from shard 2 (and its count).
