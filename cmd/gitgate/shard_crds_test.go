@@ -44,9 +44,12 @@ func TestRendersNoCRD(t *testing.T) {
 		"a kustomization that breaks": {files: map[string]string{"app/kustomization.yaml": "resources: {\n"}},
 		"a file over the limit":       {max: 10},
 		"a Helm chart":                {t: func(t render.Target) render.Target { t.Kind = render.Helm; return t }},
-		"jsonnet":                     {t: func(t render.Target) render.Target { t.Kind, t.Jsonnet = render.Directory, &render.JsonnetOptions{}; return t }},
-		"another repository":          {t: func(t render.Target) render.Target { t.Repo = &render.RemoteRepo{}; return t }},
-		"a plugin":                    {t: func(t render.Target) render.Target { t.Kind = render.Plugin; return t }},
+		"jsonnet": {t: func(t render.Target) render.Target {
+			t.Kind, t.Jsonnet = render.Directory, &render.JsonnetOptions{}
+			return t
+		}},
+		"another repository": {t: func(t render.Target) render.Target { t.Repo = &render.RemoteRepo{}; return t }},
+		"a plugin":           {t: func(t render.Target) render.Target { t.Kind = render.Plugin; return t }},
 	} {
 		fsys := base()
 		for f, s := range c.files {
