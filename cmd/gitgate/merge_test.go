@@ -122,18 +122,22 @@ func crossCRDRepo(t *testing.T) string {
 		"b-orphans/gadget.yaml":        "apiVersion: toys.gitgate.dev/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {size: 3}\n",
 		"z-crds/kustomization.yaml":    "resources: [quota.yaml]\n",
 		"z-crds/quota.yaml":            string(quota),
-		"plain/kustomization.yaml":     "resources: [cm.yaml]\n",
-		"plain/cm.yaml":                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {a: b}\n",
-		"escaped/kustomization.yaml":   "resources: [cm.yaml]\n",
-		"escaped/cm.yaml":              "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: escaped}\ndata: {a: \"tab\\there\"}\n",
-		"chart/Chart.yaml":             "apiVersion: v2\nname: chart\nversion: 0.1.0\n",
-		"chart/templates/cm.yaml":      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: chart}\ndata: {a: b}\n",
+		// A CRD the set cannot take: its target's shard reports it, once.
+		"y-bad/kustomization.yaml": "resources: [crd.yaml]\n",
+		"y-bad/crd.yaml": "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: bads.bad.gitgate.dev}\n" +
+			"spec: {group: bad.gitgate.dev, bogus: 1, scope: Namespaced, names: {kind: Bad, plural: bads}, versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]}\n",
+		"plain/kustomization.yaml":   "resources: [cm.yaml]\n",
+		"plain/cm.yaml":              "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {a: b}\n",
+		"escaped/kustomization.yaml": "resources: [cm.yaml]\n",
+		"escaped/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: escaped}\ndata: {a: \"tab\\there\"}\n",
+		"chart/Chart.yaml":           "apiVersion: v2\nname: chart\nversion: 0.1.0\n",
+		"chart/templates/cm.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: chart}\ndata: {a: b}\n",
 	})
 	return dir
 }
 
 // mustRender are crossCRDRepo's targets no proof spares from rendering.
-var mustRender = map[string]bool{"z-crds": true, "escaped": true, "chart": true}
+var mustRender = map[string]bool{"z-crds": true, "y-bad": true, "escaped": true, "chart": true}
 
 // A shard whose custom resources' CRD another shard's target renders finds it and
 // validates them as the unsharded check does: for N = 1..4 the merged report is the
@@ -157,6 +161,9 @@ func TestMergeShardsCrossCRD(t *testing.T) {
 	want := normalJSON(t, filepath.Join(full, "json"))
 	if !strings.Contains(jsonText(want["results"]), "min must not exceed max") || !strings.Contains(jsonText(want["notSchemaChecked"]), "toys.gitgate.dev/v1/Gadget") {
 		t.Fatalf("the unsharded check did not validate the Quota or did not leave the Gadget unchecked: %s", jsonText(want))
+	}
+	if !strings.Contains(jsonText(want["errors"]), "bads.bad.gitgate.dev") {
+		t.Fatalf("the unsharded check does not report the CRD it cannot take: %s", jsonText(want["errors"]))
 	}
 	cache := t.TempDir()
 	for _, cached := range []bool{false, true} {

@@ -129,7 +129,7 @@ func (s *shardCRDs) resolve(ctx context.Context, crds *policy.CRDSet, outs []*ta
 		return ownGen, fitsOwn
 	}
 	s.looked = true
-	found := s.find(ctx, workers)
+	found, rendered := s.find(ctx, workers)
 	before := crds.Errors()
 	all := slices.Clone(own)
 	for _, c := range found {
@@ -138,8 +138,15 @@ func (s *shardCRDs) resolve(ctx context.Context, crds *policy.CRDSet, outs []*ta
 		if err != nil || len(rs) != 1 {
 			continue // it decoded when rendered: the record is not what was stored
 		}
+		// From a record: its fields' lines are not kept (a CRD the API server refuses
+		// is named at its document's line).
 		r := rs[0]
 		r.Origin, r.Fields = c.Origin, nil
+		crds.AddResource(r)
+	}
+	for _, r := range rendered {
+		b, _ := json.Marshal(r.Object.Object)
+		all = append(all, crdDigest(r.Origin, b))
 		crds.AddResource(r)
 	}
 	s.crdErrs = map[string]bool{}
@@ -174,8 +181,9 @@ func (s *shardCRDs) needed(crds *policy.CRDSet, outs []*targetOutcome, ownGen st
 	return false
 }
 
-// find answers every other target: from its record, by proof, or by rendering it.
-func (s *shardCRDs) find(ctx context.Context, workers int) []recordedCRD {
+// find answers every other target: from its record (recorded), by proof, or by
+// rendering it (rendered: the CRD objects as rendered, their fields' lines kept).
+func (s *shardCRDs) find(ctx context.Context, workers int) (recorded []recordedCRD, rendered []policy.Resource) {
 	var keys []string
 	var deps []render.Deps
 	od := *s.plan
@@ -186,14 +194,13 @@ func (s *shardCRDs) find(ctx context.Context, workers int) []recordedCRD {
 		deps = render.DepsOf(s.repo, &od, s.others)
 	}
 	files := repopath.DirFS(s.repo.Dir)
-	var out []recordedCRD
 	var todo []render.Target
 	index := map[string]int{}
 	for i, t := range s.others {
 		index[t.Name+"|"+t.Path] = i
 		var rec crdRecord
 		if keys != nil && keys[i] != "" && s.vc.Get(crdRecordKey(keys[i]), &rec) && rec.Name == t.Name && rec.Path == t.Path && s.remotesAsThen(ctx, t, rec.Remotes) {
-			out = append(out, rec.CRDs...)
+			recorded = append(recorded, rec.CRDs...)
 			s.cached = append(s.cached, t.Name)
 			traceShardCRD(t.Name, "cached")
 			continue
@@ -210,7 +217,6 @@ func (s *shardCRDs) find(ctx context.Context, workers int) []recordedCRD {
 	render.RenderTraced(ctx, s.repo, &od, todo, workers, nil, func(tr render.Traced) {
 		i := index[tr.Target.Name+"|"+tr.Target.Path]
 		interrupted := ctx.Err() != nil
-		crds := renderedCRDs(tr.Resources)
 		if s.record && keys != nil {
 			recordCRDs(s.vc, keys[i], tr, deps[i], interrupted)
 		}
@@ -219,7 +225,11 @@ func (s *shardCRDs) find(ctx context.Context, workers int) []recordedCRD {
 		if interrupted && tr.Err != nil {
 			return // unknown: said in the notice
 		}
-		out = append(out, crds...)
+		for _, r := range tr.Resources {
+			if policy.IsCRD(r) {
+				rendered = append(rendered, r)
+			}
+		}
 		done[tr.Target.Name+"|"+tr.Target.Path] = true
 	})
 	for _, t := range todo {
@@ -230,7 +240,7 @@ func (s *shardCRDs) find(ctx context.Context, workers int) []recordedCRD {
 			s.unknown = append(s.unknown, t.Name)
 		}
 	}
-	return out
+	return recorded, rendered
 }
 
 func traceShardCRD(target, how string) {
