@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -71,5 +72,30 @@ func TestRendersNoCRD(t *testing.T) {
 	}
 	if !rendersNoCRD(base(), render.Target{Name: "more", Path: "app/more", Kind: render.Directory}, render.Deps{"app/more/"}, 0) {
 		t.Error("a plain directory: not spared")
+	}
+}
+
+// The shard's notice names the kinds left unchecked and the other targets it could not
+// render, and is said only then: with every other target known, a kind with no CRD has
+// one nowhere, and the unsharded check says nothing more of it either.
+func TestShardCRDNotice(t *testing.T) {
+	unchecked := map[string]int{"toys.gitgate.dev/v1/Gadget": 2}
+	s := &shardCRDs{spec: shardSpec{Index: 2, Total: 3}}
+	if n := s.notice(unchecked); n != "" {
+		t.Errorf("every other target known: %q", n)
+	}
+	var nilShard *shardCRDs
+	if n := nilShard.notice(unchecked); n != "" {
+		t.Errorf("no shard: %q", n)
+	}
+	s.unknown = []string{"charts/crds"}
+	n := s.notice(unchecked)
+	for _, want := range []string{"shard 2/3", "toys.gitgate.dev/v1/Gadget (2)", "charts/crds", "interrupted"} {
+		if !strings.Contains(n, want) {
+			t.Errorf("notice %q lacks %q", n, want)
+		}
+	}
+	if n := s.notice(nil); n != "" {
+		t.Errorf("nothing unchecked: %q", n)
 	}
 }
