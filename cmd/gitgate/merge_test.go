@@ -105,7 +105,8 @@ func TestMergeShardsByCost(t *testing.T) {
 }
 
 // crossCRDRepo is a repository where custom resources need a CRD another target
-// renders (a-apps' Quota, z-crds' CRD), or that no target renders (b-orphans' Gadget),
+// renders (a-apps' Quota and Gizmo: z-crds' and x-gizmo's CRDs, the latter's kind
+// written escaped), or that no target renders (b-orphans' Gadget),
 // beside targets that cannot render a CRD (plain; a-apps and b-orphans themselves) and
 // targets that must be rendered to know (a chart, a kustomization with a backslash).
 func crossCRDRepo(t *testing.T) string {
@@ -116,7 +117,13 @@ func crossCRDRepo(t *testing.T) string {
 	}
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
-		"a-apps/kustomization.yaml":    "resources: [quota.yaml]\n",
+		"a-apps/kustomization.yaml": "resources: [quota.yaml, gizmo.yaml]\n",
+		"a-apps/gizmo.yaml":         "apiVersion: toys.gitgate.dev/v1\nkind: Gizmo\nmetadata: {name: g}\nspec: {size: 9}\n",
+		// A CRD whose kind is written escaped: no file of its target holds the word.
+		"x-gizmo/kustomization.yaml": "resources: [crd.yaml]\n",
+		"x-gizmo/crd.yaml": "apiVersion: apiextensions.k8s.io/v1\nkind: \"CustomResource\\x44efinition\"\nmetadata: {name: gizmos.toys.gitgate.dev}\n" +
+			"spec: {group: toys.gitgate.dev, scope: Namespaced, names: {kind: Gizmo, plural: gizmos}, versions: [{name: v1, served: true, storage: true, " +
+			"schema: {openAPIV3Schema: {type: object, properties: {spec: {type: object, properties: {size: {type: integer, maximum: 5}}}}}}}]}\n",
 		"a-apps/quota.yaml":            "apiVersion: limits.gitgate.dev/v1\nkind: Quota\nmetadata: {name: q}\nspec: {min: 3, max: 1, team: team-a}\n",
 		"b-orphans/kustomization.yaml": "resources: [gadget.yaml]\n",
 		"b-orphans/gadget.yaml":        "apiVersion: toys.gitgate.dev/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {size: 3}\n",
@@ -137,7 +144,7 @@ func crossCRDRepo(t *testing.T) string {
 }
 
 // mustRender are crossCRDRepo's targets no proof spares from rendering.
-var mustRender = map[string]bool{"z-crds": true, "y-bad": true, "escaped": true, "chart": true}
+var mustRender = map[string]bool{"z-crds": true, "y-bad": true, "x-gizmo": true, "escaped": true, "chart": true}
 
 // A shard whose custom resources' CRD another shard's target renders finds it and
 // validates them as the unsharded check does: for N = 1..4 the merged report is the
@@ -159,7 +166,7 @@ func TestMergeShardsCrossCRD(t *testing.T) {
 	full := t.TempDir()
 	wantCode, _ := shardRun(t, dir, append([]string{"check", "--no-cache", "--no-builtin"}, outArgs(full)...)...)
 	want := normalJSON(t, filepath.Join(full, "json"))
-	if !strings.Contains(jsonText(want["results"]), "min must not exceed max") || !strings.Contains(jsonText(want["notSchemaChecked"]), "toys.gitgate.dev/v1/Gadget") {
+	if !strings.Contains(jsonText(want["results"]), "min must not exceed max") || !strings.Contains(jsonText(want["results"]), "Gizmo") || !strings.Contains(jsonText(want["notSchemaChecked"]), "toys.gitgate.dev/v1/Gadget") {
 		t.Fatalf("the unsharded check did not validate the Quota or did not leave the Gadget unchecked: %s", jsonText(want))
 	}
 	if !strings.Contains(jsonText(want["errors"]), "bads.bad.gitgate.dev") {
@@ -190,9 +197,9 @@ func TestMergeShardsCrossCRD(t *testing.T) {
 				}
 				// Cold, a shard looks when a kind is left without a CRD; warm, when an
 				// entry was judged against CRDs the shard's own targets do not render.
-				look := n > 1 && (mine["b-orphans"] || mine["a-apps"] && !mine["z-crds"])
+				look := n > 1 && (mine["b-orphans"] || mine["a-apps"] && !(mine["z-crds"] && mine["x-gizmo"]))
 				if cached {
-					look = n > 1 && (mine["b-orphans"] || mine["a-apps"]) && !mine["z-crds"]
+					look = n > 1 && (mine["b-orphans"] || mine["a-apps"]) && !(mine["z-crds"] && mine["x-gizmo"] && mine["y-bad"])
 				}
 				wantHow := map[string]string{}
 				if look {
