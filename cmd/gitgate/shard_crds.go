@@ -184,6 +184,12 @@ func (s *shardCRDs) needed(crds *policy.CRDSet, outs []*targetOutcome, ownGen st
 // find answers every other target: from its record (recorded), by proof, or by
 // rendering it (rendered: the CRD objects as rendered, their fields' lines kept).
 func (s *shardCRDs) find(ctx context.Context, workers int) (recorded []recordedCRD, rendered []policy.Resource) {
+	if ctx.Err() != nil { // interrupted: nothing more is read, every other target is unknown
+		for _, t := range s.others {
+			s.unknown = append(s.unknown, t.Name)
+		}
+		return nil, nil
+	}
 	var keys []string
 	var deps []render.Deps
 	od := *s.plan
