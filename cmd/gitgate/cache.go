@@ -230,7 +230,9 @@ type targetOutcome struct {
 //
 // record: store each rendered target's cost (render+judge time) for check --shard's
 // balance; shards do not, so every shard of a run reads the same costs.
-func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery, gate *policy.Gate, opts policy.CheckOptions, vc *verdictcache.Cache, run string, record bool, progress func(done, total int)) []*targetOutcome {
+// elsewhere (check --shard I/N, N > 1; else nil) adds the CRDs other shards' targets
+// render when the shard needs them (shard_crds.go).
+func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery, gate *policy.Gate, opts policy.CheckOptions, vc *verdictcache.Cache, run string, record bool, progress func(done, total int), elsewhere *shardCRDs) []*targetOutcome {
 	one := opts
 	one.Workers, one.Progress = 1, nil
 	outs := make([]*targetOutcome, len(d.Targets))
@@ -303,6 +305,9 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 			if o.store && !o.custom { // for check --base, which does not take custom resources' entries (cache_compare.go)
 				storeRendered(vc, o.key, r.Resources)
 			}
+			if deps != nil { // the CRDs it renders, for shards that need them (shard_crds.go)
+				recordCRDs(vc, o.key, tr, deps[index[r.Target.Name+"|"+r.Target.Path]], interrupted)
+			}
 			mu.Lock()
 			crds = append(crds, own...)
 			o.done = !interrupted
@@ -318,10 +323,14 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 		render1(todo, inner)
 	}
 	gen := crdGeneration(crds)
+	fits := func(e *cacheEntry) bool { return e.CRDGen == gen }
+	if elsewhere != nil {
+		gen, fits = elsewhere.resolve(ctx, opts.CRDs, outs, crds, opts.Workers)
+	}
 	// Entries with custom resources judged against other CRDs than this run's: stale.
 	var stale []render.Target
 	for i, o := range outs {
-		if o.entry != nil && o.entry.CustomKinds && o.entry.CRDGen != gen {
+		if o.entry != nil && o.entry.CustomKinds && !fits(o.entry) {
 			o.entry = nil
 			traceCache(d.Targets[i].Name, "stale")
 			stale = append(stale, d.Targets[i])

@@ -264,10 +264,24 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 		return nil // plain manifests: checked file by file, with no render targets
 	}
 	var sp *shardPlan
+	var elsewhere *shardCRDs // the CRDs other shards' targets render, when needed (shard_crds.go)
 	if shard != nil {
 		var p shardPlan
+		full := d
 		d, p = selectShard(d, *shard, set, vc)
 		sp = &p
+		if shard.Total > 1 {
+			elsewhere = &shardCRDs{spec: *shard, repo: repo, plan: full, vc: vc}
+			mine := map[string]bool{}
+			for _, t := range d.Targets {
+				mine[t.Name+"|"+t.Path] = true
+			}
+			for _, t := range full.Targets {
+				if !mine[t.Name+"|"+t.Path] {
+					elsewhere.others = append(elsewhere.others, t)
+				}
+			}
+		}
 	}
 
 	show := shownFrom(display)
@@ -282,10 +296,13 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 			warn(fmt.Sprintf("verdict cache off for this run: %v", err))
 		}
 	}
+	if elsewhere != nil {
+		elsewhere.run, elsewhere.record = run, vc != nil
+	}
 	evaluated := map[string]bool{} // target name|path, rendered and gated completely
 	var notices []string           // the targets' own, deduplicated (several targets build one file)
 	noticed := map[string]bool{}
-	for i, o := range evaluateTargets(ctx, repo, d, gate, opts, vc, run, shard == nil, progress) {
+	for i, o := range evaluateTargets(ctx, repo, d, gate, opts, vc, run, shard == nil, progress, elsewhere) {
 		if o.part == nil {
 			continue
 		}
@@ -306,7 +323,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 		}
 	}
 	if opts.CRDs != nil {
-		rep.Errors = append(rep.Errors, opts.CRDs.Errors()...) // rendered CRDs that could not be taken
+		rep.Errors = append(rep.Errors, elsewhere.otherCRDErrors(opts.CRDs.Errors())...) // rendered CRDs that could not be taken (other shards report theirs)
 	}
 	if err := ctx.Err(); err != nil {
 		ie := &policy.InterruptedError{Err: err, Total: len(d.Targets), Unit: "targets"}
@@ -339,8 +356,8 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	if sp != nil {
 		rep.Shard = sp.info(shardCommit(set.root, set.maxFileSize))
 		rep.Notices = append(rep.Notices, shardNotice(rep.Shard))
-		if len(rep.Unchecked) > 0 && sp.Spec.Total > 1 {
-			rep.Notices = append(rep.Notices, shardCRDNotice)
+		if n := elsewhere.notice(rep.Unchecked); n != "" {
+			rep.Notices = append(rep.Notices, n)
 		}
 	}
 	rep.Notices = append(rep.Notices, d.Notices...)

@@ -3,13 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/gitgate/gitgate/render"
+	"github.com/gitgate/gitgate/report"
 )
 
 // shardFiles runs the n shards of a check of the seed (a copy) and returns their JSON
@@ -104,55 +104,135 @@ func TestMergeShardsByCost(t *testing.T) {
 	}
 }
 
-// A CRD one shard renders is not seen by another: the shard whose custom resources went
-// unchecked says so, and so does the merged report; listed under crds:, every shard
-// validates them and the merge equals the unsharded check.
-func TestMergeShardsCrossCRD(t *testing.T) {
-	t.Setenv("CI", "1")
+// crossCRDRepo is a repository where custom resources need a CRD another target
+// renders (a-apps' Quota and Gizmo: z-crds' and x-gizmo's CRDs, the latter's kind
+// written escaped), or that no target renders (b-orphans' Gadget),
+// beside targets that cannot render a CRD (plain; a-apps and b-orphans themselves) and
+// targets that must be rendered to know (a chart, a kustomization with a backslash).
+func crossCRDRepo(t *testing.T) string {
+	t.Helper()
 	quota, err := os.ReadFile("../../testdata/crds/quota.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
-		"a-apps/kustomization.yaml": "resources: [quota.yaml]\n",
-		"a-apps/quota.yaml":         "apiVersion: limits.gitgate.dev/v1\nkind: Quota\nmetadata: {name: q}\nspec: {min: 3, max: 1, team: team-a}\n",
-		"z-crds/kustomization.yaml": "resources: [quota.yaml]\n",
-		"z-crds/quota.yaml":         string(quota),
+		"a-apps/kustomization.yaml": "resources: [quota.yaml, gizmo.yaml]\n",
+		"a-apps/gizmo.yaml":         "apiVersion: toys.gitgate.dev/v1\nkind: Gizmo\nmetadata: {name: g}\nspec: {size: 9}\n",
+		// A CRD whose kind is written escaped: no file of its target holds the word.
+		"x-gizmo/kustomization.yaml": "resources: [crd.yaml]\n",
+		"x-gizmo/crd.yaml": "apiVersion: apiextensions.k8s.io/v1\nkind: \"CustomResource\\x44efinition\"\nmetadata: {name: gizmos.toys.gitgate.dev}\n" +
+			"spec: {group: toys.gitgate.dev, scope: Namespaced, names: {kind: Gizmo, plural: gizmos}, versions: [{name: v1, served: true, storage: true, " +
+			"schema: {openAPIV3Schema: {type: object, properties: {spec: {type: object, properties: {size: {type: integer, maximum: 5}}}}}}}]}\n",
+		"a-apps/quota.yaml":            "apiVersion: limits.gitgate.dev/v1\nkind: Quota\nmetadata: {name: q}\nspec: {min: 3, max: 1, team: team-a}\n",
+		"b-orphans/kustomization.yaml": "resources: [gadget.yaml]\n",
+		"b-orphans/gadget.yaml":        "apiVersion: toys.gitgate.dev/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {size: 3}\n",
+		"z-crds/kustomization.yaml":    "resources: [quota.yaml]\n",
+		"z-crds/quota.yaml":            string(quota),
+		// A CRD the set cannot take: its target's shard reports it, once.
+		"y-bad/kustomization.yaml": "resources: [crd.yaml]\n",
+		"y-bad/crd.yaml": "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: bads.bad.gitgate.dev}\n" +
+			"spec: {group: bad.gitgate.dev, bogus: 1, scope: Namespaced, names: {kind: Bad, plural: bads}, versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]}\n",
+		"plain/kustomization.yaml":   "resources: [cm.yaml]\n",
+		"plain/cm.yaml":              "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {a: b}\n",
+		"escaped/kustomization.yaml": "resources: [cm.yaml]\n",
+		"escaped/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: escaped}\ndata: {a: \"tab\\there\"}\n",
+		"chart/Chart.yaml":           "apiVersion: v2\nname: chart\nversion: 0.1.0\n",
+		"chart/templates/cm.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: chart}\ndata: {a: b}\n",
 	})
-	n := 2
-	for ; n < 10; n++ { // a split that separates the two targets
-		a := assignShards([]render.Target{{Name: "a-apps", Path: "a-apps"}, {Name: "z-crds", Path: "z-crds"}}, nil, n)
-		if a[0] != a[1] {
-			break
+	return dir
+}
+
+// mustRender are crossCRDRepo's targets no proof spares from rendering.
+var mustRender = map[string]bool{"z-crds": true, "y-bad": true, "x-gizmo": true, "escaped": true, "chart": true}
+
+// A shard whose custom resources' CRD another shard's target renders finds it and
+// validates them as the unsharded check does: for N = 1..4 the merged report is the
+// unsharded one in every format, no shard says anything of CRDs, a kind with a CRD
+// nowhere stays not schema-checked as unsharded; only the shards that need CRDs look,
+// rendering only the other targets no proof spares (cold), then none (the verdict
+// cache's records, stored by an unsharded check).
+func TestMergeShardsCrossCRD(t *testing.T) {
+	t.Setenv("CI", "1")
+	dir := crossCRDRepo(t)
+	formats := report.CheckFormats().Names()
+	outArgs := func(dir string) []string {
+		var args []string
+		for _, f := range formats {
+			args = append(args, "-o", f+"="+filepath.Join(dir, f))
 		}
+		return args
 	}
-	shards := func() []string {
-		var files []string
-		for i := 1; i <= n; i++ {
-			f := filepath.Join(t.TempDir(), "shard.json")
-			shardRun(t, dir, "check", "--no-cache", "--no-builtin", "--shard", fmt.Sprintf("%d/%d", i, n), "-o", "json="+f)
-			files = append(files, f)
+	full := t.TempDir()
+	wantCode, _ := shardRun(t, dir, append([]string{"check", "--no-cache", "--no-builtin"}, outArgs(full)...)...)
+	want := normalJSON(t, filepath.Join(full, "json"))
+	if !strings.Contains(jsonText(want["results"]), "min must not exceed max") || !strings.Contains(jsonText(want["results"]), "Gizmo") || !strings.Contains(jsonText(want["notSchemaChecked"]), "toys.gitgate.dev/v1/Gadget") {
+		t.Fatalf("the unsharded check did not validate the Quota or did not leave the Gadget unchecked: %s", jsonText(want))
+	}
+	if !strings.Contains(jsonText(want["errors"]), "bads.bad.gitgate.dev") {
+		t.Fatalf("the unsharded check does not report the CRD it cannot take: %s", jsonText(want["errors"]))
+	}
+	cache := t.TempDir()
+	for _, cached := range []bool{false, true} {
+		flags := []string{"check", "--no-builtin", "--no-cache"}
+		if cached {
+			flags = []string{"check", "--no-builtin", "--cache-dir", cache}
+			shardRun(t, dir, "check", "--no-builtin", "--cache-dir", cache, "-o", "json="+filepath.Join(t.TempDir(), "x.json")) // stores every target's CRD record
 		}
-		return files
-	}
-	merged := filepath.Join(t.TempDir(), "merged.json")
-	run(t.Context(), append([]string{"merge-reports", "-o", "json=" + merged}, shards()...), io.Discard, io.Discard)
-	b, _ := os.ReadFile(merged)
-	if !strings.Contains(string(b), shardCRDNotice) || !strings.Contains(string(b), "limits.gitgate.dev/v1/Quota") {
-		t.Errorf("%d shards, the CRD in another shard: no notice or no unchecked Quota in the merged report:\n%s", n, b)
-	}
-	writeFiles(t, dir, map[string]string{".gitgate.yaml": "crds: [z-crds/quota.yaml]\n"})
-	full := filepath.Join(t.TempDir(), "full.json")
-	shardRun(t, dir, "check", "--no-cache", "--no-builtin", "-o", "json="+full)
-	run(t.Context(), append([]string{"merge-reports", "-o", "json=" + merged}, shards()...), io.Discard, io.Discard)
-	want, got := normalJSON(t, full), normalJSON(t, merged)
-	if !strings.Contains(jsonText(want["results"]), "min must not exceed max") {
-		t.Fatalf("the unsharded check did not validate the Quota: %s", jsonText(want))
-	}
-	for k := range want {
-		if !jsonEqual(want[k], got[k]) {
-			t.Errorf("with crds: %q differs:\n--- unsharded\n%s\n--- merged\n%s", k, clip(jsonText(want[k])), clip(jsonText(got[k])))
+		for n := 1; n <= 4; n++ {
+			var files []string
+			for i := 1; i <= n; i++ {
+				f := filepath.Join(t.TempDir(), "shard.json")
+				how := map[string]string{}
+				shardCRDTrace = func(target, h string) { how[target] = h }
+				_, stderr := shardRun(t, dir, append(flags, "--shard", fmt.Sprintf("%d/%d", i, n), "-o", "json="+f)...)
+				shardCRDTrace = nil
+				if strings.Contains(stderr, "not schema-checked") {
+					t.Errorf("cached %v, shard %d/%d speaks of unchecked objects: %s", cached, i, n, stderr)
+				}
+				mine := map[string]bool{}
+				ts, _ := normalJSON(t, f)["targets"].([]any) // none: an empty shard
+				for _, tg := range ts {
+					mine[tg.(map[string]any)["name"].(string)] = true
+				}
+				// Cold, a shard looks when a kind is left without a CRD; warm, when an
+				// entry was judged against CRDs the shard's own targets do not render.
+				look := n > 1 && (mine["b-orphans"] || mine["a-apps"] && !(mine["z-crds"] && mine["x-gizmo"]))
+				if cached {
+					look = n > 1 && (mine["b-orphans"] || mine["a-apps"]) && !(mine["z-crds"] && mine["x-gizmo"] && mine["y-bad"])
+				}
+				wantHow := map[string]string{}
+				if look {
+					for _, tg := range want["targets"].([]any) {
+						name := tg.(map[string]any)["name"].(string)
+						switch {
+						case mine[name]:
+						case cached:
+							wantHow[name] = "cached"
+						case mustRender[name]:
+							wantHow[name] = "rendered"
+						default:
+							wantHow[name] = "skipped"
+						}
+					}
+				}
+				if !maps.Equal(how, wantHow) {
+					t.Errorf("cached %v, shard %d/%d (targets %v): other targets' CRDs known as %v, want %v", cached, i, n, mine, how, wantHow)
+				}
+				files = append(files, f)
+			}
+			merged := t.TempDir()
+			var stdout, stderr bytes.Buffer
+			if code := run(t.Context(), append(append([]string{"merge-reports"}, outArgs(merged)...), files...), &stdout, &stderr); code != wantCode {
+				t.Errorf("cached %v, %d shards merged: exit %d, unsharded %d: %s", cached, n, code, wantCode, stderr.String())
+			}
+			for _, f := range formats {
+				a, _ := os.ReadFile(filepath.Join(full, f))
+				b, err := os.ReadFile(filepath.Join(merged, f))
+				if err != nil || len(a) == 0 || !bytes.Equal(a, b) {
+					t.Errorf("cached %v, %d shards merged: -o %s differs (%v):\n--- unsharded\n%s\n--- merged\n%s", cached, n, f, err, clip(string(a)), clip(string(b)))
+				}
+			}
 		}
 	}
 }

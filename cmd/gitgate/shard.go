@@ -29,10 +29,10 @@ import (
 // joins them.
 //
 // What needs every target, per shard:
-//   - custom resources are validated against the CRDs their own shard's targets render
-//     (and crds: in .gitgate.yaml, which every shard loads); a CRD rendered by a target
-//     of another shard is not seen, and the shard says so in a notice when it left
-//     objects without a schema check (list such CRDs under crds: to check them anywhere);
+//   - custom resources are validated against the CRDs any target of the plan renders,
+//     as unsharded: a shard whose own targets leave objects of kinds no known CRD covers
+//     finds the CRDs the other shards' targets render (render only, or their record in
+//     the verdict cache, or proven to render none: shard_crds.go) and rechecks them;
 //   - duplicates are found within a target (two targets defining the same object are not
 //     duplicates: they deploy to different places), so sharding changes nothing there;
 //   - plan errors and notices, the gate's warnings and load errors are the repository's:
@@ -202,10 +202,6 @@ func shardCommit(root string, maxFileSize int64) (string, string) {
 	h.String(d)
 	return ch.BaseCommit, h.Sum()[:16]
 }
-
-// shardCRDNotice says a shard left custom resources unchecked whose CRD another shard
-// may render; merge-reports keeps one such notice.
-const shardCRDNotice = "sharded check: custom resources were validated against the CRDs rendered by targets of their own shard (and crds: in .gitgate.yaml); objects of kinds with no known schema in a shard may have a CRD another shard renders: list those CRDs under crds: in .gitgate.yaml to validate them in every shard"
 
 // selectShard limits the plan to the shard's targets. set gives the settings digested
 // into the plan; costs are read from vc (nil: none).
