@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -100,6 +101,19 @@ func newReportCache(ctx context.Context, vc *verdictcache.Cache, run string, rep
 		c.keys[reportTargetID(t)], c.deps[reportTargetID(t)] = keys[i], deps[i]
 	}
 	return c
+}
+
+// keyedGate is the gate as runKey keys a report's: each commit is read in a worktree of
+// its own, whose path the gate's warnings name (a repository policy replacing a built-in
+// one); taken out, the warnings of two checkouts of the same content key alike (the
+// files themselves are keyed by content).
+func keyedGate(g *policy.Gate, dir string) *policy.Gate {
+	k := *g
+	k.Warnings = make([]string, len(g.Warnings))
+	for i, w := range g.Warnings {
+		k.Warnings[i] = strings.ReplaceAll(w, filepath.ToSlash(dir)+"/", "")
+	}
+	return &k
 }
 
 func reportEntryKey(key string) string {

@@ -194,7 +194,15 @@ func TestReportCacheEnvtest(t *testing.T) {
 	kubeconfig, c := startAPIServer(t)
 	ctx := context.Background()
 	bare := gittest.InitBare(t, filepath.Join(t.TempDir(), "gitops.git"))
-	bare.CommitFiles("initial", reportRepo())
+	files := reportRepo()
+	// A repository policy replacing a built-in one: the gate's warning names it with the
+	// path of the commit's worktree, which differs from commit to commit.
+	builtin, err := os.ReadFile("../../policies/disallow-latest-tag/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["policies/disallow-latest-tag.yaml"] = string(builtin)
+	bare.CommitFiles("initial", files)
 	url := "file://" + bare.Dir
 	cache := t.TempDir()
 	fixed := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
@@ -257,7 +265,6 @@ func TestReportCacheEnvtest(t *testing.T) {
 	})
 
 	// One app changes in Git: api-dev's image tag.
-	files := reportRepo()
 	bare.CommitFiles("api 1.0.1", map[string]string{"apps/api/dev/deployment.yaml": strings.Replace(files["apps/api/dev/deployment.yaml"], ":1.0.0", ":1.0.1", 1)})
 	changedUncached := reportRun(t, kubeconfig, cache, url, "--no-cache")
 	if bytes.Equal(changedUncached.outs["json"], uncached.outs["json"]) {

@@ -95,7 +95,7 @@ Exit codes: 0 in sync and no enforced violation on live objects, 1 drift or viol
 			warn := func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) }
 			vc := openVerdictCache(&checkOptions{gate: o.gate, noCache: o.noCache}, warn)
 			if vc != nil {
-				if run, err := runKey(vc, co.set, co.gate, opts.Check); err != nil {
+				if run, err := runKey(vc, co.set, keyedGate(co.gate, co.repo.Dir), opts.Check); err != nil {
 					warn(fmt.Sprintf("verdict cache off for this run: %v", err))
 				} else {
 					fleet.Cache = newReportCache(ctx, vc, run, co.repo, co.apps, opts.Workers)
