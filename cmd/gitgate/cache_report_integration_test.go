@@ -57,38 +57,6 @@ func startAPIServer(t *testing.T) (string, client.Client) {
 	return p, c
 }
 
-func reportDeployment(name, image string) string {
-	return `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: ` + name + `
-  labels: {app.kubernetes.io/name: ` + name + `}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app.kubernetes.io/name: ` + name + `}
-  template:
-    metadata:
-      labels: {app.kubernetes.io/name: ` + name + `}
-    spec:
-      automountServiceAccountToken: false
-      securityContext: {runAsNonRoot: true, runAsUser: 10001, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: ` + name + `
-        image: ` + image + `
-        ports: [{name: http, containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /readyz, port: http}}
-        livenessProbe: {httpGet: {path: /healthz, port: http}}
-        resources:
-          requests: {cpu: 100m, memory: 64Mi}
-          limits: {cpu: 200m, memory: 128Mi}
-        securityContext:
-          allowPrivilegeEscalation: false
-          readOnlyRootFilesystem: true
-          capabilities: {drop: [ALL]}
-`
-}
-
 const reportAppSet = `apiVersion: argoproj.io/v1alpha1
 kind: ApplicationSet
 metadata: {name: shop, namespace: argocd}
