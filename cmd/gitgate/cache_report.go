@@ -159,7 +159,12 @@ func (c *reportCache) Render(ctx context.Context, repo render.Repo, t render.Tar
 		}
 	}
 	var tr render.Traced
-	render.RenderTraced(ctx, repo, &render.Discovery{Targets: []render.Target{t}}, []render.Target{t}, 1, nil, func(x render.Traced) { tr = x })
+	rendered := false
+	render.RenderTraced(ctx, repo, &render.Discovery{Targets: []render.Target{t}}, []render.Target{t}, 1, nil, func(x render.Traced) { tr, rendered = x, true })
+	if !rendered { // the pool took no work (an interrupted report): Render says why
+		traceCache(t.Name, "render")
+		return render.Render(ctx, repo, t)
+	}
 	covered := key != "" && tr.Reads != nil && tr.Err == nil && ctx.Err() == nil
 	for f := range tr.Reads {
 		covered = covered && c.deps[id].Match(f)

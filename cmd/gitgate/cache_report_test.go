@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/gitgate/gitgate/internal/verdictcache"
 	"github.com/gitgate/gitgate/policy"
 	"github.com/gitgate/gitgate/reconcile"
+	"github.com/gitgate/gitgate/render"
 )
 
 // reportCacheRun opens the report cache over dir as gitgate report does (without a
@@ -196,4 +198,34 @@ func grepDir(t *testing.T, dir, s string) int {
 		return nil
 	})
 	return n
+}
+
+// TestReportCacheInterrupted: with the report interrupted, a target the cache does not
+// know renders as render.Render renders it (an interrupted pool runs nothing: never an
+// empty target without an error).
+func TestReportCacheInterrupted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	writeFiles(t, dir, map[string]string{"web/kustomization.yaml": "resources: [deploy.yaml]\n", "web/deploy.yaml": reportDeployment("web", "harbor.example.com/web:1")})
+	set, err := loadSettings(dir, gateFlags{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := set.repo(dir)
+	apps, _, err := reconcile.Apps(context.Background(), repo, reconcile.AppsOptions{Discover: set.discover()})
+	if err != nil || len(apps) != 1 {
+		t.Fatalf("apps %v: %v", apps, err)
+	}
+	vc, err := verdictcache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := newReportCache(context.Background(), vc, "run", repo, apps, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	tg := apps[0].Targets[0]
+	want, werr := render.Render(ctx, repo, tg)
+	got, gerr := rc.Render(ctx, repo, tg)
+	if fmt.Sprint(werr) != fmt.Sprint(gerr) || len(got) != len(want) {
+		t.Fatalf("interrupted: %d objects, error %v; render.Render: %d, %v", len(got), gerr, len(want), werr)
+	}
 }
