@@ -19,6 +19,8 @@ type Fleet struct {
 	Clusters *Clusters
 	Gate     *policy.Gate
 	Opts     Options
+	// Cache (nil: none) stands in for rendering and judging Git's side of a report.
+	Cache ReportCache
 }
 
 // errNoCredentials is a cluster named (in .gitgate.yaml, without a context) that nothing
@@ -157,7 +159,7 @@ func (f *Fleet) Report(ctx context.Context, repo render.Repo, revision string, a
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rp := &Reporter{Client: c.Client, Gate: f.Gate, Opts: f.clusterOpts()}
+			rp := &Reporter{Client: c.Client, Gate: f.Gate, Opts: f.clusterOpts(), Cache: f.Cache}
 			r := rp.Report(ctx, repo, revision, subset(apps, byCluster[ci]))
 			for k, i := range byCluster[ci] {
 				rep.Apps[i] = r.Apps[k]

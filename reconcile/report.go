@@ -130,6 +130,32 @@ type Reporter struct {
 	Client client.Client
 	Gate   *policy.Gate
 	Opts   Options
+	// Cache (nil: none) stands in for rendering and judging Git's side of an app.
+	Cache ReportCache
+}
+
+// ReportCache stands in for Git's side of a report: what rendering an app's targets and
+// judging its desired objects gave, kept by cmd/gitgate's verdict cache under the keys
+// check gives the targets (reconcile imports neither). Nothing about the cluster goes
+// through it: the dry-run applies, the live objects, their policy results and the drift
+// are computed every time.
+type ReportCache interface {
+	// Render stands in for render.Render of one of an app's targets: the objects an
+	// entry holds (render order, origins), or the target rendered, and stored when it
+	// may be.
+	Render(ctx context.Context, repo render.Repo, t render.Target) ([]policy.Resource, error)
+	// Blocking returns the blocking findings of app's desired objects (GitFinding's
+	// keys), judged by the same gate with the same options, when an entry knows them.
+	Blocking(app App) ([]string, bool)
+	// Judged is told of the gate's report on app's desired objects (judged afresh, the
+	// judgement complete) and its blocking findings, to store them when they may be.
+	Judged(app App, desired []policy.Resource, judged *policy.Report, blocking []string)
+}
+
+// GitFinding is the key of a blocking finding on Git's version of an object, to tell
+// drift that breaks a policy from an object that never passed it.
+func GitFinding(r policy.Result) string {
+	return r.ResourceID() + "|" + r.Policy + "/" + r.Rule
 }
 
 // Report builds the drift report of every app, apps in parallel.
@@ -162,7 +188,11 @@ func (rp *Reporter) ReportApp(ctx context.Context, repo render.Repo, revision st
 		st := inv.Status
 		ad.LastSync = &st
 	}
-	desired, notices, err := Desired(ctx, repo, app)
+	renderTarget := render.Render
+	if rp.Cache != nil {
+		renderTarget = rp.Cache.Render
+	}
+	desired, notices, err := desired(ctx, repo, app, renderTarget)
 	ad.Notices = notices
 	if err != nil {
 		ad.Error = err.Error()
@@ -171,10 +201,8 @@ func (rp *Reporter) ReportApp(ctx context.Context, repo render.Repo, revision st
 	// What Git's version of each object gets from the gate, to tell drift that breaks
 	// policy from objects that never passed.
 	gitFails := map[string]bool{}
-	for _, r := range rp.Gate.CheckResources(ctx, desired, rp.Opts.Check).Results {
-		if r.Blocking() {
-			gitFails[r.ResourceID()+"|"+r.Policy+"/"+r.Rule] = true
-		}
+	for _, k := range rp.gitBlocking(ctx, app, desired) {
+		gitFails[k] = true
 	}
 	var lives []policy.Resource
 	liveIdx := map[int]int{} // live resource -> object index
@@ -242,7 +270,7 @@ func (rp *Reporter) ReportApp(ctx context.Context, repo render.Repo, revision st
 			}
 			o := &ad.Objects[i]
 			o.Violations = append(o.Violations, r)
-			if r.Blocking() && o.State != InSync && !gitFails[r.ResourceID()+"|"+r.Policy+"/"+r.Rule] {
+			if r.Blocking() && o.State != InSync && !gitFails[GitFinding(r)] {
 				o.DriftViolates = true
 			}
 		}
@@ -251,6 +279,27 @@ func (rp *Reporter) ReportApp(ctx context.Context, repo render.Repo, revision st
 		return stateRank(ad.Objects[i]) < stateRank(ad.Objects[j])
 	})
 	return ad
+}
+
+// gitBlocking are the blocking findings (GitFinding) of app's desired objects: from the
+// cache when it knows them, else judged (and told to the cache).
+func (rp *Reporter) gitBlocking(ctx context.Context, app App, desired []policy.Resource) []string {
+	if rp.Cache != nil {
+		if known, ok := rp.Cache.Blocking(app); ok {
+			return known
+		}
+	}
+	judged := rp.Gate.CheckResources(ctx, desired, rp.Opts.Check)
+	var out []string
+	for _, r := range judged.Results {
+		if r.Blocking() {
+			out = append(out, GitFinding(r))
+		}
+	}
+	if rp.Cache != nil && ctx.Err() == nil {
+		rp.Cache.Judged(app, desired, judged, out)
+	}
+	return out
 }
 
 func stateRank(o ObjectDrift) int {

@@ -217,10 +217,16 @@ func (s *Syncer) Sync(ctx context.Context, repo render.Repo, revision string, ap
 // Desired renders an app's targets: the objects to apply, sorted in apply order, and
 // notices for what is left out (Argo CD hooks, Applications).
 func Desired(ctx context.Context, repo render.Repo, app App) ([]policy.Resource, []string, error) {
+	return desired(ctx, repo, app, render.Render)
+}
+
+// desired is Desired with each target's objects from renderTarget (render.Render, or a
+// report's cache standing in for it: ReportCache).
+func desired(ctx context.Context, repo render.Repo, app App, renderTarget func(context.Context, render.Repo, render.Target) ([]policy.Resource, error)) ([]policy.Resource, []string, error) {
 	var out []policy.Resource
 	var notices []string
 	for _, t := range app.Targets {
-		rs, err := render.Render(ctx, repo, t)
+		rs, err := renderTarget(ctx, repo, t)
 		if err != nil {
 			return nil, nil, fmt.Errorf("render %s: %w", t, err)
 		}

@@ -145,7 +145,13 @@ func runKey(vc *verdictcache.Cache, set *settings, gate *policy.Gate, opts polic
 		if err != nil {
 			return "", err
 		}
-		h.String(src.Display)
+		// A file of the repository by its place in it: another checkout of the same
+		// content keys alike (report reads each commit in a worktree of its own).
+		name := src.Display
+		if rel, ok := repopath.Under(set.root, name); ok {
+			name = "repo:" + rel
+		}
+		h.String(name)
 		h.String(d)
 	}
 	return h.Sum(), nil

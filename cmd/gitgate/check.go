@@ -51,7 +51,7 @@ func (o *checkOptions) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.linkBase, "link-base", "", "markdown report: prefix of file links, e.g. https://github.com/org/repo/blob/<sha>/ (default: links relative to the repository)")
 	fs.IntVar(&o.commentMax, "comment-limit", report.GitHubCommentLimit, fmt.Sprintf("markdown report: size limit in bytes, diffs truncated to fit (GitHub %d, GitLab %d)", report.GitHubCommentLimit, report.GitLabCommentLimit))
 	fs.BoolVar(&o.staged, "staged", false, "with --base: the change is what is staged (unstaged and untracked files left out), as a pre-commit hook needs")
-	fs.BoolVar(&o.noCache, "no-cache", false, "render and evaluate every target: do not use or fill the verdict cache (kept with remote sources in --cache-dir)")
+	bindNoCache(fs, &o.noCache)
 	fs.StringVar(&o.shard, "shard", "", "check only shard I of N (I/N, 1-based as GitLab's CI_NODE_INDEX/CI_NODE_TOTAL; a GitHub matrix counts from 1 too): targets assigned by a stable hash of their name and path, balanced by their recorded cost when the verdict cache has it; join the shards' -o json reports with 'gitgate merge-reports'")
 	fs.StringVar(&o.base, "base", "", "merge-request mode: check only the targets the changes since the merge base with REF affect, and report findings as new, fixed or unchanged (only new Enforce findings fail)")
 }

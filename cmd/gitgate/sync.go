@@ -165,6 +165,8 @@ type checkout struct {
 	// clusters are the apps' destinations (the local one first).
 	clusters *reconcile.Clusters
 	notes    []string
+	// set are the checkout's settings (report keys its verdict cache by them).
+	set *settings
 }
 
 // load fetches the source, opens the gate from the checkout's .gitgate.yaml (flags first),
@@ -197,7 +199,7 @@ func load(ctx context.Context, sf *sourceFlags, gf *gateFlags, cf *clusterFlags,
 	if err != nil {
 		return nil, err
 	}
-	out := &checkout{repo: repo, rev: co.Commit, apps: apps, gate: gate, kube: set.kube, crds: set.crds, clusters: clusters}
+	out := &checkout{repo: repo, rev: co.Commit, apps: apps, gate: gate, kube: set.kube, crds: set.crds, clusters: clusters, set: set}
 	out.notes = append(out.notes, clusters.Notices...)
 	for _, e := range errs {
 		out.notes = append(out.notes, e.Error())
