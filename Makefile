@@ -57,11 +57,15 @@ fuzz:
 # compiled packages it shares; seconds after). Packages with
 # //go:build integration tests go in INTEGRATION_PKGS.
 INTEGRATION_PKGS ?= ./admission/... ./reconcile/...
+# cmd/gitgate's own envtest tests, by name: its unit tests already ran in `unit`.
+CMD_INTEGRATION ?= ^TestReportCacheEnvtest$$
 integration:
 	@assets=$$(hack/envtest.sh) && \
 	  echo "KUBEBUILDER_ASSETS=$$assets $(GO) test $(TESTFLAGS) -tags integration $(INTEGRATION_PKGS)" && \
 	  $(GO) vet -tags integration $(INTEGRATION_PKGS) && \
-	  KUBEBUILDER_ASSETS=$$assets $(GO) test $(TESTFLAGS) -tags integration $(INTEGRATION_PKGS)
+	  KUBEBUILDER_ASSETS=$$assets $(GO) test $(TESTFLAGS) -tags integration $(INTEGRATION_PKGS) && \
+	  $(GO) vet -tags integration ./cmd/gitgate/ && \
+	  KUBEBUILDER_ASSETS=$$assets $(GO) test $(TESTFLAGS) -tags integration -run '$(CMD_INTEGRATION)' ./cmd/gitgate/
 
 # deploy/ must pass our own built-in policies (deploy/.gitgate.yaml names its registry).
 deploy-check: build
