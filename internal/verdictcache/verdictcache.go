@@ -78,6 +78,69 @@ type Files struct {
 	maxSize int64
 	mu      sync.Mutex
 	memo    map[string]string
+	stat    *StatMemo
+	listed  map[string]map[string]bool // directory -> its names, as listed in this run
+}
+
+// Listed tells f the names of directory dir as another reader of the same fs.FS listed
+// them in this run: a name in dir that is not among them digests as absent without a
+// stat of its own.
+func (f *Files) Listed(dir string, names map[string]bool) {
+	f.mu.Lock()
+	if f.listed == nil {
+		f.listed = map[string]map[string]bool{}
+	}
+	f.listed[dir] = names
+	f.mu.Unlock()
+}
+
+// unlisted: name's directory was listed in this run without it.
+func (f *Files) unlisted(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	names, ok := f.listed[path.Dir(name)]
+	return ok && !names[path.Base(name)]
+}
+
+// Trust makes f take a file's digest from m when its stat is trusted there (see
+// StatMemo), and record in m what it hashes.
+func (f *Files) Trust(m *StatMemo) *Files {
+	f.stat = m
+	return f
+}
+
+// Seen tells f the content of name as another reader of the same fs.FS read it, with
+// its stat taken before the read (nil: not known): its digest, remembered for this run
+// and, with a stat, in the stat memo. It is what a later Digest of name returns.
+func (f *Files) Seen(name string, fi fs.FileInfo, data []byte) string {
+	s := sha256.Sum256(data)
+	d := "file:" + hex.EncodeToString(s[:])
+	if fi != nil && f.stat != nil {
+		f.stat.record(name, fi, d)
+	}
+	f.mu.Lock()
+	f.memo[name] = d
+	f.mu.Unlock()
+	return d
+}
+
+// FileDigest is the digest of the file name whose stat (links followed) the caller just
+// took through the same fs.FS: as Digest computes it, without a second stat.
+func (f *Files) FileDigest(name string, st fs.FileInfo) (string, error) {
+	f.mu.Lock()
+	d, ok := f.memo[name]
+	f.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	d, err := f.regular(name, st)
+	if err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	f.memo[name] = d
+	f.mu.Unlock()
+	return d, nil
 }
 
 // NewFiles digests files of fsys (read through it: confined as the caller's is); a
@@ -129,6 +192,9 @@ func (f *Files) one(name string) (string, error) {
 }
 
 func (f *Files) file(name string) (string, error) {
+	if f.unlisted(name) {
+		return "absent", nil
+	}
 	st, err := fs.Stat(f.fsys, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "absent", nil
@@ -139,15 +205,34 @@ func (f *Files) file(name string) (string, error) {
 	if st.IsDir() { // a file name that is a directory now: its whole tree
 		return f.tree(name)
 	}
+	return f.regular(name, st)
+}
+
+// regular digests the file name of stat st (a file, not a directory).
+func (f *Files) regular(name string, st fs.FileInfo) (string, error) {
+	if st.IsDir() {
+		return f.tree(name)
+	}
 	if f.maxSize > 0 && st.Size() > f.maxSize {
 		return "", fmt.Errorf("%s: %w: larger than %d bytes", name, ErrUnreadable, f.maxSize)
 	}
+	if f.stat != nil {
+		if d, ok := f.stat.lookup(name, st); ok {
+			return d, nil
+		}
+	}
+	// The stat is taken before the read: a file changed in between has a newer stat
+	// than its record, so the next run hashes it again.
 	b, err := fs.ReadFile(f.fsys, name)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w: %v", name, ErrUnreadable, err)
 	}
 	s := sha256.Sum256(b)
-	return "file:" + hex.EncodeToString(s[:]), nil
+	d := "file:" + hex.EncodeToString(s[:])
+	if f.stat != nil {
+		f.stat.record(name, st, d)
+	}
+	return d, nil
 }
 
 func (f *Files) tree(dir string) (string, error) {
@@ -239,6 +324,13 @@ func (c *Cache) Put(key string, v any) {
 	}
 	c.stored.Add(1)
 }
+
+// Memo is the memo stored as kind:key (a plan: render.PlanMemo), verified as every
+// entry: false when absent or corrupt.
+func (c *Cache) Memo(kind, key string) ([]byte, bool) { return c.store.Get("memo:" + kind + ":" + key) }
+
+// PutMemo stores a memo; a failure is not an error (the next run does without).
+func (c *Cache) PutMemo(kind, key string, b []byte) { _ = c.store.Put("memo:"+kind+":"+key, b) }
 
 // Close evicts past the cache's bound, once per run.
 func (c *Cache) Close() { c.store.Evict() }
