@@ -241,7 +241,7 @@ func PlanWithMemo(ctx context.Context, repo Repo, opts DiscoverOptions, workers 
 		stats.Why += "; not stored: interrupted"
 	case rec.bad != "":
 		stats.Why += "; not stored: " + rec.bad
-	case len(d.rendered) > 0 || len(d.Apps) > 0:
+	case d.planRendered || len(d.rendered) > 0 || len(d.Apps) > 0:
 		stats.Why += "; not stored: the repository has Argo CD Applications"
 	case len(d.Errors) > 0:
 		stats.Why += "; not stored: the plan has errors"

@@ -36,7 +36,7 @@ func (m *testPlanMemo) Seen(name string, fi fs.FileInfo, data []byte) string {
 
 // memoPlan is one run's plan through the memo in cacheDir: a fresh Root (a run), the
 // stat memo opened at the run's start and saved at its end.
-func memoPlan(t *testing.T, cacheDir, dir string, opts DiscoverOptions) (*Discovery, PlanStats, Repo) {
+func memoPlan(t testing.TB, cacheDir, dir string, opts DiscoverOptions) (*Discovery, PlanStats, Repo) {
 	t.Helper()
 	vc, err := verdictcache.Open(cacheDir)
 	if err != nil {
@@ -53,7 +53,7 @@ func memoPlan(t *testing.T, cacheDir, dir string, opts DiscoverOptions) (*Discov
 
 // samePlan fails unless got is the plan fresh is: targets, notices, errors, whether it
 // renders, and every target's dependencies.
-func samePlan(t *testing.T, what string, fresh, got *Discovery, repo Repo) {
+func samePlan(t testing.TB, what string, fresh, got *Discovery, repo Repo) {
 	t.Helper()
 	if !reflect.DeepEqual(fresh.Targets, got.Targets) && !(len(fresh.Targets) == 0 && len(got.Targets) == 0) {
 		t.Errorf("%s: targets differ:\nfresh %+v\ngot   %+v", what, fresh.Targets, got.Targets)
@@ -217,4 +217,59 @@ func TestPlanMemoChanges(t *testing.T) {
 	if s.Reused || s.Stored {
 		t.Errorf("an Application added: reused %v, stored %v", s.Reused, s.Stored)
 	}
+}
+
+// BenchmarkPlanWarm: planning an unchanged repository of 300 kustomize apps (three
+// overlays each) and 30 charts, afresh (Plan: every file read) and from the memo
+// (PlanWithMemo after a run that stored it: listings and stats, no file read).
+func BenchmarkPlanWarm(b *testing.B) {
+	dir := b.TempDir()
+	files := map[string]string{}
+	for i := 0; i < 300; i++ {
+		a := fmt.Sprintf("apps/app-%03d", i)
+		files[a+"/base/kustomization.yaml"] = "resources:\n- deployment.yaml\n- service.yaml\n"
+		files[a+"/base/deployment.yaml"] = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  replicas: 2\n"
+		files[a+"/base/service.yaml"] = "apiVersion: v1\nkind: Service\nmetadata:\n  name: app\n"
+		for _, env := range []string{"dev", "staging", "prod"} {
+			files[a+"/overlays/"+env+"/kustomization.yaml"] = "resources:\n- ../../base\npatches:\n- path: patch.yaml\n"
+			files[a+"/overlays/"+env+"/patch.yaml"] = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  replicas: 3\n"
+		}
+	}
+	for i := 0; i < 30; i++ {
+		c := fmt.Sprintf("charts/chart-%02d", i)
+		files[c+"/Chart.yaml"] = "apiVersion: v2\nname: c\nversion: 0.1.0\n"
+		files[c+"/values.yaml"] = "replicas: 1\n"
+		files[c+"/values-prod.yaml"] = "replicas: 3\n"
+		files[c+"/templates/deployment.yaml"] = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n"
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Files older than the runs that hash them: trusted by the stat memo.
+	past := time.Now().Add(-time.Hour)
+	for name := range files {
+		_ = os.Chtimes(filepath.Join(dir, filepath.FromSlash(name)), past, past)
+	}
+	b.Run("fresh", func(b *testing.B) {
+		for b.Loop() {
+			Plan(context.Background(), Repo{Dir: dir}, DiscoverOptions{}, 2)
+		}
+	})
+	cache := b.TempDir()
+	memoPlan(b, cache, dir, DiscoverOptions{})
+	time.Sleep(1100 * time.Millisecond) // the memo's run start past the files' change times
+	memoPlan(b, cache, dir, DiscoverOptions{})
+	b.Run("memo", func(b *testing.B) {
+		for b.Loop() {
+			if _, s, _ := memoPlan(b, cache, dir, DiscoverOptions{}); !s.Reused {
+				b.Fatalf("not reused: %s", s.Why)
+			}
+		}
+	})
 }
