@@ -364,15 +364,29 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 	todo := d.Targets
 	if vc != nil && run != "" {
 		keys, deps = cacheKeys(ctx, repo, d, run, opts.Workers)
+		runDigestsOf(ctx, repo).save() // before vc.Close, which evicts past the bound
 		todo = nil
-		for i, t := range d.Targets {
+		// One blob for the entries of the last run of these targets with this run key
+		// (a shard's, check DIR's: their own); what it lacks is read entry by entry.
+		bk := verdictcache.NewHasher("bundle")
+		bk.String(run)
+		for _, t := range d.Targets {
+			bk.String(t.Name + "\x00" + t.Path)
+		}
+		vc.LoadBundle(bk.Sum())
+		// Looked up on the workers: an entry not in the bundle is two small files read
+		// and verified.
+		pool.ForEach(ctx, len(d.Targets), opts.Workers, func(i int) {
 			outs[i].key = keys[i]
 			var e cacheEntry
-			if keys[i] == "" || !vc.Get(keys[i], &e) || !entryFits(ctx, repo, t, &e) {
-				todo = append(todo, t)
-				continue
+			if keys[i] != "" && vc.Get(keys[i], &e) && entryFits(ctx, repo, d.Targets[i], &e) {
+				outs[i].entry = &e
 			}
-			outs[i].entry = &e
+		})
+		for i, t := range d.Targets {
+			if outs[i].entry == nil {
+				todo = append(todo, t)
+			}
 		}
 	}
 	var mu sync.Mutex

@@ -34,6 +34,7 @@ import (
 // before anything is trusted.
 type StatMemo struct {
 	store blobStore
+	wrote func() // tells the cache it grew
 	name  string
 	root  string
 	start int64 // this run's start, Unix seconds: the stamp of what it hashes
@@ -75,7 +76,9 @@ const statMemoMagic = "gitgate-statmemo/1\n"
 // from the cache's store; start is the run's start (before any file of the repository
 // was read).
 func (c *Cache) OpenStatMemo(root string, start time.Time) *StatMemo {
-	return openStatMemo(c.store, root, start)
+	m := openStatMemo(c.store, root, start)
+	m.wrote = func() { c.wrote.Store(true) }
+	return m
 }
 
 func openStatMemo(store blobStore, root string, start time.Time) *StatMemo {
@@ -154,6 +157,9 @@ func (m *StatMemo) Save() {
 		if _, ok := recs[n]; !ok {
 			recs[n] = r
 		}
+	}
+	if m.wrote != nil {
+		m.wrote()
 	}
 	_ = m.store.Put(m.name, encodeStatMemo(m.root, recs))
 	m.dirty = false

@@ -9,6 +9,7 @@
 package verdictcache
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -283,6 +284,77 @@ type Cache struct {
 	store          *remote.Store
 	hits, misses   atomic.Int64
 	stored, failed atomic.Int64
+	wrote          atomic.Bool // anything put in this run (Close evicts only then)
+
+	// The run's bundle (LoadBundle): every entry a run used, in one blob.
+	mu        sync.Mutex
+	bundleKey string
+	bundle    map[string][]byte // loaded: key -> entry
+	used      map[string][]byte // this run's entries, from wherever
+	outside   bool              // an entry used that the bundle did not hold
+}
+
+// LoadBundle loads the bundle of entries stored by the last run with the same run
+// digest and targets (key: the caller's digest of both), so this run reads one blob
+// instead of two files per target; Close writes this run's bundle when it used an entry
+// the bundle did not hold (or did not use all it held). The bundle is a verified blob of
+// the store like every entry, holding each entry's exact bytes under its key: an entry
+// from it is the entry Get would read.
+func (c *Cache) LoadBundle(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bundleKey, c.used = key, map[string][]byte{}
+	if b, ok := c.store.Get("bundle:" + key); ok {
+		c.bundle, _ = decodeBundle(b)
+	}
+}
+
+func (c *Cache) note(key string, b []byte, fromBundle bool) {
+	c.mu.Lock()
+	if c.used != nil {
+		c.used[key] = b
+		c.outside = c.outside || !fromBundle
+	}
+	c.mu.Unlock()
+}
+
+const bundleMagic = "gitgate-verdict-bundle/1\n"
+
+func encodeBundle(entries map[string][]byte) []byte {
+	keys := make([]string, 0, len(entries))
+	for k := range entries {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	b.WriteString(bundleMagic)
+	putUint(&b, uint64(len(keys)))
+	for _, k := range keys {
+		putString(&b, k)
+		putString(&b, string(entries[k]))
+	}
+	return b.Bytes()
+}
+
+func decodeBundle(b []byte) (map[string][]byte, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(bundleMagic))
+	if !ok {
+		return nil, false
+	}
+	d := decoder{b: rest}
+	n := d.uint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		return nil, false
+	}
+	out := make(map[string][]byte, n)
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		k := d.string()
+		out[k] = []byte(d.string())
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return nil, false
+	}
+	return out, true
 }
 
 // Open opens the cache in dir ("" for the default cache directory of remote sources).
@@ -302,8 +374,15 @@ func recordName(key string) string { return "verdict:" + key }
 // Get decodes key's entry into v: false when it is absent, corrupt (removed) or does
 // not decode.
 func (c *Cache) Get(key string, v any) bool {
-	b, ok := c.store.Get(recordName(key))
+	c.mu.Lock()
+	b, fromBundle := c.bundle[key]
+	c.mu.Unlock()
+	ok := fromBundle
+	if !ok {
+		b, ok = c.store.Get(recordName(key))
+	}
 	if ok && json.Unmarshal(b, v) == nil {
+		c.note(key, b, fromBundle)
 		c.hits.Add(1)
 		return true
 	}
@@ -316,7 +395,11 @@ func (c *Cache) Get(key string, v any) bool {
 func (c *Cache) Put(key string, v any) {
 	b, err := json.Marshal(v)
 	if err == nil {
+		c.wrote.Store(true)
 		err = c.store.Put(recordName(key), b)
+	}
+	if err == nil {
+		c.note(key, b, false)
 	}
 	if err != nil {
 		c.failed.Add(1)
@@ -330,10 +413,25 @@ func (c *Cache) Put(key string, v any) {
 func (c *Cache) Memo(kind, key string) ([]byte, bool) { return c.store.Get("memo:" + kind + ":" + key) }
 
 // PutMemo stores a memo; a failure is not an error (the next run does without).
-func (c *Cache) PutMemo(kind, key string, b []byte) { _ = c.store.Put("memo:"+kind+":"+key, b) }
+func (c *Cache) PutMemo(kind, key string, b []byte) {
+	c.wrote.Store(true)
+	_ = c.store.Put("memo:"+kind+":"+key, b)
+}
 
-// Close evicts past the cache's bound, once per run.
-func (c *Cache) Close() { c.store.Evict() }
+// Close evicts past the cache's bound, once per run, when the run stored anything: a
+// run that only read (a warm check) did not grow it, and eviction lists every blob.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	if c.bundleKey != "" && len(c.used) > 0 && (c.outside || len(c.used) != len(c.bundle)) {
+		c.wrote.Store(true)
+		_ = c.store.Put("bundle:"+c.bundleKey, encodeBundle(c.used))
+	}
+	c.bundleKey, c.bundle, c.used = "", nil, nil
+	c.mu.Unlock()
+	if c.wrote.Load() {
+		c.store.Evict()
+	}
+}
 
 // Stats are the run's counts: entries found, not found, stored, not stored (errors).
 func (c *Cache) Stats() (hits, misses, stored, failed int64) {
