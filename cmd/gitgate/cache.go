@@ -29,7 +29,14 @@ import (
 //     and values file and of the CRDs of crds:/--crds, the gate's warnings (an
 //     exception that expired since shows there);
 //   - the target as planned (its name, kind, path, Application fields: render.Target);
-//   - the content of every file render.DepsOf names for it (absent files included).
+//   - the content of every file render.DepsOf names for it (absent files included),
+//     digested once per run (runDigests) and not read at all when the stat memo trusts
+//     the file's stat (verdictcache.StatMemo: Git's index rule, racily-clean files hashed
+//     again).
+//
+// The plan itself comes from the plan memo when the repository's listings, stats and
+// file digests are as a stored plan observed them (planRepo, render.PlanWithMemo), and a
+// warm run reads its entries from one bundle (verdictcache.Cache.LoadBundle).
 //
 // An entry is checked further before it is used: the remote sources it rendered from
 // must resolve as they did (render.ResolveRemotes: the same versions and digests), and
