@@ -292,26 +292,31 @@ type Cache struct {
 	bundle    map[string][]byte // loaded: key -> entry
 	used      map[string][]byte // this run's entries, from wherever
 	outside   bool              // an entry used that the bundle did not hold
+	found     int               // entries of used that Get found (not Put)
 }
 
 // LoadBundle loads the bundle of entries stored by the last run with the same run
 // digest and targets (key: the caller's digest of both), so this run reads one blob
 // instead of two files per target; Close writes this run's bundle when it used an entry
-// the bundle did not hold (or did not use all it held). The bundle is a verified blob of
+// the bundle did not hold (or did not use all it held) and found at least half of its
+// entries in the cache. The bundle is a verified blob of
 // the store like every entry, holding each entry's exact bytes under its key: an entry
 // from it is the entry Get would read.
 func (c *Cache) LoadBundle(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.bundleKey, c.used = key, map[string][]byte{}
+	c.bundleKey, c.used, c.found = key, map[string][]byte{}, 0
 	if b, ok := c.store.Get("bundle:" + key); ok {
 		c.bundle, _ = decodeBundle(b)
 	}
 }
 
-func (c *Cache) note(key string, b []byte, fromBundle bool) {
+func (c *Cache) note(key string, b []byte, fromBundle, getting bool) {
 	c.mu.Lock()
 	if c.used != nil {
+		if _, again := c.used[key]; !again && getting {
+			c.found++
+		}
 		c.used[key] = b
 		c.outside = c.outside || !fromBundle
 	}
@@ -382,7 +387,7 @@ func (c *Cache) Get(key string, v any) bool {
 		b, ok = c.store.Get(recordName(key))
 	}
 	if ok && json.Unmarshal(b, v) == nil {
-		c.note(key, b, fromBundle)
+		c.note(key, b, fromBundle, true)
 		c.hits.Add(1)
 		return true
 	}
@@ -399,7 +404,7 @@ func (c *Cache) Put(key string, v any) {
 		err = c.store.Put(recordName(key), b)
 	}
 	if err == nil {
-		c.note(key, b, false)
+		c.note(key, b, false, false)
 	}
 	if err != nil {
 		c.failed.Add(1)
@@ -422,11 +427,13 @@ func (c *Cache) PutMemo(kind, key string, b []byte) {
 // run that only read (a warm check) did not grow it, and eviction lists every blob.
 func (c *Cache) Close() {
 	c.mu.Lock()
-	if c.bundleKey != "" && len(c.used) > 0 && (c.outside || len(c.used) != len(c.bundle)) {
+	// Not after a run that rendered most of its targets (a cold one): it would hold every
+	// entry in memory twice for a bundle the next run may not find whole; that run writes it.
+	if c.bundleKey != "" && len(c.used) > 0 && 2*c.found >= len(c.used) && (c.outside || len(c.used) != len(c.bundle)) {
 		c.wrote.Store(true)
 		_ = c.store.Put("bundle:"+c.bundleKey, encodeBundle(c.used))
 	}
-	c.bundleKey, c.bundle, c.used = "", nil, nil
+	c.bundleKey, c.bundle, c.used, c.found = "", nil, nil, 0
 	c.mu.Unlock()
 	if c.wrote.Load() {
 		c.store.Evict()
