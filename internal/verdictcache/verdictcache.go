@@ -313,7 +313,9 @@ func (c *Cache) LoadBundle(key string) {
 
 func (c *Cache) note(key string, b []byte, fromBundle, getting bool) {
 	c.mu.Lock()
-	if c.used != nil {
+	// A Put after lookups that found nothing (a cold run: every lookup comes before
+	// the renders) will not make a bundle: its bytes are not kept.
+	if c.used != nil && (getting || c.found > 0) {
 		if _, again := c.used[key]; !again && getting {
 			c.found++
 		}
