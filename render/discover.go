@@ -43,6 +43,9 @@ type Discovery struct {
 	deps *depsCache
 	// appFiles: what discovery read of each file it read whole, for Plan's probe.
 	appFiles map[string]bool
+	// planRendered: Plan rendered targets to find Applications (PlanWithMemo does not
+	// store such a plan, even when keepUnder dropped the renders).
+	planRendered bool
 }
 
 // DiscoverOptions configure Discover.

@@ -50,6 +50,7 @@ func Plan(ctx context.Context, repo Repo, opts DiscoverOptions, workers int) *Di
 	pending := probe.filter(d.Targets)
 	depth := 0
 	for ; len(pending) > 0 && depth < maxAppDepth && ctx.Err() == nil; depth++ {
+		d.planRendered = true
 		var apps []policy.Resource
 		for _, r := range All(ctx, repo, pending, workers, nil, nil) {
 			d.rendered[sourceKey(r.Target)] = r

@@ -253,7 +253,8 @@ func (r Repo) confined() Repo {
 	if r.Dir == "" {
 		return r
 	}
-	if f, ok := r.FS.(*repopath.FS); ok && f.Root() != nil {
+	// A confined FS, or one reading through it (PlanWithMemo's recorder).
+	if f, ok := r.FS.(interface{ Root() *repopath.Root }); ok && f.Root() != nil {
 		return r
 	}
 	r.FS = repopath.DirFS(r.Dir)

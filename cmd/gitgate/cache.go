@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"sort"
 	"strings"
@@ -28,7 +29,14 @@ import (
 //     and values file and of the CRDs of crds:/--crds, the gate's warnings (an
 //     exception that expired since shows there);
 //   - the target as planned (its name, kind, path, Application fields: render.Target);
-//   - the content of every file render.DepsOf names for it (absent files included).
+//   - the content of every file render.DepsOf names for it (absent files included),
+//     digested once per run (runDigests) and not read at all when the stat memo trusts
+//     the file's stat (verdictcache.StatMemo: Git's index rule, racily-clean files hashed
+//     again).
+//
+// The plan itself comes from the plan memo when the repository's listings, stats and
+// file digests are as a stored plan observed them (planRepo, render.PlanWithMemo), and a
+// warm run reads its entries from one bundle (verdictcache.Cache.LoadBundle).
 //
 // An entry is checked further before it is used: the remote sources it rendered from
 // must resolve as they did (render.ResolveRemotes: the same versions and digests), and
@@ -165,16 +173,133 @@ func errorStrings(errs []error) []string {
 	return out
 }
 
+// runDigests are the digests of one checkout's files for a run: the plan memo's and the
+// keys', each file hashed at most once, and not at all when the stat memo trusts it.
+type runDigests struct {
+	dir   string
+	fsys  *repopath.FS
+	files *verdictcache.Files
+	stat  *verdictcache.StatMemo
+}
+
+type runDigestsKey struct{}
+
+// withRunDigests opens the stat memo of the checkout at repo.Dir (start: before any of
+// its files was read in this run) and puts the run's digests in ctx for cacheKeys.
+func withRunDigests(ctx context.Context, vc *verdictcache.Cache, repo render.Repo, start time.Time) (context.Context, *runDigests) {
+	fsys := repopath.DirFS(repo.Dir)
+	if vc == nil || repo.Dir == "" || fsys.Root() == nil {
+		return ctx, nil
+	}
+	rd := &runDigests{dir: repo.Dir, fsys: fsys, stat: vc.OpenStatMemo(fsys.Root().Real(), start)}
+	rd.files = verdictcache.NewFiles(fsys, repo.MaxFileSize).Trust(rd.stat)
+	return context.WithValue(ctx, runDigestsKey{}, rd), rd
+}
+
+func runDigestsOf(ctx context.Context, repo render.Repo) *runDigests {
+	rd, _ := ctx.Value(runDigestsKey{}).(*runDigests)
+	if rd == nil || repo.Dir == "" || rd.dir != repo.Dir {
+		return nil
+	}
+	return rd
+}
+
+// save writes the stat memo when the run hashed something new.
+func (rd *runDigests) save() {
+	if rd != nil {
+		rd.stat.Save()
+	}
+}
+
+// planMemo is render.PlanMemo in the verdict cache, under a key of everything a plan
+// depends on besides the repository's files (render.PlanMemo says what that is).
+type planMemo struct {
+	vc  *verdictcache.Cache
+	key string
+	rd  *runDigests
+}
+
+func (m *planMemo) Load() ([]byte, bool) { return m.vc.Memo("plan", m.key) }
+func (m *planMemo) Save(b []byte)        { m.vc.PutMemo("plan", m.key, b) }
+func (m *planMemo) Digest(name string, fi fs.FileInfo) (string, error) {
+	return m.rd.files.FileDigest(name, fi)
+}
+func (m *planMemo) Listed(dir string, names map[string]bool) { m.rd.files.Listed(dir, names) }
+func (m *planMemo) Seen(name string, fi fs.FileInfo, data []byte) string {
+	return m.rd.files.Seen(name, fi, data)
+}
+
+// planRepo is the plan of check: render.Plan, from the verdict cache's plan memo when the
+// repository did not change (nil vc: no memo). The returned context carries the run's
+// digests for cacheKeys; done saves the stat memo (call it once the keys are made).
+func planRepo(ctx context.Context, vc *verdictcache.Cache, set *settings, repo render.Repo, dopts render.DiscoverOptions, workers int) (*render.Discovery, context.Context, func()) {
+	start := time.Now()
+	ctx, rd := withRunDigests(ctx, vc, repo, start)
+	if rd == nil {
+		return render.Plan(ctx, repo, dopts, workers), ctx, func() {}
+	}
+	key, err := planKey(vc, rd, set, repo, dopts)
+	if err != nil {
+		return render.Plan(ctx, repo, dopts, workers), ctx, rd.save
+	}
+	prepo := repo
+	prepo.FS = rd.fsys
+	d, stats := render.PlanWithMemo(ctx, prepo, dopts, workers, &planMemo{vc: vc, key: key, rd: rd})
+	if planTrace != nil {
+		planTrace(stats)
+	}
+	return d, ctx, rd.save
+}
+
+// planTrace, when set (tests, benchmarks), is told how each plan was made.
+var planTrace func(render.PlanStats)
+
+// planKey digests what a plan depends on besides the repository's files: gitgate's
+// build, the root, the discovery options (their Include by .gitgate.yaml, keyed by
+// content: discovery does not read it) and the repository settings.
+func planKey(vc *verdictcache.Cache, rd *runDigests, set *settings, repo render.Repo, dopts render.DiscoverOptions) (string, error) {
+	build, err := vc.BuildID()
+	if err != nil {
+		return "", err
+	}
+	cfg, err := rd.files.Digest([]string{policy.ConfigFile})
+	if err != nil {
+		return "", err
+	}
+	h := verdictcache.NewHasher("plan")
+	h.String(build)
+	h.String(rd.fsys.Root().Real())
+	h.String(cfg)
+	if err := h.JSON(struct {
+		Exclude, RepoURLs, Environments []string
+		Under                           string
+		MaxFileSize                     int64
+		KubeVersion                     string
+		APIVersions                     []string
+		Clusters                        any
+		Remotes                         bool
+	}{dopts.Exclude, dopts.RepoURLs, dopts.Environments, dopts.Under, repo.MaxFileSize, repo.KubeVersion, repo.APIVersions, repo.Clusters, repo.Remotes != nil}); err != nil {
+		return "", err
+	}
+	return h.Sum(), nil
+}
+
 // cacheKeys are the targets' keys ("" for a target that cannot be keyed: a dependency
 // that cannot be read).
 func cacheKeys(ctx context.Context, repo render.Repo, d *render.Discovery, run string, workers int) ([]string, []render.Deps) {
 	targets := d.Targets
 	deps := depsOf(repo, d, targets)
-	// A checkout: one Root, its proven directories shared by every target. A revision
-	// with no checkout (check --base's merge base): its tree, with the same digests.
-	files := verdictcache.NewFiles(repopath.DirFS(repo.Dir), repo.MaxFileSize)
-	if repo.Dir == "" {
+	// A checkout: one Root, its proven directories shared by every target; the run's
+	// digests when the plan made some (planRepo). A revision with no checkout (check
+	// --base's merge base): its tree, with the same digests.
+	var files *verdictcache.Files
+	switch rd := runDigestsOf(ctx, repo); {
+	case rd != nil:
+		files = rd.files
+	case repo.Dir == "":
 		files = verdictcache.NewFiles(repo.FS, repo.MaxFileSize)
+	default:
+		files = verdictcache.NewFiles(repopath.DirFS(repo.Dir), repo.MaxFileSize)
 	}
 	keys := make([]string, len(targets))
 	pool.ForEach(ctx, len(targets), workers, func(i int) {
@@ -254,15 +379,29 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 	todo := d.Targets
 	if vc != nil && run != "" {
 		keys, deps = cacheKeys(ctx, repo, d, run, opts.Workers)
+		runDigestsOf(ctx, repo).save() // before vc.Close, which evicts past the bound
 		todo = nil
-		for i, t := range d.Targets {
+		// One blob for the entries of the last run of these targets with this run key
+		// (a shard's, check DIR's: their own); what it lacks is read entry by entry.
+		bk := verdictcache.NewHasher("bundle")
+		bk.String(run)
+		for _, t := range d.Targets {
+			bk.String(t.Name + "\x00" + t.Path)
+		}
+		vc.LoadBundle(bk.Sum())
+		// Looked up on the workers: an entry not in the bundle is two small files read
+		// and verified.
+		pool.ForEach(ctx, len(d.Targets), opts.Workers, func(i int) {
 			outs[i].key = keys[i]
 			var e cacheEntry
-			if keys[i] == "" || !vc.Get(keys[i], &e) || !entryFits(ctx, repo, t, &e) {
-				todo = append(todo, t)
-				continue
+			if keys[i] != "" && vc.Get(keys[i], &e) && entryFits(ctx, repo, d.Targets[i], &e) {
+				outs[i].entry = &e
 			}
-			outs[i].entry = &e
+		})
+		for i, t := range d.Targets {
+			if outs[i].entry == nil {
+				todo = append(todo, t)
+			}
 		}
 	}
 	var mu sync.Mutex

@@ -259,7 +259,10 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	repo := set.repo(abs)
 	display := filepath.ToSlash(filepath.Clean(set.root))
 	dopts := set.discover()
-	d := render.Plan(cmd.Context(), repo, dopts, opts.Workers)
+	// From the verdict cache's plan memo when nothing changed; ctx carries the run's file
+	// digests to the cache keys (cache.go).
+	d, ctx, saveDigests := planRepo(cmd.Context(), vc, set, repo, dopts, opts.Workers)
+	defer saveDigests()
 	if !d.NeedsRendering {
 		return nil // plain manifests: checked file by file, with no render targets
 	}
@@ -288,7 +291,6 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	// Each target is gated as soon as it renders, on the rendering worker, or comes from
 	// the verdict cache (cache.go); the parts are merged in plan order.
 	rep := &policy.Report{Unchecked: map[string]int{}}
-	ctx := cmd.Context()
 	run := ""
 	if vc != nil {
 		var err error
