@@ -43,9 +43,10 @@ type Discovery struct {
 	deps *depsCache
 	// appFiles: what discovery read of each file it read whole, for Plan's probe.
 	appFiles map[string]bool
-	// planRendered: Plan rendered targets to find Applications (PlanWithMemo does not
-	// store such a plan, even when keepUnder dropped the renders).
-	planRendered bool
+	// opaqueRender: Plan rendered a target to find Applications that read files other
+	// than through Repo.FS (kustomize, Helm, jsonnet, a remote source), so PlanWithMemo
+	// does not store the plan, even when keepUnder dropped the renders.
+	opaqueRender bool
 }
 
 // DiscoverOptions configure Discover.

@@ -50,7 +50,9 @@ func Plan(ctx context.Context, repo Repo, opts DiscoverOptions, workers int) *Di
 	pending := probe.filter(d.Targets)
 	depth := 0
 	for ; len(pending) > 0 && depth < maxAppDepth && ctx.Err() == nil; depth++ {
-		d.planRendered = true
+		for _, t := range pending {
+			d.opaqueRender = d.opaqueRender || !readsThroughFS(t)
+		}
 		var apps []policy.Resource
 		for _, r := range All(ctx, repo, pending, workers, nil, nil) {
 			d.rendered[sourceKey(r.Target)] = r
@@ -88,6 +90,13 @@ func Plan(ctx context.Context, repo Repo, opts DiscoverOptions, workers int) *Di
 		}
 	}
 	return d
+}
+
+// readsThroughFS: t renders its repository's files by reading them through Repo.FS
+// alone (plain manifest files and Tekton files of this repository, no jsonnet), so what
+// its render depends on is what Repo.FS was asked.
+func readsThroughFS(t Target) bool {
+	return (t.Kind == Directory || t.Kind == Tekton) && t.Jsonnet == nil && t.Repo == nil && t.Chart == nil && len(t.Refs) == 0
 }
 
 // maxAppDepth bounds app-of-apps: an Application rendering Applications rendering ...

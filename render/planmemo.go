@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/internal/pool"
+	"github.com/gitgate/gitgate/internal/remote"
 	"github.com/gitgate/gitgate/internal/repopath"
 )
 
@@ -35,11 +36,19 @@ import (
 // stat memo: racily-clean files hashed again); a name absent from a listing that is as
 // recorded is absent without a stat of its own.
 //
-// A plan is not stored when Plan rendered anything (app-of-apps: a render reads through
-// kustomize's and Helm's own filesystems, which are not observed here), found Argo CD
-// Applications (their objects are not kept), reported an error, or observed something
-// it cannot replay (a read refused or failing other than "not found", a file opened
-// that is not a small regular file); nor when its targets do not survive the encoding.
+// A plan is not stored when Plan rendered a kustomization, a chart, jsonnet or a remote
+// source to find Applications (app-of-apps: such a render reads through kustomize's,
+// Helm's or jsonnet's own file access, which is not observed here; plain manifest
+// directories, the usual home of Applications, are read through the observed fs.FS and
+// do not count), consulted a
+// remote source (an Application's source in another repository, fetched to tell its
+// kind: its tree is not observed here), reported an error, or observed something it
+// cannot replay (a read refused or failing other than "not found", a file opened that
+// is not a small regular file); nor when its targets do not survive the encoding.
+// Argo CD Applications that discovery found in the repository's files are planned from
+// those files, which are observed, so such a plan is stored; the Application objects
+// themselves (Discovery.Apps) are not kept: a plan from the memo has none (check reads
+// only the targets; reconcile plans with Plan).
 type PlanMemo interface {
 	// Load is the stored blob (false: none).
 	Load() ([]byte, bool)
@@ -229,6 +238,9 @@ func PlanWithMemo(ctx context.Context, repo Repo, opts DiscoverOptions, workers 
 	rec := &recordFS{inner: inner, memo: memo, obs: map[string]string{}}
 	r := repo
 	r.FS = rec
+	if r.Remotes != nil {
+		r.Remotes = &recordRemotes{Remotes: r.Remotes, rec: rec}
+	}
 	d := Plan(ctx, r, opts, workers)
 	if d.deps != nil {
 		d.deps.fsys = inner // later dependencies are not part of the plan
@@ -241,8 +253,8 @@ func PlanWithMemo(ctx context.Context, repo Repo, opts DiscoverOptions, workers 
 		stats.Why += "; not stored: interrupted"
 	case rec.bad != "":
 		stats.Why += "; not stored: " + rec.bad
-	case d.planRendered || len(d.rendered) > 0 || len(d.Apps) > 0:
-		stats.Why += "; not stored: the repository has Argo CD Applications"
+	case d.opaqueRender:
+		stats.Why += "; not stored: Argo CD Applications rendered by a kustomization, chart or jsonnet (app-of-apps)"
 	case len(d.Errors) > 0:
 		stats.Why += "; not stored: the plan has errors"
 	default:
@@ -311,6 +323,28 @@ var (
 
 // Root keeps Repo.confined from wrapping the recorder again.
 func (r *recordFS) Root() *repopath.Root { return r.inner.Root() }
+
+// recordRemotes is Repo.Remotes while a plan is recorded: anything fetched (or looked
+// up) from outside the repository is not observed, so the plan is not stored.
+type recordRemotes struct {
+	Remotes
+	rec *recordFS
+}
+
+func (r *recordRemotes) Chart(ctx context.Context, ref remote.ChartRef) (*remote.Chart, error) {
+	r.rec.unreplayable("a remote chart consulted")
+	return r.Remotes.Chart(ctx, ref)
+}
+
+func (r *recordRemotes) Git(ctx context.Context, url, ref string) (*remote.GitTree, error) {
+	r.rec.unreplayable("a remote repository consulted")
+	return r.Remotes.Git(ctx, url, ref)
+}
+
+func (r *recordRemotes) File(ctx context.Context, url string) ([]byte, error) {
+	r.rec.unreplayable("a remote file consulted")
+	return r.Remotes.File(ctx, url)
+}
 
 func (r *recordFS) note(key, v string) {
 	r.mu.Lock()

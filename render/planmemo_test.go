@@ -2,6 +2,7 @@ package render
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitgate/gitgate/internal/remote"
 	"github.com/gitgate/gitgate/internal/repopath"
 	"github.com/gitgate/gitgate/internal/verdictcache"
 )
@@ -58,7 +60,8 @@ func samePlan(t testing.TB, what string, fresh, got *Discovery, repo Repo) {
 	if !reflect.DeepEqual(fresh.Targets, got.Targets) && !(len(fresh.Targets) == 0 && len(got.Targets) == 0) {
 		t.Errorf("%s: targets differ:\nfresh %+v\ngot   %+v", what, fresh.Targets, got.Targets)
 	}
-	if !reflect.DeepEqual(fresh.Notices, got.Notices) || fresh.NeedsRendering != got.NeedsRendering || len(fresh.Apps) != len(got.Apps) {
+	// A plan from the memo keeps no Application objects (PlanMemo); a fresh one has them.
+	if !reflect.DeepEqual(fresh.Notices, got.Notices) || fresh.NeedsRendering != got.NeedsRendering || len(got.Apps) != 0 && len(fresh.Apps) != len(got.Apps) {
 		t.Errorf("%s: notices %q / %q, needs rendering %v / %v, apps %d / %d", what, fresh.Notices, got.Notices, fresh.NeedsRendering, got.NeedsRendering, len(fresh.Apps), len(got.Apps))
 	}
 	if fmt.Sprint(fresh.Errors) != fmt.Sprint(got.Errors) {
@@ -113,12 +116,13 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 }
 
 // TestPlanMemoSame: over the test repositories, the plan from the memo is the plan Plan
-// makes, and one that is stored is used by the next run; one with Argo CD Applications
-// (whose objects the memo does not keep) is planned afresh every run.
+// makes, and one that is stored is used by the next run; one whose Argo CD Applications
+// discovery found in its files is stored too, one with app-of-apps (Applications a
+// render makes) is planned afresh every run.
 func TestPlanMemoSame(t *testing.T) {
 	repos := []string{"../testdata/shapes/catalog", "../testdata/shapes/app-of-apps", "../testdata/shapes/leaf-overlay-app", "../testdata/shapes/plugin-app",
 		"../testdata/gitops", "../testdata/seed/repo", "testdata/helm", "testdata/argocd/repo", "testdata/jsonnet/repo"}
-	stored := 0
+	stored, storedApps := 0, 0
 	for _, src := range repos {
 		t.Run(strings.ReplaceAll(strings.TrimPrefix(src, "../"), "/", "_"), func(t *testing.T) {
 			dir := t.TempDir()
@@ -135,16 +139,19 @@ func TestPlanMemoSame(t *testing.T) {
 			if s1.Stored != s2.Reused {
 				t.Errorf("stored %v (%s), then reused %v (%s)", s1.Stored, s1.Why, s2.Reused, s2.Why)
 			}
-			if len(fresh.Apps) > 0 && s1.Stored {
-				t.Errorf("a plan with Applications stored")
+			if fresh.opaqueRender && s1.Stored {
+				t.Errorf("a plan that rendered a kustomization or chart to find Applications stored")
 			}
 			if s1.Stored {
 				stored++
+				if len(fresh.Apps) > 0 {
+					storedApps++
+				}
 			}
 		})
 	}
-	if stored < 3 {
-		t.Errorf("%d of the test repositories' plans stored: the memo is not exercised", stored)
+	if stored < 3 || storedApps < 1 {
+		t.Errorf("%d of the test repositories' plans stored, %d with Applications: the memo is not exercised", stored, storedApps)
 	}
 }
 
@@ -209,14 +216,23 @@ func TestPlanMemoChanges(t *testing.T) {
 	run("a values file added", false)
 	run("after a values file added", true)
 
-	// A plain manifest that becomes an Application: planned afresh, and not stored.
-	writeFiles(t, dir, map[string]string{"plain/cm.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: x\nspec:\n  source:\n    path: apps/web/overlays/dev\n"})
+	// A plain manifest that becomes an Application: planned afresh, its target now the
+	// Application's; stored, and the next run reuses it.
+	writeFiles(t, dir, map[string]string{"plain/cm.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: x\nspec:\n  source:\n    repoURL: https://git.example.com/this.git\n    path: apps/web/overlays/dev\n"})
 	fresh := Plan(context.Background(), Repo{Dir: dir}, DiscoverOptions{}, 2)
+	if len(fresh.Apps) != 1 {
+		t.Fatalf("the Application added: %d Applications found, want 1", len(fresh.Apps))
+	}
 	d, s, repo := memoPlan(t, cache, dir, DiscoverOptions{})
 	samePlan(t, "an Application added", fresh, d, repo)
-	if s.Reused || s.Stored {
-		t.Errorf("an Application added: reused %v, stored %v", s.Reused, s.Stored)
+	if s.Reused || !s.Stored {
+		t.Errorf("an Application added: reused %v, stored %v (%s)", s.Reused, s.Stored, s.Why)
 	}
+	run("after an Application added", true)
+	// Its source path edited: planned afresh.
+	writeFiles(t, dir, map[string]string{"plain/cm.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: x\nspec:\n  source:\n    repoURL: https://git.example.com/this.git\n    path: apps/web/overlays/prod\n"})
+	run("an Application's path edited", false)
+	run("after an Application's path edited", true)
 }
 
 // BenchmarkPlanWarm: planning an unchanged repository of 300 kustomize apps (three
@@ -272,4 +288,55 @@ func BenchmarkPlanWarm(b *testing.B) {
 			}
 		}
 	})
+}
+
+// gitRemotes answers every Git fetch with an error and counts them; Check allows all.
+type gitRemotes struct {
+	Remotes
+	fetched int
+}
+
+func (g *gitRemotes) Check(string) error { return nil }
+func (g *gitRemotes) Git(context.Context, string, string) (*remote.GitTree, error) {
+	g.fetched++
+	return nil, errors.New("no network in this test")
+}
+
+// TestPlanMemoRemoteSource: an Application whose source is another repository makes Plan
+// consult Repo.Remotes (to tell the source's kind); what it learns there is not observed,
+// so that plan is not stored, while the same repository without the remote source is.
+func TestPlanMemoRemoteSource(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"apps/web/kustomization.yaml": "resources:\n- cm.yaml\n",
+		"apps/web/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n",
+		"argocd/other.yaml":           "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: other\nspec:\n  source:\n    repoURL: https://git.example.com/other.git\n    path: deploy\n",
+	})
+	rem := &gitRemotes{}
+	cache := t.TempDir()
+	plan := func() PlanStats {
+		t.Helper()
+		vc, err := verdictcache.Open(cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys := repopath.DirFS(dir)
+		stat := vc.OpenStatMemo(fsys.Root().Real(), time.Now())
+		m := &testPlanMemo{vc: vc, files: verdictcache.NewFiles(fsys, 0).Trust(stat), stat: stat}
+		_, s := PlanWithMemo(context.Background(), Repo{Dir: dir, FS: fsys, Remotes: rem}, DiscoverOptions{RepoURLs: []string{"https://git.example.com/this.git"}}, 2, m)
+		stat.Save()
+		return s
+	}
+	if s := plan(); s.Stored || s.Reused || rem.fetched == 0 || !strings.Contains(s.Why, "remote repository consulted") {
+		t.Fatalf("an Application of another repository: stored %v, reused %v, %d fetches (%s); want not stored, the remote consulted", s.Stored, s.Reused, rem.fetched, s.Why)
+	}
+	if s := plan(); s.Reused {
+		t.Errorf("the next run reused a plan that was not stored (%s)", s.Why)
+	}
+	if err := os.Remove(filepath.Join(dir, "argocd/other.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if s := plan(); !s.Stored {
+		t.Errorf("without the remote source: not stored (%s)", s.Why)
+	}
 }
