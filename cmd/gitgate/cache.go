@@ -374,7 +374,7 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 	var deps []render.Deps
 	index := map[string]int{}
 	for i, t := range d.Targets {
-		index[t.Name+"|"+t.Path] = i
+		index[targetID(t)] = i
 	}
 	todo := d.Targets
 	if vc != nil && run != "" {
@@ -418,7 +418,7 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 			if interrupted { // one InterruptedError for the repository, in checkRepo
 				part.Errors = slices.DeleteFunc(part.Errors, func(e error) bool { return errors.Is(e, ctx.Err()) })
 			}
-			o := outs[index[r.Target.Name+"|"+r.Target.Path]]
+			o := outs[index[targetID(r.Target)]]
 			o.part, o.notices, o.entry = part, r.Notices, nil
 			o.custom = customKinds(r.Resources)
 			if opts.CRDs != nil && len(part.Unchecked) > 0 { // their CRD may come from a later target
@@ -439,7 +439,7 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 			}
 			o.store = !interrupted && tr.Reads != nil && r.Err == nil && len(part.Errors) == 0 && !rendersCRDs && o.key != ""
 			if o.store && deps != nil {
-				dep := deps[index[r.Target.Name+"|"+r.Target.Path]]
+				dep := deps[index[targetID(r.Target)]]
 				for f := range tr.Reads {
 					if !dep.Match(f) {
 						o.store = false // its dependencies miss a file it reads: never cached
@@ -451,7 +451,7 @@ func evaluateTargets(ctx context.Context, repo render.Repo, d *render.Discovery,
 				storeRendered(vc, o.key, r.Resources)
 			}
 			if deps != nil { // the CRDs it renders, for shards that need them (shard_crds.go)
-				recordCRDs(vc, o.key, tr, deps[index[r.Target.Name+"|"+r.Target.Path]], interrupted)
+				recordCRDs(vc, o.key, tr, deps[index[targetID(r.Target)]], interrupted)
 			}
 			mu.Lock()
 			crds = append(crds, own...)

@@ -82,23 +82,21 @@ func bindNoCache(fs *pflag.FlagSet, p *bool) {
 	fs.BoolVar(p, "no-cache", false, "render and evaluate every target: do not use or fill the verdict cache (kept with remote sources in --cache-dir)")
 }
 
-func reportTargetID(t render.Target) string { return t.Name + "|" + t.Path }
-
 // newReportCache keys every target of apps (cacheKeys, over the report's run key).
 func newReportCache(ctx context.Context, vc *verdictcache.Cache, run string, repo render.Repo, apps []reconcile.App, workers int) *reportCache {
 	c := &reportCache{vc: vc, run: run, keys: map[string]string{}, deps: map[string]render.Deps{}, entry: map[string]bool{}, hit: map[string]bool{}}
 	var ts []render.Target
 	for _, a := range apps {
 		for _, t := range a.Targets {
-			if _, ok := c.keys[reportTargetID(t)]; !ok {
-				c.keys[reportTargetID(t)] = ""
+			if _, ok := c.keys[targetID(t)]; !ok {
+				c.keys[targetID(t)] = ""
 				ts = append(ts, t)
 			}
 		}
 	}
 	keys, deps := cacheKeys(ctx, repo, &render.Discovery{Targets: ts}, run, workers)
 	for i, t := range ts {
-		c.keys[reportTargetID(t)], c.deps[reportTargetID(t)] = keys[i], deps[i]
+		c.keys[targetID(t)], c.deps[targetID(t)] = keys[i], deps[i]
 	}
 	return c
 }
@@ -130,7 +128,7 @@ func (c *reportCache) reportVerdictKey(app reconcile.App) string {
 		return ""
 	}
 	for _, t := range app.Targets {
-		k := c.keys[reportTargetID(t)]
+		k := c.keys[targetID(t)]
 		if k == "" {
 			return ""
 		}
@@ -141,7 +139,7 @@ func (c *reportCache) reportVerdictKey(app reconcile.App) string {
 
 // Render is render.Render of t, from its entry when one fits.
 func (c *reportCache) Render(ctx context.Context, repo render.Repo, t render.Target) ([]policy.Resource, error) {
-	id := reportTargetID(t)
+	id := targetID(t)
 	key := c.keys[id]
 	if key != "" {
 		var e reportEntry
@@ -243,7 +241,7 @@ func (c *reportCache) Blocking(app reconcile.App) ([]string, bool) {
 	c.mu.Lock()
 	all := true
 	for _, t := range app.Targets {
-		all = all && c.hit[reportTargetID(t)]
+		all = all && c.hit[targetID(t)]
 	}
 	c.mu.Unlock()
 	key := c.reportVerdictKey(app)
@@ -260,7 +258,7 @@ func (c *reportCache) Judged(app reconcile.App, desired []policy.Resource, judge
 	c.mu.Lock()
 	ok := true
 	for _, t := range app.Targets {
-		ok = ok && c.entry[reportTargetID(t)]
+		ok = ok && c.entry[targetID(t)]
 	}
 	c.mu.Unlock()
 	key := c.reportVerdictKey(app)

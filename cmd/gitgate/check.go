@@ -277,10 +277,10 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 			elsewhere = &shardCRDs{spec: *shard, repo: repo, plan: full, vc: vc}
 			mine := map[string]bool{}
 			for _, t := range d.Targets {
-				mine[t.Name+"|"+t.Path] = true
+				mine[targetID(t)] = true
 			}
 			for _, t := range full.Targets {
-				if !mine[t.Name+"|"+t.Path] {
+				if !mine[targetID(t)] {
 					elsewhere.others = append(elsewhere.others, t)
 				}
 			}
@@ -299,7 +299,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 		}
 	}
 	if elsewhere != nil {
-		elsewhere.run, elsewhere.record = run, vc != nil
+		elsewhere.run = run
 	}
 	evaluated := map[string]bool{} // target name|path, rendered and gated completely
 	var notices []string           // the targets' own, deduplicated (several targets build one file)
@@ -316,7 +316,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 			}
 		}
 		if o.done {
-			evaluated[d.Targets[i].Name+"|"+d.Targets[i].Path] = true
+			evaluated[targetID(d.Targets[i])] = true
 		}
 	}
 	if vc != nil {
@@ -330,7 +330,7 @@ func checkRepo(cmd *cobra.Command, set *settings, gate *policy.Gate, opts policy
 	if err := ctx.Err(); err != nil {
 		ie := &policy.InterruptedError{Err: err, Total: len(d.Targets), Unit: "targets"}
 		for _, t := range d.Targets {
-			if !evaluated[t.Name+"|"+t.Path] {
+			if !evaluated[targetID(t)] {
 				ie.NotEvaluated++
 				ie.Names = append(ie.Names, t.Name)
 			}

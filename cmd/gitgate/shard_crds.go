@@ -101,7 +101,6 @@ type shardCRDs struct {
 	others []render.Target   // the plan's targets of other shards
 	vc     *verdictcache.Cache
 	run    string
-	record bool // store the records of what it renders (vc set)
 
 	// What resolve did (tests and the notice): the other targets by how their CRDs
 	// were known.
@@ -203,7 +202,7 @@ func (s *shardCRDs) find(ctx context.Context, workers int) (recorded []recordedC
 	var todo []render.Target
 	index := map[string]int{}
 	for i, t := range s.others {
-		index[t.Name+"|"+t.Path] = i
+		index[targetID(t)] = i
 		var rec crdRecord
 		if keys != nil && keys[i] != "" && s.vc.Get(crdRecordKey(keys[i]), &rec) && rec.Name == t.Name && rec.Path == t.Path && s.remotesAsThen(ctx, t, rec.Remotes) {
 			recorded = append(recorded, rec.CRDs...)
@@ -221,9 +220,9 @@ func (s *shardCRDs) find(ctx context.Context, workers int) (recorded []recordedC
 	var mu sync.Mutex
 	done := map[string]bool{}
 	render.RenderTraced(ctx, s.repo, &od, todo, workers, nil, func(tr render.Traced) {
-		i := index[tr.Target.Name+"|"+tr.Target.Path]
+		i := index[targetID(tr.Target)]
 		interrupted := ctx.Err() != nil
-		if s.record && keys != nil {
+		if keys != nil { // keyed: store the records of what it renders
 			recordCRDs(s.vc, keys[i], tr, deps[i], interrupted)
 		}
 		mu.Lock()
@@ -236,10 +235,10 @@ func (s *shardCRDs) find(ctx context.Context, workers int) (recorded []recordedC
 				rendered = append(rendered, r)
 			}
 		}
-		done[tr.Target.Name+"|"+tr.Target.Path] = true
+		done[targetID(tr.Target)] = true
 	})
 	for _, t := range todo {
-		if done[t.Name+"|"+t.Path] {
+		if done[targetID(t)] {
 			s.rendered = append(s.rendered, t.Name)
 			traceShardCRD(t.Name, "rendered")
 		} else {
