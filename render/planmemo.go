@@ -10,9 +10,10 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"reflect"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,12 +91,12 @@ func encodePlan(b *planBlob) ([]byte, error) {
 	w.WriteString(planMemoFormat + "\n")
 	putBlobString(&w, string(head))
 	putBlobUint(&w, uint64(len(b.Obs)))
-	for _, k := range sortedKeys(b.Obs) {
+	for _, k := range slices.Sorted(maps.Keys(b.Obs)) {
 		putBlobString(&w, k)
 		putBlobString(&w, b.Obs[k])
 	}
 	putBlobUint(&w, uint64(len(b.Deps)))
-	for _, k := range sortedKeys(b.Deps) {
+	for _, k := range slices.Sorted(maps.Keys(b.Deps)) {
 		putBlobString(&w, k)
 		putBlobUint(&w, uint64(len(b.Deps[k])))
 		for _, f := range b.Deps[k] {
@@ -145,15 +146,6 @@ func decodePlan(data []byte) (*planBlob, bool) {
 		return nil, false
 	}
 	return b, true
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func putBlobUint(w *bytes.Buffer, v uint64) {
@@ -464,11 +456,7 @@ func (s sizedInfo) Size() int64 { return s.size }
 // replay checks the observations against the repository now: "" when every one holds,
 // else what differs.
 func replay(ctx context.Context, fsys *repopath.FS, memo PlanMemo, obs map[string]string, workers int) string {
-	keys := make([]string, 0, len(obs))
-	for k := range obs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // listings ("d") before the entries and files they vouch for
+	keys := slices.Sorted(maps.Keys(obs)) // listings ("d") before the entries and files they vouch for
 	// Listings first: they answer for absent names and entries below them.
 	var mu sync.Mutex
 	listings := map[string]map[string]fs.DirEntry{} // dir -> entries, for listings as recorded

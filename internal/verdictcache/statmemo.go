@@ -7,7 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"io/fs"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -168,11 +169,7 @@ func (m *StatMemo) Save() {
 // The encoding: magic, root, count, then per record its name, the stat fields, the
 // stamp and the digest, each string with its length. Sorted by name (stable blobs).
 func encodeStatMemo(root string, recs map[string]statRecord) []byte {
-	names := make([]string, 0, len(recs))
-	for n := range recs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(recs))
 	var b bytes.Buffer
 	b.WriteString(statMemoMagic)
 	putString(&b, root)

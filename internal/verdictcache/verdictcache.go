@@ -19,9 +19,11 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -328,11 +330,7 @@ func (c *Cache) note(key string, b []byte, fromBundle, getting bool) {
 const bundleMagic = "gitgate-verdict-bundle/1\n"
 
 func encodeBundle(entries map[string][]byte) []byte {
-	keys := make([]string, 0, len(entries))
-	for k := range entries {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(entries))
 	var b bytes.Buffer
 	b.WriteString(bundleMagic)
 	putUint(&b, uint64(len(keys)))
